@@ -1,0 +1,127 @@
+"""What users import: publish, remove, open_catalog, prefetch, init_site, browse.
+
+Every call works on a local site store (``store=``) or through the site server
+(``server=``); see :mod:`eurec4a_nt.config` for how the default is found.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .catalog import RESERVED_METADATA
+from .config import DEFAULT_STORE, settings
+from .entries import Entry, check_name, check_topics
+from .errors import BadInput
+from .keyring import KeyringSite
+from .log import Change
+from .progress import progress_bar
+from .publishing import build_entry, total_size
+
+if TYPE_CHECKING:
+    from .client import SiteClient
+    from .sitestore import SiteStore
+
+PathLike = str | os.PathLike[str]
+
+
+def init_site(site: str, store: PathLike = DEFAULT_STORE, objects: str | None = None,
+              urls: Iterable[str] = ()) -> KeyringSite:
+    """Create the store of ``site`` with a new signing key; return its keyring line.
+
+    ``objects`` puts the objects on any fsspec URL (e.g. ``s3://bucket/prefix``)
+    instead of the store folder.
+    """
+    from .sitestore import SiteStore
+
+    store_ = SiteStore.init(store, site, objects=objects, urls=urls)
+    return store_.keyring.sites[site]
+
+
+def _target(store: PathLike | None, server: str | None, token: str | None) -> SiteStore | SiteClient:
+    s = settings(store, server, token)
+    if s.server:
+        from .client import SiteClient
+
+        return SiteClient(s.server, token=s.token, cache=s.cache)
+    from .sitestore import SiteStore
+
+    return SiteStore(s.store)  # type: ignore[arg-type]
+
+
+def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
+            description: str = "", metadata: dict[str, Any] | None = None,
+            format: str | None = None, *, store: PathLike | None = None,
+            server: str | None = None, token: str | None = None,
+            progress: bool | None = None) -> Entry | list[Entry]:
+    """Publish a file, a folder (a ``.zarr`` store included), several paths, or an
+    ``xarray.Dataset`` under ``name``; return the entry (a list for several paths).
+
+    Only objects the store lacks are stored (or uploaded). The call returns once the
+    data is durable and the signed commit is in the site log. Publishing a name
+    again replaces the entry.
+    """
+    topics = check_topics(topics)
+    for key in metadata or {}:
+        if key in RESERVED_METADATA:
+            raise BadInput(f"metadata key {key!r} is reserved; reserved: {', '.join(RESERVED_METADATA)}")
+    many = isinstance(obj, (list, tuple))
+    items = list(obj) if many else [obj]
+    if not items:
+        raise BadInput("nothing to publish")
+    if name is None:
+        if many or not isinstance(obj, (str, os.PathLike)):
+            raise BadInput("give a name= for a dataset or several paths")
+        name = Path(os.fspath(obj)).name
+    check_name(name)
+    names = [f"{name}/{Path(os.fspath(p)).name}" for p in items] if many else [name]
+    target = _target(store, server, token)
+    tmp_dir = getattr(target, "tmp_dir", None)
+    entries = []
+    with progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress) as bar:
+        for item, item_name in zip(items, names):
+            entries.append(build_entry(item, item_name, target.sink, topics=topics,
+                                       description=description, metadata=metadata, format=format,
+                                       tmp_dir=tmp_dir, progress=bar.update))
+    commit = target.commit([Change("put", e.name, e) for e in entries])
+    published = [e.with_site(commit.site) for e in entries]
+    return published if many else published[0]
+
+
+def remove(name: str | Sequence[str], *, store: PathLike | None = None, server: str | None = None,
+           token: str | None = None) -> None:
+    """Remove entries of this site (a new commit; their objects stay until evicted)."""
+    names = [name] if isinstance(name, str) else list(name)
+    target = _target(store, server, token)
+    for n in names:
+        target.entry(target.site, check_name(n))  # raises NotFound for a wrong name
+    target.commit([Change("remove", n) for n in names])
+
+
+def open_catalog(*, store: PathLike | None = None, server: str | None = None,
+                 token: str | None = None) -> Any:
+    """The intake catalog of every site: ``cat[site][name]`` is an entry."""
+    import intake
+
+    target = _target(store, server, token)
+    return intake.open_catalog(str(target.catalog_path()))
+
+
+def prefetch(topics: str | Sequence[str] = (), sites: Sequence[str] | None = None,
+             names: Sequence[str] = (), *, server: str | None = None, token: str | None = None,
+             store: PathLike | None = None, wait: bool = True, progress: bool | None = None) -> Any:
+    """Make this site hold every entry of ``topics`` (of ``sites``, or all), now and as
+    new ones appear; with ``wait``, return when what exists now is held here."""
+    target = _target(store, server, token)
+    return target.prefetch(check_topics(topics), list(sites or []), list(names), wait=wait,
+                           progress=progress)
+
+
+def browse(*, server: str | None = None, token: str | None = None,
+           store: PathLike | None = None) -> Any:
+    """A catalog browser widget for JupyterLab."""
+    from .jupyter.browser import CatalogBrowser
+
+    return CatalogBrowser(_target(store, server, token))

@@ -1,0 +1,86 @@
+"""Where to find the data: a local store or a site server, and the token to write.
+
+Each setting comes from, in order: the argument, the environment
+(``EUREC4A_NT_STORE``, ``EUREC4A_NT_SERVER``, ``EUREC4A_NT_TOKEN``,
+``EUREC4A_NT_CACHE``), the config file (``EUREC4A_NT_CONFIG`` or
+``~/.config/eurec4a-nt/config.yaml``, keys ``store``, ``server``, ``token``,
+``cache``), and finally the default: the local store ``site-cache``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from .errors import BadInput
+
+if TYPE_CHECKING:
+    from .types import Backend
+
+DEFAULT_STORE = "site-cache"
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("EUREC4A_NT_CONFIG", Path.home() / ".config" / "eurec4a-nt" / "config.yaml"))
+
+
+def _config_file() -> dict[str, str]:
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        body = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BadInput(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadInput(f"config file {path} must be a YAML mapping")
+    return {k: str(v) for k, v in body.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: exactly one of ``store`` and ``server`` is set."""
+
+    store: str | None
+    server: str | None
+    token: str | None
+    cache: str
+
+
+def settings(store: str | os.PathLike[str] | None = None, server: str | None = None,
+             token: str | None = None, cache: str | os.PathLike[str] | None = None) -> Settings:
+    """Resolve settings from arguments, environment and config file."""
+    file = _config_file()
+
+    def pick(arg: object, key: str) -> str | None:
+        if arg is not None:
+            return os.fspath(arg)  # type: ignore[arg-type]
+        return os.environ.get(f"EUREC4A_NT_{key.upper()}") or file.get(key)
+
+    token = pick(token, "token")
+    cache = pick(cache, "cache") or str(Path.home() / ".cache" / "eurec4a-nt")
+    if store is not None:
+        return Settings(os.fspath(store), None, token, cache)
+    if server is not None:
+        return Settings(None, server.rstrip("/"), token, cache)
+    env_store, env_server = pick(None, "store"), pick(None, "server")
+    if env_server and not env_store:
+        return Settings(None, env_server.rstrip("/"), token, cache)
+    return Settings(env_store or DEFAULT_STORE, None, token, cache)
+
+
+def open_backend(store: str | os.PathLike[str] | None = None, server: str | None = None,
+                 token: str | None = None, cache: str | os.PathLike[str] | None = None) -> Backend:
+    """The local site store or the site-server client the settings point to."""
+    s = settings(store, server, token, cache)
+    if s.server:
+        from .client import SiteClient
+
+        return SiteClient(s.server, token=s.token, cache=s.cache)
+    from .sitestore import SiteStore
+
+    return SiteStore(s.store)  # type: ignore[arg-type]

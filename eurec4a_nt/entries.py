@@ -1,0 +1,137 @@
+"""Entries: the named things a site publishes, and the rules for names and topics."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import BadInput, Corrupt, NotFound
+from .ids import ObjectId
+
+SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+")
+TOPIC_RE = re.compile(r"[a-z0-9-]+")
+MAX_NAME = 512
+KINDS = ("file", "zarr", "directory")
+
+
+def check_site(site: object) -> str:
+    """Return ``site`` if it is a valid site name, else raise :class:`BadInput`."""
+    if not isinstance(site, str) or not SITE_RE.fullmatch(site):
+        raise BadInput(
+            f"bad site name {site!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. RV-Meteor)"
+        )
+    return site
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a valid entry name, else raise :class:`BadInput`.
+
+    A name is a relative POSIX path of segments made of ``[A-Za-z0-9._-]``, without
+    ``.`` or ``..`` segments, empty segments, or more than 512 characters.
+    """
+    if not isinstance(name, str) or not name:
+        raise BadInput("an entry name is required (e.g. sondes/2020-02-01T1045.nc)")
+    if len(name) > MAX_NAME:
+        raise BadInput(f"entry name is {len(name)} characters long; at most {MAX_NAME} allowed")
+    for segment in name.split("/"):
+        if segment in ("", ".", "..") or not SEGMENT_RE.fullmatch(segment):
+            raise BadInput(
+                f"bad entry name {name!r}: each '/'-separated part must be non-empty, "
+                "not '.' or '..', and use only letters, digits, '.', '_' or '-'"
+            )
+    return name
+
+
+def check_topics(topics: object) -> tuple[str, ...]:
+    """Return topics as a sorted tuple without duplicates; raise on a bad one."""
+    if isinstance(topics, str):
+        topics = [topics]
+    if not isinstance(topics, (list, tuple, set, frozenset)):
+        raise BadInput(f"topics must be a list of strings, not {type(topics).__name__}")
+    for topic in topics:
+        if not isinstance(topic, str) or not TOPIC_RE.fullmatch(topic):
+            raise BadInput(f"bad topic {topic!r}: use lowercase letters, digits and '-'")
+    return tuple(sorted(set(topics)))
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with a ``Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A dataset or file published by a site.
+
+    ``root`` is the id of a file record (kind ``file``) or of a manifest (kinds
+    ``zarr`` and ``directory``). ``site`` is not stored in the entry itself: it is
+    the site whose log holds it.
+    """
+
+    name: str
+    kind: str
+    root: ObjectId
+    size: int
+    format: str
+    topics: tuple[str, ...] = ()
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    published: str = ""
+    site: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if self.kind not in KINDS:
+            raise BadInput(f"bad entry kind {self.kind!r}: one of {', '.join(KINDS)}")
+        if not isinstance(self.metadata, dict):
+            raise BadInput("metadata must be a JSON object (a dict)")
+
+    @property
+    def path(self) -> str:
+        """``SITE/NAME``."""
+        return f"{self.site}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as it is written in a commit."""
+        return {
+            "name": self.name, "kind": self.kind, "root": self.root, "size": self.size,
+            "format": self.format, "topics": list(self.topics),
+            "description": self.description, "metadata": self.metadata,
+            "published": self.published,
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], site: str = "") -> Entry:
+        """Parse an entry from a commit; raise :class:`Corrupt` if malformed."""
+        try:
+            return cls(
+                name=body["name"], kind=body["kind"], root=ObjectId.parse(body["root"]),
+                size=int(body["size"]), format=str(body["format"]),
+                topics=check_topics(body.get("topics", [])),
+                description=str(body.get("description", "")),
+                metadata=dict(body.get("metadata") or {}),
+                published=str(body.get("published", "")), site=site,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Corrupt(f"malformed entry in a commit of {site or 'a site'}: {exc}") from None
+
+    def with_site(self, site: str) -> Entry:
+        return replace(self, site=site)
+
+
+def find_entry(site: str, entries: Mapping[str, Entry], rest: str) -> tuple[Entry, str]:
+    """Split ``NAME[/inner/path]`` into the entry of ``site`` and the path inside it.
+
+    The longest entry name that is a prefix (at a ``/``) wins.
+    """
+    parts = rest.strip("/").split("/") if rest.strip("/") else []
+    for i in range(len(parts), 0, -1):
+        name = "/".join(parts[:i])
+        if name in entries:
+            return entries[name], "/".join(parts[i:])
+    raise NotFound(f"{site} has no entry {rest.strip('/')!r}")

@@ -1,0 +1,170 @@
+"""Manifests of zarr datasets and directories, and finding bytes inside an entry.
+
+A manifest maps relative paths (zarr keys, or file paths in a directory) to
+:class:`Ref` s. A value of at most one block is stored as one object; a larger one is
+cut into blocks with a file record (``record=True``), exactly like a file entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .chunking import MAX_BLOCK, FileRecord
+from .entries import Entry
+from .errors import BadInput, Corrupt, NotFound
+from .ids import ObjectId
+from .stores.base import ObjectStore
+
+GetObject = Callable[[ObjectId], bytes]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where a value's bytes are: one object, or a file record of blocks."""
+
+    id: ObjectId
+    size: int
+    record: bool = False
+
+    def to_json(self) -> list[object]:
+        return [self.id, self.size, 1] if self.record else [self.id, self.size]
+
+    @classmethod
+    def from_json(cls, body: list[object]) -> Ref:
+        return cls(ObjectId.parse(body[0]), int(body[1]), len(body) > 2 and bool(body[2]))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Relative path -> :class:`Ref`, for a zarr store (``zarr``) or a directory."""
+
+    type: str
+    items: dict[str, Ref]
+
+    def to_bytes(self) -> bytes:
+        body = {"type": self.type, "items": {k: r.to_json() for k, r in sorted(self.items.items())}}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        """Parse a stored manifest; raise :class:`Corrupt` if it is not one."""
+        try:
+            body = json.loads(data)
+            if body.get("type") not in ("zarr", "directory"):
+                raise ValueError("not a manifest")
+            items = {str(k): Ref.from_json(v) for k, v in body["items"].items()}
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise Corrupt(f"damaged manifest: {exc}") from None
+        return cls(body["type"], items)
+
+    @property
+    def size(self) -> int:
+        return sum(r.size for r in self.items.values())
+
+    def listdir(self, prefix: str) -> tuple[list[str], list[str]]:
+        """Files and sub-directories directly under ``prefix`` ("" for the top)."""
+        prefix = prefix.strip("/")
+        start = f"{prefix}/" if prefix else ""
+        files, dirs = [], set()
+        for key in self.items:
+            if key.startswith(start):
+                rest = key[len(start):]
+                head, sep, _ = rest.partition("/")
+                (dirs.add(head) if sep else files.append(head))
+        return sorted(files), sorted(dirs)
+
+
+def entry_ref(entry: Entry) -> Ref:
+    """The ref of a whole entry's root."""
+    return Ref(entry.root, entry.size, record=entry.kind == "file")
+
+
+def load_manifest(entry: Entry, get: GetObject) -> Manifest:
+    if entry.kind == "file":
+        raise BadInput(f"{entry.path} is a file, not a {entry.kind} entry")
+    return Manifest.from_bytes(get(entry.root))
+
+
+def resolve(entry: Entry, subpath: str, get: GetObject) -> Ref:
+    """The ref of ``subpath`` inside an entry ("" for a file entry itself)."""
+    subpath = subpath.strip("/")
+    if entry.kind == "file":
+        if subpath:
+            raise NotFound(f"{entry.path} is a file; it has no {subpath!r} inside")
+        return entry_ref(entry)
+    manifest = load_manifest(entry, get)
+    try:
+        return manifest.items[subpath]
+    except KeyError:
+        raise NotFound(f"{entry.path} has no {subpath!r}") from None
+
+
+def blocks_of(ref: Ref, get: GetObject) -> list[tuple[ObjectId, int, int]]:
+    """``(id, offset, length)`` of every object holding the ref's bytes, in order."""
+    if not ref.record:
+        return [(ref.id, 0, ref.size)]
+    record = FileRecord.from_bytes(get(ref.id))
+    return [(b.id, b.offset, b.length) for b in record.blocks]
+
+
+class RefReader:
+    """Random access to a ref's bytes, reading only the objects that hold a range.
+
+    The block list is read once; each read asks the store for just the byte span it
+    needs from each block.
+    """
+
+    def __init__(self, ref: Ref, store: ObjectStore) -> None:
+        self.ref = ref
+        self.store = store
+        self._blocks: list[tuple[ObjectId, int, int]] | None = None
+
+    @property
+    def blocks(self) -> list[tuple[ObjectId, int, int]]:
+        """``(id, offset, length)`` of the objects holding the bytes, in order."""
+        if self._blocks is None:
+            self._blocks = blocks_of(self.ref, self.store.get)
+        return self._blocks
+
+    def blocks_for(self, start: int, end: int) -> list[tuple[ObjectId, int, int]]:
+        """The blocks overlapping bytes ``[start, end)``."""
+        return [b for b in self.blocks if b[1] < end and b[1] + b[2] > start]
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)``, clipped to the ref's size."""
+        end = min(end, self.ref.size)
+        if start >= end:
+            return b""
+        parts = []
+        for oid, offset, length in self.blocks_for(start, end):
+            lo, hi = max(start - offset, 0), min(end - offset, length)
+            parts.append(self.store.get_range(oid, lo, hi))
+        return b"".join(parts)
+
+
+def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
+    """Every object an entry needs, as ``(id, present in store)``; roots and records first.
+
+    An absent record or manifest is reported as absent and its blocks are skipped.
+    """
+    if entry.kind == "file":
+        refs: list[Ref] = [entry_ref(entry)]
+    elif not store.has(entry.root):
+        yield entry.root, False
+        return
+    else:
+        yield entry.root, True
+        refs = list(Manifest.from_bytes(store.get(entry.root)).items.values())
+    for ref in refs:
+        present = store.has(ref.id)
+        yield ref.id, present
+        if ref.record and present:
+            for block in FileRecord.from_bytes(store.get(ref.id)).blocks:
+                yield block.id, store.has(block.id)
+
+
+def small_enough(size: int) -> bool:
+    """Whether a value of ``size`` bytes is stored as one object (no record)."""
+    return size <= MAX_BLOCK

@@ -1,0 +1,138 @@
+"""Turning what a user publishes (files, folders, zarr stores, xarray datasets) into
+objects and an :class:`Entry`.
+
+The objects go to any :class:`ObjectStore`: the site's own store when publishing
+locally, or a site server (which is asked first which objects it lacks) when
+publishing over the LAN. Signing the commit is the caller's business.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .chunking import FileRecord, record_file
+from .entries import Entry, check_name, check_topics, utc_now
+from .errors import BadInput, NotFound
+from .formats import guess_format
+from .ids import ObjectId
+from .manifests import Manifest, Ref, small_enough
+from .stores.base import ObjectStore
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+Progress = Callable[[int], None]
+
+#: Target size of a zarr chunk chosen for a dataset that has no chunking of its own.
+ZARR_CHUNK_BYTES = 1 << 20
+_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+
+
+def is_zarr_dir(path: Path) -> bool:
+    return path.is_dir() and (path.suffix == ".zarr" or any((path / m).exists() for m in _ZARR_MARKERS))
+
+
+def _put_record(record: FileRecord, sink: ObjectStore) -> ObjectId:
+    return sink.put(record.to_bytes())
+
+
+def store_file(path: Path, sink: ObjectStore, progress: Progress | None = None) -> tuple[ObjectId, int]:
+    """Store a file as blocks plus a file record; return the record's id and the size."""
+    record = record_file(path, sink.put_many, progress)
+    return _put_record(record, sink), record.size
+
+
+def store_tree(path: Path, kind: str, sink: ObjectStore, progress: Progress | None = None) -> Manifest:
+    """Store every file under ``path`` and return the (unstored) manifest."""
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    items: dict[str, Ref] = {}
+    small = [p for p in files if small_enough(p.stat().st_size)]
+    large = [p for p in files if not small_enough(p.stat().st_size)]
+
+    def small_objects() -> Iterator[tuple[ObjectId, bytes]]:
+        for p in small:
+            data = p.read_bytes()
+            oid = ObjectId.of(data)
+            items[p.relative_to(path).as_posix()] = Ref(oid, len(data))
+            yield oid, data
+            if progress:
+                progress(len(data))
+
+    sink.put_many(small_objects())
+    for p in large:
+        oid, size = store_file(p, sink, progress)
+        items[p.relative_to(path).as_posix()] = Ref(oid, size, record=True)
+    return Manifest("zarr" if kind == "zarr" else "directory", items)
+
+
+def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Chunks for variables that have none: about 1 MiB, cut along the first dimension only,
+    so that appending along it leaves every earlier chunk's bytes unchanged."""
+    encoding = {}
+    for name, var in ds.variables.items():
+        if var.ndim == 0 or var.chunks is not None or "chunks" in var.encoding:
+            continue
+        row = max(math.prod(var.shape[1:]) * var.dtype.itemsize, 1)
+        encoding[str(name)] = {"chunks": (max(ZARR_CHUNK_BYTES // row, 1), *var.shape[1:])}
+    return encoding
+
+
+def store_dataset(ds: xr.Dataset, sink: ObjectStore, tmp_dir: Path | None,
+                  progress: Progress | None = None) -> Manifest:
+    """Write an xarray dataset as zarr (v3) and store its keys."""
+    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="dataset-") as tmp:
+        target = Path(tmp) / "data.zarr"
+        ds.to_zarr(target, mode="w", encoding=_zarr_encoding(ds), zarr_format=3, consolidated=False)
+        return store_tree(target, "zarr", sink, progress)
+
+
+def build_entry(obj: Any, name: str, sink: ObjectStore, *, topics: Any = (), description: str = "",
+                metadata: dict[str, Any] | None = None, format: str | None = None,
+                tmp_dir: Path | None = None, progress: Progress | None = None) -> Entry:
+    """Store ``obj`` (a path or an ``xarray.Dataset``) in ``sink`` and describe it as an entry."""
+    check_name(name)
+    topics = check_topics(topics)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadInput("metadata must be a dict (a JSON object)")
+    common = dict(topics=topics, description=str(description), metadata=dict(metadata or {}),
+                  published=utc_now())
+    if _is_dataset(obj):
+        manifest = store_dataset(obj, sink, tmp_dir, progress)
+        root = sink.put(manifest.to_bytes())
+        return Entry(name, "zarr", root, manifest.size, format or "zarr", **common)
+    path = Path(os.fspath(obj)) if isinstance(obj, (str, os.PathLike)) else None
+    if path is None:
+        raise BadInput(f"cannot publish a {type(obj).__name__}: give a path or an xarray.Dataset")
+    if not path.exists():
+        raise NotFound(f"no such file or folder: {path}")
+    if path.is_dir():
+        kind = "zarr" if is_zarr_dir(path) else "directory"
+        manifest = store_tree(path, kind, sink, progress)
+        root = sink.put(manifest.to_bytes())
+        return Entry(name, kind, root, manifest.size, format or kind, **common)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    root, size = store_file(path, sink, progress)
+    return Entry(name, "file", root, size, format or guess_format(path.name, head), **common)
+
+
+def _is_dataset(obj: Any) -> bool:
+    cls = type(obj)
+    return cls.__name__ == "Dataset" and cls.__module__.startswith("xarray")
+
+
+def total_size(obj: Any) -> int:
+    """Bytes to publish, for progress bars (0 if unknown)."""
+    if _is_dataset(obj):
+        return int(obj.nbytes)
+    path = Path(os.fspath(obj)) if isinstance(obj, (str, os.PathLike)) else None
+    if path is None or not path.exists():
+        return 0
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size

@@ -1,0 +1,221 @@
+"""A site's store: its objects, the logs of every site it knows, its key and keyring.
+
+Layout of the folder (``site-cache/`` by default)::
+
+    config.yaml        which site this is; where objects live if not here
+    objects/ tmp/      content-addressed objects (or on any fsspec URL, see config)
+    logs/<site>.jsonl  signed site logs, one per known site
+    keys/<site>.key    this site's private key (mode 0600)
+    keyring.yaml       public keys this store trusts
+    state/             the site server's index (rebuildable)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import dump, site_catalog, top_catalog, write_atomic
+from .entries import Entry, check_name, check_site
+from .errors import BadCommit, BadInput, NotFound
+from .keyring import Keyring, KeyringSite, SiteKey
+from .log import Change, Commit, SiteLog, SiteState, parse_commit, verify_commit
+from .stores.base import ObjectStore
+from .stores.fsspec import FsspecStore
+from .stores.local import LocalStore
+
+KEYRING_ENV = "EUREC4A_NT_KEYRING"
+
+
+class SiteStore:
+    """Everything one site stores. ``site`` is None for a store that only caches."""
+
+    def __init__(self, path: str | os.PathLike[str], keyring: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise NotFound(f"no store at {self.path}: create one with "
+                           f"'eurec4a-nt init SITE --store {self.path}'")
+        config = self._config()
+        self.site: str | None = config.get("site")
+        objects_url = config.get("objects")
+        self.objects: ObjectStore = (
+            FsspecStore(objects_url, **config.get("storage_options", {}))
+            if objects_url else LocalStore(self.path)
+        )
+        self.logs_dir = self.path / "logs"
+        self.logs_dir.mkdir(exist_ok=True)
+        self.keyring = Keyring.load(self.path / "keyring.yaml")
+        campaign = keyring or os.environ.get(KEYRING_ENV)
+        if campaign:
+            self.keyring.merge(Keyring.load(Path(campaign)))
+        self._logs: dict[str, SiteLog] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SiteStore({str(self.path)!r}, site={self.site!r})"
+
+    # -- creation ----------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], site: str, objects: str | None = None,
+             urls: Iterable[str] = ()) -> SiteStore:
+        """Create (or reopen) the store of ``site`` with a new key pair.
+
+        Raises :class:`BadInput` if the folder already belongs to another site.
+        """
+        check_site(site)
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        config_path = root / "config.yaml"
+        config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
+        if config.get("site") not in (None, site):
+            raise BadInput(f"{root} already belongs to site {config['site']}; "
+                           "use another folder for another site")
+        config["site"] = site
+        if objects:
+            config["objects"] = objects
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        key_path = root / "keys" / f"{site}.key"
+        if not key_path.exists():
+            SiteKey.generate().save(key_path)
+        store = cls(root)
+        own = KeyringSite(site, store.key.public_key, list(urls))
+        store.keyring.add(own)
+        local = Keyring.load(root / "keyring.yaml")
+        local.add(own)
+        local.save(root / "keyring.yaml")
+        return store
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike[str]) -> SiteStore:
+        """Open a store, creating an empty cache-only one if the folder does not exist."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def _config(self) -> dict[str, Any]:
+        path = self.path / "config.yaml"
+        if not path.exists():
+            return {}
+        body = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(body, dict):
+            raise BadInput(f"{path} is not a YAML mapping")
+        return body
+
+    @property
+    def sink(self) -> ObjectStore:
+        """Where publishing puts objects."""
+        return self.objects
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.path / "tmp"
+
+    @property
+    def key(self) -> SiteKey:
+        if not self.site:
+            raise NotFound(f"the store at {self.path} has no site of its own: "
+                           "run 'eurec4a-nt init SITE' first")
+        return SiteKey.load(self.path / "keys" / f"{self.site}.key")
+
+    def trust(self, keyring: Keyring) -> None:
+        """Add sites to this store's own keyring file."""
+        local = Keyring.load(self.path / "keyring.yaml")
+        local.merge(keyring)
+        local.save(self.path / "keyring.yaml")
+        self.keyring.merge(keyring)
+
+    # -- logs --------------------------------------------------------------------------
+
+    def log(self, site: str) -> SiteLog:
+        """The log of ``site`` (empty if nothing is known of it yet)."""
+        check_site(site)
+        with self._lock:
+            if site not in self._logs:
+                self._logs[site] = SiteLog(self.logs_dir, site)
+            return self._logs[site]
+
+    def sites(self) -> list[str]:
+        """Every site with a log here, and this store's own site."""
+        names = {p.stem for p in self.logs_dir.glob("*.jsonl")}
+        if self.site:
+            names.add(self.site)
+        return sorted(names)
+
+    def heads(self) -> dict[str, int]:
+        """The highest seq held of every known site."""
+        return {site: self.log(site).seq for site in self.sites()}
+
+    def state(self, site: str) -> SiteState:
+        return self.log(site).current()
+
+    def entries(self, site: str) -> dict[str, Entry]:
+        """The current entries of ``site``; raise :class:`NotFound` for an unknown site."""
+        if site not in self.sites():
+            raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites()) or 'none'}")
+        return self.state(site).entries
+
+    def entry(self, site: str, name: str) -> Entry:
+        """The current entry ``name`` of ``site``; raise :class:`NotFound` if absent."""
+        check_name(name)
+        try:
+            return self.entries(site)[name]
+        except KeyError:
+            raise NotFound(f"{site} has no entry {name!r}") from None
+
+    def catalog_path(self) -> Path:
+        """Write the intake catalogs of every site (``catalog/``) and return the top one."""
+        directory = self.path / "catalog"
+        options = {"store": "{{ CATALOG_DIR }}/../.."}
+        sites = {}
+        for site in self.sites():
+            state = self.state(site)
+            sites[site] = {"seq": state.seq, "entries": len(state.entries)}
+            write_atomic(directory / "sites" / f"{site}.yaml",
+                         dump(site_catalog(site, state.entries, options)))
+        top = directory / "catalog.yaml"
+        write_atomic(top, dump(top_catalog(sites, "{{{{ CATALOG_DIR }}}}/sites/{site}.yaml")))
+        return top
+
+    def prefetch(self, *args: Any, **kwargs: Any) -> None:
+        raise BadInput("prefetch asks a site server to fetch data from other sites: "
+                       "give server= (or set EUREC4A_NT_SERVER)")
+
+    def commit(self, changes: list[Change]) -> Commit:
+        """Sign and append changes to this site's own log."""
+        if not self.site:
+            raise NotFound(f"the store at {self.path} has no site of its own: "
+                           "run 'eurec4a-nt init SITE' first")
+        return self.log(self.site).commit(self.key, changes)
+
+    def receive(self, raws: Iterable[bytes]) -> tuple[list[Commit], list[str]]:
+        """Verify and append commits from elsewhere, in order.
+
+        Returns the commits newly appended and the reasons others were rejected.
+        A rejected commit of one site does not stop commits of other sites.
+        """
+        added: list[Commit] = []
+        rejected: list[str] = []
+        broken: set[str] = set()
+        for raw in raws:
+            commit = None
+            try:
+                commit = parse_commit(raw)
+                if commit.site in broken:
+                    continue
+                verify_commit(commit, self.keyring)
+                log = self.log(commit.site)
+                if commit.site == self.site and commit.seq > log.seq:
+                    raise BadCommit(f"commit {commit.label} claims to be from this site; "
+                                    "only this site writes its own log")
+                if log.append(commit, None):
+                    added.append(commit)
+            except BadCommit as exc:
+                rejected.append(str(exc))
+                if commit is not None:
+                    broken.add(commit.site)
+        return added, rejected

@@ -1,0 +1,136 @@
+"""The object store interface.
+
+A store maps ids to immutable bytes. Backends implement a small core (``_read``,
+``_write``, ``has``, ``size``, ``delete``, ``ids``); everything else is built on it
+here. Every write goes through :func:`verified`, which hashes the bytes and refuses
+them if they do not match the id they claim, so no backend ever holds a wrong object
+under a valid id.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+
+from ..errors import Corrupt, ObjectMissing
+from ..ids import ObjectId
+
+
+def verified(data: bytes | memoryview, oid: ObjectId | None = None) -> ObjectId:
+    """The id of ``data``; with ``oid``, raise :class:`Corrupt` unless they match.
+
+    This is the check every write of an object goes through.
+    """
+    actual = ObjectId.of(data)
+    if oid is not None and actual != oid:
+        raise Corrupt(
+            f"received bytes hash to {actual.short}, not {oid.short}: "
+            "the transfer was damaged or truncated; send it again"
+        )
+    return actual
+
+
+class ObjectStore(ABC):
+    """Immutable objects named by the SHA-256 of their bytes."""
+
+    #: True when objects live as plain files that can be served with sendfile.
+    supports_local_paths = False
+
+    # -- the core a backend implements ------------------------------------------------
+
+    @abstractmethod
+    def _read(self, oid: ObjectId) -> bytes:
+        """The bytes of ``oid``; raise :class:`ObjectMissing` if absent."""
+
+    @abstractmethod
+    def _write(self, oid: ObjectId, data: bytes) -> None:
+        """Store bytes already verified to hash to ``oid``, atomically and durably.
+
+        Writing an object that exists is a no-op; concurrent writers are safe.
+        """
+
+    @abstractmethod
+    def has(self, oid: ObjectId) -> bool:
+        """Whether the object is here (complete and under its final name)."""
+
+    @abstractmethod
+    def size(self, oid: ObjectId) -> int:
+        """Size in bytes; raise :class:`ObjectMissing` if absent."""
+
+    @abstractmethod
+    def delete(self, oid: ObjectId) -> None:
+        """Remove the object; no error if it is absent."""
+
+    @abstractmethod
+    def ids(self) -> Iterator[ObjectId]:
+        """Every id held, in no particular order."""
+
+    # -- built on the core --------------------------------------------------------------
+
+    def get(self, oid: ObjectId, verify: bool = False) -> bytes:
+        """The object's bytes. With ``verify``, re-hash and raise :class:`Corrupt` on mismatch."""
+        data = self._read(oid)
+        if verify and ObjectId.of(data) != oid:
+            raise Corrupt(f"object {oid.short} does not match its id (damaged on disk?)")
+        return data
+
+    def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object."""
+        return self._read(oid)[start:end]
+
+    def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
+        """Store ``data`` and return its id.
+
+        If ``oid`` is given and the bytes do not hash to it, nothing is stored and
+        :class:`Corrupt` is raised.
+        """
+        oid = verified(data, oid)
+        if not self.has(oid):
+            self._write(oid, bytes(data))
+            self._flush([oid])
+        return oid
+
+    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+        """Store many objects, each verified, made durable together; returns the ids new here."""
+        new = []
+        for oid, data in items:
+            if not self.has(oid):
+                self._write(verified(data, oid), bytes(data))
+                new.append(oid)
+        self._flush(new)
+        return new
+
+    def _flush(self, oids: list[ObjectId]) -> None:
+        """Make the names of freshly written objects durable (a no-op where writes are)."""
+
+    def missing(self, oids: Iterable[ObjectId]) -> list[ObjectId]:
+        """The ids of ``oids`` this store lacks, in order, without duplicates."""
+        seen: set[ObjectId] = set()
+        out = []
+        for oid in oids:
+            if oid not in seen:
+                seen.add(oid)
+                if not self.has(oid):
+                    out.append(oid)
+        return out
+
+    def local_path(self, oid: ObjectId) -> str | None:
+        """A plain file holding the object, where the backend has one."""
+        return None
+
+    def quarantine(self, oid: ObjectId) -> str:
+        """Move a damaged object out of the way and say where; backends without a
+        place for it delete it."""
+        self.delete(oid)
+        return "deleted"
+
+    def close(self) -> None:
+        """Release connections or handles."""
+
+    def require(self, oid: ObjectId) -> None:
+        """Raise :class:`ObjectMissing` unless the object is here."""
+        if not self.has(oid):
+            raise ObjectMissing(f"object {oid} is not in this store")
+
+    def __contains__(self, oid: object) -> bool:
+        return isinstance(oid, str) and self.has(ObjectId.parse(oid))

@@ -1,0 +1,97 @@
+"""A read-through cache: a store over a local cache and an origin.
+
+Reads are served from the cache; a miss is fetched once from the origin, verified,
+kept in the cache and returned. Concurrent misses for one object wait for the same
+transfer. If the cache cannot keep an object (disk full), the failure is logged and
+the read still succeeds. Writes go to the origin.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+
+from ..errors import NTError, ObjectMissing
+from ..ids import ObjectId
+from .base import ObjectStore, verified
+
+log = logging.getLogger(__name__)
+
+
+class CachingStore(ObjectStore):
+    """``cache`` in front of ``origin``."""
+
+    def __init__(self, cache: ObjectStore, origin: ObjectStore) -> None:
+        self.cache = cache
+        self.origin = origin
+        self._locks: dict[ObjectId, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"CachingStore({self.cache!r}, {self.origin!r})"
+
+    def _fetch(self, oid: ObjectId) -> bytes | None:
+        """Make ``oid`` local (one transfer however many ask); return its bytes if fetched."""
+        with self._guard:
+            lock = self._locks.setdefault(oid, threading.Lock())
+        with lock:
+            try:
+                if self.cache.has(oid):
+                    return None
+                data = self.origin.get(oid)
+                verified(data, oid)
+                try:
+                    self.cache.put(data, oid)
+                except (NTError, OSError) as exc:
+                    log.warning("could not keep %s in the cache: %s", oid.short, exc)
+                return data
+            finally:
+                with self._guard:
+                    self._locks.pop(oid, None)
+
+    def _read(self, oid: ObjectId) -> bytes:
+        if self.cache.has(oid):
+            try:
+                return self.cache.get(oid)
+            except ObjectMissing:  # evicted meanwhile
+                pass
+        data = self._fetch(oid)
+        return data if data is not None else self.cache.get(oid)
+
+    def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
+        if not self.cache.has(oid):
+            data = self._fetch(oid)
+            if data is not None:
+                return data[start:end]
+        return self.cache.get_range(oid, start, end)
+
+    def prefetch(self, oids: Iterable[ObjectId]) -> int:
+        """Bring objects into the cache ahead of reads; return how many were fetched."""
+        wanted = [oid for oid in oids if not self.cache.has(oid)]
+        return sum(self._fetch(oid) is not None for oid in wanted)
+
+    def _write(self, oid: ObjectId, data: bytes) -> None:
+        self.origin.put(data, oid)
+
+    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+        return self.origin.put_many(items)
+
+    def has(self, oid: ObjectId) -> bool:
+        return self.cache.has(oid) or self.origin.has(oid)
+
+    def missing(self, oids: Iterable[ObjectId]) -> list[ObjectId]:
+        return self.origin.missing(oid for oid in oids if not self.cache.has(oid))
+
+    def size(self, oid: ObjectId) -> int:
+        return self.cache.size(oid) if self.cache.has(oid) else self.origin.size(oid)
+
+    def delete(self, oid: ObjectId) -> None:
+        """Drop the cached copy (the origin is not touched)."""
+        self.cache.delete(oid)
+
+    def ids(self) -> Iterator[ObjectId]:
+        return self.cache.ids()
+
+    def local_path(self, oid: ObjectId) -> str | None:
+        return self.cache.local_path(oid)

@@ -1,0 +1,22 @@
+"""Types shared across modules."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .entries import Entry
+from .stores.base import ObjectStore
+
+
+class Backend(Protocol):
+    """Where entries and their objects come from: a local site store, or a site server."""
+
+    objects: ObjectStore
+
+    def sites(self) -> list[str]:
+        """Every site known."""
+        ...
+
+    def entries(self, site: str) -> dict[str, Entry]:
+        """The current entries of ``site`` by name; raise NotFound for an unknown site."""
+        ...
