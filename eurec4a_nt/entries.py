@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import BadInput, Corrupt, NotFound
@@ -122,6 +123,17 @@ class Entry:
 
     def with_site(self, site: str) -> Entry:
         return replace(self, site=site)
+
+    def matches(self, topics: Iterable[str] = (), sites: Iterable[str] = (),
+                names: Iterable[str] = ()) -> bool:
+        """Whether the entry is selected by any of ``topics`` (all if none), one of
+        ``sites`` (any if none) and one of the ``names`` globs on ``SITE/NAME`` (any if none)."""
+        topics, sites, names = list(topics), list(sites), list(names)
+        if topics and not set(topics) & set(self.topics):
+            return False
+        if sites and self.site not in sites:
+            return False
+        return not names or any(fnmatch.fnmatchcase(self.path, p) for p in names)
 
 
 def find_entry(site: str, entries: Mapping[str, Entry], rest: str) -> tuple[Entry, str]:

@@ -16,6 +16,7 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 from .entries import Entry, find_entry
 from .errors import BadInput, NotFound
 from .manifests import Ref, RefReader, load_manifest, resolve
+from .stores.base import ObjectStore
 from .types import Backend
 
 
@@ -51,9 +52,11 @@ class NTFileSystem(AbstractFileSystem):
             raise NotFound(f"{path!r} is not an entry (expected SITE/NAME)")
         return find_entry(site, self.backend.entries(site), rest)
 
-    def ref(self, path: str) -> Ref:
+    def ref(self, path: str) -> tuple[Ref, ObjectStore]:
+        """The ref a path points to, and the store to read it from."""
         entry, inner = self.entry(path)
-        return resolve(entry, inner, self.backend.objects.get)
+        objects = self.backend.objects_for(entry.site)
+        return resolve(entry, inner, objects.get), objects
 
     # -- the fsspec core ---------------------------------------------------------------
 
@@ -87,7 +90,7 @@ class NTFileSystem(AbstractFileSystem):
             raise FileNotFoundError(f"nt://{path}") from None
         if entry.kind == "file":
             return []
-        manifest = load_manifest(entry, self.backend.objects.get)
+        manifest = load_manifest(entry, self.backend.objects_for(site).get)
         files, dirs = manifest.listdir(inner)
         base = f"{site}/{entry.name}" + (f"/{inner}" if inner else "")
         out = [_dir(f"{base}/{d}") for d in dirs]
@@ -114,7 +117,7 @@ class NTFileSystem(AbstractFileSystem):
             entry, inner = find_entry(site, entries, rest)
         except NotFound:
             raise FileNotFoundError(f"nt://{path}") from None
-        manifest = load_manifest(entry, self.backend.objects.get)
+        manifest = load_manifest(entry, self.backend.objects_for(site).get)
         if inner in manifest.items:
             return {"name": path, "type": "file", "size": manifest.items[inner].size}
         if any(k.startswith(inner + "/") for k in manifest.items):
@@ -124,11 +127,11 @@ class NTFileSystem(AbstractFileSystem):
     def cat_file(self, path: str, start: int | None = None, end: int | None = None,
                  **kwargs: Any) -> bytes:
         try:
-            ref = self.ref(path)
+            ref, objects = self.ref(path)
         except NotFound as exc:
             raise FileNotFoundError(str(exc)) from None
         start, end = _clip(start, end, ref.size)
-        return RefReader(ref, self.backend.objects).read(start, end)
+        return RefReader(ref, objects).read(start, end)
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
               autocommit: bool = True, cache_options: dict[str, Any] | None = None,
@@ -136,14 +139,14 @@ class NTFileSystem(AbstractFileSystem):
         if mode != "rb":
             raise BadInput("nt:// is read-only: publish with eurec4a_nt.publish()")
         try:
-            ref = self.ref(path)
+            ref, objects = self.ref(path)
         except NotFound as exc:
             raise FileNotFoundError(str(exc)) from None
-        return NTFile(self, path, RefReader(ref, self.backend.objects), block_size=block_size,
+        return NTFile(self, path, RefReader(ref, objects), block_size=block_size,
                       cache_options=cache_options, **kwargs)
 
     def ukey(self, path: str) -> str:
-        return self.ref(path).id
+        return self.ref(path)[0].id
 
 
 class NTFile(AbstractBufferedFile):

@@ -139,13 +139,17 @@ class SiteState:
         self.head: str | None = None
         self.time = ""
         self.entries: dict[str, Entry] = {}
+        #: The version each current entry replaced, where it replaced one.
+        self.previous: dict[str, Entry] = {}
 
     def apply(self, commit: Commit) -> None:
         for change in commit.changes:
+            old = self.entries.pop(change.name, None)
+            self.previous.pop(change.name, None)
             if change.op == "put" and change.entry is not None:
                 self.entries[change.name] = change.entry
-            else:
-                self.entries.pop(change.name, None)
+                if old is not None and old.root != change.entry.root:
+                    self.previous[change.name] = old
         self.seq, self.head, self.time = commit.seq, commit.id, commit.time
 
 

@@ -106,6 +106,10 @@ class SiteStore:
             raise BadInput(f"{path} is not a YAML mapping")
         return body
 
+    def objects_for(self, site: str) -> ObjectStore:
+        """Objects of any site's entries are in this store's objects."""
+        return self.objects
+
     @property
     def sink(self) -> ObjectStore:
         """Where publishing puts objects."""

@@ -11,7 +11,9 @@ from .stores.base import ObjectStore
 class Backend(Protocol):
     """Where entries and their objects come from: a local site store, or a site server."""
 
-    objects: ObjectStore
+    def objects_for(self, site: str) -> ObjectStore:
+        """Where the objects of ``site``'s entries are read from."""
+        ...
 
     def sites(self) -> list[str]:
         """Every site known."""

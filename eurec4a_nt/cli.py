@@ -1,0 +1,316 @@
+"""The ``eurec4a-nt`` command: the same verbs as the Python API, plus the server.
+
+Errors are one clear line on stderr and a non-zero exit, never a traceback
+(``EUREC4A_NT_DEBUG=1`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import DEFAULT_STORE, settings
+from .errors import BadInput, NTError
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help=f"local site store (default: {DEFAULT_STORE}, or EUREC4A_NT_STORE)")
+    p.add_argument("--server", help="site server URL (or EUREC4A_NT_SERVER)")
+    p.add_argument("--token", help="write token (or EUREC4A_NT_TOKEN)")
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    from .config import open_backend
+
+    return open_backend(store=args.store, server=args.server, token=args.token)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .api import init_site
+
+    site = init_site(args.site, store=args.store or DEFAULT_STORE, objects=args.objects, urls=args.url)
+    print(f"site {args.site} ready in {args.store or DEFAULT_STORE}; its private key stays there (mode 0600).")
+    print("Add this to the campaign keyring (catalogs/keyring.yaml, under 'sites:'):\n")
+    print(site.to_yaml())
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .api import publish
+
+    metadata = json.loads(args.metadata) if args.metadata else None
+    obj = args.paths if len(args.paths) > 1 else args.paths[0]
+    result = publish(obj, name=args.name, topics=args.topic, description=args.description,
+                     metadata=metadata, format=args.format, store=args.store, server=args.server,
+                     token=args.token, progress=False if args.quiet else None)
+    for entry in result if isinstance(result, list) else [result]:
+        print(f"published {entry.path} ({entry.kind}, {entry.format}, {_human(entry.size)}) "
+              f"topics={','.join(entry.topics) or '-'}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from .api import remove
+
+    remove(args.names, store=args.store, server=args.server, token=args.token)
+    print(f"removed {', '.join(args.names)}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    sites = [args.site] if args.site else backend.sites()
+    for site in sites:
+        entries = backend.entries(site)
+        print(f"{site} ({len(entries)} entries)")
+        for entry in sorted(entries.values(), key=lambda e: e.name):
+            if args.topic and args.topic not in entry.topics:
+                continue
+            print(f"  {entry.name:48} {entry.format:9} {_human(entry.size):>9}  "
+                  f"{','.join(entry.topics):20} {entry.published}")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    import fsspec
+
+    from .progress import progress_bar
+
+    s = settings(args.store, args.server, args.token)
+    options = {"store": s.store} if s.store else {"server": s.server, "token": s.token}
+    fs = fsspec.filesystem("nt", **options)
+    source = args.path.removeprefix("nt://")
+    info = fs.info(source)
+    dest = Path(args.dest or source.rsplit("/", 1)[-1])
+    with progress_bar(info["size"], f"get {source}", False if args.quiet else None) as bar:
+        if info["type"] == "file":
+            tmp = dest.with_name(dest.name + ".part")
+            with fs.open(source) as src, open(tmp, "wb") as out:
+                while data := src.read(4 << 20):
+                    out.write(data)
+                    bar.update(len(data))
+            os.replace(tmp, dest)
+        else:
+            fs.get(source, str(dest), recursive=True)
+    print(f"{source} -> {dest}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from .sitestore import SiteStore
+
+    store = SiteStore(args.store or DEFAULT_STORE)
+    sites = [args.site] if args.site else store.sites()
+    for site in sites:
+        for commit in store.log(site):
+            for change in commit.changes:
+                print(f"{commit.label:24} {commit.time}  {change.op:6} {change.name}")
+    return 0
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from .fsck import fsck
+    from .sitestore import SiteStore
+
+    report = fsck(SiteStore(args.store or DEFAULT_STORE))
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .server.auth import Tokens
+    from .sitestore import SiteStore
+
+    store = SiteStore(args.store or DEFAULT_STORE)
+    token = Tokens(store.path / "tokens.yaml").create(args.name, args.scope)
+    print(token)
+    print(f"({args.scope} token '{args.name}'; shown once: give it to the user as EUREC4A_NT_TOKEN)",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_keyring(args: argparse.Namespace) -> int:
+    from .keyring import Keyring
+    from .sitestore import SiteStore
+
+    store = SiteStore(args.store or DEFAULT_STORE)
+    if args.file:
+        store.trust(Keyring.load(Path(args.file)))
+    for site in sorted(store.keyring.sites.values(), key=lambda s: s.name):
+        print(f"{site.name:16} {site.public_key}  {' '.join(site.urls)}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .client import SiteClient
+
+    s = settings(args.store, args.server, args.token)
+    if not s.server:
+        raise BadInput("status asks a site server: give --server URL (or set EUREC4A_NT_SERVER)")
+    status = SiteClient(s.server, token=s.token, cache=s.cache).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    objects = status["objects"]
+    print(f"{status['site']}: {objects['count']} objects, {_human(objects['bytes'])}, "
+          f"{status['wants']} pending wants")
+    for link in status["links"]:
+        state = "connected" if link.get("connected") else f"offline {link.get('error', '')}".strip()
+        budget = f" / budget {_human(link['budget'])}" if link.get("budget") else ""
+        print(f"  link {link['link']:28} {state:12} queue {link.get('queue', 0):5}  "
+              f"sent {_human(link['sent_today'])} received {_human(link['received_today'])}{budget}")
+    for site, info in status["sites"].items():
+        print(f"  site {site:20} {info['entries']:6} entries  seq {info['seq']}")
+    return 0
+
+
+def cmd_prefetch(args: argparse.Namespace) -> int:
+    from .api import prefetch
+
+    s = settings(args.store, args.server, args.token)
+    status = prefetch(args.topic, sites=args.site, names=args.name, server=s.server, token=s.token,
+                      wait=not args.no_wait, progress=False if args.quiet else None)
+    print(f"prefetch rule {status['id']}: {status['complete']}/{status['entries']} entries held "
+          f"({status['objects_held']}/{status['objects_needed']} objects)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.run import serve
+
+    return serve(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+# -- parser --------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="eurec4a-nt", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create a site store and its signing key")
+    p.add_argument("site")
+    p.add_argument("--store", help=f"folder (default {DEFAULT_STORE})")
+    p.add_argument("--objects", help="keep objects on an fsspec URL (e.g. s3://bucket/prefix)")
+    p.add_argument("--url", action="append", default=[], help="URL this site's server is reached at")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("publish", help="publish files, folders or zarr stores")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--name", help="entry name (default: the file name; a prefix for several paths)")
+    p.add_argument("--topic", action="append", default=[], help="topic (repeatable)")
+    p.add_argument("--description", default="")
+    p.add_argument("--metadata", help="JSON object of extra metadata")
+    p.add_argument("--format", help="override the guessed format")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_target(p)
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("remove", help="remove entries of this site")
+    p.add_argument("names", nargs="+")
+    _add_target(p)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("ls", help="list sites and entries")
+    p.add_argument("site", nargs="?")
+    p.add_argument("--topic")
+    _add_target(p)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("get", help="copy an entry (SITE/NAME) to a local file or folder")
+    p.add_argument("path")
+    p.add_argument("dest", nargs="?")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_target(p)
+    p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser("log", help="show site logs")
+    p.add_argument("site", nargs="?")
+    p.add_argument("--store")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("fsck", help="re-hash objects, verify logs, list missing objects")
+    p.add_argument("--store")
+    p.set_defaults(func=cmd_fsck)
+
+    p = sub.add_parser("token", help="manage access tokens of a site server")
+    tsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = tsub.add_parser("create", help="create a token and print it once")
+    t.add_argument("--name", default="user")
+    t.add_argument("--scope", choices=["write", "read"], default="write")
+    t.add_argument("--store")
+    t.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("keyring", help="show the trusted keys; --import a campaign keyring")
+    p.add_argument("--import", dest="file", help="merge this keyring file into the store's")
+    p.add_argument("--store")
+    p.set_defaults(func=cmd_keyring)
+
+    p = sub.add_parser("status", help="a site server's links, queues and traffic")
+    p.add_argument("--json", action="store_true")
+    _add_target(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("prefetch", help="make the site server hold entries of some topics")
+    p.add_argument("--topic", action="append", default=[])
+    p.add_argument("--site", action="append", default=[])
+    p.add_argument("--name", action="append", default=[], help="SITE/NAME glob pattern")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_target(p)
+    p.set_defaults(func=cmd_prefetch)
+
+    from .server.run import add_arguments
+
+    p = sub.add_parser("serve", help="run a site server")
+    add_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="a small campaign on this machine: hub, ships, observatory")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--dir", default=DEFAULT_STORE, help=f"where the sites keep their stores (default {DEFAULT_STORE})")
+    p.add_argument("--port", type=int, default=8047, help="port of the hub (others follow)")
+    p.add_argument("--speed", type=float, default=1.0, help="publish this many times faster")
+    p.set_defaults(func=cmd_demo)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("EUREC4A_NT_LOG", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except (NTError, OSError, ValueError) as exc:
+        if os.environ.get("EUREC4A_NT_DEBUG"):
+            raise
+        print(f"eurec4a-nt {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Talking to a site server over HTTP from a laptop or instrument computer.
+
+:class:`HTTPStore` is the server's object API as an :class:`ObjectStore` (uploads ask
+first which objects the server lacks, and send many per request). :class:`SiteClient`
+adds the catalog (fetched through requests-cache: revalidated when online, served
+from the cache with a warning when the server cannot be reached), signed commits
+and prefetch, and reads through a local content-addressed block cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+import requests_cache
+
+from . import catalog as catalogs
+from .entries import Entry, check_site
+from .errors import BadInput, NotFound, Unreachable, from_json
+from .frames import header, iter_frames
+from .ids import ObjectId
+from .log import Change, Commit, parse_commit
+from .progress import progress_bar
+from .stores.base import ObjectStore, verified
+from .stores.cached import CachingStore
+from .stores.local import LocalStore
+
+log = logging.getLogger(__name__)
+
+_BATCH_BYTES = 16 << 20
+_BATCH_COUNT = 512
+_ENTRIES_TTL = 2.0
+TIMEOUT = (10, 120)
+
+
+class OfflineWarning(UserWarning):
+    """The site server could not be reached; cached data is shown."""
+
+
+def _raise_for(response: requests.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": "error", "message": f"HTTP {response.status_code}: {response.text[:200]}"}
+    raise from_json(body)
+
+
+class HTTPStore(ObjectStore):
+    """The objects of a site server. ``site`` is a hint for where missing objects live."""
+
+    def __init__(self, server: str, session: requests.Session, site: str | None = None) -> None:
+        self.server = server.rstrip("/")
+        self.http = session
+        self.site = site
+
+    def __repr__(self) -> str:
+        return f"HTTPStore({self.server!r})"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
+        except requests.RequestException as exc:
+            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}") from None
+        _raise_for(response)
+        return response
+
+    def _params(self) -> dict[str, str]:
+        return {"site": self.site} if self.site else {}
+
+    def _read(self, oid: ObjectId) -> bytes:
+        return self._request("GET", f"/objects/{oid}", params=self._params()).content
+
+    def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        return self._request("GET", f"/objects/{oid}", params=self._params(), headers=headers).content
+
+    def get_many(self, oids: list[ObjectId]) -> Iterator[tuple[ObjectId, bytes]]:
+        """Many objects in one request; absent ones are skipped."""
+        body = {"ids": oids, "site": self.site}
+        with self._request("POST", "/objects/batch", json=body, stream=True) as response:
+            for oid, data in iter_frames(response.raw):
+                if data is not None:
+                    verified(data, oid)
+                    yield oid, data
+
+    def has(self, oid: ObjectId) -> bool:
+        return not self.missing([oid])
+
+    def missing(self, oids: Iterable[ObjectId]) -> list[ObjectId]:
+        ids = list(dict.fromkeys(oids))
+        out: list[ObjectId] = []
+        for i in range(0, len(ids), 5000):
+            answer = self._request("POST", "/objects/missing", json={"ids": ids[i:i + 5000]}).json()
+            out += [ObjectId.parse(x) for x in answer["missing"]]
+        return out
+
+    def size(self, oid: ObjectId) -> int:
+        return int(self._request("HEAD", f"/objects/{oid}", params=self._params()).headers["Content-Length"])
+
+    def _write(self, oid: ObjectId, data: bytes) -> None:
+        self._request("PUT", f"/objects/{oid}", data=data)
+
+    def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
+        oid = verified(data, oid)
+        self.put_many([(oid, data)])
+        return oid
+
+    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+        """Upload what the server lacks, in batches; each batch is durable when sent."""
+        new: list[ObjectId] = []
+        batch: list[tuple[ObjectId, bytes]] = []
+        size = 0
+        for oid, data in items:
+            batch.append((oid, data))
+            size += len(data)
+            if size >= _BATCH_BYTES or len(batch) >= _BATCH_COUNT:
+                new += self._upload(batch)
+                batch, size = [], 0
+        if batch:
+            new += self._upload(batch)
+        return new
+
+    def _upload(self, batch: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+        lacking = set(self.missing(oid for oid, _ in batch))
+        send = [(oid, data) for oid, data in dict(batch).items() if oid in lacking]
+        if send:
+            def body() -> Iterator[bytes]:
+                for oid, data in send:
+                    yield header(oid, len(data))
+                    yield data
+            self._request("POST", "/objects", data=body())
+        return [oid for oid, _ in send]
+
+    def delete(self, oid: ObjectId) -> None:
+        raise BadInput("objects on a site server are not deleted by clients")
+
+    def ids(self) -> Iterator[ObjectId]:
+        raise BadInput("a site server does not list its objects to clients")
+
+
+class SiteClient:
+    """A site server, as a publishing and reading client sees it."""
+
+    def __init__(self, server: str, token: str | None = None, cache: str | Path | None = None) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self.cache_dir = Path(cache or Path.home() / ".cache" / "eurec4a-nt")
+        self.http = requests.Session()
+        self.http.headers["User-Agent"] = "eurec4a-nt"
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+        key = hashlib.sha256(self.server.encode()).hexdigest()[:16]
+        self.meta_dir = self.cache_dir / "servers" / key
+        self.meta_dir.mkdir(parents=True, exist_ok=True)
+        self.cached = requests_cache.CachedSession(str(self.meta_dir / "http"), backend="sqlite",
+                                                   cache_control=True)
+        self.cached.headers.update(self.http.headers)
+        self.sink = HTTPStore(self.server, self.http)
+        self._cache = LocalStore(self.cache_dir)
+        self._entries: dict[str, tuple[float, dict[str, Entry]]] = {}
+        self._site: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SiteClient({self.server!r})"
+
+    def objects_for(self, site: str) -> CachingStore:
+        """Objects of ``site``'s entries, through the local block cache."""
+        return CachingStore(self._cache, HTTPStore(self.server, self.http, site=site))
+
+    # -- reading metadata, online or from the cache -----------------------------------
+
+    def _get(self, path: str) -> requests.Response:
+        """GET through the HTTP cache; when the server is unreachable, the cached copy
+        with a warning."""
+        url = self.server + path
+        try:
+            response = self.cached.get(url, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            response = self.cached.get(url, only_if_cached=True)
+            if response.status_code == 504:
+                raise Unreachable(f"cannot reach the site server at {self.server} ({exc}) "
+                                  "and nothing is cached yet") from None
+            warnings.warn(f"site server {self.server} unreachable; showing the catalog as "
+                          "cached earlier", OfflineWarning, stacklevel=3)
+        _raise_for(response)
+        return response
+
+    @property
+    def site(self) -> str:
+        """The server's own site."""
+        if self._site is None:
+            self._site = str(self._get("/health").json()["site"])
+        return self._site
+
+    def sites(self) -> list[str]:
+        return sorted(self._get("/api/sites").json()["sites"])
+
+    def entries(self, site: str) -> dict[str, Entry]:
+        check_site(site)
+        cached = self._entries.get(site)
+        if cached and time.monotonic() - cached[0] < _ENTRIES_TTL:
+            return cached[1]
+        try:
+            body = self._get(f"/api/sites/{site}/entries").json()
+        except NotFound:
+            raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites())}") from None
+        entries = {e["name"]: Entry.from_json(e, site) for e in body["entries"]}
+        self._entries[site] = (time.monotonic(), entries)
+        return entries
+
+    def entry(self, site: str, name: str) -> Entry:
+        try:
+            return self.entries(site)[name]
+        except KeyError:
+            raise NotFound(f"{site} has no entry {name!r}") from None
+
+    def status(self) -> dict[str, Any]:
+        return self._get("/api/status").json()
+
+    def catalog_path(self) -> Path:
+        """Fetch the catalogs (revalidated; cached copies when offline) and return the
+        local top catalog."""
+        directory = self.meta_dir / "catalog"
+        sites = self._get("/api/sites").json()["sites"]
+        for site in sites:
+            text = self._get(f"/sites/{site}/catalog.yaml").text
+            catalogs.write_atomic(directory / "sites" / f"{site}.yaml", text)
+        top = directory / "catalog.yaml"
+        catalogs.write_atomic(top, catalogs.dump(catalogs.top_catalog(
+            sites, "{{{{ CATALOG_DIR }}}}/sites/{site}.yaml")))
+        return top
+
+    # -- writing ----------------------------------------------------------------------
+
+    @property
+    def tmp_dir(self) -> None:
+        return None
+
+    def commit(self, changes: list[Change]) -> Commit:
+        """Ask the server to sign and append changes (their objects must be uploaded)."""
+        body = {"changes": [c.to_json() for c in changes]}
+        try:
+            response = self.http.post(self.server + "/api/commit", json=body, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}; the "
+                              "uploaded data is kept there, publish again to finish") from None
+        _raise_for(response)
+        self._entries.clear()
+        return parse_commit(response.json()["commit"].encode())
+
+    def prefetch(self, topics: tuple[str, ...], sites: list[str], names: list[str], *,
+                 wait: bool = True, progress: bool | None = None, timeout: float = 3600) -> dict[str, Any]:
+        """Add a prefetch rule; with ``wait``, follow it until what exists now is held."""
+        response = self.http.post(self.server + "/api/prefetch", timeout=TIMEOUT,
+                                  json={"topics": list(topics), "sites": sites, "names": names})
+        _raise_for(response)
+        status = response.json()
+        if not wait:
+            return status
+        deadline = time.monotonic() + timeout
+        with progress_bar(status["objects_needed"], "prefetch", progress) as bar:
+            while status["objects_held"] < status["objects_needed"] and time.monotonic() < deadline:
+                time.sleep(0.5)
+                rules = self._get("/api/prefetch").json()["rules"]
+                status = next((r for r in rules if r["id"] == status["id"]), status)
+                bar.total = status["objects_needed"]
+                bar.n = status["objects_held"]
+                bar.refresh()
+        return status
+

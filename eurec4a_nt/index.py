@@ -1,0 +1,206 @@
+"""The site server's index: object sizes and last access, wants, prefetch rules and
+bytes moved per link and day, in SQLite (WAL).
+
+Everything here except wants, rules and byte counts can be rebuilt from the store;
+:meth:`Index.rebuild` does so after an unclean shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .ids import ObjectId
+from .stores.base import ObjectStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, size INTEGER NOT NULL, last_access REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS objects_lru ON objects(last_access);
+CREATE TABLE IF NOT EXISTS wants (id TEXT NOT NULL, site TEXT NOT NULL, requester TEXT NOT NULL,
+                                  created REAL NOT NULL, PRIMARY KEY (id, requester));
+CREATE TABLE IF NOT EXISTS rules (id INTEGER PRIMARY KEY AUTOINCREMENT, topics TEXT NOT NULL,
+                                  sites TEXT NOT NULL, names TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS traffic (link TEXT NOT NULL, day TEXT NOT NULL, sent INTEGER NOT NULL,
+                                    received INTEGER NOT NULL, PRIMARY KEY (link, day));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A prefetch rule: hold every entry matching topics (any), sites and name patterns."""
+
+    id: int
+    topics: tuple[str, ...]
+    sites: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "topics": list(self.topics), "sites": list(self.sites),
+                "names": list(self.names)}
+
+
+class Index:
+    """SQLite state of one site server; safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._touched: dict[str, float] = {}
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def close(self) -> None:
+        self.flush_access()
+        self.set_meta("clean", "1")
+        with self._lock:
+            self._db.close()
+
+    # -- meta and recovery -------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def open_session(self, store: ObjectStore) -> bool:
+        """Mark the index in use; rebuild it first if the last run did not close it.
+
+        Returns True if a rebuild happened.
+        """
+        rebuilt = self.get_meta("clean") != "1"
+        if rebuilt:
+            self.rebuild(store)
+        self.set_meta("clean", "0")
+        return rebuilt
+
+    def rebuild(self, store: ObjectStore) -> None:
+        """Re-read which objects the store holds and their sizes."""
+        now = time.time()
+        known = {row[0]: row[1] for row in self._query("SELECT id, last_access FROM objects")}
+        rows = [(oid, store.size(oid), known.get(oid, now)) for oid in store.ids()]
+        with self._tx() as db:
+            db.execute("DELETE FROM objects")
+            db.executemany("INSERT INTO objects VALUES (?, ?, ?)", rows)
+
+    # -- objects -----------------------------------------------------------------------
+
+    def added(self, items: Iterable[tuple[ObjectId, int]]) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO objects VALUES (?, ?, ?)",
+                           [(oid, size, now) for oid, size in items])
+
+    def removed(self, oids: Iterable[ObjectId]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM objects WHERE id=?", [(o,) for o in oids])
+
+    def touch(self, oid: ObjectId) -> None:
+        """Note a read; written in batches by :meth:`flush_access`."""
+        self._touched[oid] = time.time()
+
+    def flush_access(self) -> None:
+        touched, self._touched = self._touched, {}
+        if touched:
+            with self._tx() as db:
+                db.executemany("UPDATE objects SET last_access=? WHERE id=?",
+                               [(t, oid) for oid, t in touched.items()])
+
+    def total_size(self) -> int:
+        return int(self._query("SELECT COALESCE(SUM(size), 0) FROM objects")[0][0])
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM objects")[0][0])
+
+    def least_recent(self, limit: int = 1000) -> list[tuple[ObjectId, int]]:
+        rows = self._query("SELECT id, size FROM objects ORDER BY last_access LIMIT ?", (limit,))
+        return [(ObjectId.parse(i), int(s)) for i, s in rows]
+
+    # -- wants -------------------------------------------------------------------------
+
+    def want(self, oids: Iterable[ObjectId], site: str, requester: str) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO wants VALUES (?, ?, ?, ?)",
+                           [(oid, site, requester, now) for oid in oids])
+
+    def wants(self, site: str | None = None) -> list[tuple[ObjectId, str, str]]:
+        """Pending wants as ``(id, site, requester)``, oldest first."""
+        sql = "SELECT id, site, requester FROM wants"
+        rows = self._query(sql + (" WHERE site=?" if site else "") + " ORDER BY created",
+                           (site,) if site else ())
+        return [(ObjectId.parse(i), s, r) for i, s, r in rows]
+
+    def wanted_by(self, oid: ObjectId) -> list[str]:
+        return [r for (r,) in self._query("SELECT requester FROM wants WHERE id=?", (oid,))]
+
+    def satisfied(self, oids: Iterable[ObjectId]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM wants WHERE id=?", [(o,) for o in oids])
+
+    # -- prefetch rules ----------------------------------------------------------------
+
+    def add_rule(self, topics: Iterable[str], sites: Iterable[str], names: Iterable[str]) -> Rule:
+        t, s, n = tuple(sorted(set(topics))), tuple(sorted(set(sites))), tuple(sorted(set(names)))
+        for rule in self.rules():
+            if (rule.topics, rule.sites, rule.names) == (t, s, n):
+                return rule
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO rules (topics, sites, names, created) VALUES (?, ?, ?, ?)",
+                             (json.dumps(t), json.dumps(s), json.dumps(n), time.time()))
+            return Rule(int(cur.lastrowid or 0), t, s, n)
+
+    def remove_rule(self, rule_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM rules WHERE id=?", (rule_id,))
+
+    def rules(self) -> list[Rule]:
+        rows = self._query("SELECT id, topics, sites, names FROM rules ORDER BY id")
+        return [Rule(int(i), tuple(json.loads(t)), tuple(json.loads(s)), tuple(json.loads(n)))
+                for i, t, s, n in rows]
+
+    # -- traffic -----------------------------------------------------------------------
+
+    def count_traffic(self, link: str, sent: int = 0, received: int = 0) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO traffic VALUES (?, ?, ?, ?) ON CONFLICT(link, day) DO UPDATE "
+                       "SET sent = sent + excluded.sent, received = received + excluded.received",
+                       (link, today(), sent, received))
+
+    def traffic(self, link: str, day: str | None = None) -> tuple[int, int]:
+        rows = self._query("SELECT sent, received FROM traffic WHERE link=? AND day=?",
+                           (link, day or today()))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)

@@ -1,0 +1,218 @@
+"""A running site: its store and index, and the events its links and pages follow.
+
+The HTTP server and the links both work through a :class:`Node`; neither knows the
+other. Blocking work (hashing, disk) runs in threads so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .entries import Entry
+from .errors import Corrupt, ObjectMissing
+from .ids import ObjectId
+from .index import Index, Rule
+from .log import Change, Commit
+from .manifests import walk
+from .sitestore import SiteStore
+
+log = logging.getLogger(__name__)
+
+
+class Fetcher(Protocol):
+    """Gets objects this site lacks from other sites (the links)."""
+
+    async def fetch(self, oids: list[ObjectId], site: str | None, hops: int) -> None:
+        """Return once every object is stored here.
+
+        Raises :class:`~eurec4a_nt.errors.Pending` when the site holding them cannot
+        be reached now (the want is recorded), or ObjectMissing when nobody has them.
+        """
+        ...
+
+
+@dataclass
+class Traffic:
+    """Bytes moved since the server started."""
+
+    served: int = 0
+    uploaded: int = 0
+    fetched: int = 0
+    started: float = field(default_factory=time.time)
+
+
+class Node:
+    """One site's running state."""
+
+    def __init__(self, store: SiteStore, index: Index, *, cache_cap: int | None = None,
+                 pinned_topics: Iterable[str] = ()) -> None:
+        self.store = store
+        self.index = index
+        self.cache_cap = cache_cap
+        self.pinned_topics = set(pinned_topics)
+        self.fetcher: Fetcher | None = None
+        self.traffic = Traffic()
+        self.version = 0
+        self._changed: asyncio.Condition | None = None
+        self._listeners: dict[str, list[Callable[[Any], None]]] = {}
+        self._evicting = False
+
+    @property
+    def site(self) -> str:
+        return self.store.site or ""
+
+    # -- events ------------------------------------------------------------------------
+
+    def listen(self, event: str, listener: Callable[[Any], None]) -> None:
+        """Call ``listener`` on ``commits`` (new commits), ``objects`` (ids newly stored)
+        or ``rules`` (prefetch rules changed)."""
+        self._listeners.setdefault(event, []).append(listener)
+
+    async def _emit(self, event: str, payload: Any) -> None:
+        for listener in self._listeners.get(event, []):
+            listener(payload)
+        await self._notify()
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def _notify(self) -> None:
+        self.version += 1
+        async with self._condition():
+            self._condition().notify_all()
+
+    async def wait_change(self, version: int, timeout: float) -> int:
+        """Wait until something changed after ``version`` (or timeout); return the version."""
+        if self.version == version:
+            async with self._condition():
+                try:
+                    await asyncio.wait_for(self._condition().wait_for(lambda: self.version != version),
+                                           timeout)
+                except asyncio.TimeoutError:
+                    pass
+        return self.version
+
+    # -- objects -----------------------------------------------------------------------
+
+    async def put_objects(self, items: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+        """Verify and store objects; return those new here."""
+        try:
+            new = await asyncio.to_thread(self.store.objects.put_many, items)
+        except Corrupt:  # objects before the bad one were kept: index them
+            self.index.added((oid, len(d)) for oid, d in items if self.store.objects.has(oid))
+            raise
+        if new:
+            sizes = {oid: len(data) for oid, data in items}
+            self.index.added((oid, sizes[oid]) for oid in new)
+            self.index.satisfied(new)
+            await self._emit("objects", new)
+            await self.evict_if_needed()
+        return new
+
+    async def ensure(self, oids: Iterable[ObjectId], site: str | None = None, hops: int = 2) -> None:
+        """Make sure the objects are here, fetching missing ones over links (once, however
+        many readers ask). Raises Pending or ObjectMissing as :class:`Fetcher` does."""
+        missing = await asyncio.to_thread(self.store.objects.missing, oids)
+        if not missing:
+            return
+        if self.fetcher is None or hops <= 0:
+            raise ObjectMissing(f"{len(missing)} object(s) of {site or 'this site'} are not held "
+                                f"here (first: {missing[0]}) and no link can supply them")
+        await self.fetcher.fetch(missing, site, hops)
+
+    def touch(self, oids: Iterable[ObjectId]) -> None:
+        for oid in oids:
+            self.index.touch(oid)
+
+    # -- commits -----------------------------------------------------------------------
+
+    async def commit(self, changes: list[Change]) -> Commit:
+        """Sign and append changes to this site's log."""
+        commit = await asyncio.to_thread(self.store.commit, changes)
+        await self._emit("commits", [commit])
+        return commit
+
+    async def receive(self, raws: list[bytes]) -> tuple[list[Commit], list[str]]:
+        """Verify and append commits from other sites; return (added, rejected reasons)."""
+        added, rejected = await asyncio.to_thread(self.store.receive, raws)
+        for reason in rejected:
+            log.warning("rejected: %s", reason)
+        if added:
+            await self._emit("commits", added)
+        return added, rejected
+
+    async def rules_changed(self) -> None:
+        await self._emit("rules", self.rules())
+
+    # -- selection ---------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every current entry of every site."""
+        out = []
+        for site in self.store.sites():
+            out.extend(self.store.state(site).entries.values())
+        return out
+
+    def rules(self) -> list[Rule]:
+        return self.index.rules()
+
+    def wanted_here(self, entry: Entry) -> bool:
+        """Whether a prefetch rule asks this site to hold the entry."""
+        return any(entry.matches(r.topics, r.sites, r.names) for r in self.rules())
+
+    def presence(self, entry: Entry) -> tuple[int, int]:
+        """``(objects held, objects needed)`` for an entry (roots and records first)."""
+        held = needed = 0
+        for _, present in walk(entry, self.store.objects):
+            needed += 1
+            held += present
+        return held, needed
+
+    # -- cache eviction ----------------------------------------------------------------
+
+    def protected(self) -> set[ObjectId]:
+        """Objects never evicted: this site's own entries and entries of pinned topics
+        or prefetch rules."""
+        keep: set[ObjectId] = set()
+        for entry in self.entries():
+            if (entry.site == self.site or set(entry.topics) & self.pinned_topics
+                    or self.wanted_here(entry)):
+                keep.update(oid for oid, present in walk(entry, self.store.objects) if present)
+        return keep
+
+    async def evict_if_needed(self) -> int:
+        """Evict least recently used objects until the store is under 90% of the cap."""
+        if not self.cache_cap or self._evicting or self.index.total_size() <= self.cache_cap:
+            return 0
+        self._evicting = True
+        try:
+            return await asyncio.to_thread(self._evict)
+        finally:
+            self._evicting = False
+
+    def _evict(self) -> int:
+        assert self.cache_cap
+        self.index.flush_access()
+        keep = self.protected()
+        total, target, freed = self.index.total_size(), int(self.cache_cap * 0.9), 0
+        removed: list[ObjectId] = []
+        for oid, size in self.index.least_recent(limit=1_000_000):
+            if total - freed <= target:
+                break
+            if oid in keep:
+                continue
+            self.store.objects.delete(oid)
+            removed.append(oid)
+            freed += size
+        self.index.removed(removed)
+        if total - freed > self.cache_cap:
+            log.warning("cache over its cap (%d bytes) with only protected data left", self.cache_cap)
+        log.info("evicted %d objects (%d bytes)", len(removed), freed)
+        return freed

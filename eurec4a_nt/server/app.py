@@ -1,0 +1,93 @@
+"""The site server: an aiohttp application built by :func:`make_app`.
+
+One module per URL family (``objects``, ``data``, ``catalog``, ``logs``,
+``publish``, ``pages``); links to other sites come from :mod:`eurec4a_nt.sync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import NTError, TooLarge
+from ..index import Index
+from ..node import Node
+from ..sitestore import SiteStore
+from ..sync import links as link_routes
+from ..sync.links import LINKS, Links
+from . import catalog, data, logs, objects, pages, publish
+from .auth import Tokens
+from .context import CONFIG, MAX_JSON_BODY, NODE, TOKENS, ServerConfig, bearer
+
+log = logging.getLogger(__name__)
+
+def error_response(exc: NTError) -> web.Response:
+    response = web.json_response(exc.to_json(), status=exc.status)
+    retry = getattr(exc, "retry_after", None)
+    if retry:
+        response.headers["Retry-After"] = str(retry)
+    return response
+
+
+@web.middleware
+async def errors_and_auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Map our errors to JSON with the right status; check read tokens when required."""
+    try:
+        if request.app[CONFIG].read_token and request.path not in ("/health", "/link"):
+            request.app[TOKENS].require(bearer(request), "read")
+        return await handler(request)
+    except NTError as exc:
+        return error_response(exc)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(TooLarge(exc.text or "request body too large"))
+    except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:  # a bug: answer JSON, keep serving
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return web.json_response({"error": "internal", "message": f"{type(exc).__name__}: {exc}"},
+                                 status=500)
+
+
+def make_app(config: ServerConfig) -> web.Application:
+    """Build the site server for ``config``; the store must exist (``eurec4a-nt init``)."""
+    app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_JSON_BODY)
+    app[CONFIG] = config
+    app[TOKENS] = Tokens(config.store / "tokens.yaml")
+    app.cleanup_ctx.append(_lifecycle)
+    for module in (objects, data, catalog, logs, publish, pages, link_routes):
+        app.add_routes(module.routes)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = SiteStore(config.store, keyring=config.keyring)
+    if config.site and store.site != config.site:
+        raise NTError(f"the store at {config.store} belongs to {store.site or 'no site'}, "
+                      f"not {config.site}: run 'eurec4a-nt init {config.site} --store {config.store}'")
+    index = Index(config.store / "state" / "index.sqlite")
+    if await asyncio.to_thread(index.open_session, store.objects):
+        log.info("index rebuilt from the store (last run did not stop cleanly)")
+    node_ = Node(store, index, cache_cap=config.cache_cap, pinned_topics=config.pinned_topics)
+    app[NODE] = node_
+    links = Links(node_, config.links)
+    app[LINKS] = links
+    flusher = asyncio.create_task(_flush_access(index))
+    await links.start()
+    try:
+        yield
+    finally:
+        flusher.cancel()
+        await links.stop()
+        index.close()
+        store.objects.close()
+
+
+async def _flush_access(index: Index) -> None:
+    while True:
+        await asyncio.sleep(5)
+        await asyncio.to_thread(index.flush_access)

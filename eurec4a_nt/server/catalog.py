@@ -1,0 +1,36 @@
+"""``/catalog.yaml`` and ``/sites/<site>/catalog.yaml``: intake catalogs of this
+server's view of every site; entries read through ``nt://`` from this server."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import catalog as catalogs
+from ..entries import check_site
+from .context import base_url, node
+
+routes = web.RouteTableDef()
+
+YAML = "application/yaml"
+
+
+@routes.get("/catalog.yaml")
+async def top(request: web.Request) -> web.Response:
+    n = node(request)
+    sites = {}
+    for site in n.store.sites():
+        state = n.store.state(site)
+        sites[site] = {"seq": state.seq, "entries": len(state.entries)}
+    body = catalogs.top_catalog(sites, base_url(request) + "/sites/{site}/catalog.yaml")
+    return web.Response(text=catalogs.dump(body), content_type=YAML,
+                        headers={"Cache-Control": "no-cache", "ETag": f'"{n.version}"'})
+
+
+@routes.get("/sites/{site}/catalog.yaml")
+async def site_catalog(request: web.Request) -> web.Response:
+    n = node(request)
+    site = check_site(request.match_info["site"])
+    entries = n.store.entries(site)
+    body = catalogs.site_catalog(site, entries, {"server": base_url(request)})
+    return web.Response(text=catalogs.dump(body), content_type=YAML,
+                        headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,92 @@
+"""Site logs over HTTP: heads, commits after a seq (optionally waiting for new ones),
+and appending commits signed elsewhere; plus the entries of each site as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from ..entries import check_site
+from ..errors import BadCommit, BadInput
+from .context import node, require_write
+
+routes = web.RouteTableDef()
+
+#: Longest a client may hold a long poll open.
+MAX_WAIT = 60.0
+
+
+def _number(request: web.Request, key: str, default: float) -> float:
+    try:
+        return float(request.query.get(key, default))
+    except ValueError:
+        raise BadInput(f"query parameter {key} must be a number") from None
+
+
+@routes.get("/logs")
+async def heads(request: web.Request) -> web.Response:
+    """``{"site": ..., "heads": {site: seq}}``; with ``?since=<version>&wait=<s>`` the
+    answer waits until something changed (a long poll)."""
+    n = node(request)
+    since = request.query.get("since")
+    if since is not None:
+        await n.wait_change(int(_number(request, "since", 0)), min(_number(request, "wait", 25), MAX_WAIT))
+    return web.json_response({"site": n.site, "version": n.version, "heads": n.store.heads()})
+
+
+@routes.get("/logs/{site}")
+async def commits(request: web.Request) -> web.Response:
+    """Commits of a site after ``?after=N`` as JSON lines (oldest first)."""
+    n = node(request)
+    site = check_site(request.match_info["site"])
+    after = int(_number(request, "after", 0))
+    wait = min(_number(request, "wait", 0), MAX_WAIT)
+    log = n.store.log(site)
+    loop = asyncio.get_running_loop()
+    deadline, version = loop.time() + wait, n.version
+    while log.seq <= after and (remaining := deadline - loop.time()) > 0:
+        version = await n.wait_change(version, remaining)
+    found = log.commits_after(after, limit=int(_number(request, "limit", 10_000)))
+    body = b"".join(c.raw + b"\n" for c in found)
+    return web.Response(body=body, content_type="application/jsonl")
+
+
+@routes.post("/logs")
+async def append(request: web.Request) -> web.Response:
+    """Append commits signed by other sites (JSON lines); each is verified against the
+    keyring. Commits that fail are listed; the others are kept."""
+    require_write(request)
+    raws = [line for line in (await request.read()).splitlines() if line.strip()]
+    added, rejected = await node(request).receive(raws)
+    if rejected and not added:
+        raise BadCommit("; ".join(rejected[:5]))
+    return web.json_response({"added": [c.label for c in added], "rejected": rejected})
+
+
+@routes.get("/api/sites")
+async def sites(request: web.Request) -> web.Response:
+    n = node(request)
+    out = {}
+    for site in n.store.sites():
+        state = n.store.state(site)
+        out[site] = {"seq": state.seq, "head": state.head, "time": state.time,
+                     "entries": len(state.entries), "own": site == n.site}
+    return web.json_response({"site": n.site, "version": n.version, "sites": out})
+
+
+@routes.get("/api/sites/{site}/entries")
+async def entries(request: web.Request) -> web.Response:
+    """The current entries of a site, with how much of each is held here (``?held=1``)."""
+    n = node(request)
+    site = check_site(request.match_info["site"])
+    state = n.store.state(site)
+    out = []
+    with_held = request.query.get("held") == "1"
+    for entry in n.store.entries(site).values():
+        body = {**entry.to_json(), "site": site}
+        if with_held:
+            body["held"], body["objects"] = await asyncio.to_thread(n.presence, entry)
+        out.append(body)
+    return web.json_response({"site": site, "seq": state.seq, "entries": out},
+                             headers={"ETag": f'"{site}-{state.seq}"'})

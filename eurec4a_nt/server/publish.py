@@ -1,0 +1,117 @@
+"""Writing through the site server: signed commits of entries whose objects were
+uploaded, and prefetch rules."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from ..catalog import RESERVED_METADATA
+from ..entries import Entry, check_name, check_site, check_topics
+from ..errors import BadInput, NotFound, ObjectMissing
+from ..log import Change
+from ..manifests import walk
+from .context import node, require_write
+
+routes = web.RouteTableDef()
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadInput("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadInput("request body must be a JSON object")
+    return body
+
+
+def _changes(body: dict[str, Any], site: str) -> list[Change]:
+    raw = body.get("changes")
+    if not isinstance(raw, list) or not raw:
+        raise BadInput('expected {"changes": [{"op": "put", "name": ..., "entry": {...}}, ...]}')
+    changes = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise BadInput("each change must be a JSON object")
+        op, name = item.get("op"), check_name(item.get("name"))
+        if op == "put":
+            entry = Entry.from_json(item.get("entry") or {}, site)
+            if entry.name != name:
+                raise BadInput(f"change for {name!r} carries an entry named {entry.name!r}")
+            for key in entry.metadata:
+                if key in RESERVED_METADATA:
+                    raise BadInput(f"metadata key {key!r} is reserved")
+            changes.append(Change("put", name, entry))
+        elif op == "remove":
+            changes.append(Change("remove", name))
+        else:
+            raise BadInput(f"unknown op {op!r}: use put or remove")
+    return changes
+
+
+@routes.post("/api/commit")
+async def commit(request: web.Request) -> web.Response:
+    """Sign and append changes to this site's log, once every object of every put entry
+    is held here (409 lists what is missing otherwise)."""
+    require_write(request)
+    n = node(request)
+    if not n.site:
+        raise NotFound("this server has no site of its own to publish to")
+    changes = _changes(await _body(request), n.site)
+    for change in changes:
+        if change.entry is not None:
+            absent = await asyncio.to_thread(
+                lambda e=change.entry: [oid for oid, ok in walk(e, n.store.objects) if not ok])
+            if absent:
+                raise ObjectMissing(f"{change.name}: {len(absent)} object(s) were not uploaded "
+                                    f"(first: {absent[0]}); upload them and commit again")
+        elif change.name not in n.store.entries(n.site):
+            raise NotFound(f"{n.site} has no entry {change.name!r} to remove")
+    result = await n.commit(changes)
+    return web.json_response({"commit": result.raw.decode(), "site": result.site, "seq": result.seq})
+
+
+def rule_status(n: Any, rule: Any) -> dict[str, Any]:
+    """How much of what a prefetch rule selects is held here."""
+    entries = [e for e in n.entries() if e.matches(rule.topics, rule.sites, rule.names)]
+    held = needed = complete = 0
+    for entry in entries:
+        h, k = n.presence(entry)
+        held, needed, complete = held + h, needed + k, complete + (h == k)
+    return {**rule.to_json(), "entries": len(entries), "complete": complete,
+            "objects_held": held, "objects_needed": needed}
+
+
+@routes.post("/api/prefetch")
+async def add_prefetch(request: web.Request) -> web.Response:
+    """Hold every entry matching ``topics``/``sites``/``names``, now and as they appear."""
+    require_write(request)
+    body = await _body(request)
+    topics = check_topics(body.get("topics") or [])
+    sites = [check_site(s) for s in body.get("sites") or []]
+    names = [str(p) for p in body.get("names") or []]
+    if not (topics or sites or names):
+        raise BadInput("give topics, sites or names to prefetch")
+    n = node(request)
+    rule = n.index.add_rule(topics, sites, names)
+    await n.rules_changed()
+    return web.json_response(await asyncio.to_thread(rule_status, n, rule), status=201)
+
+
+@routes.get("/api/prefetch")
+async def list_prefetch(request: web.Request) -> web.Response:
+    n = node(request)
+    rules = [await asyncio.to_thread(rule_status, n, r) for r in n.rules()]
+    return web.json_response({"rules": rules})
+
+
+@routes.delete("/api/prefetch/{id}")
+async def remove_prefetch(request: web.Request) -> web.Response:
+    require_write(request)
+    n = node(request)
+    n.index.remove_rule(int(request.match_info["id"]))
+    await n.rules_changed()
+    return web.json_response({"removed": int(request.match_info["id"])})

@@ -1,0 +1,424 @@
+"""A site's links: dialling configured peers (with back-off), accepting peers that dial
+in (``GET /link``), and fetching objects over them for lazy reads.
+
+Peers prove who they are with their site key: the dialler signs a fresh nonce and
+the listener answers with its own signature, both checked against the keyring, so
+no tokens are exchanged between sites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..entries import Entry, check_site
+from ..errors import Forbidden, ObjectMissing, Pending, Unauthorized
+from ..ids import ObjectId
+from ..keyring import verify_signature
+from ..log import Commit
+from ..node import Node
+from . import plan
+from .config import LinkConfig
+from .session import BULK, ESSENTIAL, READ, Selection, Session, Subscription
+from .wire import Piece
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 15.0
+#: How long a lazy read waits for a connected peer to send what it asked for.
+FETCH_TIMEOUT = 60.0
+#: Retry after this many seconds when data is pending at an unreachable site.
+RETRY_AFTER = 30
+_MAX_SKEW = 600
+_NOTSENT_LOWAT = 128 << 10
+
+routes = web.RouteTableDef()
+
+
+def _proof_text(kind: str, site: str, nonce: str, when: str = "") -> bytes:
+    return f"eurec4a-nt link {kind}\n{site}\n{nonce}\n{when}".encode()
+
+
+def _tune(sock: socket.socket | None) -> None:
+    """Keep little unsent data in the kernel so urgent objects are not stuck behind bulk."""
+    if sock is not None and hasattr(socket, "TCP_NOTSENT_LOWAT"):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, _NOTSENT_LOWAT)
+        except OSError:
+            pass
+
+
+class Links:
+    """Every link of one site, and the sessions currently connected."""
+
+    def __init__(self, node: Node, configs: Iterable[LinkConfig]) -> None:
+        self.node = node
+        self.configs = list(configs)
+        self.sessions: dict[str, Session] = {}
+        self.dialed: dict[str, str] = {}
+        self.last_error: dict[str, str] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._waiters: dict[ObjectId, asyncio.Future[None]] = {}
+        self._partials: dict[ObjectId, tuple[int, ObjectId | None, int, bytearray]] = {}
+        self._pending_push: dict[ObjectId, list[tuple[Session, Entry]]] = {}
+        self._roots: dict[ObjectId, Entry] | None = None
+        self._complete: set[ObjectId] = set()
+        self._traffic: dict[str, list[int]] = {}
+        node.fetcher = self
+        node.listen("commits", self._on_commits)
+        node.listen("objects", self._on_objects)
+        node.listen("rules", self._on_rules)
+
+    # -- life cycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._dial(c)) for c in self.configs]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for session in list(self.sessions.values()):
+            await session.ws.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(Pending("the site server is stopping"))
+
+    def _register(self, session: Session) -> None:
+        old = self.sessions.get(session.peer)
+        if old is not None and old is not session:
+            asyncio.create_task(old.ws.close())
+        self.sessions[session.peer] = session
+
+    def _unregister(self, session: Session) -> None:
+        if self.sessions.get(session.peer) is session:
+            del self.sessions[session.peer]
+
+    # -- dialling ----------------------------------------------------------------------
+
+    async def _dial(self, config: LinkConfig) -> None:
+        """Keep one session to ``config.url`` up, backing off (with jitter) while it fails."""
+        attempt = 0
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                started = time.monotonic()
+                try:
+                    await self._connect(http, config)
+                    self.last_error.pop(config.name, None)
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError, Forbidden) as exc:
+                    self.last_error[config.name] = f"{type(exc).__name__}: {exc}"
+                    log.info("link %s: %s", config.name, self.last_error[config.name])
+                attempt = 0 if time.monotonic() - started > 10 else attempt + 1
+                # 0.5 s, then about a second for a few tries, then doubling up to a minute.
+                delay = 0.5 if attempt <= 1 else 1.0 if attempt <= 4 else min(2.0 ** (attempt - 4), 60.0)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+
+    async def _connect(self, http: aiohttp.ClientSession, config: LinkConfig) -> None:
+        nonce, when = secrets.token_hex(16), str(int(time.time()))
+        key = self.node.store.key
+        headers = {"X-NT-Site": self.node.site, "X-NT-Nonce": nonce, "X-NT-Time": when,
+                   "X-NT-Signature": key.sign(_proof_text("dial", self.node.site, nonce, when))}
+        async with http.ws_connect(config.url + "/link", headers=headers, heartbeat=HEARTBEAT,
+                                   max_msg_size=0, compress=0) as ws:
+            peer = ws._response.headers.get("X-NT-Site", "")
+            self._check_proof(peer, ws._response.headers.get("X-NT-Proof", ""),
+                              _proof_text("reply", peer, nonce))
+            conn = ws._response.connection
+            _tune(conn.transport.get_extra_info("socket") if conn and conn.transport else None)
+            self.dialed[config.name] = peer
+            session = Session(self, ws, peer, config)
+            self._register(session)
+            try:
+                await session.run()
+            finally:
+                self._unregister(session)
+
+    def _check_proof(self, site: str, signature: str, text: bytes) -> None:
+        known = self.node.store.keyring.sites.get(site)
+        if known is None:
+            raise Forbidden(f"site {site or '?'} is not in the keyring")
+        if not verify_signature(known.public_key, text, signature):
+            raise Forbidden(f"site {site} did not prove its identity")
+
+    # -- accepting ---------------------------------------------------------------------
+
+    async def accept(self, request: web.Request) -> web.StreamResponse:
+        """Take a peer's dialled connection after checking its signed nonce."""
+        site = check_site(request.headers.get("X-NT-Site", ""))
+        nonce = request.headers.get("X-NT-Nonce", "")
+        when = request.headers.get("X-NT-Time", "0")
+        if not nonce or not when.isdigit():
+            raise Unauthorized("a link must send X-NT-Nonce, X-NT-Time and X-NT-Signature")
+        if abs(time.time() - int(when)) > _MAX_SKEW:
+            raise Forbidden("link proof is too old or from the future: check the clocks")
+        if site == self.node.site:
+            raise Forbidden("a site cannot link to itself")
+        self._check_proof(site, request.headers.get("X-NT-Signature", ""),
+                          _proof_text("dial", site, nonce, when))
+        proof = self.node.store.key.sign(_proof_text("reply", self.node.site, nonce))
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0, compress=False,
+                                   headers={"X-NT-Site": self.node.site, "X-NT-Proof": proof})
+        await ws.prepare(request)
+        _tune(request.transport.get_extra_info("socket") if request.transport else None)
+        session = Session(self, ws, site, None)
+        self._register(session)
+        try:
+            await session.run()
+        finally:
+            self._unregister(session)
+        return ws
+
+    # -- what this site wants over a session ------------------------------------------
+
+    def subscription(self, session: Session) -> Subscription:
+        """What this site wants held here from the peer (prefetch rules, the link's
+        prefetch topics, and what a dialling peer said it pushes)."""
+        out = [Selection(r.topics, r.sites, r.names) for r in self.node.rules()]
+        if session.link and session.link.prefetch:
+            out.append(Selection(session.link.prefetch, (), session.link.names))
+        if session.link is None and session.peer_push:
+            out.append(Selection(session.peer_push, (session.peer,)))
+        return Subscription(out)
+
+    async def session_ready(self, session: Session) -> None:
+        """After a hello (or a changed subscription): push what the peer subscribes to,
+        ask for what this site lacks, and send wants recorded while it was away."""
+        for commit_entry in self._entries():
+            if session.wants_entry(commit_entry) and commit_entry.root not in session.sent:
+                self._push_when_complete(session, commit_entry)
+        self._complete_from(session, self._entries())
+        pending = [oid for oid, site, _ in self.node.index.wants() if site in (session.peer, "")
+                   or session.link is not None]
+        if pending:
+            session.want(plan.Wants(shallow=pending), READ, hops=2)
+
+    def _entries(self) -> list[Entry]:
+        return self.node.entries()
+
+    def _complete_from(self, session: Session, entries: Iterable[Entry]) -> None:
+        """Ask the peer for every object this site lacks of the entries it subscribes to."""
+        subscription = self.subscription(session)
+        store = self.node.store
+        by_class: dict[int, plan.Wants] = {}
+        for entry in entries:
+            if entry.site == self.node.site or entry.root in self._complete:
+                continue
+            if entry.root in session.deep_incoming or not subscription.selects(entry):
+                continue
+            previous = store.state(entry.site).previous.get(entry.name)
+            wants = plan.missing(entry, previous, store.objects)
+            if not wants:
+                self._complete.add(entry.root)
+                continue
+            cls = ESSENTIAL if set(entry.topics) & set(session.essential) else BULK
+            by_class.setdefault(cls, plan.Wants()).extend(wants)
+        for cls, wants in sorted(by_class.items()):
+            session.want(wants, cls)
+
+    # -- events from the node ----------------------------------------------------------
+
+    def _on_commits(self, commits: list[Commit]) -> None:
+        self._roots = None
+        puts = [c.entry.with_site(commit.site) for commit in commits for c in commit.changes
+                if c.entry is not None]
+        for session in list(self.sessions.values()):
+            session.send_commits()
+            for entry in puts:
+                if session.wants_entry(entry):
+                    self._push_when_complete(session, entry)
+
+    def _push_when_complete(self, session: Session, entry: Entry) -> None:
+        if plan.complete(entry, self.node.store.objects):
+            previous = self.node.store.state(entry.site).previous.get(entry.name)
+            session.push(entry, previous)
+        else:
+            self._pending_push.setdefault(entry.root, []).append((session, entry))
+
+    def _on_objects(self, oids: list[ObjectId]) -> None:
+        for oid in oids:
+            waiter = self._waiters.pop(oid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            for requester in self.node.index.wanted_by(oid):
+                if requester in self.sessions:
+                    self.sessions[requester].send([oid], READ)
+        for root, waiting in list(self._pending_push.items()):
+            entry = waiting[0][1]
+            if plan.complete(entry, self.node.store.objects):
+                del self._pending_push[root]
+                for session, e in waiting:
+                    if self.sessions.get(session.peer) is session:
+                        session.push(e, self.node.store.state(e.site).previous.get(e.name))
+
+    def _on_rules(self, rules: Any) -> None:
+        self._complete.clear()
+        for session in list(self.sessions.values()):
+            session.say("subscribe", **self.subscription(session).to_json())
+            self._complete_from(session, self._entries())
+
+    # -- objects arriving --------------------------------------------------------------
+
+    def assemble(self, piece: Piece) -> bytes | None:
+        """Add a piece to its partial object; return the whole payload when complete."""
+        current = self._partials.get(piece.oid)
+        if piece.offset == 0 or current is None:
+            if piece.offset != 0:
+                return None  # a resumed transfer for a partial we no longer hold
+            current = (piece.encoding, piece.base, piece.total, bytearray())
+        encoding, base, total, buffer = current
+        if (encoding, base, total) != (piece.encoding, piece.base, piece.total) or len(buffer) != piece.offset:
+            self._partials.pop(piece.oid, None)
+            return None
+        buffer += piece.data
+        if len(buffer) < total:
+            self._partials[piece.oid] = current
+            return None
+        self._partials.pop(piece.oid, None)
+        return bytes(buffer)
+
+    def partial_offsets(self) -> dict[str, list[Any]]:
+        return {oid: [e, b, len(buf)] for oid, (e, b, _, buf) in self._partials.items() if buf}
+
+    def partial_specs(self, oids: Iterable[ObjectId]) -> dict[ObjectId, tuple[int, ObjectId | None, int]]:
+        out = {}
+        for oid in oids:
+            if oid in self._partials and self._partials[oid][3]:
+                e, b, _, buf = self._partials[oid]
+                out[oid] = (e, b, len(buf))
+        return out
+
+    async def arrived(self, session: Session, oid: ObjectId) -> None:
+        """After an object from ``session`` is stored: ask for the rest of an entry whose
+        root just arrived (unless the peer is sending all of it anyway)."""
+        if oid in session.deep_incoming:
+            session.deep_incoming.discard(oid)
+            return
+        entry = self.entry_of_root(oid)
+        if entry is not None:
+            self._complete_from(session, [entry])
+
+    def failed(self, oid: ObjectId, exc: Exception) -> None:
+        waiter = self._waiters.pop(oid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ObjectMissing(f"object {oid.short} arrived damaged: {exc}"))
+
+    def lacking(self, session: Session, oids: list[ObjectId], held_at: str, pending: bool) -> None:
+        for oid in oids:
+            waiter = self._waiters.pop(oid, None)
+            if waiter is None or waiter.done():
+                continue
+            if pending:
+                waiter.set_exception(Pending(f"pending: held at {held_at or 'another site'}, not reachable "
+                                             "now, queued", held_at, RETRY_AFTER))
+            else:
+                waiter.set_exception(ObjectMissing(f"{session.peer} does not hold object {oid}"))
+
+    def entry_of_root(self, root: ObjectId) -> Entry | None:
+        if self._roots is None:
+            self._roots = {e.root: e for e in self._entries()}
+        return self._roots.get(root)
+
+    # -- the Fetcher the node uses for lazy reads --------------------------------------
+
+    def _route(self, site: str | None) -> Session | None:
+        if site and site in self.sessions:
+            return self.sessions[site]
+        for session in self.sessions.values():
+            if session.link is not None and session.link.lazy:
+                return session
+        return None
+
+    async def fetch(self, oids: list[ObjectId], site: str | None, hops: int) -> None:
+        loop = asyncio.get_running_loop()
+        futures, ask = [], []
+        for oid in oids:
+            if oid not in self._waiters:
+                self._waiters[oid] = loop.create_future()
+                ask.append(oid)
+            futures.append(self._waiters[oid])
+        if ask:
+            session = self._route(site)
+            if session is None:
+                self.node.index.want(ask, site or "", "local")
+                held = site or "another site"
+                error = Pending(f"pending: held at {held}, not reachable now, queued", held, RETRY_AFTER)
+                for oid in ask:
+                    waiter = self._waiters.pop(oid)
+                    if not waiter.done():
+                        waiter.set_exception(error)
+            else:
+                session.want(plan.Wants(shallow=ask), READ, site, hops)
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), FETCH_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.node.index.want(oids, site or "", "local")
+            raise Pending(f"pending: {site or 'the site holding it'} did not send the data in time; "
+                          "queued", site or "", RETRY_AFTER) from None
+
+    # -- traffic and budgets -----------------------------------------------------------
+
+    def count_traffic(self, session: Session, sent: int, received: int) -> None:
+        counts = self._traffic.setdefault(session.name, [0, 0])
+        counts[0] += sent
+        counts[1] += received
+        if counts[0] + counts[1] >= 256 << 10:
+            self.flush_traffic(session)
+
+    def flush_traffic(self, session: Session) -> None:
+        sent, received = self._traffic.pop(session.name, [0, 0])
+        if sent or received:
+            self.node.index.count_traffic(session.name, sent, received)
+        if session.link is not None and session.link.budget:
+            allowed = self.bulk_allowed(session)
+            if allowed != session.bulk:
+                session.bulk = allowed
+                session.say("limits", bulk=allowed)
+
+    def bulk_allowed(self, session: Session) -> bool:
+        """Whether the link's daily budget leaves room for bulk transfers."""
+        if session.link is None or not session.link.budget:
+            return True
+        sent, received = self.node.index.traffic(session.name)
+        return sent + received < session.link.budget
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per link and connected peer: state, last contact, queue and traffic today."""
+        out = []
+        for config in self.configs:
+            peer = self.dialed.get(config.name, "")
+            session = self.sessions.get(peer)
+            sent, received = self.node.index.traffic(config.name)
+            out.append({
+                "link": config.name, "url": config.url, "peer": peer, "dialled": True,
+                "connected": session is not None and session.link is config,
+                "error": self.last_error.get(config.name, ""),
+                "push": list(config.push), "prefetch": list(config.prefetch), "lazy": config.lazy,
+                "budget": config.budget, "sent_today": sent, "received_today": received,
+                **({k: v for k, v in session.status().items() if k not in ("link", "peer", "dialled")}
+                   if session is not None and session.link is config else {}),
+            })
+        for session in self.sessions.values():
+            if session.link is None:
+                sent, received = self.node.index.traffic(session.name)
+                out.append({**session.status(), "connected": True, "sent_today": sent,
+                            "received_today": received})
+        return out
+
+
+LINKS = web.AppKey("links", Links)
+
+
+@routes.get("/link")
+async def link(request: web.Request) -> web.StreamResponse:
+    """A peer dialling in (WebSocket)."""
+    return await request.app[LINKS].accept(request)
