@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import re
 import socket
 import struct
@@ -25,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 PIECE = 16 * 1024  # largest piece serialized at once
 MIN_WINDOW = 64 * 1024  # read-but-undelivered bytes allowed on top of the BDP
@@ -227,15 +228,8 @@ class _Conn:
 class LinkEmulator:
     """A TCP proxy on 127.0.0.1:``port`` to 127.0.0.1:``target_port`` through an emulated link."""
 
-    def __init__(
-        self,
-        target_port: int,
-        profile: LinkProfile,
-        *,
-        target_host: str = "127.0.0.1",
-        port: int = 0,
-        outages: Outages | None = None,
-    ) -> None:
+    def __init__(self, target_port: int, profile: LinkProfile, *, target_host: str = "127.0.0.1",
+                 port: int = 0, outages: Outages | None = None) -> None:
         if target_host != "127.0.0.1":
             raise ValueError(f"the emulator only forwards to 127.0.0.1, not {target_host!r}")
         self.target_host, self.target_port = target_host, target_port
@@ -258,16 +252,11 @@ class LinkEmulator:
     def stats(self) -> dict[str, Any]:
         """Counters: bytes ``sent`` (serialized onto the link) and ``delivered`` per direction,
         connections accepted, reset by outages and refused during outages, and ``up``."""
-        return {
-            "sent_up": self._up.sent,
-            "sent_down": self._down.sent,
-            "delivered_up": self._up.delivered,
-            "delivered_down": self._down.delivered,
-            "connections": self.connections,
-            "resets": self.resets,
-            "refused": self.refused,
-            "up": self.is_up,
-        }
+        up, down = self._up, self._down
+        return {"sent_up": up.sent, "sent_down": down.sent,
+                "delivered_up": up.delivered, "delivered_down": down.delivered,
+                "connections": self.connections, "resets": self.resets,
+                "refused": self.refused, "up": self.is_up}
 
     async def start(self) -> None:
         """Listen, and start the link serializers, the sampler and the outage schedule."""
@@ -347,9 +336,10 @@ class EmulatorThread:
         self._thread = threading.Thread(target=self._loop.run_forever, name="link-emulator", daemon=True)
 
     def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn()`` (awaiting it if a coroutine function) on the emulator's loop."""
+
         async def run() -> Any:
-            result = fn()
-            return await result if asyncio.iscoroutine(result) else result
+            return await fn() if inspect.iscoroutinefunction(fn) else fn()
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
@@ -373,7 +363,7 @@ class EmulatorThread:
         if not self._thread.is_alive():
             self._loop.close()
 
-    def __enter__(self) -> EmulatorThread:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

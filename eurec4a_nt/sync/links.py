@@ -9,6 +9,7 @@ no tokens are exchanged between sites.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import secrets
@@ -28,7 +29,7 @@ from ..log import Commit
 from ..node import Node
 from . import plan
 from .config import LinkConfig
-from .session import BULK, ESSENTIAL, READ, Selection, Session, Subscription
+from .session import BULK, ESSENTIAL, READ, Selection, SendItem, Session, Subscription
 from .wire import Piece
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,14 @@ def _proof_text(kind: str, site: str, nonce: str, when: str = "") -> bytes:
     return f"eurec4a-nt link {kind}\n{site}\n{nonce}\n{when}".encode()
 
 
+def retry_delay(attempt: int) -> float:
+    """Seconds before reconnection attempt ``attempt`` (1, 2, ...) after a link failed:
+    quick at first, since satellite drops are often short, then doubling up to a
+    minute, with jitter so many sites do not retry in step. Never a busy loop."""
+    base = 0.25 if attempt == 1 else 0.5 if attempt <= 8 else min(0.5 * 2 ** (attempt - 8), 60.0)
+    return base * random.uniform(0.8, 1.2)
+
+
 def _tune(sock: socket.socket | None) -> None:
     """Keep little unsent data in the kernel so urgent objects are not stuck behind bulk."""
     if sock is not None and hasattr(socket, "TCP_NOTSENT_LOWAT"):
@@ -55,6 +64,15 @@ def _tune(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, _NOTSENT_LOWAT)
         except OSError:
             pass
+
+
+def _options(headers: Any) -> dict[str, Any]:
+    """The peer's handshake options (``X-NT-Options``, JSON); {} if absent or malformed."""
+    try:
+        body = json.loads(headers.get("X-NT-Options", "{}"))
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 class Links:
@@ -73,6 +91,7 @@ class Links:
         self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._traffic: dict[str, list[int]] = {}
+        self._backlog: dict[str, list[SendItem]] = {}
         node.fetcher = self
         node.listen("commits", self._on_commits)
         node.listen("objects", self._on_objects)
@@ -111,23 +130,26 @@ class Links:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
-                started = time.monotonic()
                 try:
-                    await self._connect(http, config)
+                    if await self._connect(http, config):
+                        attempt = 0
                     self.last_error.pop(config.name, None)
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError, Forbidden) as exc:
                     self.last_error[config.name] = f"{type(exc).__name__}: {exc}"
                     log.info("link %s: %s", config.name, self.last_error[config.name])
-                attempt = 0 if time.monotonic() - started > 10 else attempt + 1
-                # 0.5 s, then about a second for a few tries, then doubling up to a minute.
-                delay = 0.5 if attempt <= 1 else 1.0 if attempt <= 4 else min(2.0 ** (attempt - 4), 60.0)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                attempt += 1
+                await asyncio.sleep(retry_delay(attempt))
 
-    async def _connect(self, http: aiohttp.ClientSession, config: LinkConfig) -> None:
+    async def _connect(self, http: aiohttp.ClientSession, config: LinkConfig) -> bool:
+        """One session over the link; True once it was established."""
         nonce, when = secrets.token_hex(16), str(int(time.time()))
         key = self.node.store.key
+        options = {"priority": list(config.priority), "essential": list(config.essential),
+                   "rate": config.down_rate, "bulk": self.bulk_allowed_for(config),
+                   "push": list(config.push), "partials": self.partial_offsets()}
         headers = {"X-NT-Site": self.node.site, "X-NT-Nonce": nonce, "X-NT-Time": when,
-                   "X-NT-Signature": key.sign(_proof_text("dial", self.node.site, nonce, when))}
+                   "X-NT-Signature": key.sign(_proof_text("dial", self.node.site, nonce, when)),
+                   "X-NT-Options": json.dumps(options, separators=(",", ":"))}
         async with http.ws_connect(config.url + "/link", headers=headers, heartbeat=HEARTBEAT,
                                    max_msg_size=0, compress=0) as ws:
             peer = ws._response.headers.get("X-NT-Site", "")
@@ -136,12 +158,13 @@ class Links:
             conn = ws._response.connection
             _tune(conn.transport.get_extra_info("socket") if conn and conn.transport else None)
             self.dialed[config.name] = peer
-            session = Session(self, ws, peer, config)
+            session = Session(self, ws, peer, config, _options(ws._response.headers))
             self._register(session)
             try:
                 await session.run()
             finally:
                 self._unregister(session)
+        return True
 
     def _check_proof(self, site: str, signature: str, text: bytes) -> None:
         known = self.node.store.keyring.sites.get(site)
@@ -166,11 +189,12 @@ class Links:
         self._check_proof(site, request.headers.get("X-NT-Signature", ""),
                           _proof_text("dial", site, nonce, when))
         proof = self.node.store.key.sign(_proof_text("reply", self.node.site, nonce))
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0, compress=False,
-                                   headers={"X-NT-Site": self.node.site, "X-NT-Proof": proof})
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0, compress=False)
+        ws.headers.update({"X-NT-Site": self.node.site, "X-NT-Proof": proof,
+                           "X-NT-Options": json.dumps({"partials": self.partial_offsets()})})
         await ws.prepare(request)
         _tune(request.transport.get_extra_info("socket") if request.transport else None)
-        session = Session(self, ws, site, None)
+        session = Session(self, ws, site, None, _options(request.headers))
         self._register(session)
         try:
             await session.run()
@@ -190,17 +214,29 @@ class Links:
             out.append(Selection(session.peer_push, (session.peer,)))
         return Subscription(out)
 
-    async def session_ready(self, session: Session) -> None:
-        """After a hello (or a changed subscription): push what the peer subscribes to,
-        ask for what this site lacks, and send wants recorded while it was away."""
-        for commit_entry in self._entries():
-            if session.wants_entry(commit_entry) and commit_entry.root not in session.sent:
-                self._push_when_complete(session, commit_entry)
+    async def session_ready(self, session: Session, sent: list[Commit]) -> None:
+        """After a hello: push the entries of the commits just sent that the peer
+        subscribes to, ask for what this site lacks of entries it already knew, and
+        send wants recorded while the peer was away."""
+        self._push_entries(session, sent)
         self._complete_from(session, self._entries())
         pending = [oid for oid, site, _ in self.node.index.wants() if site in (session.peer, "")
                    or session.link is not None]
         if pending:
             session.want(plan.Wants(shallow=pending), READ, hops=2)
+
+    def _push_entries(self, session: Session, commits: list[Commit]) -> None:
+        for commit in commits:
+            for change in commit.changes:
+                if change.entry is not None:
+                    entry = change.entry.with_site(commit.site)
+                    if session.wants_entry(entry):
+                        self._push_when_complete(session, entry)
+
+    async def received_commits(self, session: Session, raws: list[bytes]) -> None:
+        """Verify and keep commits from a peer, then tell it how far this site got."""
+        await self.node.receive(raws)
+        session.say("heads", heads=self.node.store.heads())
 
     def _entries(self) -> list[Entry]:
         return self.node.entries()
@@ -229,13 +265,8 @@ class Links:
 
     def _on_commits(self, commits: list[Commit]) -> None:
         self._roots = None
-        puts = [c.entry.with_site(commit.site) for commit in commits for c in commit.changes
-                if c.entry is not None]
         for session in list(self.sessions.values()):
-            session.send_commits()
-            for entry in puts:
-                if session.wants_entry(entry):
-                    self._push_when_complete(session, entry)
+            self._push_entries(session, session.send_commits())
 
     def _push_when_complete(self, session: Session, entry: Entry) -> None:
         if plan.complete(entry, self.node.store.objects):
@@ -287,7 +318,19 @@ class Links:
         return bytes(buffer)
 
     def partial_offsets(self) -> dict[str, list[Any]]:
-        return {oid: [e, b, len(buf)] for oid, (e, b, _, buf) in self._partials.items() if buf}
+        """Resume points of objects held in part (at most 50, for a handshake header)."""
+        held = [(oid, e, b, len(buf)) for oid, (e, b, _, buf) in self._partials.items() if buf]
+        return {oid: [e, b, n] for oid, e, b, n in held[:50]}
+
+    def keep_backlog(self, peer: str, items: list[SendItem]) -> None:
+        """Remember what was still to send to a peer when its session ended."""
+        for item in items:
+            item.queue = None
+        self._backlog[peer] = items
+
+    def adopt_backlog(self, peer: str) -> list[SendItem]:
+        """What a new session to ``peer`` sends first: the previous session's queue."""
+        return self._backlog.pop(peer, [])
 
     def partial_specs(self, oids: Iterable[ObjectId]) -> dict[ObjectId, tuple[int, ObjectId | None, int]]:
         out = {}
@@ -379,17 +422,18 @@ class Links:
         if sent or received:
             self.node.index.count_traffic(session.name, sent, received)
         if session.link is not None and session.link.budget:
-            allowed = self.bulk_allowed(session)
+            allowed = self.bulk_allowed_for(session.link)
             if allowed != session.bulk:
                 session.bulk = allowed
                 session.say("limits", bulk=allowed)
 
-    def bulk_allowed(self, session: Session) -> bool:
-        """Whether the link's daily budget leaves room for bulk transfers."""
-        if session.link is None or not session.link.budget:
+    def bulk_allowed_for(self, link: LinkConfig) -> bool:
+        """Whether the link's daily budget leaves room for bulk transfers today."""
+        if not link.budget:
             return True
-        sent, received = self.node.index.traffic(session.name)
-        return sent + received < session.link.budget
+        sent, received = self.node.index.traffic(link.name)
+        pending = sum(self._traffic.get(link.name, [0, 0]))
+        return sent + received + pending < link.budget
 
     def status(self) -> list[dict[str, Any]]:
         """Per link and connected peer: state, last contact, queue and traffic today."""

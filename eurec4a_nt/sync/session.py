@@ -31,6 +31,7 @@ from aiohttp.client_ws import ClientWebSocketResponse
 from ..entries import Entry, check_topics
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
+from ..log import Commit
 from ..manifests import walk
 from . import plan
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
@@ -94,10 +95,23 @@ class Subscription:
         return cls([Selection.from_json(s) for s in body.get("any") or [] if isinstance(s, dict)])
 
 
-class Session:
-    """A connected peer; :meth:`run` returns when the connection ends."""
+def parse_partials(body: dict[str, Any]) -> dict[ObjectId, tuple[int, ObjectId | None, int]]:
+    """``{id: [encoding, base or null, offset]}`` -> parsed resume points."""
+    return {ObjectId.parse(k): (int(v[0]), ObjectId.parse(v[1]) if v[1] else None, int(v[2]))
+            for k, v in body.items()}
 
-    def __init__(self, links: Links, ws: WebSocket, peer: str, link: LinkConfig | None) -> None:
+
+class Session:
+    """A connected peer; :meth:`run` returns when the connection ends.
+
+    ``options`` are what the peer said in the handshake: the resume points of objects
+    it holds in part and, from a dialling peer, how it wants to be served (topic
+    priority, essential topics, rate cap, whether bulk may flow, topics it pushes).
+    With them the session can send from its first moment, before any hello.
+    """
+
+    def __init__(self, links: Links, ws: WebSocket, peer: str, link: LinkConfig | None,
+                 options: dict[str, Any]) -> None:
         self.links = links
         self.node = links.node
         self.ws = ws
@@ -107,12 +121,17 @@ class Session:
         self.peer_heads: dict[str, int] = {}
         self.peer_wants = Subscription()
         self.peer_push: tuple[str, ...] = ()
-        self.peer_partials: dict[ObjectId, tuple[int, ObjectId | None, int]] = {}
-        self.priority = link.priority if link else DEFAULT_PRIORITY
-        self.essential = link.essential if link else DEFAULT_ESSENTIAL
-        self.rate = link.up_rate if link else None
+        self.peer_partials = parse_partials(options.get("partials") or {})
+        if link is not None:
+            self.priority, self.essential, self.rate = link.priority, link.essential, link.up_rate
+            self.bulk = links.bulk_allowed_for(link)
+        else:
+            self.priority = tuple(options.get("priority") or DEFAULT_PRIORITY)
+            self.essential = tuple(options.get("essential") or DEFAULT_ESSENTIAL)
+            self.rate = int(options["rate"]) if options.get("rate") else None
+            self.bulk = bool(options.get("bulk", True))
+            self.peer_push = check_topics(options.get("push") or [])
         self.compress = link.compress if link else True
-        self.bulk = True
         self.control: asyncio.Queue[str] = asyncio.Queue()
         self.outbox: list[SendItem] = []
         self.queued: dict[ObjectId, SendItem] = {}
@@ -125,7 +144,9 @@ class Session:
         self.last_contact = time.time()
         self._bucket = 0.0
         self._bucket_time = time.monotonic()
-        self._hello = asyncio.Event()
+        for item in links.adopt_backlog(peer):
+            self.send([item.oid], item.cls, item.key[1:-1], {item.oid: item.base} if item.base else None,
+                      item.deep)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -147,18 +168,11 @@ class Session:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             self.links.flush_traffic(self)
+            self.links.keep_backlog(self.peer, [self.queued[o] for o in self.queued])
 
     def _hello_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "site": self.node.site, "heads": self.node.store.heads(),
-            "subscribe": self.links.subscription(self).to_json(),
-            "partials": self.links.partial_offsets(),
-        }
-        if self.link:
-            body.update(push=list(self.link.push), priority=list(self.link.priority),
-                        essential=list(self.link.essential), rate=self.link.down_rate,
-                        bulk=self.links.bulk_allowed(self))
-        return body
+        return {"site": self.node.site, "heads": self.node.store.heads(),
+                "subscribe": self.links.subscription(self).to_json()}
 
     def say(self, kind: str, **body: Any) -> None:
         """Queue a control message (sent before any further object piece)."""
@@ -293,9 +307,10 @@ class Session:
             self.say("pushing", roots=[entry.root])
         self.send([entry.root], cls, key, deep=deep)
 
-    def send_commits(self) -> None:
-        """Send every commit the peer lacks, oldest first, in batches."""
+    def send_commits(self) -> list[Commit]:
+        """Send every commit the peer lacks, oldest first, in batches; return them."""
         batch: list[str] = []
+        sent: list[Commit] = []
         size = 0
         for site, seq in self.node.store.heads().items():
             known = self.peer_heads.get(site, 0)
@@ -303,6 +318,7 @@ class Session:
                 continue
             for commit in self.node.store.log(site).commits_after(known):
                 batch.append(commit.raw.decode())
+                sent.append(commit)
                 size += len(commit.raw)
                 if size > _COMMIT_BATCH:
                     self.say("commits", raws=batch)
@@ -310,6 +326,7 @@ class Session:
             self.peer_heads[site] = seq
         if batch:
             self.say("commits", raws=batch)
+        return sent
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -324,21 +341,13 @@ class Session:
             await handler(body)
         except NTError as exc:
             log.warning("%s: %s", self.name, exc)
+        except Exception:  # a bug must not take the link down
+            log.exception("%s: error handling %s", self.name, body.get("type"))
 
     async def _on_hello(self, body: dict[str, Any]) -> None:
         self.peer_heads = {str(k): int(v) for k, v in (body.get("heads") or {}).items()}
         self.peer_wants = Subscription.from_json(body.get("subscribe") or {})
-        self.peer_push = check_topics(body.get("push") or [])
-        self.peer_partials = {ObjectId.parse(k): (int(v[0]), ObjectId.parse(v[1]) if v[1] else None, int(v[2]))
-                              for k, v in (body.get("partials") or {}).items()}
-        if self.link is None:  # the dialling side says how it wants to be served
-            self.priority = tuple(body.get("priority") or DEFAULT_PRIORITY)
-            self.essential = tuple(body.get("essential") or DEFAULT_ESSENTIAL)
-            self.rate = int(body["rate"]) if body.get("rate") else None
-            self.bulk = bool(body.get("bulk", True))
-        self._hello.set()
-        self.send_commits()
-        await self.links.session_ready(self)
+        await self.links.session_ready(self, self.send_commits())
 
     async def _on_commits(self, body: dict[str, Any]) -> None:
         raws = [str(r).encode() for r in body.get("raws") or []]
@@ -356,7 +365,6 @@ class Session:
 
     async def _on_subscribe(self, body: dict[str, Any]) -> None:
         self.peer_wants = Subscription.from_json(body)
-        await self.links.session_ready(self)
 
     async def _on_limits(self, body: dict[str, Any]) -> None:
         self.bulk = bool(body.get("bulk", True))
@@ -369,9 +377,7 @@ class Session:
         ids = [ObjectId.parse(i) for i in body.get("ids") or []]
         deep = {ObjectId.parse(i) for i in body.get("deep") or []}
         bases = {ObjectId.parse(k): ObjectId.parse(v) for k, v in (body.get("bases") or {}).items()}
-        for oid, spec in (body.get("resume") or {}).items():
-            self.peer_partials[ObjectId.parse(oid)] = (int(spec[0]), ObjectId.parse(spec[1]) if spec[1] else None,
-                                                       int(spec[2]))
+        self.peer_partials.update(parse_partials(body.get("resume") or {}))
         cls = {"read": READ, "essential": ESSENTIAL}.get(str(body.get("class")), BULK)
         hops = int(body.get("hops", 1))
         store = self.node.store.objects
