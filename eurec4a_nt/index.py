@@ -25,7 +25,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, size INTEGER NOT NULL, last_access REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS objects_lru ON objects(last_access);
 CREATE TABLE IF NOT EXISTS wants (id TEXT NOT NULL, site TEXT NOT NULL, requester TEXT NOT NULL,
-                                  created REAL NOT NULL, PRIMARY KEY (id, requester));
+                                  created REAL NOT NULL, span TEXT, PRIMARY KEY (id, requester));
 CREATE TABLE IF NOT EXISTS rules (id INTEGER PRIMARY KEY AUTOINCREMENT, topics TEXT NOT NULL,
                                   sites TEXT NOT NULL, names TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS traffic (link TEXT NOT NULL, day TEXT NOT NULL, sent INTEGER NOT NULL,
@@ -36,6 +36,16 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 def today() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Want:
+    """An object someone asked for while the site holding it was out of reach."""
+
+    id: ObjectId
+    site: str
+    requester: str
+    span: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,18 +161,24 @@ class Index:
 
     # -- wants -------------------------------------------------------------------------
 
-    def want(self, oids: Iterable[ObjectId], site: str, requester: str) -> None:
-        now = time.time()
+    def want(self, oids: Iterable[ObjectId], site: str, requester: str,
+             spans: dict[ObjectId, tuple[int, int]] | None = None) -> None:
+        """Record that ``requester`` wants objects of ``site`` (for a record, maybe only
+        the blocks of a byte span)."""
+        now, spans = time.time(), spans or {}
         with self._tx() as db:
-            db.executemany("INSERT OR IGNORE INTO wants VALUES (?, ?, ?, ?)",
-                           [(oid, site, requester, now) for oid in oids])
+            db.executemany("INSERT INTO wants VALUES (?, ?, ?, ?, ?) ON CONFLICT(id, requester) "
+                           "DO UPDATE SET span = COALESCE(excluded.span, wants.span)",
+                           [(oid, site, requester, now, json.dumps(spans[oid]) if oid in spans else None)
+                            for oid in oids])
 
-    def wants(self, site: str | None = None) -> list[tuple[ObjectId, str, str]]:
-        """Pending wants as ``(id, site, requester)``, oldest first."""
-        sql = "SELECT id, site, requester FROM wants"
+    def wants(self, site: str | None = None) -> list[Want]:
+        """Pending wants, oldest first."""
+        sql = "SELECT id, site, requester, span FROM wants"
         rows = self._query(sql + (" WHERE site=?" if site else "") + " ORDER BY created",
                            (site,) if site else ())
-        return [(ObjectId.parse(i), s, r) for i, s, r in rows]
+        return [Want(ObjectId.parse(i), s, r, tuple(json.loads(span)) if span else None)
+                for i, s, r, span in rows]
 
     def wanted_by(self, oid: ObjectId) -> list[str]:
         return [r for (r,) in self._query("SELECT requester FROM wants WHERE id=?", (oid,))]

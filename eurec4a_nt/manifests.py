@@ -144,6 +144,29 @@ class RefReader:
         return b"".join(parts)
 
 
+Span = tuple[int, int]
+
+
+def children(data: bytes, span: Span | None = None) -> list[tuple[ObjectId, bool]]:
+    """The objects a record or manifest points to, as ``(id, has children)``; with
+    ``span``, only the blocks of a record holding bytes ``[start, end)``. Any other
+    object has none."""
+    if not data.startswith(b'{"type":'):
+        return []
+    try:
+        kind = json.loads(data[:40].decode().split(",", 1)[0] + "}").get("type")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    if kind == "file":
+        blocks = FileRecord.from_bytes(data).blocks
+        if span is not None:
+            blocks = tuple(b for b in blocks if b.offset < span[1] and b.end > span[0])
+        return [(b.id, False) for b in blocks]
+    if kind in ("zarr", "directory"):
+        return [(ref.id, ref.record) for ref in Manifest.from_bytes(data).items.values()]
+    return []
+
+
 def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
     """Every object an entry needs, as ``(id, present in store)``; roots and records first.
 

@@ -18,7 +18,7 @@ from .errors import Corrupt, ObjectMissing
 from .ids import ObjectId
 from .index import Index, Rule
 from .log import Change, Commit
-from .manifests import walk
+from .manifests import Span, walk
 from .sitestore import SiteStore
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 class Fetcher(Protocol):
     """Gets objects this site lacks from other sites (the links)."""
 
-    async def fetch(self, oids: list[ObjectId], site: str | None, hops: int) -> None:
-        """Return once every object is stored here.
+    async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
+                    spans: dict[ObjectId, Span] | None = None) -> None:
+        """Return once every object is stored here (for a record in ``spans``, the
+        holder also sends the blocks of that byte span along).
 
         Raises :class:`~eurec4a_nt.errors.Pending` when the site holding them cannot
         be reached now (the want is recorded), or ObjectMissing when nobody has them.
@@ -116,7 +118,8 @@ class Node:
             await self.evict_if_needed()
         return new
 
-    async def ensure(self, oids: Iterable[ObjectId], site: str | None = None, hops: int = 2) -> None:
+    async def ensure(self, oids: Iterable[ObjectId], site: str | None = None, hops: int = 2,
+                     spans: dict[ObjectId, Span] | None = None) -> None:
         """Make sure the objects are here, fetching missing ones over links (once, however
         many readers ask). Raises Pending or ObjectMissing as :class:`Fetcher` does."""
         missing = await asyncio.to_thread(self.store.objects.missing, oids)
@@ -125,7 +128,7 @@ class Node:
         if self.fetcher is None or hops <= 0:
             raise ObjectMissing(f"{len(missing)} object(s) of {site or 'this site'} are not held "
                                 f"here (first: {missing[0]}) and no link can supply them")
-        await self.fetcher.fetch(missing, site, hops)
+        await self.fetcher.fetch(missing, site, hops, spans)
 
     def touch(self, oids: Iterable[ObjectId]) -> None:
         for oid in oids:

@@ -220,10 +220,11 @@ class Links:
         send wants recorded while the peer was away."""
         self._push_entries(session, sent)
         self._complete_from(session, self._entries())
-        pending = [oid for oid, site, _ in self.node.index.wants() if site in (session.peer, "")
-                   or session.link is not None]
+        pending = [w for w in self.node.index.wants()
+                   if w.site in (session.peer, "") or session.link is not None]
         if pending:
-            session.want(plan.Wants(shallow=pending), READ, hops=2)
+            spans = {w.id: (w.span[0], w.span[1]) for w in pending if w.span}
+            session.want(plan.Wants(shallow=[w.id for w in pending], spans=spans), READ, hops=2)
 
     def _push_entries(self, session: Session, commits: list[Commit]) -> None:
         for commit in commits:
@@ -381,7 +382,8 @@ class Links:
                 return session
         return None
 
-    async def fetch(self, oids: list[ObjectId], site: str | None, hops: int) -> None:
+    async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
+                    spans: dict[ObjectId, tuple[int, int]] | None = None) -> None:
         loop = asyncio.get_running_loop()
         futures, ask = [], []
         for oid in oids:
@@ -392,7 +394,7 @@ class Links:
         if ask:
             session = self._route(site)
             if session is None:
-                self.node.index.want(ask, site or "", "local")
+                self.node.index.want(ask, site or "", "local", spans)
                 held = site or "another site"
                 error = Pending(f"pending: held at {held}, not reachable now, queued", held, RETRY_AFTER)
                 for oid in ask:
@@ -400,11 +402,11 @@ class Links:
                     if not waiter.done():
                         waiter.set_exception(error)
             else:
-                session.want(plan.Wants(shallow=ask), READ, site, hops)
+                session.want(plan.Wants(shallow=ask, spans=dict(spans or {})), READ, site, hops)
         try:
             await asyncio.wait_for(asyncio.gather(*futures), FETCH_TIMEOUT)
         except asyncio.TimeoutError:
-            self.node.index.want(oids, site or "", "local")
+            self.node.index.want(oids, site or "", "local", spans)
             raise Pending(f"pending: {site or 'the site holding it'} did not send the data in time; "
                           "queued", site or "", RETRY_AFTER) from None
 

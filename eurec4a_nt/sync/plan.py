@@ -29,6 +29,7 @@ class Wants:
     shallow: list[ObjectId] = field(default_factory=list)
     deep: list[ObjectId] = field(default_factory=list)
     bases: dict[ObjectId, ObjectId] = field(default_factory=dict)
+    spans: dict[ObjectId, tuple[int, int]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.shallow or self.deep)
@@ -37,6 +38,7 @@ class Wants:
         self.shallow += [o for o in other.shallow if o not in self.shallow]
         self.deep += [o for o in other.deep if o not in self.deep]
         self.bases.update(other.bases)
+        self.spans.update(other.spans)
 
 
 def _published(entry: Entry) -> float:

@@ -32,7 +32,7 @@ from ..entries import Entry, check_topics
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..log import Commit
-from ..manifests import walk
+from ..manifests import children
 from . import plan
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .wire import DELTA, Piece, decode, encode, message, pieces
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WebSocket = web.WebSocketResponse | ClientWebSocketResponse
+Follow = str | tuple[int, int] | None
 _COMMIT_BATCH = 256 << 10
 _WANT_BATCH = 2000
 READ, ESSENTIAL, BULK = 0, 1, 2
@@ -56,7 +57,9 @@ class SendItem:
     oid: ObjectId = field(compare=False)
     cls: int = field(compare=False)
     base: ObjectId | None = field(default=None, compare=False)
-    deep: bool = field(default=False, compare=False)
+    #: What to send after this object: everything under it ("all"), the blocks of a
+    #: byte span of a record, or nothing.
+    follow: Follow = field(default=None, compare=False)
     queue: list[Piece] | None = field(default=None, compare=False)
 
 
@@ -146,7 +149,7 @@ class Session:
         self._bucket_time = time.monotonic()
         for item in links.adopt_backlog(peer):
             self.send([item.oid], item.cls, item.key[1:-1], {item.oid: item.base} if item.base else None,
-                      item.deep)
+                      item.follow)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -211,8 +214,8 @@ class Session:
             else:
                 self.queued.pop(item.oid, None)
                 self.sent.add(item.oid)
-                if item.deep:
-                    self._queue_children(item)
+                if item.follow is not None:
+                    await self._queue_children(item)
 
     def _next(self) -> SendItem | None:
         held = []
@@ -262,7 +265,7 @@ class Session:
             await asyncio.sleep(-self._bucket / self.rate)
 
     def send(self, oids: list[ObjectId], cls: int, rank: tuple[Any, ...] = (),
-             bases: dict[ObjectId, ObjectId] | None = None, deep: bool = False) -> None:
+             bases: dict[ObjectId, ObjectId] | None = None, follow: Follow = None) -> None:
         """Queue objects for the peer (ids already queued or sent here are skipped;
         a more urgent request raises the priority of a queued one)."""
         for oid in oids:
@@ -271,19 +274,18 @@ class Session:
             current = self.queued.get(oid)
             if current is not None and current.cls <= cls:
                 continue
-            item = SendItem((cls, *rank, next(self.counter)), oid, cls,
-                            (bases or {}).get(oid), deep)
+            item = SendItem((cls, *rank, next(self.counter)), oid, cls, (bases or {}).get(oid), follow)
             self.queued[oid] = item
             heapq.heappush(self.outbox, item)
         self.wake.set()
 
-    def _queue_children(self, item: SendItem) -> None:
-        entry = self.links.entry_of_root(item.oid)
-        if entry is None:
-            return
-        store = self.node.store.objects
-        children = [oid for oid, held in walk(entry, store) if held and oid != item.oid]
-        self.send(children, item.cls, item.key[1:-1])
+    async def _queue_children(self, item: SendItem) -> None:
+        data = await asyncio.to_thread(self.node.store.objects.get, item.oid)
+        span = item.follow if isinstance(item.follow, tuple) else None
+        rank = item.key[1:-1]
+        for oid, has_children in children(data, span):
+            if self.node.store.objects.has(oid):
+                self.send([oid], item.cls, rank, follow="all" if has_children else None)
 
     # -- pushing entries -------------------------------------------------------------
 
@@ -302,10 +304,9 @@ class Session:
     def push(self, entry: Entry, previous: Entry | None) -> None:
         """Send an entry the peer subscribes to: all of it if new, else its root first."""
         cls, key = self.rank(entry)
-        deep = previous is None
-        if deep:
+        if previous is None:
             self.say("pushing", roots=[entry.root])
-        self.send([entry.root], cls, key, deep=deep)
+        self.send([entry.root], cls, key, follow="all" if previous is None else None)
 
     def send_commits(self) -> list[Commit]:
         """Send every commit the peer lacks, oldest first, in batches; return them."""
@@ -375,35 +376,38 @@ class Session:
 
     async def _on_want(self, body: dict[str, Any]) -> None:
         ids = [ObjectId.parse(i) for i in body.get("ids") or []]
-        deep = {ObjectId.parse(i) for i in body.get("deep") or []}
+        follow: dict[ObjectId, Follow] = {ObjectId.parse(i): "all" for i in body.get("deep") or []}
+        spans = {ObjectId.parse(k): (int(v[0]), int(v[1])) for k, v in (body.get("spans") or {}).items()}
+        follow.update(spans)
         bases = {ObjectId.parse(k): ObjectId.parse(v) for k, v in (body.get("bases") or {}).items()}
         self.peer_partials.update(parse_partials(body.get("resume") or {}))
         cls = {"read": READ, "essential": ESSENTIAL}.get(str(body.get("class")), BULK)
-        hops = int(body.get("hops", 1))
         store = self.node.store.objects
         here = [oid for oid in ids if store.has(oid)]
         for oid in here:
-            self.send([oid], cls, (), bases, deep=oid in deep)
+            self.send([oid], cls, (), bases, follow.get(oid))
         absent = [oid for oid in ids if oid not in set(here)]
         if absent:
-            asyncio.create_task(self._relay(absent, deep, bases, cls, hops, body.get("site")))
+            asyncio.create_task(self._relay(absent, follow, spans, bases, cls, int(body.get("hops", 1)),
+                                            body.get("site")))
 
-    async def _relay(self, oids: list[ObjectId], deep: set[ObjectId], bases: dict[ObjectId, ObjectId],
+    async def _relay(self, oids: list[ObjectId], follow: dict[ObjectId, Follow],
+                     spans: dict[ObjectId, tuple[int, int]], bases: dict[ObjectId, ObjectId],
                      cls: int, hops: int, site: str | None) -> None:
         """Fetch what the peer wants from the site holding it, then send it on."""
         try:
             if hops <= 1:
                 raise ObjectMissing("not held here")
-            await self.node.ensure(oids, site, hops - 1)
+            await self.node.ensure(oids, site, hops - 1, spans)
         except Pending as exc:
-            self.node.index.want(oids, site or "", self.peer)
+            self.node.index.want(oids, site or "", self.peer, spans)
             self.say("lack", ids=oids, held_at=exc.held_at, pending=True)
             return
-        except (ObjectMissing, NTError):
+        except NTError:
             self.say("lack", ids=oids, held_at="")
             return
         for oid in oids:
-            self.send([oid], cls, (), bases, deep=oid in deep)
+            self.send([oid], cls, (), bases, follow.get(oid))
 
     async def _on_lack(self, body: dict[str, Any]) -> None:
         ids = [ObjectId.parse(i) for i in body.get("ids") or []]
@@ -442,12 +446,13 @@ class Session:
         every = wants.shallow + wants.deep
         resume = {oid: list(spec) for oid, spec in self.links.partial_specs(every).items()}
         name = {READ: "read", ESSENTIAL: "essential"}.get(cls, "bulk")
+        deep = set(wants.deep)
         for i in range(0, len(every), _WANT_BATCH):
             part = every[i:i + _WANT_BATCH]
-            deep = [o for o in part if o in set(wants.deep)]
-            self.say("want", ids=part, deep=deep, bases={k: v for k, v in wants.bases.items() if k in part},
-                     resume={k: v for k, v in resume.items() if k in part}, site=site, hops=hops,
-                     **{"class": name})
+            self.say("want", ids=part, deep=[o for o in part if o in deep], site=site, hops=hops,
+                     bases={k: v for k, v in wants.bases.items() if k in part},
+                     spans={k: list(v) for k, v in wants.spans.items() if k in part},
+                     resume={k: v for k, v in resume.items() if k in part}, **{"class": name})
         self.deep_incoming.update(wants.deep)
 
     def status(self) -> dict[str, Any]:
