@@ -34,11 +34,13 @@ class Campaign:
     (push, prefetch, budget, ...); the URL is filled in."""
 
     def __init__(self, root: Path, hub: str, remotes: dict[str, Remote],
-                 hub_args: list[str] | None = None) -> None:
+                 hub_args: list[str] | None = None, ports: dict[str, int] | None = None) -> None:
         self.root = Path(root)
         self.remotes = remotes
-        make_sites(self.root, [hub, *remotes])
-        self.hub = SiteProcess(self.root / hub, args=hub_args or [])
+        self.ports = ports or {}
+        if not (self.root / "keyring.yaml").exists():
+            make_sites(self.root, [hub, *remotes])
+        self.hub = SiteProcess(self.root / hub, args=hub_args or [], port=self.ports.get(hub))
         self.sites: dict[str, SiteProcess] = {hub: self.hub}
         self.links: dict[str, EmulatorThread] = {}
 
@@ -57,7 +59,8 @@ class Campaign:
         links_file = self.root / f"{name}-links.yaml"
         body = {"url": f"http://127.0.0.1:{self.links[name].port}", **remote.link}
         links_file.write_text(yaml.safe_dump({"links": [body]}))
-        site = self.sites.get(name) or SiteProcess(self.root / name, args=["--links", str(links_file)])
+        site = self.sites.get(name) or SiteProcess(self.root / name, args=["--links", str(links_file)],
+                                                   port=self.ports.get(name))
         self.sites[name] = site
         return site.start()
 

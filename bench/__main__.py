@@ -1,0 +1,43 @@
+"""Run the benchmarks and write ``bench/results.md``.
+
+    python -m bench            # everything (takes a while)
+    python -m bench --quick    # smaller data, a few minutes
+    python -m bench --only wan # one group: wan (sync over an emulated satellite link) or lan
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import tempfile
+from pathlib import Path
+
+from .common import HERE, PLOTS, Result, write_results
+
+GROUPS = ("wan", "lan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, fewer repetitions")
+    parser.add_argument("--only", action="append", choices=GROUPS, help="run only this group")
+    parser.add_argument("--out", type=Path, default=HERE / "results.md")
+    parser.add_argument("--workdir", type=Path, help="keep data and logs here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    PLOTS.mkdir(exist_ok=True)
+    results: list[Result] = []
+    headline: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="eurec4a-nt-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        for name in args.only or GROUPS:
+            module = importlib.import_module(f"bench.{name}")
+            group = module.run(quick=args.quick, workdir=workdir / name)
+            results += group
+            headline += module.headline(group)
+            write_results(results, args.out, headline)
+    print(args.out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""``eurec4a-nt demo``: a small campaign on this machine.
+
+The operations centre (OPS) runs the hub; RV-Meteor and RV-Merian dial it over
+emulated satellite links (1 MB/s down, 250 KB/s up, 700 ms round trip, dropping for a
+few seconds now and then) and the Barbados Cloud Observatory (BCO) over a faster one.
+The sites publish soundings, quicklooks, raw radar data and a flight plan over time;
+the terminal shows quicklooks arriving at OPS in near time while raw data stays on
+the ships. Every site's page is on http://127.0.0.1:<port>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from . import sampledata
+from .api import publish
+from .sync.emulator import LinkProfile, Outages
+from .testing.campaign import Campaign, Remote
+
+SHIP_LINK = {"push": ["quicklook", "sondes", "planning"], "prefetch": ["planning", "quicklook"],
+             "budget": "200MB", "essential": ["planning", "quicklook"]}
+BCO_LINK = {"push": ["quicklook", "processed"], "prefetch": ["planning"]}
+
+
+@dataclass
+class Published:
+    site: str
+    name: str
+    topic: str
+    size: int
+    at: float
+
+
+def _remotes() -> dict[str, Remote]:
+    ship = LinkProfile.satellite()
+    return {
+        "RV-Meteor": Remote(ship, Outages(period=45, duration=6, first=30), SHIP_LINK),
+        "RV-Merian": Remote(ship, Outages(period=60, duration=10, first=50), SHIP_LINK),
+        "BCO": Remote(LinkProfile(down=500_000, up=1_000_000, delay=0.05), None, BCO_LINK),
+    }
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+class Demo:
+    """Publishes campaign data on a schedule and reports what arrives where."""
+
+    def __init__(self, campaign: Campaign, data: Path, speed: float) -> None:
+        self.c = campaign
+        self.data = data
+        self.speed = speed
+        self.published: list[Published] = []
+        self.arrived: dict[tuple[str, str], float] = {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        print(f"{_stamp(time.time())}  {text}", flush=True)
+
+    def publish(self, site: str, path: Path, name: str, topic: str) -> None:
+        server = self.c.sites[site]
+        start = time.time()
+        entry = publish(path, name=name, topics=[topic], server=server.url, token=server.token, progress=False)
+        with self.lock:
+            self.published.append(Published(site, entry.name, topic, entry.size, start))
+        where = "stays on board" if topic == "raw" else "on its way to OPS"
+        self.say(f"{site:9} published {name} ({entry.size / 1e3:.0f} KB, {topic}): {where}")
+
+    def schedule(self) -> None:
+        """Publish on a timeline, forever (until stopped)."""
+        step = 0
+        for step in itertools.count():
+            seed = int(time.time()) + step
+            tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            d = self.data
+            ship = ("RV-Meteor", "RV-Merian")[step % 2]
+            actions = [
+                lambda: self.publish(ship, sampledata.quicklook_png(d / f"ql-{seed}.png", seed=seed,
+                                     target_bytes=200_000, title=f"{ship} cloud radar"),
+                                     f"quicklooks/radar-{tag}.png", "quicklook"),
+                lambda: self.publish(ship, sampledata.sonde(d / f"sonde-{seed}.nc", seed=seed, platform=ship),
+                                     f"sondes/{tag}.nc", "sondes"),
+                lambda: self.publish(ship, sampledata.raw_file(d / f"raw-{seed}.bin", size=5_000_000, seed=seed),
+                                     f"raw/radar-{tag}.bin", "raw"),
+                lambda: self.publish("BCO", sampledata.quicklook_png(d / f"bco-{seed}.png", seed=seed,
+                                     target_bytes=150_000, title="BCO lidar"),
+                                     f"quicklooks/lidar-{tag}.png", "quicklook"),
+            ]
+            if step % 6 == 0:
+                actions.append(lambda: self.publish("OPS", sampledata.planning_pdf(
+                    d / f"plan-{seed}.pdf", seed=seed, target_bytes=1_000_000),
+                    f"planning/flight-plan-{tag}.pdf", "planning"))
+            for action in actions:
+                if self.stop.wait(4 / self.speed):
+                    return
+                action()
+
+    def watch(self) -> None:
+        """Report entries as they become fully held at OPS (or, for plans, at the ships)."""
+        while not self.stop.wait(0.25):
+            with self.lock:
+                waiting = [p for p in self.published if (p.site, p.name) not in self.arrived
+                           and p.topic != "raw"]
+            for p in waiting:
+                here = "RV-Meteor" if p.site == "OPS" else "OPS"
+                if _held(self.c.sites[here].url, p.site, p.name):
+                    self.arrived[(p.site, p.name)] = time.time() - p.at
+                    self.say(f"{here:9} has {p.site}/{p.name} after {time.time() - p.at:.1f} s")
+
+    def summary(self) -> None:
+        quick = [t for (site, name), t in self.arrived.items() if name.startswith("quicklooks/")]
+        raw = [p for p in self.published if p.topic == "raw"]
+        print()
+        print(f"published {len(self.published)} entries; {len(self.arrived)} arrived where they were wanted")
+        if quick:
+            print(f"quicklooks at OPS after {statistics.median(quick):.1f} s (median), "
+                  f"{max(quick):.1f} s at most (links drop now and then)")
+        raw_at_ops = sum(_held(self.c.hub.url, p.site, p.name) for p in raw)
+        print(f"raw files: {len(raw)} published, {raw_at_ops} held at OPS (raw is fetched only on request)")
+        for name, link in self.c.links.items():
+            stats = link.stats
+            print(f"link {name:9} up {stats['sent_up'] / 1e6:.1f} MB, down {stats['sent_down'] / 1e6:.1f} MB, "
+                  f"{stats['resets']} drops")
+
+
+def _held(url: str, site: str, name: str) -> bool:
+    try:
+        answer = requests.get(f"{url}/api/sites/{site}/entries", params={"held": "1"}, timeout=5)
+    except requests.RequestException:
+        return False
+    if answer.status_code != 200:
+        return False
+    return any(e["name"] == name and e["held"] == e["objects"] for e in answer.json()["entries"])
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start the campaign, run the timeline until ``--duration`` or Ctrl-C, then stop cleanly."""
+    root = Path(args.dir) / "demo"
+    root.mkdir(parents=True, exist_ok=True)
+    campaign = Campaign(root, "OPS", _remotes(), ports={"OPS": args.port, "RV-Meteor": args.port + 1,
+                                                        "RV-Merian": args.port + 2, "BCO": args.port + 3})
+    print(__doc__.split("\n\n")[1].replace("\n", " "))
+    print()
+    with tempfile.TemporaryDirectory(prefix="eurec4a-nt-demo-") as tmp, campaign:
+        for name, site in campaign.sites.items():
+            print(f"  {name:9} http://127.0.0.1:{site.port}/")
+        print(f"\nopen the catalog in Python: eurec4a_nt.open_catalog(server='{campaign.hub.url}')")
+        print("Ctrl-C stops the demo.\n" if args.duration is None else f"running for {args.duration:.0f} s.\n")
+        demo = Demo(campaign, Path(tmp), args.speed)
+        threads = [threading.Thread(target=demo.schedule, daemon=True),
+                   threading.Thread(target=demo.watch, daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            demo.stop.wait(args.duration)
+        except KeyboardInterrupt:
+            print("\nstopping ...")
+        demo.stop.set()
+        for t in threads:
+            t.join(30)
+        demo.summary()
+    return 0
