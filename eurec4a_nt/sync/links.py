@@ -35,8 +35,8 @@ from .wire import Piece
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 15.0
-#: How long a lazy read waits for a connected peer to send what it asked for.
-FETCH_TIMEOUT = 60.0
+#: A lazy read gives up (pending) when the peer sent nothing for this long.
+STALL_TIMEOUT = 30.0
 #: Retry after this many seconds when data is pending at an unreachable site.
 RETRY_AFTER = 30
 _MAX_SKEW = 600
@@ -88,6 +88,8 @@ class Links:
         self._waiters: dict[ObjectId, asyncio.Future[None]] = {}
         self._partials: dict[ObjectId, tuple[int, ObjectId | None, int, bytearray]] = {}
         self._pending_push: dict[ObjectId, list[tuple[Session, Entry]]] = {}
+        self._push_blockers: dict[ObjectId, set[ObjectId]] = {}
+        self._asked: dict[ObjectId, Session] = {}
         self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._traffic: dict[str, list[int]] = {}
@@ -121,6 +123,7 @@ class Links:
     def _unregister(self, session: Session) -> None:
         if self.sessions.get(session.peer) is session:
             del self.sessions[session.peer]
+        self.session_ended(session)
 
     # -- dialling ----------------------------------------------------------------------
 
@@ -247,7 +250,7 @@ class Links:
         subscription = self.subscription(session)
         store = self.node.store
         by_class: dict[int, plan.Wants] = {}
-        for entry in entries:
+        for entry in sorted(entries, key=lambda e: plan.priority_key(e, session.priority)):
             if entry.site == self.node.site or entry.root in self._complete:
                 continue
             if entry.root in session.deep_incoming or not subscription.selects(entry):
@@ -270,27 +273,41 @@ class Links:
             self._push_entries(session, session.send_commits())
 
     def _push_when_complete(self, session: Session, entry: Entry) -> None:
-        if plan.complete(entry, self.node.store.objects):
-            previous = self.node.store.state(entry.site).previous.get(entry.name)
-            session.push(entry, previous)
+        """Push an entry now if this site holds all of it, else as soon as it does
+        (store-and-forward: a relay passes on what it has received whole)."""
+        if entry.root not in self._pending_push and self._missing_for_push(entry):
+            self._pending_push[entry.root] = []
+        if entry.root in self._pending_push:
+            self._pending_push[entry.root].append((session, entry))
         else:
-            self._pending_push.setdefault(entry.root, []).append((session, entry))
+            session.push(entry, self.node.store.state(entry.site).previous.get(entry.name))
+
+    def _missing_for_push(self, entry: Entry) -> bool:
+        """Index what an entry still lacks here; False if nothing."""
+        wants = plan.missing(entry, None, self.node.store.objects)
+        for oid in wants.shallow + wants.deep:
+            self._push_blockers.setdefault(oid, set()).add(entry.root)
+        return bool(wants)
 
     def _on_objects(self, oids: list[ObjectId]) -> None:
+        unblocked: set[ObjectId] = set()
         for oid in oids:
+            self._asked.pop(oid, None)
             waiter = self._waiters.pop(oid, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
             for requester in self.node.index.wanted_by(oid):
                 if requester in self.sessions:
                     self.sessions[requester].send([oid], READ)
-        for root, waiting in list(self._pending_push.items()):
-            entry = waiting[0][1]
-            if plan.complete(entry, self.node.store.objects):
-                del self._pending_push[root]
-                for session, e in waiting:
-                    if self.sessions.get(session.peer) is session:
-                        session.push(e, self.node.store.state(e.site).previous.get(e.name))
+            unblocked |= self._push_blockers.pop(oid, set())
+        for root in unblocked:
+            waiting = self._pending_push.get(root)
+            if not waiting or self._missing_for_push(waiting[0][1]):
+                continue
+            del self._pending_push[root]
+            for session, entry in waiting:
+                if self.sessions.get(session.peer) is session:
+                    session.push(entry, self.node.store.state(entry.site).previous.get(entry.name))
 
     def _on_rules(self, rules: Any) -> None:
         self._complete.clear()
@@ -394,21 +411,40 @@ class Links:
         if ask:
             session = self._route(site)
             if session is None:
-                self.node.index.want(ask, site or "", "local", spans)
-                held = site or "another site"
-                error = Pending(f"pending: held at {held}, not reachable now, queued", held, RETRY_AFTER)
-                for oid in ask:
-                    waiter = self._waiters.pop(oid)
-                    if not waiter.done():
-                        waiter.set_exception(error)
+                self._give_up(ask, site, spans, "not reachable now")
             else:
+                self._asked.update((oid, session) for oid in ask)
                 session.want(plan.Wants(shallow=ask, spans=dict(spans or {})), READ, site, hops)
-        try:
-            await asyncio.wait_for(asyncio.gather(*futures), FETCH_TIMEOUT)
-        except asyncio.TimeoutError:
-            self.node.index.want(oids, site or "", "local", spans)
-            raise Pending(f"pending: {site or 'the site holding it'} did not send the data in time; "
-                          "queued", site or "", RETRY_AFTER) from None
+        # Wait as long as the peer keeps sending; give up after a stall.
+        while True:
+            done, pending = await asyncio.wait(futures, timeout=STALL_TIMEOUT)
+            if not pending:
+                for future in done:
+                    future.result()
+                return
+            stalled = [oid for oid, waiter in self._waiters.items() if waiter in pending
+                       and (oid not in self._asked or
+                            time.time() - self._asked[oid].last_contact > STALL_TIMEOUT)]
+            if stalled:
+                self._give_up(stalled, site, spans, "not sending now")
+
+    def _give_up(self, oids: list[ObjectId], site: str | None, spans: dict[ObjectId, tuple[int, int]] | None,
+                 why: str) -> None:
+        """Record wants for objects a link cannot bring now and fail their readers with Pending."""
+        self.node.index.want(oids, site or "", "local", spans)
+        held = site or "another site"
+        error = Pending(f"pending: held at {held}, {why}, queued", held, RETRY_AFTER)
+        for oid in oids:
+            self._asked.pop(oid, None)
+            waiter = self._waiters.pop(oid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+
+    def session_ended(self, session: Session) -> None:
+        """Fail reads waiting on a dropped session at once (their wants are recorded)."""
+        lost = [oid for oid, asked in self._asked.items() if asked is session]
+        if lost:
+            self._give_up(lost, session.peer, None, "the link dropped")
 
     # -- traffic and budgets -----------------------------------------------------------
 

@@ -142,6 +142,7 @@ class Session:
         self.deep_incoming: set[ObjectId] = set()
         self.wake = asyncio.Event()
         self.counter = itertools.count()
+        self.ready = False  # the peer's hello (its heads) has arrived
         self.sent_bytes = self.received_bytes = 0
         self.connected = time.time()
         self.last_contact = time.time()
@@ -155,6 +156,7 @@ class Session:
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer())
+        writer.add_done_callback(self._writer_done)
         try:
             self.say("hello", **self._hello_body())
             async for msg in self.ws:
@@ -172,6 +174,13 @@ class Session:
             await asyncio.gather(writer, return_exceptions=True)
             self.links.flush_traffic(self)
             self.links.keep_backlog(self.peer, [self.queued[o] for o in self.queued])
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, (ConnectionError, RuntimeError)):
+                log.error("%s: sending failed: %r", self.name, exc)
+            asyncio.ensure_future(self.ws.close())
 
     def _hello_body(self) -> dict[str, Any]:
         return {"site": self.node.site, "heads": self.node.store.heads(),
@@ -309,7 +318,10 @@ class Session:
         self.send([entry.root], cls, key, follow="all" if previous is None else None)
 
     def send_commits(self) -> list[Commit]:
-        """Send every commit the peer lacks, oldest first, in batches; return them."""
+        """Send every commit the peer lacks, oldest first, in batches; return them.
+        Nothing before the peer's hello says what it has."""
+        if not self.ready:
+            return []
         batch: list[str] = []
         sent: list[Commit] = []
         size = 0
@@ -348,6 +360,7 @@ class Session:
     async def _on_hello(self, body: dict[str, Any]) -> None:
         self.peer_heads = {str(k): int(v) for k, v in (body.get("heads") or {}).items()}
         self.peer_wants = Subscription.from_json(body.get("subscribe") or {})
+        self.ready = True
         await self.links.session_ready(self, self.send_commits())
 
     async def _on_commits(self, body: dict[str, Any]) -> None:
