@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT_STORE, settings
-from .errors import BadInput, NTError
+from .errors import BadInput, NotFound, NTError
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
@@ -54,7 +54,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from .api import publish
 
-    metadata = json.loads(args.metadata) if args.metadata else None
+    try:
+        metadata = json.loads(args.metadata) if args.metadata else None
+    except ValueError as exc:
+        raise BadInput(f"--metadata is not valid JSON ({exc}); e.g. '{{\"instrument\": \"lidar\"}}'") from None
     obj = args.paths if len(args.paths) > 1 else args.paths[0]
     result = publish(obj, name=args.name, topics=args.topic, description=args.description,
                      metadata=metadata, format=args.format, store=args.store, server=args.server,
@@ -96,7 +99,10 @@ def cmd_get(args: argparse.Namespace) -> int:
     options = {"store": s.store} if s.store else {"server": s.server, "token": s.token}
     fs = fsspec.filesystem("nt", **options)
     source = args.path.removeprefix("nt://")
-    info = fs.info(source)
+    try:
+        info = fs.info(source)
+    except FileNotFoundError:
+        raise NotFound(f"no entry or file {source!r} (see 'eurec4a-nt ls')") from None
     dest = Path(args.dest or source.rsplit("/", 1)[-1])
     with progress_bar(info["size"], f"get {source}", False if args.quiet else None) as bar:
         if info["type"] == "file":
@@ -175,6 +181,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         budget = f" / budget {_human(link['budget'])}" if link.get("budget") else ""
         print(f"  link {link['link']:28} {state:12} queue {link.get('queue', 0):5}  "
               f"sent {_human(link['sent_today'])} received {_human(link['received_today'])}{budget}")
+        for item in link.get("waiting", []):
+            print(f"       next: {item['what']} ({item['class']}{', held back' if item['held back'] else ''})")
     for site, info in status["sites"].items():
         print(f"  site {site:20} {info['entries']:6} entries  seq {info['seq']}")
     return 0
@@ -308,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     except (NTError, OSError, ValueError) as exc:
         if os.environ.get("EUREC4A_NT_DEBUG"):
             raise
-        print(f"eurec4a-nt {args.command}: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"eurec4a-nt {args.command}: {message}", file=sys.stderr)
         return 2
 
 

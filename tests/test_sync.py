@@ -12,6 +12,7 @@ import requests
 import eurec4a_nt as nt
 from eurec4a_nt import sampledata
 from eurec4a_nt.errors import Pending
+from eurec4a_nt.fsck import fsck
 from eurec4a_nt.keyring import SiteKey
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
@@ -239,3 +240,24 @@ def test_log_sync_costs_bytes_per_change_not_per_catalog(campaign: Campaign, tmp
     wait_until(lambda: hub.status()["sites"]["RV-Meteor"]["entries"] == 301, 30, "new entry at hub")
     stats = link.stats
     assert stats["sent_up"] + stats["sent_down"] < 10_000
+
+
+@pytest.mark.timeout(150)
+def test_hub_killed_mid_sync_continues_where_it_was(tmp_path: Path) -> None:
+    link = LinkProfile(down=1_000_000, up=500_000, delay=0.02)
+    data = tmp_path / "data"
+    data.mkdir()
+    files = [sampledata.raw_file(data / f"s{i}.nc", size=500_000, seed=20 + i) for i in range(10)]
+    total = sum(p.stat().st_size for p in files)
+    with Campaign(tmp_path / "c", "OPS", {"RV-Meteor": Remote(link, None, {"push": ["sondes"]})}) as c:
+        ship = c.sites["RV-Meteor"]
+        nt.publish(files, name="sondes", topics=["sondes"], server=ship.url, token=ship.token, progress=False)
+        wait_until(lambda: sum(held(c.hub, f"RV-Meteor/sondes/{p.name}") for p in files) >= 3, 60, "progress")
+        c.hub.stop(kill=True)
+        c.hub.start()
+        for p in files:
+            wait_until(lambda p=p: held(c.hub, f"RV-Meteor/sondes/{p.name}"), 60, f"{p.name} after restart")
+        sent = c.links["RV-Meteor"].stats["sent_up"]
+    report = fsck(SiteStore(tmp_path / "c" / "OPS"))
+    assert not report.bad_objects and not report.bad_commits
+    assert sent < total * 1.25  # only what was in flight at the kill is sent again

@@ -469,9 +469,17 @@ class Session:
         self.deep_incoming.update(wants.deep)
 
     def status(self) -> dict[str, Any]:
+        """State for pages and ``eurec4a-nt status``: the queue in the order it is sent."""
+        first = heapq.nsmallest(10, (i for i in self.outbox if self.queued.get(i.oid) is i))
+        waiting = []
+        for item in first:
+            entry = self.links.entry_of_root(item.oid)
+            waiting.append({"what": entry.path if entry else f"object {item.oid.short}",
+                            "class": ("read", "essential", "bulk")[item.cls],
+                            "held back": item.cls == BULK and not self.bulk})
         return {
             "peer": self.peer, "link": self.name, "dialled": self.link is not None,
             "connected_since": self.connected, "last_contact": self.last_contact,
-            "queue": len(self.queued), "bulk": self.bulk,
+            "queue": len(self.queued), "waiting": waiting, "bulk": self.bulk,
             "sent": self.sent_bytes, "received": self.received_bytes,
         }
