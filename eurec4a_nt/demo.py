@@ -74,7 +74,8 @@ class Demo:
         entry = publish(path, name=name, topics=[topic], server=server.url, token=server.token, progress=False)
         with self.lock:
             self.published.append(Published(site, entry.name, topic, entry.size, start))
-        where = "stays on board" if topic == "raw" else "on its way to OPS"
+        where = ("stays on board" if topic == "raw" else
+                 "on its way to the ships" if site == "OPS" else "on its way to OPS")
         self.say(f"{site:9} published {name} ({entry.size / 1e3:.0f} KB, {topic}): {where}")
 
     def schedule(self) -> None:
