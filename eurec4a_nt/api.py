@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import RESERVED_METADATA
 from .config import DEFAULT_STORE, settings
-from .entries import Entry, check_name, check_topics
+from .entries import Entry, EntryList, check_name, check_topics
 from .errors import BadInput
 from .keyring import KeyringSite
 from .log import Change
 from .progress import progress_bar
-from .publishing import build_entry, total_size
+from .publishing import build_entry, check_metadata, check_source, total_size
 
 if TYPE_CHECKING:
     from .client import SiteClient
@@ -76,7 +76,11 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
             raise BadInput("give a name= for a dataset or several paths")
         name = Path(os.fspath(obj)).name
     check_name(name)
-    names = [f"{name}/{Path(os.fspath(p)).name}" for p in items] if many else [name]
+    for item in items:  # refuse bad input before storing anything
+        if check_source(item) is None and many:
+            raise BadInput("publish datasets one at a time, each with its own name=")
+    check_metadata(metadata)
+    names = [check_name(f"{name}/{Path(os.fspath(p)).name}") for p in items] if many else [name]
     target = _target(store, server, token)
     tmp_dir = getattr(target, "tmp_dir", None)
     entries = []
@@ -87,7 +91,7 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
                                        tmp_dir=tmp_dir, progress=bar.update))
     commit = target.commit([Change("put", e.name, e) for e in entries])
     published = [e.with_site(commit.site) for e in entries]
-    return published if many else published[0]
+    return EntryList(published) if many else published[0]
 
 
 def remove(name: str | Sequence[str], *, store: PathLike | None = None, server: str | None = None,
@@ -105,6 +109,9 @@ def open_catalog(*, store: PathLike | None = None, server: str | None = None,
     """The intake catalog of every site: ``cat[site][name]`` is an entry."""
     import intake
 
+    from .jupyter import register_catalog_repr
+
+    register_catalog_repr()  # HTML in notebooks; does nothing elsewhere
     target = _target(store, server, token)
     return intake.open_catalog(str(target.catalog_path()))
 

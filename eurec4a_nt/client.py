@@ -160,8 +160,11 @@ class SiteClient:
         key = hashlib.sha256(self.server.encode()).hexdigest()[:16]
         self.meta_dir = self.cache_dir / "servers" / key
         self.meta_dir.mkdir(parents=True, exist_ok=True)
+        # Every answer is revalidated (ETag) while the server answers; the stored copy
+        # is only used, with a warning, when it does not (see _get).
         self.cached = requests_cache.CachedSession(str(self.meta_dir / "http"), backend="sqlite",
-                                                   cache_control=True)
+                                                   cache_control=True,
+                                                   expire_after=requests_cache.EXPIRE_IMMEDIATELY)
         self.cached.headers.update(self.http.headers)
         self.sink = HTTPStore(self.server, self.http)
         self._cache = LocalStore(self.cache_dir)
@@ -178,18 +181,23 @@ class SiteClient:
     # -- reading metadata, online or from the cache -----------------------------------
 
     def _get(self, path: str) -> requests.Response:
-        """GET through the HTTP cache; when the server is unreachable, the cached copy
-        with a warning."""
+        """GET through the HTTP cache: revalidated when the server answers; when it
+        cannot be reached, the copy cached earlier with an :class:`OfflineWarning`.
+
+        Raises :class:`Unreachable` when the server cannot be reached and nothing is cached.
+        """
         url = self.server + path
         try:
             response = self.cached.get(url, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            response = self.cached.get(url, only_if_cached=True)
-            if response.status_code == 504:
+            request = self.cached.prepare_request(requests.Request("GET", url))
+            stored = self.cached.cache.get_response(self.cached.cache.create_key(request))
+            if stored is None:
                 raise Unreachable(f"cannot reach the site server at {self.server} ({exc}) "
                                   "and nothing is cached yet") from None
-            warnings.warn(f"site server {self.server} unreachable; showing the catalog as "
-                          "cached earlier", OfflineWarning, stacklevel=3)
+            warnings.warn(f"site server {self.server} unreachable; showing {path} as cached "
+                          "earlier", OfflineWarning, stacklevel=3)
+            response = stored
         _raise_for(response)
         return response
 
@@ -223,7 +231,8 @@ class SiteClient:
             raise NotFound(f"{site} has no entry {name!r}") from None
 
     def status(self) -> dict[str, Any]:
-        return self._get("/api/status").json()
+        """The server's state now (links, queues, traffic); never a cached copy."""
+        return self._live("/api/status").json()
 
     def catalog_path(self) -> Path:
         """Fetch the catalogs (revalidated; cached copies when offline) and return the
@@ -244,32 +253,43 @@ class SiteClient:
     def tmp_dir(self) -> None:
         return None
 
+    def _live(self, path: str) -> requests.Response:
+        """GET what only makes sense fresh (progress), never from the cache."""
+        try:
+            response = self.http.get(self.server + path, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}") from None
+        _raise_for(response)
+        return response
+
+    def _post(self, path: str, body: dict[str, Any], hint: str = "") -> requests.Response:
+        """POST JSON; raise our error for an error answer, :class:`Unreachable` without one."""
+        try:
+            response = self.http.post(self.server + path, json=body, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}{hint}") from None
+        _raise_for(response)
+        return response
+
     def commit(self, changes: list[Change]) -> Commit:
         """Ask the server to sign and append changes (their objects must be uploaded)."""
-        body = {"changes": [c.to_json() for c in changes]}
-        try:
-            response = self.http.post(self.server + "/api/commit", json=body, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}; the "
-                              "uploaded data is kept there, publish again to finish") from None
-        _raise_for(response)
+        response = self._post("/api/commit", {"changes": [c.to_json() for c in changes]},
+                              "; the uploaded data is kept there, publish again to finish")
         self._entries.clear()
         return parse_commit(response.json()["commit"].encode())
 
     def prefetch(self, topics: tuple[str, ...], sites: list[str], names: list[str], *,
                  wait: bool = True, progress: bool | None = None, timeout: float = 3600) -> dict[str, Any]:
         """Add a prefetch rule; with ``wait``, follow it until what exists now is held."""
-        response = self.http.post(self.server + "/api/prefetch", timeout=TIMEOUT,
-                                  json={"topics": list(topics), "sites": sites, "names": names})
-        _raise_for(response)
-        status = response.json()
+        status = self._post("/api/prefetch", {"topics": list(topics), "sites": sites,
+                                              "names": names}).json()
         if not wait:
             return status
         deadline = time.monotonic() + timeout
         with progress_bar(status["objects_needed"], "prefetch", progress) as bar:
             while status["objects_held"] < status["objects_needed"] and time.monotonic() < deadline:
                 time.sleep(0.5)
-                rules = self._get("/api/prefetch").json()["rules"]
+                rules = self._live("/api/prefetch").json()["rules"]
                 status = next((r for r in rules if r["id"] == status["id"]), status)
                 bar.total = status["objects_needed"]
                 bar.n = status["objects_held"]

@@ -124,6 +124,11 @@ class Entry:
     def with_site(self, site: str) -> Entry:
         return replace(self, site=site)
 
+    def _repr_html_(self) -> str:
+        from .jupyter.reprs import entry_html
+
+        return entry_html(self)
+
     def matches(self, topics: Iterable[str] = (), sites: Iterable[str] = (),
                 names: Iterable[str] = ()) -> bool:
         """Whether the entry is selected by any of ``topics`` (all if none), one of
@@ -134,6 +139,15 @@ class Entry:
         if sites and self.site not in sites:
             return False
         return not names or any(fnmatch.fnmatchcase(self.path, p) for p in names)
+
+
+class EntryList(list[Entry]):
+    """Entries published together (what ``publish`` of several paths returns)."""
+
+    def _repr_html_(self) -> str:
+        from .jupyter.reprs import entries_html
+
+        return entries_html(self)
 
 
 def find_entry(site: str, entries: Mapping[str, Entry], rest: str) -> tuple[Entry, str]:

@@ -111,7 +111,10 @@ class Keyring:
         except FileNotFoundError:
             return cls()
         except yaml.YAMLError as exc:
-            raise BadInput(f"keyring {path} is not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "cannot be parsed"
+            raise BadInput(f"keyring {path} is not valid YAML: {problem}{where}") from None
         keyring = cls()
         for name, spec in (body.get("sites") or {}).items():
             if not isinstance(spec, dict) or "public_key" not in spec:

@@ -238,6 +238,9 @@ class SiteLog:
         """
         if keyring is not None:
             verify_commit(commit, keyring)
+        with self._lock:
+            if not self.path.exists():  # refuse before creating the log of a new site
+                self._check_next(commit)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, open(self.path, "ab") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
@@ -278,13 +281,15 @@ class SiteLog:
         if not changes:
             raise BadInput("nothing to commit")
         while True:
-            state = self.current()
-            commit = make_commit(key, self.site, state.seq + 1, state.head, changes)
+            with self._lock:
+                state = self.current()
+                seq, head = state.seq, state.head  # the state object changes under us
+            commit = make_commit(key, self.site, seq + 1, head, changes)
             try:
                 self.append(commit, None)
                 return commit
             except BadCommit:
-                if self.seq == state.seq:  # not a race with another writer
+                if self.seq == seq:  # not a race with another writer
                     raise
 
     def verify(self, keyring: Keyring) -> list[str]:

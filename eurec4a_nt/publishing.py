@@ -8,6 +8,7 @@ publishing over the LAN. Signing the commit is the caller's business.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -91,25 +92,45 @@ def store_dataset(ds: xr.Dataset, sink: ObjectStore, tmp_dir: Path | None,
         return store_tree(target, "zarr", sink, progress)
 
 
-def build_entry(obj: Any, name: str, sink: ObjectStore, *, topics: Any = (), description: str = "",
-                metadata: dict[str, Any] | None = None, format: str | None = None,
-                tmp_dir: Path | None = None, progress: Progress | None = None) -> Entry:
-    """Store ``obj`` (a path or an ``xarray.Dataset``) in ``sink`` and describe it as an entry."""
-    check_name(name)
-    topics = check_topics(topics)
-    if metadata is not None and not isinstance(metadata, dict):
-        raise BadInput("metadata must be a dict (a JSON object)")
-    common = dict(topics=topics, description=str(description), metadata=dict(metadata or {}),
-                  published=utc_now())
+def check_source(obj: Any) -> Path | None:
+    """The path to publish (None for an ``xarray.Dataset``); raise :class:`BadInput` for
+    anything else and :class:`NotFound` for a path that does not exist."""
     if _is_dataset(obj):
-        manifest = store_dataset(obj, sink, tmp_dir, progress)
-        root = sink.put(manifest.to_bytes())
-        return Entry(name, "zarr", root, manifest.size, format or "zarr", **common)
+        return None
     path = Path(os.fspath(obj)) if isinstance(obj, (str, os.PathLike)) else None
     if path is None:
         raise BadInput(f"cannot publish a {type(obj).__name__}: give a path or an xarray.Dataset")
     if not path.exists():
         raise NotFound(f"no such file or folder: {path}")
+    return path
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    """A copy of ``metadata`` if it is a JSON object; raise :class:`BadInput` otherwise."""
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadInput("metadata must be a dict (a JSON object)")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"metadata must hold only JSON values (strings, numbers, lists, dicts): {exc}") from None
+    return dict(metadata or {})
+
+
+def build_entry(obj: Any, name: str, sink: ObjectStore, *, topics: Any = (), description: str = "",
+                metadata: dict[str, Any] | None = None, format: str | None = None,
+                tmp_dir: Path | None = None, progress: Progress | None = None) -> Entry:
+    """Store ``obj`` (a path or an ``xarray.Dataset``) in ``sink`` and describe it as an entry.
+
+    Bad input is refused before anything is stored."""
+    check_name(name)
+    topics = check_topics(topics)
+    common = {"topics": topics, "description": str(description),
+              "metadata": check_metadata(metadata), "published": utc_now()}
+    path = check_source(obj)
+    if path is None:
+        manifest = store_dataset(obj, sink, tmp_dir, progress)
+        root = sink.put(manifest.to_bytes())
+        return Entry(name, "zarr", root, manifest.size, format or "zarr", **common)
     if path.is_dir():
         kind = "zarr" if is_zarr_dir(path) else "directory"
         manifest = store_tree(path, kind, sink, progress)

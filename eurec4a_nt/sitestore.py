@@ -117,7 +117,11 @@ class SiteStore:
 
     @property
     def tmp_dir(self) -> Path:
-        return self.path / "tmp"
+        """Scratch space for publishing (created on first use: with objects on an fsspec
+        URL no local store makes it)."""
+        path = self.path / "tmp"
+        path.mkdir(exist_ok=True)
+        return path
 
     @property
     def key(self) -> SiteKey:

@@ -45,6 +45,14 @@ class EntrySource(DataSource):
     def __repr__(self) -> str:
         return f"<eurec4a_nt entry {self.urlpath} ({self.format}, {self.metadata.get('size', '?')} bytes)>"
 
+    #: Not intake's YAML display, which IPython would ask before the HTML repr below.
+    _ipython_display_ = None  # type: ignore[assignment]
+
+    def _repr_html_(self) -> str:
+        from .jupyter.reprs import source_html
+
+        return source_html(self)
+
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
         return fsspec.filesystem("nt", **self.storage_options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,3 +38,10 @@ def server(tmp_path: Path) -> Iterator[SiteProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Iterator[Path]:
+    """The test's ``tmp_path``, removed afterwards: for tests that write hundreds of MB."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -7,6 +7,7 @@ One module per URL family (``objects``, ``data``, ``catalog``, ``logs``,
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,8 +23,16 @@ from ..sync.links import LINKS, Links
 from . import catalog, data, logs, objects, pages, publish
 from .auth import Tokens
 from .context import CONFIG, MAX_JSON_BODY, NODE, TOKENS, ServerConfig, bearer
+from .respond import etag_matches
 
 log = logging.getLogger(__name__)
+
+#: The ``error`` code of HTTP errors raised by aiohttp itself (unknown route, ...).
+_HTTP_CODES = {400: "bad-input", 404: "not-found", 405: "method-not-allowed",
+               413: "too-large", 416: "range-not-satisfiable"}
+#: Headers of aiohttp's HTTP errors that a JSON answer keeps.
+_KEPT_HEADERS = ("Allow", "Content-Range", "Location", "Retry-After", "WWW-Authenticate")
+
 
 def error_response(exc: NTError) -> web.Response:
     response = web.json_response(exc.to_json(), status=exc.status)
@@ -33,18 +42,54 @@ def error_response(exc: NTError) -> web.Response:
     return response
 
 
+def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP error (404 of an unknown route, 405, 416 ...) as our JSON error."""
+    if exc.status == 404:
+        message = f"nothing at {request.path} (see docs/http-api.md for the endpoints)"
+    elif exc.status == 405:
+        message = f"{request.method} is not allowed on {request.path}"
+    else:
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+    headers = {k: exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
+    return web.json_response({"error": _HTTP_CODES.get(exc.status, f"http-{exc.status}"),
+                              "message": message}, status=exc.status, headers=headers)
+
+
+def revalidatable(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Give a small changing GET answer (JSON, YAML, HTML) an ETag of its body and
+    ``Cache-Control: no-cache``, and answer 304 when the client holds that body.
+
+    So a catalog or an entry list is revalidated cheaply, and a client cache (the
+    client's requests-cache) can keep it for when the server cannot be reached.
+    """
+    if (request.method not in ("GET", "HEAD") or response.status != 200
+            or not isinstance(response, web.Response) or not isinstance(response.body, bytes)):
+        return response
+    if "ETag" not in response.headers:
+        response.headers["ETag"] = f'"{hashlib.sha256(response.body).hexdigest()[:32]}"'
+    response.headers.setdefault("Cache-Control", "no-cache")
+    if etag_matches(request.headers.get("If-None-Match", ""), response.headers["ETag"]):
+        return web.Response(status=304, headers={k: response.headers[k] for k in ("ETag", "Cache-Control")})
+    return response
+
+
 @web.middleware
 async def errors_and_auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Map our errors to JSON with the right status; check read tokens when required."""
+    """Map our errors, and aiohttp's HTTP errors, to JSON with the right status; check
+    read tokens when required; make small GET answers revalidatable."""
     try:
         if request.app[CONFIG].read_token and request.path not in ("/health", "/link"):
             request.app[TOKENS].require(bearer(request), "read")
-        return await handler(request)
+        return revalidatable(request, await handler(request))
     except NTError as exc:
         return error_response(exc)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(TooLarge(exc.text or "request body too large"))
-    except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return http_error_response(request, exc)
+    except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:  # a bug: answer JSON, keep serving
         log.exception("unexpected error in %s %s", request.method, request.path)
@@ -69,9 +114,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if config.site and store.site != config.site:
         raise NTError(f"the store at {config.store} belongs to {store.site or 'no site'}, "
                       f"not {config.site}: run 'eurec4a-nt init {config.site} --store {config.store}'")
-    index = Index(config.store / "state" / "index.sqlite")
+    index_path = config.store / "state" / "index.sqlite"
+    fresh = not index_path.exists()
+    index = Index(index_path)
     if await asyncio.to_thread(index.open_session, store.objects):
-        log.info("index rebuilt from the store (last run did not stop cleanly)")
+        log.info("index built from the store" if fresh else
+                 "index rebuilt from the store (last run did not stop cleanly)")
     node_ = Node(store, index, cache_cap=config.cache_cap, pinned_topics=config.pinned_topics)
     app[NODE] = node_
     links = Links(node_, config.links)

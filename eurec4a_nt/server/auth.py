@@ -30,19 +30,27 @@ class Tokens:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._cached: tuple[tuple[int, int], list[dict[str, object]]] | None = None
 
     def _load(self) -> list[dict[str, object]]:
-        if not self.path.exists():
+        """The tokens in the file, re-read only when the file changed (so a token made
+        by ``eurec4a-nt token create`` works at once, without parsing YAML per request)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
             return []
-        body = yaml.safe_load(self.path.read_text()) or {}
-        return list(body.get("tokens") or [])
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if self._cached is None or self._cached[0] != stamp:
+            body = yaml.safe_load(self.path.read_text()) or {}
+            self._cached = (stamp, list(body.get("tokens") or []))
+        return self._cached[1]
 
     def create(self, name: str, scope: str = "write") -> str:
         """Make a new token and return it (it is not stored in clear)."""
         if scope not in SCOPES:
             raise BadInput(f"bad scope {scope!r}: one of {', '.join(SCOPES)}")
         token = "nt_" + secrets.token_urlsafe(24)
-        tokens = self._load()
+        tokens = list(self._load())
         tokens.append({"name": name, "scope": scope, "sha256": _digest(token),
                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         tmp = self.path.with_suffix(".tmp")

@@ -1,5 +1,8 @@
 """``/catalog.yaml`` and ``/sites/<site>/catalog.yaml``: intake catalogs of this
-server's view of every site; entries read through ``nt://`` from this server."""
+server's view of every site; entries read through ``nt://`` from this server.
+
+Like every small GET answer they carry an ETag of their body and ``Cache-Control:
+no-cache`` (see :func:`~eurec4a_nt.server.app.revalidatable`)."""
 
 from __future__ import annotations
 
@@ -22,8 +25,7 @@ async def top(request: web.Request) -> web.Response:
         state = n.store.state(site)
         sites[site] = {"seq": state.seq, "entries": len(state.entries)}
     body = catalogs.top_catalog(sites, base_url(request) + "/sites/{site}/catalog.yaml")
-    return web.Response(text=catalogs.dump(body), content_type=YAML,
-                        headers={"Cache-Control": "no-cache", "ETag": f'"{n.version}"'})
+    return web.Response(text=catalogs.dump(body), content_type=YAML)
 
 
 @routes.get("/sites/{site}/catalog.yaml")
@@ -32,5 +34,4 @@ async def site_catalog(request: web.Request) -> web.Response:
     site = check_site(request.match_info["site"])
     entries = n.store.entries(site)
     body = catalogs.site_catalog(site, entries, {"server": base_url(request)})
-    return web.Response(text=catalogs.dump(body), content_type=YAML,
-                        headers={"Cache-Control": "no-cache"})
+    return web.Response(text=catalogs.dump(body), content_type=YAML)

@@ -2,17 +2,22 @@
 
 A file entry is served as one file assembled from its blocks (with Range, so
 ``xr.open_dataset`` through fsspec's HTTP filesystem reads lazily). Inside a zarr or
-directory entry, ``/data/<site>/<name>/<key>`` serves that key, so
-``xr.open_zarr("http://host/data/<site>/<name>")`` opens the dataset.
+directory entry, ``/data/<site>/<name>/<key>`` serves that key, and a folder (the
+entry itself, or a prefix of its keys) is served as a listing: HTML links by default,
+which fsspec's HTTP filesystem understands, so ``xr.open_zarr("http://host/data/
+<site>/<name>")`` finds the arrays; JSON with ``Accept: application/json``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
+from urllib.parse import quote
 
 from aiohttp import web
 
-from ..entries import check_site, find_entry
+from ..entries import Entry, check_site, find_entry
+from ..errors import BadInput, NotFound
 from ..formats import guess_format, media_type
 from ..manifests import load_manifest, resolve
 from .context import node
@@ -20,21 +25,57 @@ from .respond import serve_ref
 
 routes = web.RouteTableDef()
 
+_JSON_KEYS = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
+#: Browsers take the served type as given (no sniffing a PNG into HTML).
+_SAFE = {"X-Content-Type-Options": "nosniff"}
+
+
+def check_path(path: str) -> str:
+    """``path`` without a trailing ``/``; 400 for empty, ``.`` or ``..`` segments."""
+    trimmed = path.removesuffix("/")
+    if any(part in ("", ".", "..") for part in trimmed.split("/")):
+        raise BadInput(f"bad path {path!r}: no empty, '.' or '..' parts allowed")
+    return trimmed
+
 
 @routes.get("/data/{site}/{path:.+}")
 async def get_data(request: web.Request) -> web.StreamResponse:
+    """An entry's bytes, a key inside a zarr or directory entry, or a folder listing."""
     site = check_site(request.match_info["site"])
+    path = check_path(request.match_info["path"])
     n = node(request)
-    entry, inner = find_entry(site, n.store.entries(site), request.match_info["path"])
-    if entry.kind != "file":
+    entry, inner = find_entry(site, n.store.entries(site), path)
+    if entry.kind == "file":
+        ref = resolve(entry, inner, n.store.objects.get)
+        content_type = media_type(entry.format)
+    else:
         await n.ensure([entry.root], site)
-        if not inner or inner.endswith("/"):
-            manifest = await asyncio.to_thread(load_manifest, entry, n.store.objects.get)
+        manifest = await asyncio.to_thread(load_manifest, entry, n.store.objects.get)
+        found = manifest.items.get(inner)
+        if found is None:
             files, dirs = manifest.listdir(inner)
-            return web.json_response({"entry": entry.name, "kind": entry.kind, "path": inner,
-                                      "files": files, "dirs": dirs})
-    ref = await asyncio.to_thread(resolve, entry, inner, n.store.objects.get)
-    fmt = entry.format if entry.kind == "file" else guess_format(inner)
-    content_type = "application/json" if inner.endswith(("zarr.json", ".zarray", ".zgroup",
-                                                         ".zattrs", ".zmetadata")) else media_type(fmt)
-    return await serve_ref(request, n, ref, site=site, content_type=content_type)
+            if inner and not (files or dirs):
+                raise NotFound(f"{entry.path} has no {inner!r}")
+            return _listing(request, entry, inner, files, dirs)
+        ref = found
+        content_type = "application/json" if inner.endswith(_JSON_KEYS) else media_type(guess_format(inner))
+    return await serve_ref(request, n, ref, site=site, content_type=content_type,
+                           extra_headers=_SAFE)
+
+
+def _listing(request: web.Request, entry: Entry, inner: str, files: list[str],
+             dirs: list[str]) -> web.Response:
+    """A folder of a zarr or directory entry: JSON if asked for, else HTML links."""
+    if "application/json" in request.headers.get("Accept", ""):
+        return web.json_response({"entry": entry.name, "kind": entry.kind, "path": inner,
+                                  "files": files, "dirs": dirs})
+    base = "/".join(quote(p) for p in ("data", entry.site, *entry.name.split("/"),
+                                       *(inner.split("/") if inner else ())))
+    title = html.escape(f"{entry.path}/{inner}".rstrip("/"))
+    links = [f'<li><a href="{quote(d)}/">{html.escape(d)}/</a></li>' for d in dirs]
+    links += [f'<li><a href="{quote(f)}">{html.escape(f)}</a></li>' for f in files]
+    body = (f'<!doctype html>\n<html><head><meta charset="utf-8"><base href="/{base}/">'
+            f"<title>{title}</title></head>\n<body><h1>{title}</h1>\n<ul>\n"
+            + "\n".join(links) + "\n</ul></body></html>\n")
+    return web.Response(text=body, content_type="text/html")
+

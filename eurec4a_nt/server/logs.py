@@ -4,11 +4,12 @@ and appending commits signed elsewhere; plus the entries of each site as JSON.""
 from __future__ import annotations
 
 import asyncio
+import math
 
 from aiohttp import web
 
 from ..entries import check_site
-from ..errors import BadCommit, BadInput
+from ..errors import BadCommit, BadInput, NotFound
 from .context import node, require_write
 
 routes = web.RouteTableDef()
@@ -18,10 +19,23 @@ MAX_WAIT = 60.0
 
 
 def _number(request: web.Request, key: str, default: float) -> float:
+    """A finite, non-negative number from the query string; 400 otherwise."""
     try:
-        return float(request.query.get(key, default))
+        value = float(request.query.get(key, default))
     except ValueError:
-        raise BadInput(f"query parameter {key} must be a number") from None
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise BadInput(f"query parameter {key} must be a non-negative number")
+    return value
+
+
+def _known_site(request: web.Request) -> str:
+    """The ``{site}`` of the path, if this server knows it (400 if malformed, 404 if unknown)."""
+    site = check_site(request.match_info["site"])
+    known = node(request).store.sites()
+    if site not in known:
+        raise NotFound(f"unknown site {site!r}; known: {', '.join(known) or 'none'}")
+    return site
 
 
 @routes.get("/logs")
@@ -37,9 +51,10 @@ async def heads(request: web.Request) -> web.Response:
 
 @routes.get("/logs/{site}")
 async def commits(request: web.Request) -> web.Response:
-    """Commits of a site after ``?after=N`` as JSON lines (oldest first)."""
+    """Commits of a site after ``?after=N`` as JSON lines (oldest first); with
+    ``?wait=<s>`` the answer waits for a commit after N (a long poll)."""
     n = node(request)
-    site = check_site(request.match_info["site"])
+    site = _known_site(request)
     after = int(_number(request, "after", 0))
     wait = min(_number(request, "wait", 0), MAX_WAIT)
     log = n.store.log(site)
@@ -58,6 +73,8 @@ async def append(request: web.Request) -> web.Response:
     keyring. Commits that fail are listed; the others are kept."""
     require_write(request)
     raws = [line for line in (await request.read()).splitlines() if line.strip()]
+    if not raws:
+        raise BadInput("expected signed commits, one JSON object per line")
     added, rejected = await node(request).receive(raws)
     if rejected and not added:
         raise BadCommit("; ".join(rejected[:5]))
@@ -79,7 +96,7 @@ async def sites(request: web.Request) -> web.Response:
 async def entries(request: web.Request) -> web.Response:
     """The current entries of a site, with how much of each is held here (``?held=1``)."""
     n = node(request)
-    site = check_site(request.match_info["site"])
+    site = _known_site(request)
     state = n.store.state(site)
     out = []
     with_held = request.query.get("held") == "1"
@@ -88,5 +105,4 @@ async def entries(request: web.Request) -> web.Response:
         if with_held:
             body["held"], body["objects"] = await asyncio.to_thread(n.presence, entry)
         out.append(body)
-    return web.json_response({"site": site, "seq": state.seq, "entries": out},
-                             headers={"ETag": f'"{site}-{state.seq}"'})
+    return web.json_response({"site": site, "seq": state.seq, "entries": out})

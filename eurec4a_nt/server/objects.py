@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web
 
+from ..entries import check_site
 from ..errors import BadInput, ObjectMissing, Pending
 from ..frames import header, read_frames
 from ..ids import ObjectId
 from ..manifests import Ref
 from .context import node, require_write
-from .respond import serve_ref
+from .respond import IMMUTABLE, serve_ref
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-#: Objects buffered from an upload before they are verified and written together.
-_UPLOAD_BATCH = 32 << 20
+#: Objects buffered from an upload before they are verified and written together; one
+#: batch is written while the next is received.
+_UPLOAD_BATCH = 4 << 20
 
 
 async def json_ids(request: web.Request) -> tuple[list[ObjectId], dict[str, Any]]:
@@ -28,7 +32,15 @@ async def json_ids(request: web.Request) -> tuple[list[ObjectId], dict[str, Any]
         raise BadInput("request body is not valid JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
         raise BadInput('expected a JSON object {"ids": [...]}')
+    if body.get("site") is not None:
+        check_site(body["site"])
     return [ObjectId.parse(i) for i in body["ids"]], body
+
+
+def site_hint(request: web.Request) -> str | None:
+    """The ``?site=`` hint: which site's entry an object belongs to (400 if malformed)."""
+    site = request.query.get("site")
+    return check_site(site) if site is not None else None
 
 
 @routes.get("/objects/{id}")
@@ -36,7 +48,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     """One object (Range and HEAD supported); fetched from another site if needed."""
     oid = ObjectId.parse(request.match_info["id"])
     n = node(request)
-    site = request.query.get("site")
+    site = site_hint(request)
+    if f'"{oid}"' in request.headers.get("If-None-Match", ""):  # the client holds it already
+        return web.Response(status=304, headers={"ETag": f'"{oid}"', "Cache-Control": IMMUTABLE})
     await n.ensure([oid], site)
     size = await asyncio.to_thread(n.store.objects.size, oid)
     return await serve_ref(request, n, Ref(oid, size), site=site, immutable=True)
@@ -77,24 +91,54 @@ async def batch(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/objects")
 async def upload(request: web.Request) -> web.Response:
-    """Store framed objects; each is verified against its id before it is kept."""
+    """Store framed objects; each is verified against its id before it is kept.
+
+    One batch is verified and written while the next is received. If the body is cut
+    short, the objects received whole before the cut are kept (so a retry sends only
+    the rest) and the answer is 400.
+    """
     require_write(request)
     n = node(request)
     pending: list[tuple[ObjectId, bytes]] = []
-    size = received = stored = total = 0
-    async for oid, data in read_frames(request.content):
-        if data is None:
-            continue
-        pending.append((oid, data))
-        size += len(data)
-        total += len(data)
-        received += 1
-        if size >= _UPLOAD_BATCH:
-            stored += len(await n.put_objects(pending))
-            pending, size = [], 0
-    stored += len(await n.put_objects(pending))
-    n.traffic.uploaded += total
+    size = received = stored = 0
+    writing: asyncio.Future[list[ObjectId]] | None = None
+
+    async def write(batch: list[tuple[ObjectId, bytes]]) -> None:
+        """Wait for the batch being written (raising its error), then start ``batch``."""
+        nonlocal writing, stored
+        if writing is not None:
+            done, writing = writing, None
+            stored += len(await done)
+        if batch:
+            writing = asyncio.ensure_future(n.put_objects(batch))
+
+    try:
+        async for oid, data in read_frames(request.content):
+            if data is None:
+                continue
+            pending.append((oid, data))
+            size += len(data)
+            received += 1
+            n.traffic.uploaded += len(data)
+            if size >= _UPLOAD_BATCH:
+                await write(pending)
+                pending, size = [], 0
+    except BadInput:  # cut short: keep what arrived whole, then say so
+        await write(pending)
+        await write([])
+        raise
+    except BaseException:  # a batch still being written finishes on its own
+        if writing is not None:
+            writing.add_done_callback(_log_failure)
+        raise
+    await write(pending)
+    await write([])
     return web.json_response({"received": received, "stored": stored})
+
+
+def _log_failure(done: asyncio.Future[list[ObjectId]]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("writing part of an abandoned upload failed: %s", done.exception())
 
 
 @routes.put("/objects/{id}")

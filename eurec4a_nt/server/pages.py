@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,10 +10,14 @@ import jinja2
 from aiohttp import web
 
 from .. import __version__
+from ..node import Node
 from ..sync.links import LINKS
 from .context import CONFIG, node
 
 routes = web.RouteTableDef()
+
+#: Entries shown on the page at most (the count says how many matched).
+MAX_ROWS = 1000
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("eurec4a_nt.server", "templates"),
@@ -62,10 +67,27 @@ async def api_status(request: web.Request) -> web.Response:
 
 @routes.get("/")
 async def page(request: web.Request) -> web.Response:
-    """Sites, entries (filter with ``?topic=`` and ``?q=``), what is held here, links."""
+    """Sites, entries (filter with ``?topic=`` and ``?q=``), what is held here, links.
+
+    With reads closed (``--read-token``), a ``?token=`` the page was opened with is kept
+    in its filter form and links, so a browser can use the page.
+    """
     n = node(request)
     topic = request.query.get("topic", "")
-    text = request.query.get("q", "").lower()
+    text = request.query.get("q", "")
+    rows, topics = await asyncio.to_thread(_rows, n, topic, text.lower())
+    token = request.query.get("token", "") if request.app[CONFIG].read_token else ""
+    html = _templates.get_template("index.html").render(
+        status=status(request), rows=rows[:MAX_ROWS], shown=len(rows), topics=topics,
+        topic=topic, q=text, token=token)
+    return web.Response(text=html, content_type="text/html")
+
+
+def _rows(n: Node, topic: str, text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Entries matching the filters, newest first, with what is held here; and every topic.
+
+    Runs in a thread: it reads the manifests of the entries it shows.
+    """
     rows, topics = [], set()
     for entry in sorted(n.entries(), key=lambda e: e.published, reverse=True):
         topics.update(entry.topics)
@@ -73,10 +95,10 @@ async def page(request: web.Request) -> web.Response:
             continue
         if text and text not in f"{entry.path} {entry.description}".lower():
             continue
-        held, needed = n.presence(entry)
-        rows.append({"entry": entry, "held": "here" if held == needed else
-                     "partly" if held else "remote", "held_count": held, "needed": needed})
-    html = _templates.get_template("index.html").render(
-        status=status(request), rows=rows[:1000], shown=len(rows), topics=sorted(topics),
-        topic=topic, q=request.query.get("q", ""))
-    return web.Response(text=html, content_type="text/html")
+        if len(rows) < MAX_ROWS:
+            held, needed = n.presence(entry)
+            rows.append({"entry": entry, "held": "here" if held == needed else
+                         "partly" if held else "remote", "held_count": held, "needed": needed})
+        else:
+            rows.append({"entry": entry})
+    return rows, sorted(topics)

@@ -9,10 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from ..catalog import RESERVED_METADATA
+from ..chunking import FileRecord
 from ..entries import Entry, check_name, check_site, check_topics
-from ..errors import BadInput, NotFound, ObjectMissing
+from ..errors import BadInput, Corrupt, NotFound, ObjectMissing
+from ..ids import ObjectId
 from ..log import Change
-from ..manifests import walk
+from ..manifests import Manifest, entry_ref
+from ..stores.base import ObjectStore
 from .context import node, require_write
 
 routes = web.RouteTableDef()
@@ -38,7 +41,13 @@ def _changes(body: dict[str, Any], site: str) -> list[Change]:
             raise BadInput("each change must be a JSON object")
         op, name = item.get("op"), check_name(item.get("name"))
         if op == "put":
-            entry = Entry.from_json(item.get("entry") or {}, site)
+            body_entry = item.get("entry")
+            if not isinstance(body_entry, dict):
+                raise BadInput(f"change for {name!r}: 'entry' must be a JSON object")
+            try:
+                entry = Entry.from_json(body_entry, site)
+            except Corrupt as exc:  # from a client this is bad input, not damaged data
+                raise BadInput(f"change for {name!r}: {exc}") from None
             if entry.name != name:
                 raise BadInput(f"change for {name!r} carries an entry named {entry.name!r}")
             for key in entry.metadata:
@@ -52,10 +61,51 @@ def _changes(body: dict[str, Any], site: str) -> list[Change]:
     return changes
 
 
+def _absent(entry: Entry, store: ObjectStore) -> list[ObjectId]:
+    """The objects of ``entry`` this store lacks.
+
+    Raises :class:`BadInput` if a held record, manifest or block does not match the
+    sizes the entry claims: the server never signs an entry it could not serve.
+    """
+    if not store.has(entry.root):
+        return [entry.root]
+    if entry.kind == "file":
+        refs = [entry_ref(entry)]
+    else:
+        try:
+            manifest = Manifest.from_bytes(store.get(entry.root))
+        except Corrupt as exc:
+            raise BadInput(f"{entry.name}: the root is not a {entry.kind} manifest ({exc})") from None
+        if manifest.size != entry.size:
+            raise BadInput(f"{entry.name}: size {entry.size} differs from its manifest's {manifest.size}")
+        refs = list(manifest.items.values())
+    absent: list[ObjectId] = []
+    for ref in refs:
+        if not store.has(ref.id):
+            absent.append(ref.id)
+            continue
+        parts = [(ref.id, ref.size)]
+        if ref.record:
+            try:
+                record = FileRecord.from_bytes(store.get(ref.id))
+            except Corrupt as exc:
+                raise BadInput(f"{entry.name}: {ref.id.short} is not a file record ({exc})") from None
+            if record.size != ref.size:
+                raise BadInput(f"{entry.name}: size {ref.size} differs from its file record's {record.size}")
+            parts = [(b.id, b.length) for b in record.blocks]
+        for oid, length in parts:
+            if not store.has(oid):
+                absent.append(oid)
+            elif store.size(oid) != length:
+                raise BadInput(f"{entry.name}: object {oid.short} has {store.size(oid)} bytes, "
+                               f"not the {length} its entry says")
+    return absent
+
+
 @routes.post("/api/commit")
 async def commit(request: web.Request) -> web.Response:
     """Sign and append changes to this site's log, once every object of every put entry
-    is held here (409 lists what is missing otherwise)."""
+    is held here and matches the entry's sizes (404 names a missing object otherwise)."""
     require_write(request)
     n = node(request)
     if not n.site:
@@ -63,8 +113,7 @@ async def commit(request: web.Request) -> web.Response:
     changes = _changes(await _body(request), n.site)
     for change in changes:
         if change.entry is not None:
-            absent = await asyncio.to_thread(
-                lambda e=change.entry: [oid for oid, ok in walk(e, n.store.objects) if not ok])
+            absent = await asyncio.to_thread(_absent, change.entry, n.store.objects)
             if absent:
                 raise ObjectMissing(f"{change.name}: {len(absent)} object(s) were not uploaded "
                                     f"(first: {absent[0]}); upload them and commit again")
@@ -112,6 +161,9 @@ async def list_prefetch(request: web.Request) -> web.Response:
 async def remove_prefetch(request: web.Request) -> web.Response:
     require_write(request)
     n = node(request)
-    n.index.remove_rule(int(request.match_info["id"]))
+    text = request.match_info["id"]
+    if not text.isdigit() or int(text) not in {r.id for r in n.rules()}:
+        raise NotFound(f"no prefetch rule {text!r}; GET /api/prefetch lists them")
+    n.index.remove_rule(int(text))
     await n.rules_changed()
-    return web.json_response({"removed": int(request.match_info["id"])})
+    return web.json_response({"removed": int(text)})

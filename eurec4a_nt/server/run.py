@@ -84,7 +84,8 @@ def serve(args: argparse.Namespace) -> int:
               + ("" if config.read_token else ", reads are open (use --read-token to close them)"),
               file=sys.stderr)
     url = config.public_url or f"http://{config.host}:{config.port}"
+    site = config.site or (yaml.safe_load((config.store / "config.yaml").read_text()) or {}).get("site", "")
     web.run_app(make_app(config), host=config.host, port=config.port, access_log=None,
-                print=lambda _: print(f"site server {config.site or ''} on {url}/ (Ctrl-C stops it)",
+                print=lambda _: print(f"site server {site} on {url}/ (Ctrl-C stops it)",
                                       flush=True))
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
-from ..errors import Corrupt, ObjectMissing
+from ..errors import BadInput, Corrupt, ObjectMissing
 from ..ids import ObjectId
 
 
@@ -133,4 +133,8 @@ class ObjectStore(ABC):
             raise ObjectMissing(f"object {oid} is not in this store")
 
     def __contains__(self, oid: object) -> bool:
-        return isinstance(oid, str) and self.has(ObjectId.parse(oid))
+        """``oid in store``; False for anything that is not a well-formed id."""
+        try:
+            return self.has(ObjectId.parse(oid))
+        except BadInput:
+            return False

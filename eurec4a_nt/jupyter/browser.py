@@ -1,0 +1,233 @@
+"""The catalog browser: a JupyterLab widget of every site's entries (``nt.browse()``).
+
+An anywidget: the front end is a plain ES module and a style sheet shipped with the
+package (``browser.js``, ``browser.css``), so JupyterLab 4 needs no build step. The
+kernel side holds the state as synced traits: filtering by topic and text, prefetch
+and preview run in Python, and the page only draws and sends clicks.
+
+It refreshes from the kernel, not from the page: a daemon thread long-polls the site
+server (``GET /logs?since=<version>&wait=<interval>``, answered as soon as a commit,
+an object or a prefetch rule changes anything, else after ``interval`` seconds) and
+re-reads the entries when the server's change counter moved. The kernel already has
+the server's URL and token and can reach it; the page might not (a JupyterHub far
+from the site server, no CORS headers on the site server, a read token that would
+have to be handed to page scripts). The traits then reach every open view of the
+widget through its comm.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import posixpath
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..client import SiteClient
+from ..entries import check_topics
+from ..errors import BadInput, NTError
+from ..formats import guess_format, media_type
+from ..fs import NTFileSystem
+from ..sitestore import SiteStore
+from . import markdown
+from .rows import IMAGE_FORMATS, ServerView, Snapshot, StoreView, matches
+
+#: Rows sent to the page at most (``matched`` says how many match the filters).
+MAX_ROWS = 300
+#: Largest entry (or image in a post) shown as a preview, in bytes.
+PREVIEW_MAX = 8 << 20
+#: After a refresh, changes are collected this long before the next one (a burst of
+#: objects arriving is one refresh, not hundreds).
+_SETTLE = 0.5
+_INDEX_FILES = ("index.md", "README.md")
+
+
+class CatalogBrowser(anywidget.AnyWidget):
+    """Sites and their entries, filtered by ``topic`` and ``query``; open, prefetch and
+    preview; follows the server until :meth:`stop` (or :meth:`close`)."""
+
+    _esm = Path(__file__).with_name("browser.js")
+    _css = Path(__file__).with_name("browser.css")
+
+    source = traitlets.Unicode("").tag(sync=True)
+    site = traitlets.Unicode("").tag(sync=True)
+    setup = traitlets.Unicode("").tag(sync=True)
+    sites = traitlets.List().tag(sync=True)
+    topics = traitlets.List().tag(sync=True)
+    topic = traitlets.Unicode("").tag(sync=True)
+    query = traitlets.Unicode("").tag(sync=True)
+    rows = traitlets.List().tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    matched = traitlets.Int(0).tag(sync=True)
+    rules = traitlets.List().tag(sync=True)
+    links = traitlets.List().tag(sync=True)
+    preview = traitlets.Dict().tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    updated = traitlets.Unicode("").tag(sync=True)
+    following = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, target: SiteClient | SiteStore, interval: float = 3.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: Seconds between checks of the server when nothing changes.
+        self.interval = interval
+        self._target = target
+        self._lock = threading.RLock()
+        self._snapshot = Snapshot(site="")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="eurec4a-nt browser", daemon=True)
+        self._view: ServerView | StoreView
+        if isinstance(target, SiteStore):
+            self._view = StoreView(target)
+            self._fs = NTFileSystem(store=str(target.path))
+            self.source, where = str(target.path), f"store={json.dumps(str(target.path))}"
+        else:
+            self._view = ServerView(target.server, dict(target.http.headers))
+            self._fs = NTFileSystem(server=target.server, token=target.token, cache=str(target.cache_dir))
+            self.source, where = target.server, f"server={json.dumps(target.server)}"
+        self.setup = f"import eurec4a_nt as nt\ncat = nt.open_catalog({where})"
+        self.on_msg(self._on_message)
+        try:
+            self._version: int | None = self._view.wait_change(None, 0)
+            self.refresh()
+        except BaseException:
+            self.close()
+            raise
+        self.following = True
+        self._thread.start()
+
+    # -- state ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Read everything from the server (or store) now and show it."""
+        snapshot = self._view.snapshot()
+        with self._lock, self.hold_sync():
+            self._snapshot = snapshot
+            self.site, self.sites, self.topics = snapshot.site, snapshot.sites, snapshot.topics
+            self.rules, self.links = snapshot.rules, snapshot.links
+            self.updated, self.error = time.strftime("%H:%M:%S"), ""
+            self._show()
+
+    @traitlets.observe("topic", "query")
+    def _filters_changed(self, _change: Any) -> None:
+        with self._lock, self.hold_sync():
+            self._show()
+
+    def _show(self) -> None:
+        found = [r for r in self._snapshot.rows if matches(r, self.topic, self.query)]
+        self.rows, self.matched, self.total = found[:MAX_ROWS], len(found), len(self._snapshot.rows)
+
+    def _set(self, **traits: Any) -> None:
+        with self._lock, self.hold_sync():
+            for name, value in traits.items():
+                setattr(self, name, value)
+
+    def _follow(self) -> None:
+        """The refresh thread: wait for a change, refresh, repeat until stopped."""
+        version = self._version
+        while not self._stop.is_set():
+            try:
+                if version is None:  # after an error: start over
+                    version = self._view.wait_change(None, 0)
+                    self.refresh()
+                seen = self._view.wait_change(version, self.interval)
+                if seen != version and not self._stop.is_set():
+                    version = seen
+                    self.refresh()
+                    self._stop.wait(_SETTLE)
+            except Exception as exc:  # noqa: BLE001 - shown in the widget; the thread retries
+                version = None
+                self._set(error=f"{exc} (retrying every {self.interval:g} s)")
+                self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        """Stop following the server; the views keep showing the last state."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(self.interval + 30)
+        self._set(following=False)
+
+    def close(self) -> None:
+        """Stop following the server and remove the widget's views."""
+        self.stop()
+        super().close()
+
+    # -- actions ----------------------------------------------------------------------
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        action = content.get("action")
+        try:
+            if action == "prefetch":
+                self.prefetch(topics=content.get("topics") or (), names=content.get("names") or ())
+            elif action == "preview":
+                self.show_preview(str(content["site"]), str(content["name"]))
+            elif action == "refresh":
+                self.refresh()
+        except (NTError, OSError) as exc:  # a click shows what went wrong, never raises
+            self._set(message=f"{action} failed: {exc}")
+
+    def prefetch(self, topics: Sequence[str] = (), sites: Sequence[str] = (),
+                 names: Sequence[str] = ()) -> dict[str, Any]:
+        """Ask the server to hold every entry of ``topics``/``sites``/``names`` (``SITE/NAME``
+        globs), now and as new ones appear; return the rule's status. Progress shows in
+        the widget (per entry, and per rule) as objects arrive."""
+        status = self._target.prefetch(check_topics(list(topics)), list(sites), list(names), wait=False)
+        what = ", ".join([*topics, *sites, *names])
+        self._set(message=f"prefetching {what}: {status['objects_held']} of "
+                          f"{status['objects_needed']} objects here")
+        self.refresh()
+        return status
+
+    def show_preview(self, site: str, name: str) -> dict[str, Any]:
+        """Show an image entry, or a markdown entry (a file, or a folder's ``index.md``
+        or ``README.md`` with its images), below the table; return what is shown."""
+        self._set(preview={"site": site, "name": name, "kind": "loading"})
+        try:
+            shown = self._preview(site, name)
+        except (NTError, OSError) as exc:
+            shown = {"kind": "error", "message": str(exc)}
+        self._set(preview={"site": site, "name": name, **shown})
+        return self.preview
+
+    def _preview(self, site: str, name: str) -> dict[str, Any]:
+        entry, _ = self._fs.entry(f"{site}/{name}")
+        if entry.format in IMAGE_FORMATS and entry.kind == "file":
+            return {"kind": "image", "src": self._data_url(f"{site}/{name}", entry.format)}
+        if entry.format == "markdown" and entry.kind == "file":
+            folder, index = posixpath.dirname(name), name
+        elif entry.kind == "directory":
+            found = [f for f in _INDEX_FILES if self._fs.exists(f"{site}/{name}/{f}")]
+            if not found:
+                raise BadInput(f"{site}/{name} has no {' or '.join(_INDEX_FILES)} to preview")
+            folder, index = name, f"{name}/{found[0]}"
+        else:
+            raise BadInput(f"no preview for {entry.format} entries: open it with the code shown")
+        text = self._read(f"{site}/{index}").decode("utf-8", "replace")
+        return {"kind": "markdown", "html": markdown.render(text, lambda src: self._image(site, folder, src))}
+
+    def _read(self, path: str) -> bytes:
+        if self._fs.size(path) > PREVIEW_MAX:
+            raise BadInput(f"{path} is larger than {PREVIEW_MAX >> 20} MiB: too large to preview")
+        return bytes(self._fs.cat_file(path))
+
+    def _data_url(self, path: str, format: str) -> str:
+        data = base64.b64encode(self._read(path)).decode()
+        return f"data:{media_type(format)};base64,{data}"
+
+    def _image(self, site: str, folder: str, src: str) -> str | None:
+        """The data URL of an image a markdown entry links to (beside it in ``site``)."""
+        if src.startswith("data:image/"):
+            return src
+        path = posixpath.normpath(posixpath.join(folder, src))
+        if "://" in src or path.startswith(("..", "/")):
+            return None
+        try:
+            return self._data_url(f"{site}/{path}", guess_format(path))
+        except (NTError, OSError):
+            return None
