@@ -1,0 +1,134 @@
+"""The intake catalog of a store: one nested catalog per site, entry metadata through
+intake's normal API, and YAML that plain ``intake.open_catalog`` opens."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import intake
+import pytest
+import yaml
+
+import eurec4a_nt as nt
+from eurec4a_nt import sampledata as sd
+from eurec4a_nt.sitestore import SiteStore
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def ship_to(source: SiteStore, target: SiteStore) -> None:
+    """Give ``target`` the log and objects of ``source``'s site, as sync would."""
+    target.trust(source.keyring)
+    added, rejected = target.receive(c.raw for c in source.log(source.site or ""))
+    assert rejected == [] and added
+    target.objects.put_many((oid, source.objects.get(oid)) for oid in source.objects.ids())
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> tuple[SiteStore, SiteStore]:
+    """A hub store (BCO) holding its own entries and those of RV-Meteor."""
+    ship = SiteStore.init(tmp_path / "RV-Meteor", "RV-Meteor")
+    hub = SiteStore.init(tmp_path / "BCO", "BCO")
+    files = tmp_path / "files"
+    files.mkdir()
+    sonde = sd.sonde(files / "sonde.nc", seed=1)
+    nt.publish(sonde, "sondes/2020-02-01T1045.nc", topics=["sondes", "processed"],
+               description="radiosonde level 2", metadata={"launch": "2020-02-01T10:45"},
+               store=ship.path)
+    nt.publish(sd.quicklook_png(files / "ql.png", seed=2), "quicklooks/ceilometer.png",
+               topics=["quicklook"], store=ship.path)
+    nt.publish(sd.timeseries(seed=3, hours=6), "surface/met.zarr", topics=["processed"],
+               description="surface meteorology", store=hub.path)
+    ship_to(ship, hub)
+    return hub, ship
+
+
+def test_one_nested_catalog_per_site(campaign: tuple[SiteStore, SiteStore]) -> None:
+    hub, _ = campaign
+    cat = nt.open_catalog(store=hub.path)
+    assert sorted(cat) == ["BCO", "RV-Meteor"]
+    assert sorted(cat["RV-Meteor"]) == ["quicklooks/ceilometer.png", "sondes/2020-02-01T1045.nc"]
+    assert list(cat["BCO"]) == ["surface/met.zarr"]
+    assert cat["RV-Meteor"].metadata["site"] == "RV-Meteor"
+    ds = cat["RV-Meteor"]["sondes/2020-02-01T1045.nc"].to_dask()
+    assert ds.attrs["platform"] == "RV-Meteor"
+    assert cat["BCO"]["surface/met.zarr"].to_dask().sizes["time"] == 36
+
+
+def test_entry_metadata_through_intake(campaign: tuple[SiteStore, SiteStore]) -> None:
+    hub, ship = campaign
+    entry = ship.entry("RV-Meteor", "sondes/2020-02-01T1045.nc")
+    source = nt.open_catalog(store=hub.path)["RV-Meteor"]["sondes/2020-02-01T1045.nc"]
+    meta = source.metadata
+    assert meta["topics"] == ["processed", "sondes"]
+    assert meta["site"] == "RV-Meteor"
+    assert meta["size"] == entry.size
+    assert meta["published"] == entry.published and meta["published"].endswith("Z")
+    assert (meta["kind"], meta["format"], meta["root"]) == ("file", "netcdf", entry.root)
+    assert meta["launch"] == "2020-02-01T10:45"
+    assert source.description == "radiosonde level 2"
+    described = source.describe()
+    assert described["description"] == "radiosonde level 2"
+    assert described["metadata"]["topics"] == ["processed", "sondes"]
+    assert described["metadata"]["size"] == entry.size
+    assert "RV-Meteor/sondes/2020-02-01T1045.nc" in repr(source)
+
+
+def test_catalog_follows_the_log(campaign: tuple[SiteStore, SiteStore], tmp_path: Path) -> None:
+    hub, _ = campaign
+    note = tmp_path / "note.md"
+    note.write_text("# note\n")
+    nt.publish(note, "notes/today.md", store=hub.path)
+    assert "notes/today.md" in nt.open_catalog(store=hub.path)["BCO"]
+    nt.remove("notes/today.md", store=hub.path)
+    assert "notes/today.md" not in nt.open_catalog(store=hub.path)["BCO"]
+    top = yaml.safe_load((hub.path / "catalog" / "catalog.yaml").read_text())
+    assert top["sources"]["BCO"]["metadata"] == {"site": "BCO", "seq": 3, "entries": 1}
+
+
+def test_a_site_without_entries(tmp_path: Path) -> None:
+    SiteStore.init(tmp_path / "ATR", "ATR")
+    cat = nt.open_catalog(store=tmp_path / "ATR")
+    assert list(cat) == ["ATR"]
+    assert list(cat["ATR"]) == []
+
+
+_PLAIN = textwrap.dedent("""
+    import json, sys
+    import intake
+    assert "eurec4a_nt" not in sys.modules
+    cat = intake.open_catalog(sys.argv[1])
+    source = cat["RV-Meteor"]["sondes/2020-02-01T1045.nc"]
+    ds = source.to_dask()
+    png = cat["RV-Meteor"]["quicklooks/ceilometer.png"].read()
+    zarr = cat["BCO"]["surface/met.zarr"].to_dask()
+    print(json.dumps({"sites": sorted(cat), "topics": source.metadata["topics"],
+                      "ta0": float(ds.ta[0]), "png": len(png), "time": zarr.sizes["time"]}))
+""")
+
+
+def test_generated_yaml_opens_with_plain_intake(campaign: tuple[SiteStore, SiteStore],
+                                                tmp_path: Path) -> None:
+    """In a fresh interpreter that never imports eurec4a_nt itself (intake finds the
+    driver by its entry point), from a copy of the store moved elsewhere."""
+    hub, _ = campaign
+    hub.catalog_path()
+    moved = tmp_path / "elsewhere" / "store"
+    shutil.copytree(hub.path, moved)
+    shutil.rmtree(hub.path)
+    out = subprocess.run([sys.executable, "-c", _PLAIN, str(moved / "catalog" / "catalog.yaml")],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["sites"] == ["BCO", "RV-Meteor"]
+    assert result["topics"] == ["processed", "sondes"]
+    assert 290 < result["ta0"] < 310
+    assert result["png"] > 1000
+    assert result["time"] == 36
+    same = intake.open_catalog(str(moved / "catalog" / "catalog.yaml"))
+    assert sorted(same) == ["BCO", "RV-Meteor"]

@@ -1,0 +1,157 @@
+"""The ``eurec4a-nt`` command in real subprocesses (``python -m eurec4a_nt``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eurec4a_nt import sampledata as sd
+from eurec4a_nt.cli import parser
+from eurec4a_nt.sitestore import SiteStore
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def nt_cmd(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           ok: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run([sys.executable, "-m", "eurec4a_nt", *args], capture_output=True,
+                         text=True, timeout=60, cwd=cwd, env={**os.environ, **(env or {})},
+                         check=False)
+    if ok:
+        assert out.returncode == 0, f"{args}: {out.stderr}"
+    return out
+
+
+def commands() -> list[list[str]]:
+    """Every command and sub-command of the parser."""
+    out = []
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():  # type: ignore[union-attr]
+        out.append([name])
+        for action in p._actions:
+            if action.dest == "action":
+                out += [[name, inner] for inner in action.choices]  # type: ignore[union-attr]
+    return out
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    cmds = commands()
+    assert {"init", "publish", "ls", "get", "log", "fsck", "remove"} <= {c[0] for c in cmds}
+    procs = [(cmd, subprocess.Popen([sys.executable, "-m", "eurec4a_nt", *cmd, "--help"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    cwd=tmp_path))
+             for cmd in [[], *cmds]]
+    for cmd, proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, f"{cmd}: {err}"
+        assert out.startswith(f"usage: {' '.join(['eurec4a-nt', *cmd])}"), out
+        assert err == ""
+
+
+def test_init_publish_ls_get_log_fsck(tmp_path: Path) -> None:
+    store = str(tmp_path / "site-cache")
+    out = nt_cmd("init", "RV-Meteor", "--store", store, "--url", "http://meteor:8047", cwd=tmp_path)
+    assert "public_key: ed25519:" in out.stdout and "http://meteor:8047" in out.stdout
+    sonde = sd.sonde(tmp_path / "sonde.nc", seed=1)
+    out = nt_cmd("publish", str(sonde), "--name", "sondes/2020-02-01T1045.nc", "--topic", "sondes",
+                 "--topic", "processed", "--description", "level 2", "--metadata",
+                 '{"launch": "10:45"}', "--store", store, "-q", cwd=tmp_path)
+    assert out.stdout.startswith("published RV-Meteor/sondes/2020-02-01T1045.nc (file, netcdf,")
+    assert "topics=processed,sondes" in out.stdout
+    post = sd.blog_markdown(tmp_path / "day-3", seed=2, images=1)
+    nt_cmd("publish", str(post), "--name", "blog/day-3", "--topic", "blog", "--store", store,
+           cwd=tmp_path)
+    ql = sd.quicklook_png(tmp_path / "ql.png", seed=3)
+    env = {"EUREC4A_NT_STORE": store}  # the store from the environment instead of --store
+    out = nt_cmd("publish", str(ql), "--topic", "quicklook", cwd=tmp_path, env=env)
+    assert "published RV-Meteor/ql.png (file, png," in out.stdout
+
+    out = nt_cmd("ls", "--store", store, cwd=tmp_path)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "RV-Meteor (3 entries)"
+    assert [line.split()[0] for line in lines[1:]] == ["blog/day-3", "ql.png",
+                                                      "sondes/2020-02-01T1045.nc"]
+    out = nt_cmd("ls", "RV-Meteor", "--topic", "sondes", cwd=tmp_path, env=env)
+    assert [line.split()[0] for line in out.stdout.splitlines()[1:]] == ["sondes/2020-02-01T1045.nc"]
+
+    nt_cmd("get", "RV-Meteor/sondes/2020-02-01T1045.nc", str(tmp_path / "copy.nc"), "--store",
+           store, "-q", cwd=tmp_path)
+    assert (tmp_path / "copy.nc").read_bytes() == sonde.read_bytes()
+    nt_cmd("get", "nt://RV-Meteor/blog/day-3", str(tmp_path / "post-copy"), "--store", store,
+           cwd=tmp_path)
+    for name in ("index.md", "figure-1.png"):
+        assert (tmp_path / "post-copy" / name).read_bytes() == (post / name).read_bytes()
+    nt_cmd("get", "RV-Meteor/ql.png", cwd=tmp_path, env=env)  # default destination: the name
+    assert (tmp_path / "ql.png").read_bytes() == ql.read_bytes()
+    assert not list(tmp_path.glob("*.part"))
+
+    nt_cmd("remove", "ql.png", "--store", store, cwd=tmp_path)
+    out = nt_cmd("log", "--store", store, cwd=tmp_path)
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("RV-Meteor#1", "put", "sondes/2020-02-01T1045.nc"), ("RV-Meteor#2", "put", "blog/day-3"),
+        ("RV-Meteor#3", "put", "ql.png"), ("RV-Meteor#4", "remove", "ql.png")]
+    out = nt_cmd("fsck", "--store", store, cwd=tmp_path)
+    assert out.stdout.splitlines()[-1] == "ok"
+    assert SiteStore(store).entry("RV-Meteor", "sondes/2020-02-01T1045.nc").metadata == \
+        {"launch": "10:45"}
+
+
+ERRORS = [
+    (["publish", "{dir}/absent.nc", "--name", "x.nc"], "no such file or folder"),
+    (["publish", "{file}", "--name", "../x"], "bad entry name"),
+    (["publish", "{file}", "--name", "a//b"], "bad entry name"),
+    (["publish", "{file}", "--name", "x", "--topic", "Sondes"], "bad topic"),
+    (["publish", "{file}", "--name", "x", "--metadata", "{bad"], "--metadata is not valid JSON"),
+    (["publish", "{file}", "--name", "x", "--metadata", '{"topics": 1}'], "reserved"),
+    (["publish", "{file}", "--name", "x", "--metadata", "[1]"], "metadata must be a dict"),
+    (["ls", "Nowhere"], "unknown site 'Nowhere'"),
+    (["get", "RV-Meteor/absent.nc"], "no entry or file 'RV-Meteor/absent.nc'"),
+    (["remove", "absent.nc"], "no entry 'absent.nc'"),
+    (["init", "RV Meteor"], "bad site name"),
+    (["init", "RV-Merian"], "already belongs to site RV-Meteor"),
+    (["keyring", "--import", "{dir}/bad.yaml"], "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("args", "says"), ERRORS, ids=[" ".join(a[:2]) + f"-{i}" for i, (a, _)
+                                                        in enumerate(ERRORS)])
+def test_errors_are_one_line(tmp_path: Path, args: list[str], says: str) -> None:
+    store = tmp_path / "site-cache"
+    SiteStore.init(store, "RV-Meteor")
+    (tmp_path / "f.md").write_text("# f\n")
+    (tmp_path / "bad.yaml").write_text("sites: [unclosed\n")
+    args = [a.replace("{dir}", str(tmp_path)).replace("{file}", str(tmp_path / "f.md"))
+            for a in args]
+    log_before = sorted((store / "logs").iterdir())
+    out = nt_cmd(*args, "--store", str(store), cwd=tmp_path, ok=False)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"eurec4a-nt {args[0]}: ")
+    assert says in lines[0]
+    assert sorted((store / "logs").iterdir()) == log_before
+    assert SiteStore(store).log("RV-Meteor").seq == 0
+
+
+@pytest.mark.parametrize("cmd", [["ls"], ["log"], ["fsck"], ["publish", "x.md"]])
+def test_no_store_here(tmp_path: Path, cmd: list[str]) -> None:
+    (tmp_path / "x.md").write_text("x")
+    out = nt_cmd(*cmd, "--store", str(tmp_path / "nowhere"), cwd=tmp_path, ok=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "no store at" in out.stderr and "eurec4a-nt init" in out.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_usage_errors_exit_non_zero(tmp_path: Path) -> None:
+    out = nt_cmd(cwd=tmp_path, ok=False)
+    assert out.returncode == 2 and "usage: eurec4a-nt" in out.stderr
+    out = nt_cmd("publish", cwd=tmp_path, ok=False)
+    assert out.returncode == 2 and "the following arguments are required: paths" in out.stderr
+    assert "Traceback" not in out.stderr
