@@ -1,0 +1,63 @@
+"""Helpers for the site-server tests: real servers in subprocesses, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from eurec4a_nt.testing.sites import SiteProcess, make_sites
+
+TIMEOUT = 30
+
+
+def start(root: Path, site: str, sites: Sequence[str] | None = None, args: Sequence[str] = (),
+          env: dict[str, str] | None = None) -> SiteProcess:
+    """Create the stores of ``sites`` (default: just ``site``) under ``root`` unless they
+    exist, and start the server of ``site``, blanking the EUREC4A_NT_* settings of the
+    test process (an empty setting counts as unset)."""
+    if not (root / site / "config.yaml").exists():
+        make_sites(root, list(sites or [site]))
+    blank = {k: "" for k in os.environ if k.startswith("EUREC4A_NT_")}
+    return SiteProcess(root / site, args=args, env={**blank, "EUREC4A_NT_LOG": "info", **(env or {})}).start()
+
+
+def status(url: str) -> dict[str, Any]:
+    return requests.get(url + "/api/status", timeout=TIMEOUT).json()
+
+
+def auth(proc: SiteProcess) -> dict[str, str]:
+    return {"Authorization": f"Bearer {proc.token}"}
+
+
+def object_files(store: Path) -> int:
+    """Object files in a store folder (what the index must count)."""
+    return sum(1 for p in (store / "objects").glob("*/*") if p.is_file())
+
+
+def assert_error(response: requests.Response, status_code: int, code: str | None = None) -> dict[str, Any]:
+    """The response is a JSON error ``{"error", "message"}`` with this status."""
+    assert response.status_code == status_code, (response.status_code, response.text[:300])
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) >= {"error", "message"}, body
+    assert body["message"], body
+    if code is not None:
+        assert body["error"] == code, body
+    return body
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something true (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
