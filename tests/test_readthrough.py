@@ -157,11 +157,6 @@ def _held(proc: SiteProcess, site: str) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, raises=requests.exceptions.ReadTimeout, reason=(
-    "eurec4a_nt/sync/session.py: Session._on_want queues held objects through Session.send, "
-    "which skips every id in self.sent, so an object the upstream sent once on a session "
-    "is never sent again on it; after the reader evicted it (cache cap) a new read waits "
-    "for Links.fetch to give up (STALL_TIMEOUT, 30 s) and gets 503 pending"))
 def test_evicted_data_is_fetched_again(campaign: tuple[Path, SiteProcess, dict[str, bytes]]) -> None:
     root, ship, data = campaign
     halo = start(root / "sites", "HALO", sites=SITES, args=["--upstream", ship.url, "--cache-cap", "8MB"])

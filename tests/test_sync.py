@@ -219,12 +219,15 @@ def test_changed_block_travels_as_a_delta(campaign: Campaign, tmp_path: Path) ->
     changed.write_bytes(data[:4096] + b"x" * 100 + data[4096:])
     link = campaign.links["RV-Meteor"]
     link.reset_counters()
-    publish(meteor, changed, "sondes/series.nc", ["sondes"])
-    wait_until(lambda: requests.get(f"{hub.url}/data/RV-Meteor/sondes/series.nc",
-                                    headers={"Range": "bytes=4096-4195"}, timeout=20).content == b"x" * 100,
-               40, "second version at hub")
-    wait_until(lambda: held(hub, "RV-Meteor/sondes/series.nc"), 40, "second version complete")
+    second = publish(meteor, changed, "sondes/series.nc", ["sondes"])
+    # watch without reading: a read now would fetch the new block whole, before the delta
+    wait_until(lambda: held(hub, "RV-Meteor/sondes/series.nc") and requests.head(
+        f"{hub.url}/data/RV-Meteor/sondes/series.nc", timeout=10).headers["ETag"] == f'"{second.root}"',
+        40, "second version complete at hub")
     assert link.stats["sent_up"] < 30_000  # rsync needs ~38 KB for this; a whole block would be ~1 MB
+    got = requests.get(f"{hub.url}/data/RV-Meteor/sondes/series.nc", headers={"Range": "bytes=4096-4195"},
+                       timeout=20)
+    assert got.content == b"x" * 100
 
 
 @pytest.mark.timeout(120)

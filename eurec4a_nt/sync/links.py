@@ -26,6 +26,7 @@ from ..errors import Forbidden, ObjectMissing, Pending, Unauthorized
 from ..ids import ObjectId
 from ..keyring import verify_signature
 from ..log import Commit
+from ..manifests import children
 from ..node import Node
 from . import plan
 from .config import LinkConfig
@@ -47,6 +48,12 @@ routes = web.RouteTableDef()
 
 def _proof_text(kind: str, site: str, nonce: str, when: str = "") -> bytes:
     return f"eurec4a-nt link {kind}\n{site}\n{nonce}\n{when}".encode()
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    """Retrieve the outcome of a waiter nobody may await, so none is logged as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 def retry_delay(attempt: int) -> float:
@@ -90,6 +97,7 @@ class Links:
         self._pending_push: dict[ObjectId, list[tuple[Session, Entry]]] = {}
         self._push_blockers: dict[ObjectId, set[ObjectId]] = {}
         self._asked: dict[ObjectId, Session] = {}
+        self._spans: dict[ObjectId, tuple[int, int]] = {}
         self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._traffic: dict[str, list[int]] = {}
@@ -359,8 +367,19 @@ class Links:
         return out
 
     async def arrived(self, session: Session, oid: ObjectId) -> None:
-        """After an object from ``session`` is stored: ask for the rest of an entry whose
-        root just arrived (unless the peer is sending all of it anyway)."""
+        """After an object from ``session`` is stored: expect the blocks the peer sends
+        along with a record asked for with a byte span (so readers wait for them instead
+        of asking again), and ask for the rest of an entry whose root just arrived
+        (unless the peer is sending all of it anyway)."""
+        span = self._spans.pop(oid, None)
+        if span is not None:
+            data = await asyncio.to_thread(self.node.store.objects.get, oid)
+            loop = asyncio.get_running_loop()
+            for block, _ in children(data, span):
+                if block not in self._waiters and not self.node.store.objects.has(block):
+                    self._waiters[block] = loop.create_future()
+                    self._waiters[block].add_done_callback(_consume)
+                    self._asked[block] = session
         if oid in session.deep_incoming:
             session.deep_incoming.discard(oid)
             return
@@ -408,12 +427,19 @@ class Links:
                 self._waiters[oid] = loop.create_future()
                 ask.append(oid)
             futures.append(self._waiters[oid])
+        for oid in [o for o in ask if self.node.store.objects.has(o)]:  # arrived meanwhile
+            ask.remove(oid)
+            self._waiters.pop(oid).set_result(None)
         if ask:
             session = self._route(site)
-            if session is None:
+            if session is None and (site is None or site not in self.node.store.sites()):
+                for oid in ask:
+                    self._waiters.pop(oid).set_exception(ObjectMissing(f"object {oid} is not held here"))
+            elif session is None:
                 self._give_up(ask, site, spans, "not reachable now")
             else:
                 self._asked.update((oid, session) for oid in ask)
+                self._spans.update((oid, span) for oid, span in (spans or {}).items() if oid in ask)
                 session.want(plan.Wants(shallow=ask, spans=dict(spans or {})), READ, site, hops)
         # Wait as long as the peer keeps sending; give up after a stall.
         while True:
@@ -436,6 +462,7 @@ class Links:
         error = Pending(f"pending: held at {held}, {why}, queued", held, RETRY_AFTER)
         for oid in oids:
             self._asked.pop(oid, None)
+            self._spans.pop(oid, None)
             waiter = self._waiters.pop(oid, None)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)

@@ -395,6 +395,7 @@ class Session:
         bases = {ObjectId.parse(k): ObjectId.parse(v) for k, v in (body.get("bases") or {}).items()}
         self.peer_partials.update(parse_partials(body.get("resume") or {}))
         cls = {"read": READ, "essential": ESSENTIAL}.get(str(body.get("class")), BULK)
+        self.sent.difference_update(ids)  # asked for again: the peer lost or evicted them
         store = self.node.store.objects
         here = [oid for oid in ids if store.has(oid)]
         for oid in here:
