@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -25,6 +26,8 @@ AVG_BLOCK = 1 << 20
 MIN_BLOCK = 128 << 10
 MAX_BLOCK = 4 << 20
 _READ_SIZE = 8 << 20
+#: Bytes of blocks cut and hashed ahead of the one being stored or uploaded.
+_READ_AHEAD = 16 << 20
 
 _cdc = threading.local()
 
@@ -115,6 +118,65 @@ def _hash_file(path: str | os.PathLike[str], out: list[str]) -> None:
     out.append(h.hexdigest())
 
 
+class _CutAhead:
+    """``cut`` of the file at ``path``, run in a thread up to ``limit`` bytes ahead of the
+    consumer, so that reading, cutting and hashing overlap with storing or uploading.
+
+    Iterate over it once. Memory stays bounded by ``limit`` plus one block; an error of
+    the reader is raised to the consumer; a consumer that stops early (``close()``)
+    stops the thread.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], limit: int = _READ_AHEAD) -> None:
+        self.path, self.limit = path, limit
+        self.ready: deque[tuple[Block, bytes]] = deque()
+        self.held = 0
+        self.done = self.stop = False
+        self.error: BaseException | None = None
+        self.changed = threading.Condition()
+
+    def _read(self) -> None:
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                for item in cut(f):
+                    with self.changed:  # when full, wait until half is taken (fewer wake-ups)
+                        if self.held >= self.limit:
+                            self.changed.wait_for(lambda: self.held <= self.limit // 2 or self.stop)
+                        if self.stop:
+                            return
+                        self.ready.append(item)
+                        self.held += item[0].length
+                        self.changed.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer's thread
+            self.error = exc
+        finally:
+            with self.changed:
+                self.done = True
+                self.changed.notify_all()
+
+    def __iter__(self) -> Iterator[tuple[Block, bytes]]:
+        reader = threading.Thread(target=self._read, name="eurec4a-nt-cut", daemon=True)
+        reader.start()
+        try:
+            while True:
+                with self.changed:
+                    self.changed.wait_for(lambda: self.ready or self.done)
+                    if not self.ready:
+                        break
+                    item = self.ready.popleft()
+                    self.held -= item[0].length
+                    if self.held <= self.limit // 2:
+                        self.changed.notify_all()
+                yield item
+            if self.error is not None:
+                raise self.error
+        finally:
+            with self.changed:
+                self.stop = True
+                self.changed.notify_all()
+            reader.join()
+
+
 def record_file(
     path: str | os.PathLike[str],
     put_blocks: Callable[[Iterator[tuple[ObjectId, bytes]]], None],
@@ -122,8 +184,10 @@ def record_file(
 ) -> FileRecord:
     """Cut the file at ``path`` into blocks, hand them to ``put_blocks`` and return its record.
 
-    The whole-file SHA-256 is computed by a second reader in parallel, so publishing
-    costs about one hash pass of wall time. ``progress`` is called with byte counts.
+    The whole-file SHA-256 is computed by a second reader in parallel, and the blocks
+    are cut and hashed in a third thread a little ahead of ``put_blocks`` (see
+    :class:`_CutAhead`), so publishing costs about one hash pass of wall time.
+    ``progress`` is called with byte counts.
     """
     whole: list[str] = []
     hasher = threading.Thread(target=_hash_file, args=(path, whole), daemon=True)
@@ -131,14 +195,17 @@ def record_file(
     blocks: list[Block] = []
 
     def produce() -> Iterator[tuple[ObjectId, bytes]]:
-        with open(path, "rb", buffering=0) as f:
-            for block, data in cut(f):
-                blocks.append(block)
-                yield block.id, data
-                if progress:
-                    progress(block.length)
+        for block, data in _CutAhead(path):
+            blocks.append(block)
+            yield block.id, data
+            if progress:
+                progress(block.length)
 
-    put_blocks(produce())
+    items = produce()
+    try:
+        put_blocks(items)
+    finally:
+        items.close()  # stops the cutting thread if put_blocks stopped early
     hasher.join()
     size = blocks[-1].end if blocks else 0
     if size != os.path.getsize(path):
