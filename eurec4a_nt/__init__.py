@@ -13,11 +13,19 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import browse, init_site, open_catalog, prefetch, publish, remove  # noqa: E402
-from .entries import Entry  # noqa: E402
-from .errors import NTError, Pending  # noqa: E402
+from .api import browse, init_site, open_catalog, prefetch, publish, remove
+from .entries import Entry
+from .errors import NTError, Pending
 
 __all__ = [
-    "Entry", "NTError", "Pending", "browse", "init_site", "open_catalog", "prefetch",
-    "publish", "remove", "__version__",
+    "Entry",
+    "NTError",
+    "Pending",
+    "__version__",
+    "browse",
+    "init_site",
+    "open_catalog",
+    "prefetch",
+    "publish",
+    "remove",
 ]

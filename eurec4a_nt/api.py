@@ -85,7 +85,7 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
     tmp_dir = getattr(target, "tmp_dir", None)
     entries = []
     with progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress) as bar:
-        for item, item_name in zip(items, names):
+        for item, item_name in zip(items, names, strict=True):
             entries.append(build_entry(item, item_name, target.sink, topics=topics,
                                        description=description, metadata=metadata, format=format,
                                        tmp_dir=tmp_dir, progress=bar.update))

@@ -16,7 +16,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -80,32 +82,32 @@ class Demo:
 
     def schedule(self) -> None:
         """Publish on a timeline, forever (until stopped)."""
-        step = 0
         for step in itertools.count():
-            seed = int(time.time()) + step
-            tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            d = self.data
-            ship = ("RV-Meteor", "RV-Merian")[step % 2]
-            actions = [
-                lambda: self.publish(ship, sampledata.quicklook_png(d / f"ql-{seed}.png", seed=seed,
-                                     target_bytes=200_000, title=f"{ship} cloud radar"),
-                                     f"quicklooks/radar-{tag}.png", "quicklook"),
-                lambda: self.publish(ship, sampledata.sonde(d / f"sonde-{seed}.nc", seed=seed, platform=ship),
-                                     f"sondes/{tag}.nc", "sondes"),
-                lambda: self.publish(ship, sampledata.raw_file(d / f"raw-{seed}.bin", size=5_000_000, seed=seed),
-                                     f"raw/radar-{tag}.bin", "raw"),
-                lambda: self.publish("BCO", sampledata.quicklook_png(d / f"bco-{seed}.png", seed=seed,
-                                     target_bytes=150_000, title="BCO lidar"),
-                                     f"quicklooks/lidar-{tag}.png", "quicklook"),
-            ]
-            if step % 6 == 0:
-                actions.append(lambda: self.publish("OPS", sampledata.planning_pdf(
-                    d / f"plan-{seed}.pdf", seed=seed, target_bytes=1_000_000),
-                    f"planning/flight-plan-{tag}.pdf", "planning"))
-            for action in actions:
+            for site, make, name, topic in self._actions(step):
                 if self.stop.wait(4 / self.speed):
                     return
-                action()
+                self.publish(site, make(), name, topic)
+
+    def _actions(self, step: int) -> list[tuple[str, Callable[[], Path], str, str]]:
+        """What the sites publish in one round: (site, file maker, entry name, topic)."""
+        seed = int(time.time()) + step
+        tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        d = self.data
+        ship = ("RV-Meteor", "RV-Merian")[step % 2]
+        actions = [
+            (ship, partial(sampledata.quicklook_png, d / f"ql-{seed}.png", seed=seed, target_bytes=200_000,
+                           title=f"{ship} cloud radar"), f"quicklooks/radar-{tag}.png", "quicklook"),
+            (ship, partial(sampledata.sonde, d / f"sonde-{seed}.nc", seed=seed, platform=ship),
+             f"sondes/{tag}.nc", "sondes"),
+            (ship, partial(sampledata.raw_file, d / f"raw-{seed}.bin", size=5_000_000, seed=seed),
+             f"raw/radar-{tag}.bin", "raw"),
+            ("BCO", partial(sampledata.quicklook_png, d / f"bco-{seed}.png", seed=seed, target_bytes=150_000,
+                            title="BCO lidar"), f"quicklooks/lidar-{tag}.png", "quicklook"),
+        ]
+        if step % 6 == 0:
+            actions.append(("OPS", partial(sampledata.planning_pdf, d / f"plan-{seed}.pdf", seed=seed,
+                                           target_bytes=1_000_000), f"planning/flight-plan-{tag}.pdf", "planning"))
+        return actions
 
     def watch(self) -> None:
         """Report entries as they become fully held at OPS (or, for plans, at the ships)."""

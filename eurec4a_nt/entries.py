@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BadInput, Corrupt, NotFound
@@ -62,7 +62,7 @@ def check_topics(topics: object) -> tuple[str, ...]:
 
 def utc_now() -> str:
     """The current UTC time as ISO 8601 with a ``Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ trip is paid once, not per object.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import BinaryIO, Protocol
 
@@ -55,7 +56,7 @@ async def read_frames(reader: AsyncReader) -> AsyncIterator[tuple[ObjectId, byte
             continue
         try:
             data = await reader.readexactly(length)
-        except Exception:  # IncompleteReadError and friends: the body ended early
+        except (asyncio.IncompleteReadError, ConnectionError):  # the body ended early
             raise BadInput(f"body ended inside object {oid.short}: truncated upload; "
                            "send it again") from None
         yield oid, data

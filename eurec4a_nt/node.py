@@ -97,7 +97,7 @@ class Node:
                 try:
                     await asyncio.wait_for(self._condition().wait_for(lambda: self.version != version),
                                            timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         return self.version
 

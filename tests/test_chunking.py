@@ -60,7 +60,7 @@ def test_blocks_tile_the_file_and_respect_the_bounds(scratch: Path) -> None:
 def test_record_bytes_matches_record_file(tmp_path: Path) -> None:
     path = sd.raw_file(tmp_path / "raw.bin", size=5 << 20, seed=2)
     got: list[tuple[ObjectId, bytes]] = []
-    from_file = record_file(path, lambda items: got.extend(items))
+    from_file = record_file(path, got.extend)
     from_bytes = record_bytes(path.read_bytes(), lambda items: list(items) and None)
     assert from_file == from_bytes
     assert [oid for oid, _ in got] == [b.id for b in from_file.blocks]

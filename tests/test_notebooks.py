@@ -1,6 +1,7 @@
 """The worked notebooks run top to bottom against the real site servers they start
-(or the one named by ``EUREC4A_NT_SERVER``), show what their story promises (plots, reprs, progress bars, the browser widget), and
-leave no server running and no temporary store behind."""
+(or the one named by ``EUREC4A_NT_SERVER``), show what their story promises (plots,
+reprs, progress bars, the browser widget), and leave no server running and no
+temporary store behind."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def test_framed_upload_stores_only_what_is_new(site: SiteProcess) -> None:
         items = [(ObjectId.of(p), p) for p in parts]
         assert store.put_many(items) == [oid for oid, _ in items]
         assert status(site.url)["traffic"]["uploaded"] - before == sum(map(len, parts))
-        assert store.put_many(items + [(ObjectId.parse(OID), DATA)]) == []  # nothing sent
+        assert store.put_many([*items, (ObjectId.parse(OID), DATA)]) == []  # nothing sent
         assert status(site.url)["traffic"]["uploaded"] - before == sum(map(len, parts))
         assert store.missing(oid for oid, _ in items) == []
 
@@ -163,7 +163,7 @@ def test_concurrent_publishers_of_different_names(tmp_path: Path) -> None:
         assert heads == {"RV-Meteor": len(files)}
         commits = requests.get(f"{proc.url}/logs/RV-Meteor?after=0", timeout=TIMEOUT).text.splitlines()
         assert len(commits) == len(files)
-        for entry, path in zip(entries, files):
+        for entry, path in zip(entries, files, strict=True):
             got = requests.get(f"{proc.url}/data/RV-Meteor/{entry.name}", timeout=TIMEOUT)
             assert got.content == path.read_bytes()
     finally:

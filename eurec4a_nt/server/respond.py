@@ -15,6 +15,7 @@ from ..ids import ObjectId
 from ..manifests import Ref, RefReader, Span
 from ..node import Node
 from ..stores.base import ObjectStore
+from ..tasks import consume
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 #: ``Cache-Control`` of bytes named by their id: they never change.
@@ -151,7 +152,7 @@ class _Ahead:
         for j in range(i, min(i + self.AHEAD, len(self.ids))):
             if j not in self.tasks and self.ids[j] in self.missing:
                 task = asyncio.create_task(self.node.ensure([self.ids[j]], self.site, spans=self.spans))
-                task.add_done_callback(_consume)  # a read given up leaves fetches to finish
+                task.add_done_callback(consume)  # a read given up leaves fetches to finish
                 self.tasks[j] = task
         task = self.tasks.get(i)
         while task is not None and not task.done():  # never cancelled: others share fetches
@@ -160,12 +161,6 @@ class _Ahead:
                 return
         if task is not None:
             task.result()
-
-
-def _consume(task: asyncio.Task[None]) -> None:
-    """Retrieve a fetch's outcome so an abandoned one logs no 'never retrieved' error."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _open_all(store: ObjectStore, oids: list[ObjectId]) -> list[BinaryIO | None]:

@@ -10,8 +10,8 @@ the filesystem's journal take their fsyncs together.
 from __future__ import annotations
 
 import errno
+import functools
 import os
-import threading
 import time
 import uuid
 from collections import deque
@@ -27,16 +27,11 @@ _STALE_TMP_SECONDS = 3600
 #: Objects :meth:`LocalStore.put_many` verifies and writes at once (threads shared by
 #: every store of the process).
 _WRITERS = 4
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
+@functools.cache
 def _writers() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="eurec4a-nt-write")
-        return _pool
+    return ThreadPoolExecutor(_WRITERS, thread_name_prefix="eurec4a-nt-write")
 
 
 def _fsync_dir(path: Path) -> None:

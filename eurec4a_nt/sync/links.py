@@ -28,6 +28,7 @@ from ..keyring import verify_signature
 from ..log import Commit
 from ..manifests import children
 from ..node import Node
+from ..tasks import consume, spawn
 from . import plan
 from .config import LinkConfig
 from .session import BULK, ESSENTIAL, READ, Selection, SendItem, Session, Subscription
@@ -48,12 +49,6 @@ routes = web.RouteTableDef()
 
 def _proof_text(kind: str, site: str, nonce: str, when: str = "") -> bytes:
     return f"eurec4a-nt link {kind}\n{site}\n{nonce}\n{when}".encode()
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    """Retrieve the outcome of a waiter nobody may await, so none is logged as lost."""
-    if not future.cancelled():
-        future.exception()
 
 
 def retry_delay(attempt: int) -> float:
@@ -125,7 +120,7 @@ class Links:
     def _register(self, session: Session) -> None:
         old = self.sessions.get(session.peer)
         if old is not None and old is not session:
-            asyncio.create_task(old.ws.close())
+            spawn(old.ws.close())
         self.sessions[session.peer] = session
 
     def _unregister(self, session: Session) -> None:
@@ -145,7 +140,7 @@ class Links:
                     if await self._connect(http, config):
                         attempt = 0
                     self.last_error.pop(config.name, None)
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError, Forbidden) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError, Forbidden) as exc:
                     self.last_error[config.name] = f"{type(exc).__name__}: {exc}"
                     log.info("link %s: %s", config.name, self.last_error[config.name])
                 attempt += 1
@@ -378,7 +373,7 @@ class Links:
             for block, _ in children(data, span):
                 if block not in self._waiters and not self.node.store.objects.has(block):
                     self._waiters[block] = loop.create_future()
-                    self._waiters[block].add_done_callback(_consume)
+                    self._waiters[block].add_done_callback(consume)
                     self._asked[block] = session
         if oid in session.deep_incoming:
             session.deep_incoming.discard(oid)

@@ -33,6 +33,7 @@ from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..log import Commit
 from ..manifests import children
+from ..tasks import spawn
 from . import plan
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .wire import DELTA, Piece, decode, encode, message, pieces
@@ -180,7 +181,7 @@ class Session:
             exc = task.exception()
             if not isinstance(exc, (ConnectionError, RuntimeError)):
                 log.error("%s: sending failed: %r", self.name, exc)
-            asyncio.ensure_future(self.ws.close())
+            spawn(self.ws.close())
 
     def _hello_body(self) -> dict[str, Any]:
         return {"site": self.node.site, "heads": self.node.store.heads(),
@@ -402,7 +403,7 @@ class Session:
             self.send([oid], cls, (), bases, follow.get(oid))
         absent = [oid for oid in ids if oid not in set(here)]
         if absent:
-            asyncio.create_task(self._relay(absent, follow, spans, bases, cls, int(body.get("hops", 1)),
+            spawn(self._relay(absent, follow, spans, bases, cls, int(body.get("hops", 1)),
                                             body.get("site")))
 
     async def _relay(self, oids: list[ObjectId], follow: dict[ObjectId, Follow],

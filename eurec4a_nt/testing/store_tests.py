@@ -270,7 +270,7 @@ class StoreTests:
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(store.put, blobs))
         assert ids == [ObjectId.of(b) for b in blobs]
-        assert all(store.get(oid) == b for oid, b in zip(ids, blobs))
+        assert all(store.get(oid) == b for oid, b in zip(ids, blobs, strict=True))
 
     def test_verify_detects_damage(self, store: ObjectStore) -> None:
         data = sample(4096, seed=21)
