@@ -175,16 +175,24 @@ class SiteStore:
         except KeyError:
             raise NotFound(f"{site} has no entry {name!r}") from None
 
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per known site: log seq and head, time of the last commit, number of entries,
+        and whether it is this store's own site."""
+        out = {}
+        for site in self.sites():
+            state = self.state(site)
+            out[site] = {"seq": state.seq, "head": state.head, "time": state.time,
+                         "entries": len(state.entries), "own": site == self.site}
+        return out
+
     def catalog_path(self) -> Path:
         """Write the intake catalogs of every site (``catalog/``) and return the top one."""
         directory = self.path / "catalog"
         options = {"store": "{{ CATALOG_DIR }}/../.."}
-        sites = {}
-        for site in self.sites():
-            state = self.state(site)
-            sites[site] = {"seq": state.seq, "entries": len(state.entries)}
+        sites = self.summary()
+        for site in sites:
             write_atomic(directory / "sites" / f"{site}.yaml",
-                         dump(site_catalog(site, state.entries, options)))
+                         dump(site_catalog(site, self.state(site).entries, options)))
         top = directory / "catalog.yaml"
         write_atomic(top, dump(top_catalog(sites, "{{{{ CATALOG_DIR }}}}/sites/{site}.yaml")))
         return top

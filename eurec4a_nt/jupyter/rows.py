@@ -139,11 +139,9 @@ class StoreView:
 
     def snapshot(self) -> Snapshot:
         sites, rows = [], []
-        for site in self.store.sites():
-            state = self.store.state(site)
-            sites.append({"site": site, "seq": state.seq, "time": state.time,
-                          "entries": len(state.entries), "own": site == self.store.site})
-            for entry in state.entries.values():
+        for site, summary in self.store.summary().items():
+            sites.append({"site": site, **summary})
+            for entry in self.store.state(site).entries.values():
                 present = [held for _, held in walk(entry.with_site(site), self.store.objects)]
                 rows.append(make_row(entry.with_site(site), sum(present), len(present), ()))
         return Snapshot(site=self.store.site or "", sites=sites, rows=_ordered(rows))

@@ -20,11 +20,7 @@ YAML = "application/yaml"
 @routes.get("/catalog.yaml")
 async def top(request: web.Request) -> web.Response:
     n = node(request)
-    sites = {}
-    for site in n.store.sites():
-        state = n.store.state(site)
-        sites[site] = {"seq": state.seq, "entries": len(state.entries)}
-    body = catalogs.top_catalog(sites, base_url(request) + "/sites/{site}/catalog.yaml")
+    body = catalogs.top_catalog(n.store.summary(), base_url(request) + "/sites/{site}/catalog.yaml")
     return web.Response(text=catalogs.dump(body), content_type=YAML)
 
 

@@ -84,12 +84,7 @@ async def append(request: web.Request) -> web.Response:
 @routes.get("/api/sites")
 async def sites(request: web.Request) -> web.Response:
     n = node(request)
-    out = {}
-    for site in n.store.sites():
-        state = n.store.state(site)
-        out[site] = {"seq": state.seq, "head": state.head, "time": state.time,
-                     "entries": len(state.entries), "own": site == n.site}
-    return web.json_response({"site": n.site, "version": n.version, "sites": out})
+    return web.json_response({"site": n.site, "version": n.version, "sites": n.store.summary()})
 
 
 @routes.get("/api/sites/{site}/entries")

@@ -40,11 +40,7 @@ _templates.filters["ago"] = lambda t: f"{max(time.time() - t, 0):.0f} s ago" if 
 def status(request: web.Request) -> dict[str, Any]:
     """Everything the page and ``/api/status`` show."""
     n = node(request)
-    sites = {}
-    for site in n.store.sites():
-        state = n.store.state(site)
-        sites[site] = {"seq": state.seq, "entries": len(state.entries), "time": state.time,
-                       "own": site == n.site}
+    sites = n.store.summary()
     return {
         "site": n.site, "version": __version__, "uptime": time.time() - n.traffic.started,
         "objects": {"count": n.index.count(), "bytes": n.index.total_size(),
