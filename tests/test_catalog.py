@@ -88,7 +88,8 @@ def test_catalog_follows_the_log(campaign: tuple[SiteStore, SiteStore], tmp_path
     nt.remove("notes/today.md", store=hub.path)
     assert "notes/today.md" not in nt.open_catalog(store=hub.path)["BCO"]
     top = yaml.safe_load((hub.path / "catalog" / "catalog.yaml").read_text())
-    assert top["sources"]["BCO"]["metadata"] == {"site": "BCO", "seq": 3, "entries": 1}
+    assert {k: top["sources"]["BCO"]["metadata"][k] for k in ("site", "seq", "entries", "own")} == {
+        "site": "BCO", "seq": 3, "entries": 1, "own": True}
 
 
 def test_a_site_without_entries(tmp_path: Path) -> None:
