@@ -1,5 +1,5 @@
 """A site's links: dialling configured peers (with back-off), accepting peers that dial
-in (``GET /link``), and fetching objects over them for lazy reads.
+in (``GET /link``), and deciding what each session pushes and asks for.
 
 Peers prove who they are with their site key: the dialler signs a fresh nonce and
 the listener answers with its own signature, both checked against the keyring, so
@@ -22,25 +22,21 @@ import aiohttp
 from aiohttp import web
 
 from ..entries import Entry, check_site
-from ..errors import Forbidden, ObjectMissing, Pending, Unauthorized
+from ..errors import Forbidden, Unauthorized
 from ..ids import ObjectId
 from ..keyring import verify_signature
 from ..log import Commit
-from ..manifests import children
 from ..node import Node
-from ..tasks import consume, spawn
+from ..tasks import spawn
 from . import plan
 from .config import LinkConfig
+from .partials import Partials
+from .reads import Reads
 from .session import BULK, ESSENTIAL, READ, Selection, SendItem, Session, Subscription
-from .wire import Piece
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 15.0
-#: A lazy read gives up (pending) when the peer sent nothing for this long.
-STALL_TIMEOUT = 30.0
-#: Retry after this many seconds when data is pending at an unreachable site.
-RETRY_AFTER = 30
 _MAX_SKEW = 600
 _NOTSENT_LOWAT = 128 << 10
 
@@ -87,17 +83,15 @@ class Links:
         self.dialed: dict[str, str] = {}
         self.last_error: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._waiters: dict[ObjectId, asyncio.Future[None]] = {}
-        self._partials: dict[ObjectId, tuple[int, ObjectId | None, int, bytearray]] = {}
+        self.partials = Partials()
+        self.reads = Reads(node, self.route)
         self._pending_push: dict[ObjectId, list[tuple[Session, Entry]]] = {}
         self._push_blockers: dict[ObjectId, set[ObjectId]] = {}
-        self._asked: dict[ObjectId, Session] = {}
-        self._spans: dict[ObjectId, tuple[int, int]] = {}
         self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._traffic: dict[str, list[int]] = {}
         self._backlog: dict[str, list[SendItem]] = {}
-        node.fetcher = self
+        node.fetcher = self.reads
         node.listen("commits", self._on_commits)
         node.listen("objects", self._on_objects)
         node.listen("rules", self._on_rules)
@@ -113,9 +107,7 @@ class Links:
         for session in list(self.sessions.values()):
             await session.ws.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for waiter in self._waiters.values():
-            if not waiter.done():
-                waiter.set_exception(Pending("the site server is stopping"))
+        self.reads.stop()
 
     def _register(self, session: Session) -> None:
         old = self.sessions.get(session.peer)
@@ -126,7 +118,7 @@ class Links:
     def _unregister(self, session: Session) -> None:
         if self.sessions.get(session.peer) is session:
             del self.sessions[session.peer]
-        self.session_ended(session)
+        self.reads.session_ended(session)
 
     # -- dialling ----------------------------------------------------------------------
 
@@ -152,7 +144,7 @@ class Links:
         key = self.node.store.key
         options = {"priority": list(config.priority), "essential": list(config.essential),
                    "rate": config.down_rate, "bulk": self.bulk_allowed_for(config),
-                   "push": list(config.push), "partials": self.partial_offsets()}
+                   "push": list(config.push), "partials": self.partials.header()}
         headers = {"X-NT-Site": self.node.site, "X-NT-Nonce": nonce, "X-NT-Time": when,
                    "X-NT-Signature": key.sign(_proof_text("dial", self.node.site, nonce, when)),
                    "X-NT-Options": json.dumps(options, separators=(",", ":"))}
@@ -197,7 +189,7 @@ class Links:
         proof = self.node.store.key.sign(_proof_text("reply", self.node.site, nonce))
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0, compress=False)
         ws.headers.update({"X-NT-Site": self.node.site, "X-NT-Proof": proof,
-                           "X-NT-Options": json.dumps({"partials": self.partial_offsets()})})
+                           "X-NT-Options": json.dumps({"partials": self.partials.header()})})
         await ws.prepare(request)
         _tune(request.transport.get_extra_info("socket") if request.transport else None)
         session = Session(self, ws, site, None, _options(request.headers))
@@ -295,10 +287,7 @@ class Links:
     def _on_objects(self, oids: list[ObjectId]) -> None:
         unblocked: set[ObjectId] = set()
         for oid in oids:
-            self._asked.pop(oid, None)
-            waiter = self._waiters.pop(oid, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self.reads.stored(oid)
             for requester in self.node.index.wanted_by(oid):
                 if requester in self.sessions:
                     self.sessions[requester].send([oid], READ)
@@ -320,29 +309,6 @@ class Links:
 
     # -- objects arriving --------------------------------------------------------------
 
-    def assemble(self, piece: Piece) -> bytes | None:
-        """Add a piece to its partial object; return the whole payload when complete."""
-        current = self._partials.get(piece.oid)
-        if piece.offset == 0 or current is None:
-            if piece.offset != 0:
-                return None  # a resumed transfer for a partial we no longer hold
-            current = (piece.encoding, piece.base, piece.total, bytearray())
-        encoding, base, total, buffer = current
-        if (encoding, base, total) != (piece.encoding, piece.base, piece.total) or len(buffer) != piece.offset:
-            self._partials.pop(piece.oid, None)
-            return None
-        buffer += piece.data
-        if len(buffer) < total:
-            self._partials[piece.oid] = current
-            return None
-        self._partials.pop(piece.oid, None)
-        return bytes(buffer)
-
-    def partial_offsets(self) -> dict[str, list[Any]]:
-        """Resume points of objects held in part (at most 50, for a handshake header)."""
-        held = [(oid, e, b, len(buf)) for oid, (e, b, _, buf) in self._partials.items() if buf]
-        return {oid: [e, b, n] for oid, e, b, n in held[:50]}
-
     def keep_backlog(self, peer: str, items: list[SendItem]) -> None:
         """Remember what was still to send to a peer when its session ended."""
         for item in items:
@@ -353,28 +319,11 @@ class Links:
         """What a new session to ``peer`` sends first: the previous session's queue."""
         return self._backlog.pop(peer, [])
 
-    def partial_specs(self, oids: Iterable[ObjectId]) -> dict[ObjectId, tuple[int, ObjectId | None, int]]:
-        out = {}
-        for oid in oids:
-            if oid in self._partials and self._partials[oid][3]:
-                e, b, _, buf = self._partials[oid]
-                out[oid] = (e, b, len(buf))
-        return out
-
     async def arrived(self, session: Session, oid: ObjectId) -> None:
-        """After an object from ``session`` is stored: expect the blocks the peer sends
-        along with a record asked for with a byte span (so readers wait for them instead
-        of asking again), and ask for the rest of an entry whose root just arrived
-        (unless the peer is sending all of it anyway)."""
-        span = self._spans.pop(oid, None)
-        if span is not None:
-            data = await asyncio.to_thread(self.node.store.objects.get, oid)
-            loop = asyncio.get_running_loop()
-            for block, _ in children(data, span):
-                if block not in self._waiters and not self.node.store.objects.has(block):
-                    self._waiters[block] = loop.create_future()
-                    self._waiters[block].add_done_callback(consume)
-                    self._asked[block] = session
+        """After an object from ``session`` is stored: let waiting reads know what comes
+        with it, and ask for the rest of an entry whose root just arrived (unless the
+        peer is sending all of it anyway)."""
+        await self.reads.arrived(session, oid)
         if oid in session.deep_incoming:
             session.deep_incoming.discard(oid)
             return
@@ -382,91 +331,20 @@ class Links:
         if entry is not None:
             self._complete_from(session, [entry])
 
-    def failed(self, oid: ObjectId, exc: Exception) -> None:
-        waiter = self._waiters.pop(oid, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ObjectMissing(f"object {oid.short} arrived damaged: {exc}"))
-
-    def lacking(self, session: Session, oids: list[ObjectId], held_at: str, pending: bool) -> None:
-        for oid in oids:
-            waiter = self._waiters.pop(oid, None)
-            if waiter is None or waiter.done():
-                continue
-            if pending:
-                waiter.set_exception(Pending(f"pending: held at {held_at or 'another site'}, not reachable "
-                                             "now, queued", held_at, RETRY_AFTER))
-            else:
-                waiter.set_exception(ObjectMissing(f"{session.peer} does not hold object {oid}"))
-
     def entry_of_root(self, root: ObjectId) -> Entry | None:
         if self._roots is None:
             self._roots = {e.root: e for e in self._entries()}
         return self._roots.get(root)
 
-    # -- the Fetcher the node uses for lazy reads --------------------------------------
-
-    def _route(self, site: str | None) -> Session | None:
+    def route(self, site: str | None) -> Session | None:
+        """The session a read of ``site``'s data goes over: the site's own, else a
+        dialled link that allows lazy reads."""
         if site and site in self.sessions:
             return self.sessions[site]
         for session in self.sessions.values():
             if session.link is not None and session.link.lazy:
                 return session
         return None
-
-    async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
-                    spans: dict[ObjectId, tuple[int, int]] | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        futures, ask = [], []
-        for oid in oids:
-            if oid not in self._waiters:
-                self._waiters[oid] = loop.create_future()
-                ask.append(oid)
-            futures.append(self._waiters[oid])
-        for oid in [o for o in ask if self.node.store.objects.has(o)]:  # arrived meanwhile
-            ask.remove(oid)
-            self._waiters.pop(oid).set_result(None)
-        if ask:
-            session = self._route(site)
-            if session is None and (site is None or site not in self.node.store.sites()):
-                for oid in ask:
-                    self._waiters.pop(oid).set_exception(ObjectMissing(f"object {oid} is not held here"))
-            elif session is None:
-                self._give_up(ask, site, spans, "not reachable now")
-            else:
-                self._asked.update((oid, session) for oid in ask)
-                self._spans.update((oid, span) for oid, span in (spans or {}).items() if oid in ask)
-                session.want(plan.Wants(shallow=ask, spans=dict(spans or {})), READ, site, hops)
-        # Wait as long as the peer keeps sending; give up after a stall.
-        while True:
-            done, pending = await asyncio.wait(futures, timeout=STALL_TIMEOUT)
-            if not pending:
-                for future in done:
-                    future.result()
-                return
-            stalled = [oid for oid, waiter in self._waiters.items() if waiter in pending
-                       and (oid not in self._asked or
-                            time.time() - self._asked[oid].last_contact > STALL_TIMEOUT)]
-            if stalled:
-                self._give_up(stalled, site, spans, "not sending now")
-
-    def _give_up(self, oids: list[ObjectId], site: str | None, spans: dict[ObjectId, tuple[int, int]] | None,
-                 why: str) -> None:
-        """Record wants for objects a link cannot bring now and fail their readers with Pending."""
-        self.node.index.want(oids, site or "", "local", spans)
-        held = site or "another site"
-        error = Pending(f"pending: held at {held}, {why}, queued", held, RETRY_AFTER)
-        for oid in oids:
-            self._asked.pop(oid, None)
-            self._spans.pop(oid, None)
-            waiter = self._waiters.pop(oid, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(error)
-
-    def session_ended(self, session: Session) -> None:
-        """Fail reads waiting on a dropped session at once (their wants are recorded)."""
-        lost = [oid for oid, asked in self._asked.items() if asked is session]
-        if lost:
-            self._give_up(lost, session.peer, None, "the link dropped")
 
     # -- traffic and budgets -----------------------------------------------------------
 

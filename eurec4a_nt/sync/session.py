@@ -426,7 +426,7 @@ class Session:
 
     async def _on_lack(self, body: dict[str, Any]) -> None:
         ids = [ObjectId.parse(i) for i in body.get("ids") or []]
-        self.links.lacking(self, ids, str(body.get("held_at") or ""), bool(body.get("pending")))
+        self.links.reads.lacking(self, ids, str(body.get("held_at") or ""), bool(body.get("pending")))
 
     async def _on_have(self, body: dict[str, Any]) -> None:
         for oid in (ObjectId.parse(i) for i in body.get("ids") or []):
@@ -439,7 +439,7 @@ class Session:
             if piece.offset == 0:
                 self.say("have", ids=[piece.oid])
             return
-        payload = self.links.assemble(piece)
+        payload = self.links.partials.assemble(piece)
         if payload is None:
             return
         base = None
@@ -450,7 +450,7 @@ class Session:
             await self.node.put_objects([(piece.oid, data)])
         except (Corrupt, BadInput) as exc:
             log.warning("%s: dropped %s: %s", self.name, piece.oid.short, exc)
-            self.links.failed(piece.oid, exc)
+            self.links.reads.failed(piece.oid, exc)
             return
         await self.links.arrived(self, piece.oid)
 
@@ -459,7 +459,7 @@ class Session:
     def want(self, wants: plan.Wants, cls: int, site: str | None = None, hops: int = 1) -> None:
         """Ask the peer for objects (in batches), resuming partial transfers."""
         every = wants.shallow + wants.deep
-        resume = {oid: list(spec) for oid, spec in self.links.partial_specs(every).items()}
+        resume = {oid: list(spec) for oid, spec in self.links.partials.specs(every).items()}
         name = {READ: "read", ESSENTIAL: "essential"}.get(cls, "bulk")
         deep = set(wants.deep)
         for i in range(0, len(every), _WANT_BATCH):
