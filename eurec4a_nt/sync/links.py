@@ -48,10 +48,13 @@ def _proof_text(kind: str, site: str, nonce: str, when: str = "") -> bytes:
 
 
 def retry_delay(attempt: int) -> float:
-    """Seconds before reconnection attempt ``attempt`` (1, 2, ...) after a link failed:
-    quick at first, since satellite drops are often short, then doubling up to a
-    minute, with jitter so many sites do not retry in step. Never a busy loop."""
-    base = 0.25 if attempt == 1 else 0.5 if attempt <= 8 else min(0.5 * 2 ** (attempt - 8), 60.0)
+    """Seconds before reconnection attempt ``attempt`` (1, 2, ...) after a link failed.
+
+    Satellite drops are often a few seconds long and every second of a short uptime
+    counts, so for the first 3 s a try every 0.2 s (one SYN each); then the delay
+    doubles up to a minute. Jitter keeps sites from retrying in step.
+    """
+    base = 0.2 if attempt <= 15 else min(0.2 * 2 ** (attempt - 15), 60.0)
     return base * random.uniform(0.8, 1.2)
 
 
