@@ -188,6 +188,24 @@ def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
                 yield block.id, store.has(block.id)
 
 
+def held_below(root: ObjectId, store: ObjectStore) -> list[ObjectId]:
+    """Objects below ``root`` that ``store`` holds, leaving out records and manifests
+    it holds only in part (a sender following ``root`` may skip what is listed)."""
+    held: list[ObjectId] = []
+
+    def visit(oid: ObjectId) -> bool:
+        complete = True
+        for child, deeper in children(store.get(oid)):
+            if not store.has(child) or (deeper and not visit(child)):
+                complete = False
+            else:
+                held.append(child)
+        return complete
+
+    visit(root)
+    return held
+
+
 def small_enough(size: int) -> bool:
     """Whether a value of ``size`` bytes is stored as one object (no record)."""
     return size <= MAX_BLOCK

@@ -96,6 +96,28 @@ def test_missing_for_a_zarr_entry_names_changed_chunks_only(meteor: SiteStore, t
     assert wants.shallow and len(wants.shallow) < total / 100
 
 
+def test_held_below_lists_what_a_sender_following_a_root_may_skip(meteor: SiteStore, tmp_path: Path) -> None:
+    from eurec4a_nt.manifests import FileRecord, held_below
+
+    folder = tmp_path / "flight"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(12 << 20))
+    (folder / "small.txt").write_bytes(b"notes")
+    entry = publish(folder, "aircraft/flight", store=meteor.path)
+    manifest = meteor.objects.get(entry.root)
+    receiver = LocalStore(tmp_path / "receiver")
+    copy_objects(meteor, receiver, entry)
+    everything = set(held_below(entry.root, receiver))
+    assert entry.root not in everything and len(everything) >= 4  # two files, a record, its blocks
+
+    big = next(oid for oid in everything if meteor.objects.get(oid).startswith(b'{"type":"file"'))
+    lost = FileRecord.from_bytes(meteor.objects.get(big)).blocks[0].id
+    receiver.delete(lost)
+    assert receiver.get(entry.root) == manifest
+    partly = set(held_below(entry.root, receiver))
+    assert partly == everything - {big, lost}  # the record held in part is not "had": it must be followed
+
+
 def test_subscription_selects_by_topic_site_and_name() -> None:
     ql = entry("quicklooks/radar.png", ("quicklook",), 1, "")
     raw = entry("raw/radar.bin", ("raw",), 1, "")

@@ -21,11 +21,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..entries import Entry, check_site
+from ..entries import Entry, check_site, check_topics
 from ..errors import Forbidden, Unauthorized
 from ..ids import ObjectId
 from ..keyring import verify_signature
 from ..log import Commit
+from ..manifests import held_below
 from ..node import Node
 from ..tasks import spawn
 from . import plan
@@ -147,7 +148,7 @@ class Links:
         key = self.node.store.key
         options = {"priority": list(config.priority), "essential": list(config.essential),
                    "rate": config.down_rate, "bulk": self.bulk_allowed_for(config),
-                   "push": list(config.push), "partials": self.partials.header()}
+                   "push": list(config.push), **self._state(self.subscription(config, "", ()))}
         headers = {"X-NT-Site": self.node.site, "X-NT-Nonce": nonce, "X-NT-Time": when,
                    "X-NT-Signature": key.sign(_proof_text("dial", self.node.site, nonce, when)),
                    "X-NT-Options": json.dumps(options, separators=(",", ":"))}
@@ -190,12 +191,14 @@ class Links:
         self._check_proof(site, request.headers.get("X-NT-Signature", ""),
                           _proof_text("dial", site, nonce, when))
         proof = self.node.store.key.sign(_proof_text("reply", self.node.site, nonce))
+        options = _options(request.headers)
+        mine = self._state(self.subscription(None, site, check_topics(options.get("push") or [])))
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0, compress=False)
         ws.headers.update({"X-NT-Site": self.node.site, "X-NT-Proof": proof,
-                           "X-NT-Options": json.dumps({"partials": self.partials.header()})})
+                           "X-NT-Options": json.dumps(mine, separators=(",", ":"))})
         await ws.prepare(request)
         _tune(request.transport.get_extra_info("socket") if request.transport else None)
-        session = Session(self, ws, site, None, _options(request.headers))
+        session = Session(self, ws, site, None, options)
         self._register(session)
         try:
             await session.run()
@@ -205,18 +208,23 @@ class Links:
 
     # -- what this site wants over a session ------------------------------------------
 
-    def subscription(self, session: Session) -> Subscription:
-        """What this site wants held here from the peer (prefetch rules, the link's
-        prefetch topics, and what a dialling peer said it pushes)."""
+    def subscription(self, link: LinkConfig | None, peer: str, peer_push: tuple[str, ...]) -> Subscription:
+        """What this site wants held here from a peer: its prefetch rules, the link's
+        prefetch topics (dialling side), and what a dialling peer said it pushes."""
         out = [Selection(r.topics, r.sites, r.names) for r in self.node.rules()]
-        if session.link and session.link.prefetch:
-            out.append(Selection(session.link.prefetch, (), session.link.names))
-        if session.link is None and session.peer_push:
-            out.append(Selection(session.peer_push, (session.peer,)))
+        if link is not None and link.prefetch:
+            out.append(Selection(link.prefetch, (), link.names))
+        if link is None and peer_push:
+            out.append(Selection(peer_push, (peer,)))
         return Subscription(out)
 
+    def _state(self, subscription: Subscription) -> dict[str, Any]:
+        """What a handshake tells the peer: heads, subscription, resume points."""
+        return {"heads": self.node.store.heads(), "subscribe": subscription.to_json(),
+                "partials": self.partials.header()}
+
     async def session_ready(self, session: Session, sent: list[Commit]) -> None:
-        """After a hello: push the entries of the commits just sent that the peer
+        """When a session starts: push the entries of the commits just sent that the peer
         subscribes to, ask for what this site lacks of entries it already knew, and
         send wants recorded while the peer was away."""
         self._push_entries(session, sent)
@@ -245,7 +253,7 @@ class Links:
 
     def _complete_from(self, session: Session, entries: Iterable[Entry]) -> None:
         """Ask the peer for every object this site lacks of the entries it subscribes to."""
-        subscription = self.subscription(session)
+        subscription = self.subscription(session.link, session.peer, session.peer_push)
         store = self.node.store
         by_class: dict[int, plan.Wants] = {}
         for entry in sorted(entries, key=lambda e: plan.priority_key(e, session.priority)):
@@ -307,16 +315,22 @@ class Links:
     def _on_rules(self, rules: Any) -> None:
         self._complete.clear()
         for session in list(self.sessions.values()):
-            session.say("subscribe", **self.subscription(session).to_json())
+            session.say("subscribe", **self.subscription(session.link, session.peer, session.peer_push).to_json())
             self._complete_from(session, self._entries())
 
     # -- objects arriving --------------------------------------------------------------
 
-    def keep_backlog(self, peer: str, items: list[SendItem]) -> None:
-        """Remember what was still to send to a peer when its session ended."""
+    def keep_backlog(self, session: Session, items: list[SendItem]) -> None:
+        """Keep what was still to send when a session ended: for the next session to
+        the peer or, if a newer one already runs, for that one (never for a later one,
+        which would send again what the newer session delivered meanwhile)."""
         for item in items:
             item.queue = None
-        self._backlog[peer] = items
+        current = self.sessions.get(session.peer)
+        if current is not None and current is not session:
+            current.requeue(items)
+        else:
+            self._backlog[session.peer] = items
 
     def adopt_backlog(self, peer: str) -> list[SendItem]:
         """What a new session to ``peer`` sends first: the previous session's queue."""
@@ -324,11 +338,14 @@ class Links:
 
     async def arrived(self, session: Session, oid: ObjectId) -> None:
         """After an object from ``session`` is stored: let waiting reads know what comes
-        with it, and ask for the rest of an entry whose root just arrived (unless the
-        peer is sending all of it anyway)."""
+        with it, and ask for the rest of an entry whose root just arrived; if the
+        peer is sending all of it anyway, tell it what is already here."""
         await self.reads.arrived(session, oid)
         if oid in session.deep_incoming:
             session.deep_incoming.discard(oid)
+            held = await asyncio.to_thread(held_below, oid, self.node.store.objects)
+            if held:
+                session.say("have", ids=held)
             return
         entry = self.entry_of_root(oid)
         if entry is not None:

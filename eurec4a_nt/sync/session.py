@@ -108,10 +108,11 @@ def parse_partials(body: dict[str, Any]) -> dict[ObjectId, tuple[int, ObjectId |
 class Session:
     """A connected peer; :meth:`run` returns when the connection ends.
 
-    ``options`` are what the peer said in the handshake: the resume points of objects
-    it holds in part and, from a dialling peer, how it wants to be served (topic
-    priority, essential topics, rate cap, whether bulk may flow, topics it pushes).
-    With them the session can send from its first moment, before any hello.
+    ``options`` are what the peer said in the handshake: how far it is in every site
+    log (``heads``), what it subscribes to, the resume points of objects it holds in
+    part and, from a dialling peer, how it wants to be served (topic priority,
+    essential topics, rate cap, whether bulk may flow, topics it pushes). With them
+    the session sends from its first moment: no round trip for a hello.
     """
 
     def __init__(self, links: Links, ws: WebSocket, peer: str, link: LinkConfig | None,
@@ -122,8 +123,9 @@ class Session:
         self.peer = peer
         self.link = link
         self.name = link.name if link else f"{peer} (dialled in)"
-        self.peer_heads: dict[str, int] = {}
-        self.peer_wants = Subscription()
+        self.peer_heads = {str(k): int(v) for k, v in (options.get("heads") or {}).items()}
+        self.peer_wants = Subscription.from_json(options.get("subscribe") or {})
+        self.ready = "heads" in options  # until the peer says what it has, send no commits
         self.peer_push: tuple[str, ...] = ()
         self.peer_partials = parse_partials(options.get("partials") or {})
         if link is not None:
@@ -143,15 +145,12 @@ class Session:
         self.deep_incoming: set[ObjectId] = set()
         self.wake = asyncio.Event()
         self.counter = itertools.count()
-        self.ready = False  # the peer's hello (its heads) has arrived
         self.sent_bytes = self.received_bytes = 0
         self.connected = time.time()
         self.last_contact = time.time()
         self._bucket = 0.0
         self._bucket_time = time.monotonic()
-        for item in links.adopt_backlog(peer):
-            self.send([item.oid], item.cls, item.key[1:-1], {item.oid: item.base} if item.base else None,
-                      item.follow)
+        self.requeue(links.adopt_backlog(peer))
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -159,7 +158,8 @@ class Session:
         writer = asyncio.create_task(self._writer())
         writer.add_done_callback(self._writer_done)
         try:
-            self.say("hello", **self._hello_body())
+            if self.ready:
+                await self.links.session_ready(self, self.send_commits())
             async for msg in self.ws:
                 self.last_contact = time.time()
                 if msg.type == WSMsgType.TEXT:
@@ -174,7 +174,7 @@ class Session:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             self.links.flush_traffic(self)
-            self.links.keep_backlog(self.peer, [self.queued[o] for o in self.queued])
+            self.links.keep_backlog(self, list(self.queued.values()))
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -182,10 +182,6 @@ class Session:
             if not isinstance(exc, (ConnectionError, RuntimeError)):
                 log.error("%s: sending failed: %r", self.name, exc)
             spawn(self.ws.close())
-
-    def _hello_body(self) -> dict[str, Any]:
-        return {"site": self.node.site, "heads": self.node.store.heads(),
-                "subscribe": self.links.subscription(self).to_json()}
 
     def say(self, kind: str, **body: Any) -> None:
         """Queue a control message (sent before any further object piece)."""
@@ -289,6 +285,12 @@ class Session:
             heapq.heappush(self.outbox, item)
         self.wake.set()
 
+    def requeue(self, items: list[SendItem]) -> None:
+        """Queue what an earlier session to the same peer had still to send."""
+        for item in items:
+            self.send([item.oid], item.cls, item.key[1:-1], {item.oid: item.base} if item.base else None,
+                      item.follow)
+
     async def _queue_children(self, item: SendItem) -> None:
         data = await asyncio.to_thread(self.node.store.objects.get, item.oid)
         span = item.follow if isinstance(item.follow, tuple) else None
@@ -320,7 +322,7 @@ class Session:
 
     def send_commits(self) -> list[Commit]:
         """Send every commit the peer lacks, oldest first, in batches; return them.
-        Nothing before the peer's hello says what it has."""
+        Nothing before the peer has said what it has."""
         if not self.ready:
             return []
         batch: list[str] = []
@@ -358,12 +360,6 @@ class Session:
         except Exception:  # a bug must not take the link down
             log.exception("%s: error handling %s", self.name, body.get("type"))
 
-    async def _on_hello(self, body: dict[str, Any]) -> None:
-        self.peer_heads = {str(k): int(v) for k, v in (body.get("heads") or {}).items()}
-        self.peer_wants = Subscription.from_json(body.get("subscribe") or {})
-        self.ready = True
-        await self.links.session_ready(self, self.send_commits())
-
     async def _on_commits(self, body: dict[str, Any]) -> None:
         raws = [str(r).encode() for r in body.get("raws") or []]
         for raw in raws:  # the peer has them: never echo them back
@@ -396,7 +392,8 @@ class Session:
         bases = {ObjectId.parse(k): ObjectId.parse(v) for k, v in (body.get("bases") or {}).items()}
         self.peer_partials.update(parse_partials(body.get("resume") or {}))
         cls = {"read": READ, "essential": ESSENTIAL}.get(str(body.get("class")), BULK)
-        self.sent.difference_update(ids)  # asked for again: the peer lost or evicted them
+        if cls == READ:  # a reader lacks them: the peer lost or evicted what it had
+            self.sent.difference_update(ids)
         store = self.node.store.objects
         here = [oid for oid in ids if store.has(oid)]
         for oid in here:
