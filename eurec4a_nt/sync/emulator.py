@@ -5,7 +5,9 @@ all connections of an emulator. Bytes read from a source socket are serialized o
 the link at the direction's bandwidth, in pieces of at most 16 KiB taken round robin
 from the connections; a piece reaches its destination ``delay`` seconds after its
 serialization finished. Per connection and direction at most one bandwidth-delay
-product + 64 KiB is read but not yet delivered, so senders see a realistic window.
+product + 64 KiB is read but not yet delivered, so senders see a realistic window;
+the emulator's own sockets keep small receive buffers, so that the kernel adds little
+queue on top of it.
 
 When the link goes down (``down()`` or an ``Outages`` schedule) every connection is
 reset (RST), everything queued or in flight is lost (serialized bytes were already
@@ -30,6 +32,7 @@ from typing import Any, Self
 
 PIECE = 16 * 1024  # largest piece serialized at once
 MIN_WINDOW = 64 * 1024  # read-but-undelivered bytes allowed on top of the BDP
+RECEIVE_BUFFER = 64 * 1024  # SO_RCVBUF of the emulator's sockets (the kernel doubles it)
 UNLIMITED_RATE = 100e6  # bytes/s assumed for an unlimited direction when sizing its window
 BURST = 0.01  # seconds of lost link time (late timers) a busy link may catch up on
 SAMPLE = 0.1  # seconds between timeline samples
@@ -185,6 +188,19 @@ class _Pipe:
         self.pending.clear()
 
 
+def _socket(port: int) -> socket.socket:
+    """A TCP socket on 127.0.0.1 with a small receive buffer; bound to ``port`` and
+    listening if ``port`` is given (accepted sockets inherit the buffer size)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    if port >= 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close a connection with RST rather than FIN."""
     with contextlib.suppress(OSError):
@@ -203,7 +219,13 @@ class _Conn:
 
     async def _run(self, em: LinkEmulator, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
-            target_r, target_w = await asyncio.open_connection(em.target_host, em.target_port, limit=PIECE)
+            sock = _socket(-1)
+            try:
+                await asyncio.get_running_loop().sock_connect(sock, (em.target_host, em.target_port))
+            except OSError:
+                sock.close()
+                raise
+            target_r, target_w = await asyncio.open_connection(sock=sock, limit=PIECE)
             self.writers.append(target_w)
             self.pipes = [_Pipe(em._up, client_r, target_w), _Pipe(em._down, target_r, client_w)]
             async with asyncio.TaskGroup() as group:
@@ -260,7 +282,7 @@ class LinkEmulator:
 
     async def start(self) -> None:
         """Listen, and start the link serializers, the sampler and the outage schedule."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, limit=PIECE)
+        self._server = await asyncio.start_server(self._accept, sock=_socket(self.port), limit=PIECE)
         self.port = self._server.sockets[0].getsockname()[1]
         self.reset_counters()
         jobs = [self._up.run(), self._down.run(), self._sample()]
