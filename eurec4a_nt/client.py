@@ -286,7 +286,7 @@ class SiteClient:
         if not wait:
             return status
         deadline = time.monotonic() + timeout
-        with progress_bar(status["objects_needed"], "prefetch", progress) as bar:
+        with progress_bar(status["objects_needed"], "prefetch", progress, unit=" objects") as bar:
             while status["objects_held"] < status["objects_needed"] and time.monotonic() < deadline:
                 time.sleep(0.5)
                 rules = self._live("/api/prefetch").json()["rules"]
