@@ -52,7 +52,7 @@ def tool_version(cmd: list[str]) -> str:
     if shutil.which(cmd[0]) is None:
         return "not installed"
     try:
-        text = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        text = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return (text.stdout or text.stderr).strip().splitlines()[0] if (text.stdout or text.stderr) else "unknown"

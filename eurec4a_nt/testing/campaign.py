@@ -85,13 +85,15 @@ class Campaign:
         wait_until(lambda: all(self.connected(n) for n in self.remotes), timeout, "links up")
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something true; raise TimeoutError after ``timeout``."""
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05,
+               errors: tuple[type[Exception], ...] = (requests.RequestException,)) -> Any:
+    """Poll ``check`` until it returns something true (an exception among ``errors``
+    counts as not yet); raise TimeoutError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             result = check()
-        except requests.RequestException:
+        except errors:
             result = None
         if result:
             return result
