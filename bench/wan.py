@@ -595,8 +595,9 @@ def scenario_near(ctx: Context) -> list[Result]:
         for scenario, times, moved, direction in ((S2_UP, ups, ub, "ship -> hub"), (S2_DOWN, downs, db, "hub -> ship")):
             median = statistics.median(times)
             goal = ""
-            if tool == NT:
-                goal = f"<= 5 s: {verdict(median <= 5)}"
+            if tool == NT:  # down: the campaign's bar (rsync 5.5 s, Syncthing 1.3 s); up: the issue's
+                limit = 0.8 if scenario == S2_DOWN else 5.0
+                goal = f"<= {limit:g} s: {verdict(median <= limit)}"
             out.append(Result(f"{scenario} ({direction}, median of {len(times)})", tool, median,
                               int(statistics.median(u for u, _ in moved)),
                               int(statistics.median(d for _, d in moved)),
@@ -1176,7 +1177,9 @@ def headline(results: list[Result]) -> list[str]:
     rows = [
         ("first sync, wall / ideal", S1_DOWN, ratio, ratio, ratio, "<= 1.1x, ahead of rsync"),
         ("outage (3 s every 8 s): wall / ideal for uptime", S4, ratio, ratio, ratio, "<= 1.3x (bytes <= 1.05x data)"),
-        ("new 200 KB file until readable (ship -> hub, median)", S2_UP, secs,
+        ("new 200 KB file until readable, hub -> ship (1 MB/s; median)", S2_DOWN, secs,
+         lambda r: secs(r, " + loop interval"), secs, "<= 0.8 s"),
+        ("new 200 KB file until readable, ship -> hub (250 KB/s; median)", S2_UP, secs,
          lambda r: secs(r, " + loop interval"), secs, "<= 5 s"),
         ("100 bytes inserted near the start of 8 MiB: bytes", S3B, size, size, size, "<= rsync"),
     ]
