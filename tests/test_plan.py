@@ -164,6 +164,21 @@ def test_pieces_reassemble_and_resume_after_a_drop() -> None:
     assert out[-1] == data and not held.specs()
 
 
+def test_the_handshake_names_the_newest_partial_objects_and_stays_small() -> None:
+    import json
+
+    held = Partials()
+    started = []
+    for i in range(60):
+        data = os.urandom(2 * PIECE) + bytes([i])
+        oid = ObjectId.of(data)
+        held.assemble(pieces(oid, RAW, None, data)[0])
+        started.append(oid)
+    header = held.header()
+    assert set(header) == set(started[-20:])
+    assert len(json.dumps(header)) < 4096  # an HTTP header field, whatever else it carries
+
+
 def test_a_gap_or_another_encoding_discards_the_partial_object() -> None:
     data = os.urandom(3 * PIECE)
     oid = ObjectId.of(data)

@@ -53,7 +53,8 @@ class Partials:
         chosen = self._held if oids is None else [o for o in oids if o in self._held]
         return {oid: (self._held[oid][0], self._held[oid][1], len(self._held[oid][3])) for oid in chosen}
 
-    def header(self, limit: int = 50) -> dict[str, list[Any]]:
-        """Resume points for a handshake header (at most ``limit``)."""
-        specs = list(self.specs().items())[:limit]
+    def header(self, limit: int = 20) -> dict[str, list[Any]]:
+        """Resume points for a handshake header: the ``limit`` most recently added to,
+        so that the header stays well inside HTTP's usual 8 KiB per field."""
+        specs = list(self.specs().items())[-limit:]
         return {oid: [e, b, n] for oid, (e, b, n) in specs}
