@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             module = importlib.import_module(f"bench.{name}")
             group = module.run(quick=args.quick, workdir=workdir / name)
             results += group
-            headline += module.headline(group)
+            headline += [*module.headline(group), ""]
             write_results(results, args.out, headline)
     print(args.out.read_text())
     return 0
