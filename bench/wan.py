@@ -468,11 +468,25 @@ def scenario_outages(ctx: Context, data: Path) -> list[Result]:
 # -- scenario 2: near time ---------------------------------------------------------------------
 
 
+@dataclass
+class NearRuns:
+    """Near-time runs of one tool: seconds and link bytes (up, down) per direction,
+    ``up`` meaning ship -> hub."""
+
+    times: dict[str, list[float]] = field(default_factory=lambda: {"up": [], "down": []})
+    moved: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: {"up": [], "down": []})
+    watcher_delay: int | None = None
+
+    def add(self, direction: str, seconds: float, moved: tuple[int, int]) -> None:
+        self.times[direction].append(seconds)
+        self.moved[direction].append(moved)
+
+
 def _ql(path: Path, seed: int) -> Path:
     return sampledata.quicklook_png(path, seed=seed, target_bytes=200_000, title=f"quicklook {seed}")
 
 
-def nt_near(ctx: Context, reps: int) -> tuple[list[float], list[float], list[Any], list[Any]]:
+def nt_near(ctx: Context, reps: int) -> NearRuns:
     root = ctx.dir("nt-near")
     sites = Sites(ctx, root)
     hub, link = sites.start_link()
@@ -485,13 +499,9 @@ def nt_near(ctx: Context, reps: int) -> tuple[list[float], list[float], list[Any
         nt.publish(p, name=f"quicklooks/{p.name}", topics=["quicklook"], server=site.url, token=site.token,
                    progress=False)
         wait_for(lambda p=p, other=other, owner=owner: holds(other, owner, f"quicklooks/{p.name}"), 60, "warm-up")
-    ups: list[float] = []
-    downs: list[float] = []
-    up_bytes: list[tuple[int, int]] = []
-    down_bytes: list[tuple[int, int]] = []
+    runs = NearRuns()
     for i in range(reps):
-        for site, other, owner, times, moved in ((ship, hub, SHIP, ups, up_bytes),
-                                                 (hub, ship, HUB, downs, down_bytes)):
+        for site, other, owner, direction in ((ship, hub, SHIP, "up"), (hub, ship, HUB, "down")):
             p = _ql(files / f"ql-{owner}-{i}.png", seed=100 + i + (50 if owner == HUB else 0))
             name = f"quicklooks/{p.name}"
             time.sleep(1.0)
@@ -500,18 +510,18 @@ def nt_near(ctx: Context, reps: int) -> tuple[list[float], list[float], list[Any
             nt.publish(p, name=name, topics=["quicklook"], server=site.url, token=site.token, progress=False)
             wait_for(lambda other=other, owner=owner, name=name: holds(other, owner, name), 60,
                      "quicklook at the other side", 0.02)
-            times.append(time.monotonic() - t0)
+            seconds = time.monotonic() - t0
             got = requests.get(f"{other.url}/data/{owner}/{name}", timeout=30).content
             if got != p.read_bytes():
                 raise AssertionError("quicklook differs")
             time.sleep(SETTLE)
-            moved.append(link.bytes())
+            runs.add(direction, seconds, link.bytes())
     link.stop()
     sites.stop()
-    return ups, downs, up_bytes, down_bytes
+    return runs
 
 
-def rsync_near(ctx: Context, reps: int) -> tuple[list[float], list[float], list[Any], list[Any]]:
+def rsync_near(ctx: Context, reps: int) -> NearRuns:
     root = ctx.dir("rsync-near")
     hub_dir, ship_dir = root / "hub", root / "ship"
     for d in (hub_dir, ship_dir):
@@ -524,12 +534,9 @@ def rsync_near(ctx: Context, reps: int) -> tuple[list[float], list[float], list[
     link.start()
     ctx.procs.on_close(link.stop)
     url = RsyncDaemon.url(link.port)
-    ups: list[float] = []
-    downs: list[float] = []
-    up_bytes: list[tuple[int, int]] = []
-    down_bytes: list[tuple[int, int]] = []
+    runs = NearRuns()
     for i in range(reps):
-        for direction, times, moved in (("up", ups, up_bytes), ("down", downs, down_bytes)):
+        for direction in ("up", "down"):
             src = ship_dir if direction == "up" else hub_dir
             p = _ql(src / f"ql-{direction}-{i}.png", seed=100 + i + (50 if direction == "down" else 0))
             link.reset_counters()
@@ -537,17 +544,15 @@ def rsync_near(ctx: Context, reps: int) -> tuple[list[float], list[float], list[
             run = rsync(args, 120)  # started the moment the file is there: the best case
             if run.returncode != 0:
                 raise RuntimeError(f"rsync exited {run.returncode}: {run.output[-300:]}")
-            times.append(run.wall)
             other = hub_dir if direction == "up" else ship_dir
             if (other / p.name).read_bytes() != p.read_bytes():
                 raise AssertionError("rsync copy differs")
-            moved.append(link.bytes())
+            runs.add(direction, run.wall, link.bytes())
     link.stop()
-    return ups, downs, up_bytes, down_bytes
+    return runs
 
 
-def syncthing_near(ctx: Context, reps: int, watcher_delay: int | None = None
-                   ) -> tuple[list[float], list[float], list[Any], list[Any], int]:
+def syncthing_near(ctx: Context, reps: int, watcher_delay: int | None = None) -> NearRuns:
     root = ctx.dir(f"st-near-{watcher_delay}")
     hub_dir, ship_dir = root / "hub", root / "ship"
     for d in (hub_dir, ship_dir):
@@ -559,12 +564,9 @@ def syncthing_near(ctx: Context, reps: int, watcher_delay: int | None = None
         wait_for(lambda: pair.ship.idle_with(5), 120, "Syncthing seeded", 0.2)
         staging = root / "staging"
         staging.mkdir()
-        ups: list[float] = []
-        downs: list[float] = []
-        up_bytes: list[tuple[int, int]] = []
-        down_bytes: list[tuple[int, int]] = []
+        runs = NearRuns()
         for i in range(reps):
-            for direction, times, moved in (("up", ups, up_bytes), ("down", downs, down_bytes)):
+            for direction in ("up", "down"):
                 src, dst = (ship_dir, hub_dir) if direction == "up" else (hub_dir, ship_dir)
                 p = _ql(staging / f"ql-{direction}-{i}.png", seed=100 + i + (50 if direction == "down" else 0))
                 data = p.read_bytes()
@@ -577,22 +579,22 @@ def syncthing_near(ctx: Context, reps: int, watcher_delay: int | None = None
                     return target.exists() and target.stat().st_size == len(data) and target.read_bytes() == data
 
                 wait_for(arrived, 120, "Syncthing delivered the quicklook", 0.02)
-                times.append(time.monotonic() - t0)
+                seconds = time.monotonic() - t0
                 time.sleep(SETTLE)
-                moved.append(pair.link.bytes())
-        delay = pair.ship.watcher_delay
+                runs.add(direction, seconds, pair.link.bytes())
+        runs.watcher_delay = pair.ship.watcher_delay
     finally:
         pair.stop()
-    return ups, downs, up_bytes, down_bytes, delay
+    return runs
 
 
 def scenario_near(ctx: Context) -> list[Result]:
     reps = ctx.settings.reps
     out: list[Result] = []
 
-    def add(tool: str, ups: list[float], downs: list[float], ub: list[tuple[int, int]],
-            db: list[tuple[int, int]], extra: str = "") -> None:
-        for scenario, times, moved, direction in ((S2_UP, ups, ub, "ship -> hub"), (S2_DOWN, downs, db, "hub -> ship")):
+    def add(tool: str, runs: NearRuns, extra: str = "") -> None:
+        for scenario, key, direction in ((S2_UP, "up", "ship -> hub"), (S2_DOWN, "down", "hub -> ship")):
+            times, moved = runs.times[key], runs.moved[key]
             median = statistics.median(times)
             goal = ""
             if tool == NT:  # down: the campaign's bar (rsync 5.5 s, Syncthing 1.3 s); up: the issue's
@@ -605,24 +607,24 @@ def scenario_near(ctx: Context) -> list[Result]:
                               note=f"runs {', '.join(f'{t:.2f}' for t in times)} s (bytes: median per file){extra}"))
 
     try:
-        add(NT, *nt_near(ctx, reps), "; from the publish call until the other server holds it "
+        add(NT, nt_near(ctx, reps), "; from the publish call until the other server holds it "
             "(up: pushed topic; down: topic the ship prefetches)")
     except Exception as exc:  # noqa: BLE001
         out.append(failed(S2_UP, NT, exc))
     try:
-        add(RSYNC, *rsync_near(ctx, reps), "; one rsync run started the moment the file appeared (best case); "
+        add(RSYNC, rsync_near(ctx, reps), "; one rsync run started the moment the file appeared (best case); "
             "a user's `while true; do rsync ...; sleep N; done` adds N/2 s on average")
     except Exception as exc:  # noqa: BLE001
         out.append(failed(S2_UP, RSYNC, exc))
     try:
-        ups, downs, ub, db, delay = syncthing_near(ctx, reps)
-        add(ST, ups, downs, ub, db, f"; filesystem watcher on, default fsWatcherDelayS={delay}")
+        runs = syncthing_near(ctx, reps)
+        add(ST, runs, f"; filesystem watcher on, default fsWatcherDelayS={runs.watcher_delay}")
     except Exception as exc:  # noqa: BLE001
         out.append(failed(S2_UP, ST, exc))
     if ctx.settings.variants:
         try:
-            ups, downs, ub, db, delay = syncthing_near(ctx, reps, watcher_delay=1)
-            add(f"{ST} (fsWatcherDelayS=1)", ups, downs, ub, db, "; watcher delay tuned down from the default 10 s")
+            add(f"{ST} (fsWatcherDelayS=1)", syncthing_near(ctx, reps, watcher_delay=1),
+                "; watcher delay tuned down from the default 10 s")
         except Exception as exc:  # noqa: BLE001
             out.append(failed(S2_UP, f"{ST} (fsWatcherDelayS=1)", exc))
     return out
