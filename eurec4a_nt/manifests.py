@@ -188,6 +188,24 @@ def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
                 yield block.id, store.has(block.id)
 
 
+#: Names of zarr metadata documents (v3, and v2 with its consolidated form).
+ZARR_METADATA = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+
+
+def is_zarr_manifest(data: bytes) -> bool:
+    """Whether a stored object is a zarr manifest (by its first bytes only)."""
+    return data.startswith(b'{"type":"zarr"')
+
+
+def zarr_metadata(data: bytes) -> list[ObjectId]:
+    """The metadata documents a zarr manifest lists ([] for any other object): what a
+    reader opening the dataset needs right after the manifest."""
+    if not is_zarr_manifest(data):
+        return []
+    items = Manifest.from_bytes(data).items
+    return [ref.id for key, ref in items.items() if key.rsplit("/", 1)[-1] in ZARR_METADATA and not ref.record]
+
+
 def held_below(root: ObjectId, store: ObjectStore) -> list[ObjectId]:
     """Objects below ``root`` that ``store`` holds, leaving out records and manifests
     it holds only in part (a sender following ``root`` may skip what is listed)."""

@@ -85,6 +85,28 @@ def test_lazy_read_moves_only_blocks_read_and_once(campaign: Campaign, tmp_path:
     assert link.stats["sent_up"] == moved
 
 
+@pytest.mark.timeout(90)
+def test_lazy_zarr_read_brings_the_metadata_along_but_no_chunk(campaign: Campaign, tmp_path: Path) -> None:
+    from eurec4a_nt.manifests import Manifest, zarr_metadata
+
+    meteor, hub = campaign.sites["RV-Meteor"], campaign.hub
+    ds = sampledata.timeseries(seed=2, hours=48).chunk(time=36)
+    entry = nt.publish(ds, name="raw/series.zarr", topics=["raw"], server=meteor.url, token=meteor.token,
+                       progress=False)
+    url = f"{hub.url}/data/RV-Meteor/raw/series.zarr"
+    wait_until(lambda: requests.head(f"{url}/zarr.json", timeout=5).ok, 20, "root metadata readable at the hub")
+    manifest = SiteStore(meteor.store).objects.get(entry.root)
+    metadata = set(zarr_metadata(manifest))
+    chunks = {ref.id for key, ref in Manifest.from_bytes(manifest).items.items() if "/c/" in key}
+    assert len(metadata) > 2 and chunks
+
+    def at_hub(oid: str) -> bool:
+        return (hub.store / "objects" / oid[:2] / oid).exists()
+
+    wait_until(lambda: all(at_hub(o) for o in metadata), 20, "every metadata document at the hub")
+    assert not any(at_hub(o) for o in chunks)  # data stays on board until read
+
+
 @pytest.mark.timeout(120)
 def test_want_list_while_ship_is_offline_is_served_after_reconnect(campaign: Campaign, tmp_path: Path) -> None:
     meteor, hub = campaign.sites["RV-Meteor"], campaign.hub

@@ -32,7 +32,7 @@ from ..entries import Entry, check_topics
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..log import Commit
-from ..manifests import children
+from ..manifests import children, is_zarr_manifest, zarr_metadata
 from ..tasks import spawn
 from . import plan
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
@@ -59,7 +59,8 @@ class SendItem:
     cls: int = field(compare=False)
     base: ObjectId | None = field(default=None, compare=False)
     #: What to send after this object: everything under it ("all"), the blocks of a
-    #: byte span of a record, or nothing.
+    #: byte span of a record, the metadata documents of a zarr manifest read lazily
+    #: ("metadata"), or nothing.
     follow: Follow = field(default=None, compare=False)
     queue: list[Piece] | None = field(default=None, compare=False)
 
@@ -247,6 +248,8 @@ class Session:
             self.queued.pop(item.oid, None)
             self.say("lack", ids=[item.oid], held_at="")
             return False
+        if item.follow == "metadata" and not is_zarr_manifest(data):
+            item.follow = None
         resume = self.peer_partials.pop(item.oid, None)
         base_id = resume[1] if resume else item.base
         base = None
@@ -293,8 +296,11 @@ class Session:
 
     async def _queue_children(self, item: SendItem) -> None:
         data = await asyncio.to_thread(self.node.store.objects.get, item.oid)
-        span = item.follow if isinstance(item.follow, tuple) else None
         rank = item.key[1:-1]
+        if item.follow == "metadata":
+            self.send([o for o in zarr_metadata(data) if self.node.store.objects.has(o)], item.cls, rank)
+            return
+        span = item.follow if isinstance(item.follow, tuple) else None
         for oid, has_children in children(data, span):
             if self.node.store.objects.has(oid):
                 self.send([oid], item.cls, rank, follow="all" if has_children else None)
@@ -396,8 +402,8 @@ class Session:
             self.sent.difference_update(ids)
         store = self.node.store.objects
         here = [oid for oid in ids if store.has(oid)]
-        for oid in here:
-            self.send([oid], cls, (), bases, follow.get(oid))
+        for oid in here:  # a reader opening a zarr entry needs its metadata next
+            self.send([oid], cls, (), bases, follow.get(oid) or ("metadata" if cls == READ else None))
         absent = [oid for oid in ids if oid not in set(here)]
         if absent:
             spawn(self._relay(absent, follow, spans, bases, cls, int(body.get("hops", 1)),
