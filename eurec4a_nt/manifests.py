@@ -147,16 +147,22 @@ class RefReader:
 Span = tuple[int, int]
 
 
+def _kind(data: bytes) -> str | None:
+    """``file``, ``zarr`` or ``directory`` for a record or manifest (from its first
+    bytes), else None."""
+    if not data.startswith(b'{"type":'):
+        return None
+    try:
+        return json.loads(data[:40].decode().split(",", 1)[0] + "}").get("type")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def children(data: bytes, span: Span | None = None) -> list[tuple[ObjectId, bool]]:
     """The objects a record or manifest points to, as ``(id, has children)``; with
     ``span``, only the blocks of a record holding bytes ``[start, end)``. Any other
     object has none."""
-    if not data.startswith(b'{"type":'):
-        return []
-    try:
-        kind = json.loads(data[:40].decode().split(",", 1)[0] + "}").get("type")
-    except (ValueError, UnicodeDecodeError):
-        return []
+    kind = _kind(data)
     if kind == "file":
         blocks = FileRecord.from_bytes(data).blocks
         if span is not None:
@@ -192,15 +198,10 @@ def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
 ZARR_METADATA = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
 
 
-def is_zarr_manifest(data: bytes) -> bool:
-    """Whether a stored object is a zarr manifest (by its first bytes only)."""
-    return data.startswith(b'{"type":"zarr"')
-
-
 def zarr_metadata(data: bytes) -> list[ObjectId]:
     """The metadata documents a zarr manifest lists ([] for any other object): what a
     reader opening the dataset needs right after the manifest."""
-    if not is_zarr_manifest(data):
+    if _kind(data) != "zarr":
         return []
     items = Manifest.from_bytes(data).items
     return [ref.id for key, ref in items.items() if key.rsplit("/", 1)[-1] in ZARR_METADATA and not ref.record]

@@ -188,12 +188,12 @@ class _Pipe:
         self.pending.clear()
 
 
-def _socket(port: int) -> socket.socket:
+def _socket(port: int | None = None) -> socket.socket:
     """A TCP socket on 127.0.0.1 with a small receive buffer; bound to ``port`` and
     listening if ``port`` is given (accepted sockets inherit the buffer size)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-    if port >= 0:
+    if port is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
         sock.listen(128)
@@ -219,7 +219,7 @@ class _Conn:
 
     async def _run(self, em: LinkEmulator, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
-            sock = _socket(-1)
+            sock = _socket()
             try:
                 await asyncio.get_running_loop().sock_connect(sock, (em.target_host, em.target_port))
             except OSError:

@@ -32,7 +32,7 @@ from ..entries import Entry, check_topics
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..log import Commit
-from ..manifests import children, is_zarr_manifest, zarr_metadata
+from ..manifests import children, zarr_metadata
 from ..tasks import spawn
 from . import plan
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
@@ -50,6 +50,24 @@ _WANT_BATCH = 2000
 READ, ESSENTIAL, BULK = 0, 1, 2
 
 
+def follow_ups(data: bytes, follow: Follow) -> list[tuple[ObjectId, Follow]]:
+    """What to send after an object (its bytes ``data``) as ``(id, follow)``:
+    everything under it ("all"), the blocks of a byte span of a record, the metadata
+    documents of a zarr manifest ("metadata"), or nothing."""
+    if follow == "metadata":
+        return [(oid, None) for oid in zarr_metadata(data)]
+    if follow is None:
+        return []
+    span = follow if isinstance(follow, tuple) else None
+    return [(oid, "all" if deep else None) for oid, deep in children(data, span)]
+
+
+def read_follow(follow: Follow, cls: int) -> Follow:
+    """A reader's want follows the object as asked, else brings a zarr manifest's
+    metadata along (what a reader opening the dataset needs next)."""
+    return follow or ("metadata" if cls == READ else None)
+
+
 @dataclass(order=True)
 class SendItem:
     """An object queued for sending."""
@@ -58,11 +76,11 @@ class SendItem:
     oid: ObjectId = field(compare=False)
     cls: int = field(compare=False)
     base: ObjectId | None = field(default=None, compare=False)
-    #: What to send after this object: everything under it ("all"), the blocks of a
-    #: byte span of a record, the metadata documents of a zarr manifest read lazily
-    #: ("metadata"), or nothing.
+    #: What to send after this object (see :func:`follow_ups`).
     follow: Follow = field(default=None, compare=False)
     queue: list[Piece] | None = field(default=None, compare=False)
+    #: What ``follow`` names, as ``(id, follow)``: found when the object is read to be sent.
+    after: list[tuple[ObjectId, Follow]] = field(default_factory=list, compare=False)
 
 
 @dataclass
@@ -221,8 +239,9 @@ class Session:
             else:
                 self.queued.pop(item.oid, None)
                 self.sent.add(item.oid)
-                if item.follow is not None:
-                    await self._queue_children(item)
+                for oid, follow in item.after:
+                    if self.node.store.objects.has(oid):
+                        self.send([oid], item.cls, item.key[1:-1], follow=follow)
 
     def _next(self) -> SendItem | None:
         held = []
@@ -248,8 +267,7 @@ class Session:
             self.queued.pop(item.oid, None)
             self.say("lack", ids=[item.oid], held_at="")
             return False
-        if item.follow == "metadata" and not is_zarr_manifest(data):
-            item.follow = None
+        item.after = follow_ups(data, item.follow)
         resume = self.peer_partials.pop(item.oid, None)
         base_id = resume[1] if resume else item.base
         base = None
@@ -293,17 +311,6 @@ class Session:
         for item in items:
             self.send([item.oid], item.cls, item.key[1:-1], {item.oid: item.base} if item.base else None,
                       item.follow)
-
-    async def _queue_children(self, item: SendItem) -> None:
-        data = await asyncio.to_thread(self.node.store.objects.get, item.oid)
-        rank = item.key[1:-1]
-        if item.follow == "metadata":
-            self.send([o for o in zarr_metadata(data) if self.node.store.objects.has(o)], item.cls, rank)
-            return
-        span = item.follow if isinstance(item.follow, tuple) else None
-        for oid, has_children in children(data, span):
-            if self.node.store.objects.has(oid):
-                self.send([oid], item.cls, rank, follow="all" if has_children else None)
 
     # -- pushing entries -------------------------------------------------------------
 
@@ -402,8 +409,8 @@ class Session:
             self.sent.difference_update(ids)
         store = self.node.store.objects
         here = [oid for oid in ids if store.has(oid)]
-        for oid in here:  # a reader opening a zarr entry needs its metadata next
-            self.send([oid], cls, (), bases, follow.get(oid) or ("metadata" if cls == READ else None))
+        for oid in here:
+            self.send([oid], cls, (), bases, read_follow(follow.get(oid), cls))
         absent = [oid for oid in ids if oid not in set(here)]
         if absent:
             spawn(self._relay(absent, follow, spans, bases, cls, int(body.get("hops", 1)),
