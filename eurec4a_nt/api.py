@@ -15,6 +15,7 @@ from .catalog import RESERVED_METADATA
 from .config import DEFAULT_STORE, settings
 from .entries import Entry, EntryList, check_name, check_topics
 from .errors import BadInput
+from .extras import require
 from .keyring import KeyringSite
 from .log import Change
 from .progress import progress_bar
@@ -107,8 +108,8 @@ def remove(name: str | Sequence[str], *, store: PathLike | None = None, server: 
 def open_catalog(*, store: PathLike | None = None, server: str | None = None,
                  token: str | None = None) -> Any:
     """The intake catalog of every site: ``cat[site][name]`` is an entry."""
-    import intake
-
+    intake = require("intake", "science", "opening a catalog")
+    require("intake_xarray", "science", "opening a catalog")
     from .jupyter import register_catalog_repr
 
     register_catalog_repr()  # HTML in notebooks; does nothing elsewhere
@@ -129,6 +130,7 @@ def prefetch(topics: str | Sequence[str] = (), sites: Sequence[str] | None = Non
 def browse(*, server: str | None = None, token: str | None = None,
            store: PathLike | None = None) -> Any:
     """A catalog browser widget for JupyterLab."""
+    require("anywidget", "jupyter", "the catalog browser")
     from .jupyter.browser import CatalogBrowser
 
     return CatalogBrowser(_target(store, server, token))

@@ -206,6 +206,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .extras import require
+
+    require("xarray", "science", "the demo")
     from .demo import run_demo
 
     return run_demo(args)

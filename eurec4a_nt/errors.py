@@ -110,6 +110,13 @@ class StoreFull(NTError):
     code = "store-full"
 
 
+class MissingExtra(NTError, ImportError):
+    """A part of the package needs libraries of an extra that is not installed."""
+
+    status = 501
+    code = "missing-extra"
+
+
 BY_CODE: dict[str, type[NTError]] = {
     cls.code: cls
     for cls in (

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", help="this server's site (must match the store)")
     p.add_argument("--store", help=f"site store folder (default {DEFAULT_STORE})")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, help="port (default 8047)")
+    p.add_argument("--port", type=int, help="port (default 8047; 0: any free port, see --port-file)")
+    p.add_argument("--port-file", help="write the port listened on to this file once serving")
     p.add_argument("--read-token", action="store_true", default=None,
                    help="require a token for reads too (default: reads are open on the LAN)")
     p.add_argument("--cache-cap", help="evict least recently used data of other sites beyond this size")
@@ -83,9 +86,29 @@ def serve(args: argparse.Namespace) -> int:
         print(f"listening on {config.host}: reachable from the network; writes need a token"
               + ("" if config.read_token else ", reads are open (use --read-token to close them)"),
               file=sys.stderr)
-    url = config.public_url or f"http://{config.host}:{config.port}"
     site = config.site or (yaml.safe_load((config.store / "config.yaml").read_text()) or {}).get("site", "")
-    web.run_app(make_app(config), host=config.host, port=config.port, access_log=None,
-                print=lambda _: print(f"site server {site} on {url}/ (Ctrl-C stops it)",
-                                      flush=True))
+    asyncio.run(_run(make_app(config), config, site, Path(args.port_file) if args.port_file else None))
     return 0
+
+
+async def _run(app: web.Application, config: ServerConfig, site: str, port_file: Path | None) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM. The port is bound here, so ``--port 0`` takes
+    a free port with no race; it is printed and written to ``port_file`` once serving."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.host, config.port).start()
+        port = int(runner.addresses[0][1])
+        if port_file is not None:
+            tmp = port_file.with_name(port_file.name + ".tmp")
+            tmp.write_text(f"{port}\n")
+            tmp.replace(port_file)
+        url = config.public_url or f"http://{config.host}:{port}"
+        print(f"site server {site} on {url}/ (Ctrl-C stops it)", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()

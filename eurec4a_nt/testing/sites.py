@@ -44,12 +44,15 @@ def make_sites(root: Path, sites: Iterable[str]) -> Path:
 
 
 class SiteProcess:
-    """``eurec4a-nt serve`` for one site, in a subprocess on a loopback port."""
+    """``eurec4a-nt serve`` for one site, in a subprocess on a loopback port. Without a
+    ``port``, the server binds a free one itself and says which (no race with other
+    processes); :attr:`port` is known once :meth:`start` returns."""
 
     def __init__(self, store: Path, *, port: int | None = None, args: Sequence[str] = (),
                  env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.store = Path(store)
-        self.port = port or free_port()
+        self.port = port or 0
+        self._port_file = self.store.parent / f"{self.store.name}.port"
         self.args = list(args)
         self.env = env
         self.log_path = log or self.store.parent / f"{self.store.name}.log"
@@ -65,8 +68,9 @@ class SiteProcess:
         return SiteStore(self.store).site or ""
 
     def start(self, timeout: float = 30.0) -> SiteProcess:
+        self._port_file.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "eurec4a_nt", "serve", "--store", str(self.store),
-               "--port", str(self.port), *self.args]
+               "--port", str(self.port), "--port-file", str(self._port_file), *self.args]
         env = {**os.environ, "EUREC4A_NT_LOG": os.environ.get("EUREC4A_NT_LOG", "info"), **(self.env or {})}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -75,6 +79,11 @@ class SiteProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"site server exited with {self.proc.returncode}: "
                                    f"{self.log_path.read_text()[-2000:]}")
+            if not self.port:
+                if not self._port_file.exists():
+                    time.sleep(0.05)
+                    continue
+                self.port = int(self._port_file.read_text())
             try:
                 if requests.get(self.url + "/health", timeout=1).ok:
                     return self
