@@ -199,6 +199,39 @@ def cmd_prefetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .watch.folder import FolderWatcher, default_state_path, watch_once
+    from .watch.rules import WatchRule, parse_rules, parse_topic_patterns
+    from .watch.state import WatchState
+
+    rule: WatchRule = parse_rules([{
+        "dir": args.dir, "prefix": args.prefix, "name": args.name, "topics": args.topic,
+        "topics_by_pattern": parse_topic_patterns(args.topic_for),
+        "include": args.include or ["*"], "exclude": args.exclude,
+        "settle": args.settle, "poll": args.poll, "interval": args.interval,
+    }], "watch options")[0]
+    target = _backend(args)
+    state = WatchState(Path(args.state) if args.state else default_state_path(target))
+    watcher = FolderWatcher(rule, target, state)
+    if args.once:
+        entries = watch_once(watcher)
+    else:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print(f"watching {watcher.root} (Ctrl-C stops)", flush=True)
+        try:
+            watcher.run(stop)
+        except KeyboardInterrupt:
+            pass
+        entries = watcher.published
+    state.close()
+    print(f"published {len(entries)} file(s)")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.run import serve
 
@@ -292,6 +325,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     _add_target(p)
     p.set_defaults(func=cmd_prefetch)
+
+    p = sub.add_parser("watch", help="publish the files of a folder as they are written")
+    p.add_argument("dir")
+    p.add_argument("--prefix", default="", help="entry names start with this (e.g. lidar/)")
+    p.add_argument("--name", default="{path}",
+                   help="entry name after the prefix: {path} {name} {stem} {suffix} {parent}")
+    p.add_argument("--topic", action="append", default=[], help="topic of every file (repeatable)")
+    p.add_argument("--topic-for", action="append", default=[], metavar="GLOB=TOPIC",
+                   help="topic of files matching GLOB (repeatable)")
+    p.add_argument("--include", action="append", default=[], help="glob of files to publish (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], help="glob of files to leave out (repeatable)")
+    p.add_argument("--settle", type=float, default=5.0,
+                   help="seconds a file's size and mtime must stay unchanged (default 5)")
+    p.add_argument("--poll", action="store_true", help="scan instead of OS events (network mounts)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between scans with --poll")
+    p.add_argument("--once", action="store_true", help="publish what is complete now, then stop")
+    p.add_argument("--state", help="state file (default: in the store, or the cache for a server)")
+    _add_target(p)
+    p.set_defaults(func=cmd_watch)
 
     from .server.run import add_arguments
 

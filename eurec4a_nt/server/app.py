@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from . import catalog, data, logs, objects, pages, publish
 from .auth import Tokens
 from .context import CONFIG, MAX_JSON_BODY, NODE, TOKENS, ServerConfig, bearer
 from .respond import etag_matches
+from .watch import start_watching
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +128,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[LINKS] = links
     flusher = asyncio.create_task(_flush_access(index))
     await links.start()
+    stop_watching = threading.Event()
+    watchers = start_watching(node_, config.watch, stop_watching)
     try:
         yield
     finally:
+        stop_watching.set()
+        for thread in watchers:
+            await asyncio.to_thread(thread.join, 10)
         flusher.cancel()
         await links.stop()
         index.close()

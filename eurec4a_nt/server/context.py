@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..node import Node
 from ..sync.config import LinkConfig
+from ..watch.rules import WatchRule
 from .auth import Tokens
 
 MAX_JSON_BODY = 16 << 20
@@ -29,6 +30,7 @@ class ServerConfig:
     links: list[LinkConfig] = field(default_factory=list)
     keyring: Path | None = None
     public_url: str | None = None
+    watch: list[WatchRule] = field(default_factory=list)
 
 
 NODE = web.AppKey("node", Node)

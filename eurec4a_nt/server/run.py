@@ -17,6 +17,7 @@ from aiohttp import web
 from ..config import DEFAULT_STORE
 from ..errors import BadInput
 from ..sync.config import LinkConfig, load_links, parse_size
+from ..watch.rules import parse_rules
 from .app import make_app
 from .context import ServerConfig
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file with any of the settings below (and a links: list)")
+    p.add_argument("--config", help="YAML file with any of the settings below (and links: and watch: lists)")
     p.add_argument("--site", help="this server's site (must match the store)")
     p.add_argument("--store", help=f"site store folder (default {DEFAULT_STORE})")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -67,7 +68,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         port=int(pick("port", 8047)), read_token=bool(pick("read_token", False)),
         cache_cap=parse_size(cap) if cap else None, pinned_topics=list(pick("pin", [])),
         links=links, keyring=Path(pick("keyring")) if pick("keyring") else None,
-        public_url=pick("public_url"),
+        public_url=pick("public_url"), watch=parse_rules(file.get("watch"), f"{args.config}: watch"),
     )
 
 
