@@ -232,6 +232,32 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle_export(args: argparse.Namespace) -> int:
+    from .bundles import export_bundle
+    from .sitestore import SiteStore
+
+    store = SiteStore(args.store or DEFAULT_STORE)
+    report = export_bundle(store, args.file, sites=args.site, topics=args.topic, names=args.name,
+                           since=args.since, until=args.until)
+    print(f"{args.file}: {report.commits} commits, {report.objects} objects, {_human(report.bytes)}")
+    if report.missing:
+        print(f"{report.missing} object(s) of the selected entries are not held in {store.path} "
+              "and are not in the bundle", file=sys.stderr)
+    return 0
+
+
+def cmd_bundle_import(args: argparse.Namespace) -> int:
+    from .bundles import import_bundle
+
+    report = import_bundle(args.file, _backend(args))
+    sites = sorted({c.site for c in report.commits})
+    print(f"imported {len(report.commits)} commits ({', '.join(sites) or 'all already held'}), "
+          f"{report.objects_new} objects new, {report.objects_held} already held")
+    for reason in report.rejected:
+        print(f"rejected: {reason}", file=sys.stderr)
+    return 1 if report.rejected else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.run import serve
 
@@ -325,6 +351,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     _add_target(p)
     p.set_defaults(func=cmd_prefetch)
+
+    p = sub.add_parser("bundle", help="carry data without a link: export and import bundle files")
+    bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = bsub.add_parser("export", help="write signed commits and their objects to one file (CAR v1)")
+    b.add_argument("file")
+    b.add_argument("--site", action="append", default=[], help="site whose log to export (default: the store's)")
+    b.add_argument("--topic", action="append", default=[], help="only objects of entries of this topic")
+    b.add_argument("--name", action="append", default=[], help="only objects of entries matching SITE/NAME glob")
+    b.add_argument("--since", help="only objects of versions published since this time (ISO 8601)")
+    b.add_argument("--until", help="only objects of versions published until this time (ISO 8601)")
+    b.add_argument("--store", help=f"site store to export from (default {DEFAULT_STORE})")
+    b.set_defaults(func=cmd_bundle_export)
+    b = bsub.add_parser("import", help="verify a bundle, then hold its entries here")
+    b.add_argument("file")
+    _add_target(b)
+    b.set_defaults(func=cmd_bundle_import)
 
     p = sub.add_parser("watch", help="publish the files of a folder as they are written")
     p.add_argument("dir")

@@ -262,10 +262,12 @@ class SiteClient:
         _raise_for(response)
         return response
 
-    def _post(self, path: str, body: dict[str, Any], hint: str = "") -> requests.Response:
-        """POST JSON; raise our error for an error answer, :class:`Unreachable` without one."""
+    def _post(self, path: str, body: dict[str, Any] | None, hint: str = "",
+              data: bytes | None = None) -> requests.Response:
+        """POST JSON (or ``data``); raise our error for an error answer, :class:`Unreachable`
+        without one."""
         try:
-            response = self.http.post(self.server + path, json=body, timeout=TIMEOUT)
+            response = self.http.post(self.server + path, json=body, data=data, timeout=TIMEOUT)
         except requests.RequestException as exc:
             raise Unreachable(f"cannot reach the site server at {self.server}: {exc}{hint}") from None
         _raise_for(response)
@@ -277,6 +279,23 @@ class SiteClient:
                               "; the uploaded data is kept there, publish again to finish")
         self._entries.clear()
         return parse_commit(response.json()["commit"].encode())
+
+    def receive(self, raws: list[bytes]) -> tuple[list[Commit], list[str]]:
+        """Hand commits signed elsewhere to the server, which verifies each against its
+        keyring; return those newly appended and why others were refused."""
+        added: set[str] = set()
+        rejected: list[str] = []
+        start = 0
+        while start < len(raws):  # requests well under the server's body limit
+            end, size = start, 0
+            while end < len(raws) and (end == start or size + len(raws[end]) < _BATCH_BYTES // 2):
+                size, end = size + len(raws[end]) + 1, end + 1
+            answer = self._post("/logs", None, data=b"".join(r + b"\n" for r in raws[start:end])).json()
+            added.update(answer["added"])
+            rejected += answer["rejected"]
+            start = end
+        self._entries.clear()
+        return [c for c in map(parse_commit, raws) if c.label in added], rejected
 
     def prefetch(self, topics: tuple[str, ...], sites: list[str], names: list[str], *,
                  wait: bool = True, progress: bool | None = None, timeout: float = 3600) -> dict[str, Any]:
