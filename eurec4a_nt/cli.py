@@ -258,6 +258,27 @@ def cmd_bundle_import(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check
+
+    if args.catalog:
+        import intake
+
+        catalog = intake.open_catalog(args.catalog)
+    else:
+        from .api import open_catalog
+
+        catalog = open_catalog(store=args.store, server=args.server, token=args.token)
+    failed = total = 0
+    for result in check(catalog, args.site, args.topic, args.sample, args.seed):
+        total += 1
+        failed += not result.ok
+        if args.verbose or not result.ok:
+            print(result.line(), flush=True)
+    print(f"checked {total} entries: {failed} failed")
+    return 1 if failed else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.run import serve
 
@@ -367,6 +388,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("file")
     _add_target(b)
     b.set_defaults(func=cmd_bundle_import)
+
+    p = sub.add_parser("check", help="open every entry as a user would; exit 1 if any fails")
+    p.add_argument("--catalog", help="an intake catalog file or URL instead of --server/--store")
+    p.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
+    p.add_argument("--topic", action="append", default=[], help="only entries of this topic (repeatable)")
+    p.add_argument("--sample", type=int, help="check at most this many entries per topic")
+    p.add_argument("--seed", type=int, default=0, help="which sample (default 0: the same each run)")
+    p.add_argument("-v", "--verbose", action="store_true", help="list the entries that open, too")
+    _add_target(p)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("watch", help="publish the files of a folder as they are written")
     p.add_argument("dir")
