@@ -20,6 +20,7 @@ from .keyring import KeyringSite
 from .log import Change
 from .progress import progress_bar
 from .publishing import build_entry, check_metadata, check_source, total_size
+from .stores.grouped import GroupCommit
 
 if TYPE_CHECKING:
     from .client import SiteClient
@@ -85,9 +86,10 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
     target = _target(store, server, token)
     tmp_dir = getattr(target, "tmp_dir", None)
     entries = []
-    with progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress) as bar:
+    with (progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress) as bar,
+          GroupCommit(target.sink) as sink):
         for item, item_name in zip(items, names, strict=True):
-            entries.append(build_entry(item, item_name, target.sink, topics=topics,
+            entries.append(build_entry(item, item_name, sink, topics=topics,
                                        description=description, metadata=metadata, format=format,
                                        tmp_dir=tmp_dir, progress=bar.update))
     commit = target.commit([Change("put", e.name, e) for e in entries])

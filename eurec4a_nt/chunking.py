@@ -8,19 +8,20 @@ object; its id is the root of a file entry.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
 from .errors import Corrupt
-from .ids import ObjectId
+from .ids import Hashed, ObjectId
 
 AVG_BLOCK = 1 << 20
 MIN_BLOCK = 128 << 10
@@ -54,19 +55,21 @@ class Block:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """The blocks of one file, its size and its whole-file SHA-256."""
+    """The blocks of one file and its size.
+
+    Records written before blocks were the only hash of a file carry its whole-file
+    SHA-256 too (``sha256``); it is kept when such a record is read and written back.
+    """
 
     size: int
-    sha256: str
     blocks: tuple[Block, ...]
+    sha256: str | None = None
 
     def to_bytes(self) -> bytes:
-        body = {
-            "type": "file",
-            "size": self.size,
-            "sha256": self.sha256,
-            "blocks": [[b.id, b.offset, b.length] for b in self.blocks],
-        }
+        body: dict[str, object] = {"type": "file", "size": self.size}
+        if self.sha256 is not None:
+            body["sha256"] = self.sha256
+        body["blocks"] = [[b.id, b.offset, b.length] for b in self.blocks]
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -79,7 +82,8 @@ class FileRecord:
             blocks = tuple(
                 Block(ObjectId.parse(i), int(o), int(n)) for i, o, n in body["blocks"]
             )
-            record = cls(int(body["size"]), str(body["sha256"]), blocks)
+            sha256 = body.get("sha256")
+            record = cls(int(body["size"]), blocks, None if sha256 is None else str(sha256))
         except (ValueError, KeyError, TypeError) as exc:
             raise Corrupt(f"damaged file record: {exc}") from None
         expected = 0
@@ -110,17 +114,19 @@ def cut_bytes(data: bytes) -> Iterator[tuple[Block, bytes]]:
         yield Block(ObjectId.of(piece), chunk.offset, chunk.length), piece
 
 
-def _hash_file(path: str | os.PathLike[str], out: list[str]) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while data := f.read(_READ_SIZE):
-            h.update(data)
-    out.append(h.hexdigest())
+@functools.cache
+def _hashers() -> ThreadPoolExecutor:
+    """Threads that hash blocks while the cutting thread (which holds the GIL) cuts on."""
+    return ThreadPoolExecutor(2, thread_name_prefix="eurec4a-nt-hash")
+
+
+_Cut = tuple["Future[ObjectId]", int, int, bytes]
 
 
 class _CutAhead:
     """``cut`` of the file at ``path``, run in a thread up to ``limit`` bytes ahead of the
-    consumer, so that reading, cutting and hashing overlap with storing or uploading.
+    consumer, so that reading, cutting, hashing (in :func:`_hashers`) and storing or
+    uploading overlap.
 
     Iterate over it once. Memory stays bounded by ``limit`` plus one block; an error of
     the reader is raised to the consumer; a consumer that stops early (``close()``)
@@ -129,7 +135,7 @@ class _CutAhead:
 
     def __init__(self, path: str | os.PathLike[str], limit: int = _READ_AHEAD) -> None:
         self.path, self.limit = path, limit
-        self.ready: deque[tuple[Block, bytes]] = deque()
+        self.ready: deque[_Cut] = deque()
         self.held = 0
         self.done = self.stop = False
         self.error: BaseException | None = None
@@ -138,14 +144,16 @@ class _CutAhead:
     def _read(self) -> None:
         try:
             with open(self.path, "rb", buffering=0) as f:
-                for item in cut(f):
+                for chunk in _chunker().cut_stream(f):
+                    data = bytes(chunk.data)
+                    item = (_hashers().submit(ObjectId.of, data), chunk.offset, chunk.length, data)
                     with self.changed:  # when full, wait until half is taken (fewer wake-ups)
                         if self.held >= self.limit:
                             self.changed.wait_for(lambda: self.held <= self.limit // 2 or self.stop)
                         if self.stop:
                             return
                         self.ready.append(item)
-                        self.held += item[0].length
+                        self.held += chunk.length
                         self.changed.notify_all()
         except BaseException as exc:  # noqa: BLE001 - raised in the consumer's thread
             self.error = exc
@@ -163,11 +171,11 @@ class _CutAhead:
                     self.changed.wait_for(lambda: self.ready or self.done)
                     if not self.ready:
                         break
-                    item = self.ready.popleft()
-                    self.held -= item[0].length
+                    hashing, offset, length, data = self.ready.popleft()
+                    self.held -= length
                     if self.held <= self.limit // 2:
                         self.changed.notify_all()
-                yield item
+                yield Block(hashing.result(), offset, length), data
             if self.error is not None:
                 raise self.error
         finally:
@@ -177,52 +185,57 @@ class _CutAhead:
             reader.join()
 
 
+PutBlocks = Callable[[Iterator[Hashed]], object]
+
+
 def record_file(
     path: str | os.PathLike[str],
-    put_blocks: Callable[[Iterator[tuple[ObjectId, bytes]]], None],
+    put_blocks: PutBlocks,
     progress: Callable[[int], None] | None = None,
 ) -> FileRecord:
     """Cut the file at ``path`` into blocks, hand them to ``put_blocks`` and return its record.
 
-    The whole-file SHA-256 is computed by a second reader in parallel, and the blocks
-    are cut and hashed in a third thread a little ahead of ``put_blocks`` (see
-    :class:`_CutAhead`), so publishing costs about one hash pass of wall time.
-    ``progress`` is called with byte counts.
+    Every byte is hashed once, for its block's id, and that hash is the store's check
+    of the write. A file larger than one read is cut and hashed in a thread a little
+    ahead of ``put_blocks`` (see :class:`_CutAhead`), so that reading and hashing
+    overlap with storing or uploading. ``progress`` is called with byte counts. Raise
+    :class:`Corrupt` if the file changes size while it is read.
     """
-    whole: list[str] = []
-    hasher = threading.Thread(target=_hash_file, args=(path, whole), daemon=True)
-    hasher.start()
-    blocks: list[Block] = []
+    if os.path.getsize(path) <= MAX_BLOCK:
+        with open(path, "rb", buffering=0) as f:
+            data = f.read()
+        record = record_bytes(data, put_blocks)
+        if progress and data:
+            progress(len(data))
+    else:
+        blocks: list[Block] = []
 
-    def produce() -> Iterator[tuple[ObjectId, bytes]]:
-        for block, data in _CutAhead(path):
-            blocks.append(block)
-            yield block.id, data
-            if progress:
-                progress(block.length)
+        def produce() -> Iterator[Hashed]:
+            for block, data in _CutAhead(path):
+                blocks.append(block)
+                yield Hashed(block.id, data)
+                if progress:
+                    progress(block.length)
 
-    items = produce()
-    try:
-        put_blocks(items)
-    finally:
-        items.close()  # stops the cutting thread if put_blocks stopped early
-    hasher.join()
-    size = blocks[-1].end if blocks else 0
-    if size != os.path.getsize(path):
+        items = produce()
+        try:
+            put_blocks(items)
+        finally:
+            items.close()  # stops the cutting thread if put_blocks stopped early
+        record = FileRecord(blocks[-1].end if blocks else 0, tuple(blocks))
+    if record.size != os.path.getsize(path):
         raise Corrupt(f"{os.fspath(path)} changed while it was being published; publish it again")
-    return FileRecord(size, whole[0], tuple(blocks))
+    return record
 
 
-def record_bytes(
-    data: bytes, put_blocks: Callable[[Iterator[tuple[ObjectId, bytes]]], None]
-) -> FileRecord:
+def record_bytes(data: bytes, put_blocks: PutBlocks) -> FileRecord:
     """Like :func:`record_file` for bytes held in memory."""
     blocks: list[Block] = []
 
-    def produce() -> Iterator[tuple[ObjectId, bytes]]:
+    def produce() -> Iterator[Hashed]:
         for block, piece in cut_bytes(data):
             blocks.append(block)
-            yield block.id, piece
+            yield Hashed(block.id, piece)
 
     put_blocks(produce())
-    return FileRecord(len(data), hashlib.sha256(data).hexdigest(), tuple(blocks))
+    return FileRecord(len(data), tuple(blocks))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import NamedTuple
 
 from .errors import BadInput
 
@@ -42,3 +43,20 @@ class ObjectId(str):
     def path(self) -> str:
         """The object's relative path in a store: ``objects/<id[:2]>/<id>``."""
         return f"objects/{self[:2]}/{self}"
+
+
+class Hashed(NamedTuple):
+    """Bytes together with the id computed from them while they were in hand.
+
+    Made by :meth:`Hashed.of`, which hashes, or right after the bytes were checked
+    against the id; a store takes the id as the verification of the write, so every
+    byte of a publish or a fetch is hashed once.
+    """
+
+    id: ObjectId
+    data: bytes
+
+    @classmethod
+    def of(cls, data: bytes) -> Hashed:
+        """``data`` and its id."""
+        return cls(ObjectId.of(data), data)

@@ -20,9 +20,9 @@ from .chunking import FileRecord, record_file
 from .entries import Entry, check_name, check_topics, utc_now
 from .errors import BadInput, NotFound
 from .formats import guess_format
-from .ids import ObjectId
+from .ids import Hashed, ObjectId
 from .manifests import Manifest, Ref, small_enough
-from .stores.base import ObjectStore
+from .stores.base import Sink
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -38,31 +38,30 @@ def is_zarr_dir(path: Path) -> bool:
     return path.is_dir() and (path.suffix == ".zarr" or any((path / m).exists() for m in _ZARR_MARKERS))
 
 
-def _put_record(record: FileRecord, sink: ObjectStore) -> ObjectId:
+def _put_record(record: FileRecord, sink: Sink) -> ObjectId:
     return sink.put(record.to_bytes())
 
 
-def store_file(path: Path, sink: ObjectStore, progress: Progress | None = None) -> tuple[ObjectId, int]:
+def store_file(path: Path, sink: Sink, progress: Progress | None = None) -> tuple[ObjectId, int]:
     """Store a file as blocks plus a file record; return the record's id and the size."""
     record = record_file(path, sink.put_many, progress)
     return _put_record(record, sink), record.size
 
 
-def store_tree(path: Path, kind: str, sink: ObjectStore, progress: Progress | None = None) -> Manifest:
+def store_tree(path: Path, kind: str, sink: Sink, progress: Progress | None = None) -> Manifest:
     """Store every file under ``path`` and return the (unstored) manifest."""
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
     items: dict[str, Ref] = {}
     small = [p for p in files if small_enough(p.stat().st_size)]
     large = [p for p in files if not small_enough(p.stat().st_size)]
 
-    def small_objects() -> Iterator[tuple[ObjectId, bytes]]:
+    def small_objects() -> Iterator[Hashed]:
         for p in small:
-            data = p.read_bytes()
-            oid = ObjectId.of(data)
-            items[p.relative_to(path).as_posix()] = Ref(oid, len(data))
-            yield oid, data
+            item = Hashed.of(p.read_bytes())
+            items[p.relative_to(path).as_posix()] = Ref(item.id, len(item.data))
+            yield item
             if progress:
-                progress(len(data))
+                progress(len(item.data))
 
     sink.put_many(small_objects())
     for p in large:
@@ -83,7 +82,7 @@ def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     return encoding
 
 
-def store_dataset(ds: xr.Dataset, sink: ObjectStore, tmp_dir: Path | None,
+def store_dataset(ds: xr.Dataset, sink: Sink, tmp_dir: Path | None,
                   progress: Progress | None = None) -> Manifest:
     """Write an xarray dataset as zarr (v3) and store its keys."""
     with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="dataset-") as tmp:
@@ -116,7 +115,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     return dict(metadata or {})
 
 
-def build_entry(obj: Any, name: str, sink: ObjectStore, *, topics: Any = (), description: str = "",
+def build_entry(obj: Any, name: str, sink: Sink, *, topics: Any = (), description: str = "",
                 metadata: dict[str, Any] | None = None, format: str | None = None,
                 tmp_dir: Path | None = None, progress: Progress | None = None) -> Entry:
     """Store ``obj`` (a path or an ``xarray.Dataset``) in ``sink`` and describe it as an entry.

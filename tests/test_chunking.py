@@ -48,13 +48,24 @@ def test_blocks_tile_the_file_and_respect_the_bounds(scratch: Path) -> None:
     data = path.read_bytes()
     record = FileRecord.from_bytes(store.get(root))
     assert size == record.size == len(data)
-    assert record.sha256 == hashlib.sha256(data).hexdigest()
     assert b"".join(store.get(b.id, verify=True) for b in record.blocks) == data
     lengths = [b.length for b in record.blocks]
     assert all(n <= MAX_BLOCK for n in lengths)
     assert all(n >= MIN_BLOCK for n in lengths[:-1])
     assert AVG_BLOCK / 2 < len(data) / len(lengths) < AVG_BLOCK * 2
     assert set(store.ids()) == {root} | {b.id for b in record.blocks}
+
+
+@pytest.mark.parametrize("size", [300 << 10, 12 << 20])
+def test_publishing_hashes_every_byte_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    path = sd.raw_file(tmp_path / "raw.bin", size=size, seed=3)
+    hashed: list[int] = []
+    of = ObjectId.of.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(ObjectId, "of", classmethod(lambda cls, data: hashed.append(len(data)) or of(cls, data)))
+    store = LocalStore(tmp_path / "store")
+    root, _ = store_file(path, store)
+    assert sum(hashed) == size + store.size(root)  # each block once, then the record
+    assert b"".join(store.get(b.id, verify=True) for b in _blocks_of(store, root)) == path.read_bytes()
 
 
 def test_record_bytes_matches_record_file(tmp_path: Path) -> None:
@@ -74,7 +85,7 @@ def test_empty_and_tiny_files(tmp_path: Path) -> None:
     (tmp_path / "tiny").write_bytes(b"x")
     root, size = store_file(tmp_path / "empty", store)
     record = FileRecord.from_bytes(store.get(root))
-    assert size == 0 and record.blocks == () and record.sha256 == hashlib.sha256(b"").hexdigest()
+    assert size == 0 and record.blocks == () and record.sha256 is None
     root, size = store_file(tmp_path / "tiny", store)
     record = FileRecord.from_bytes(store.get(root))
     assert size == 1 and [b.length for b in record.blocks] == [1]
@@ -82,8 +93,10 @@ def test_empty_and_tiny_files(tmp_path: Path) -> None:
 
 def test_file_record_round_trip_and_damage() -> None:
     a, b = ObjectId.of(b"a"), ObjectId.of(b"bb")
-    record = FileRecord(3, hashlib.sha256(b"abb").hexdigest(), (Block(a, 0, 1), Block(b, 1, 2)))
+    record = FileRecord(3, (Block(a, 0, 1), Block(b, 1, 2)))
     assert FileRecord.from_bytes(record.to_bytes()) == record
+    older = FileRecord(3, record.blocks, hashlib.sha256(b"abb").hexdigest())  # as once written
+    assert FileRecord.from_bytes(older.to_bytes()) == older
     body = json.loads(record.to_bytes())
     damaged = [
         b"not json",

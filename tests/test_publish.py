@@ -17,6 +17,7 @@ from eurec4a_nt.errors import NotFound
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.manifests import Manifest, walk
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.stores.local import LocalStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -253,6 +254,40 @@ def test_publishing_several_paths_is_one_commit(store: SiteStore, tmp_path: Path
     assert store.log(SITE).seq == 1
     for entry in entries:
         assert all(present for _, present in walk(entry, store.objects))
+
+
+def test_many_small_files_are_written_in_groups(store: SiteStore, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = []
+    for k in range(300):
+        paths.append(tmp_path / f"note-{k:03d}.txt")
+        paths[-1].write_text(f"note {k}\n")
+    calls: list[int] = []
+    put_many = LocalStore.put_many
+    monkeypatch.setattr(LocalStore, "put_many", lambda self, items: calls.append(1) or put_many(self, items))
+    entries = nt.publish(paths, "notes", store=store.path)
+    assert len(calls) == 1  # 300 blocks and 300 records made durable together
+    assert store.log(SITE).seq == 1
+    assert nt.open_catalog(store=store.path)[SITE]["notes/note-007.txt"].read() == b"note 7\n"
+
+
+def test_a_failed_publish_of_many_paths_commits_nothing(store: SiteStore, tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("fine\n")
+    gone = tmp_path / "gone.txt"
+    gone.write_text("soon gone\n")
+    original = nt.publish.__globals__["build_entry"]
+
+    def flaky(obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if obj == gone:
+            raise OSError("disk went away")
+        return original(obj, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(nt.publish.__globals__, "build_entry", flaky)
+        with pytest.raises(OSError):
+            nt.publish([good, gone], "notes", store=store.path)
+    assert store.log(SITE).seq == 0 and objects(store) == set()
 
 
 def test_format_and_metadata_are_kept(store: SiteStore, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from eurec4a_nt.testing.sites import SiteProcess
 
 DATA = b"a quicklook" * 100
 OID = hashlib.sha256(DATA).hexdigest()
-RECORD = FileRecord(len(DATA), OID, (Block(ObjectId.parse(OID), 0, len(DATA)),)).to_bytes()
+RECORD = FileRecord(len(DATA), (Block(ObjectId.parse(OID), 0, len(DATA)),)).to_bytes()
 RECORD_ID = hashlib.sha256(RECORD).hexdigest()
 ENTRY = {"name": "x.bin", "kind": "file", "root": RECORD_ID, "size": len(DATA), "format": "binary"}
 

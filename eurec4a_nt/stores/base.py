@@ -2,18 +2,20 @@
 
 A store maps ids to immutable bytes. Backends implement a small core (``_read``,
 ``_write``, ``has``, ``size``, ``delete``, ``ids``); everything else is built on it
-here. Every write goes through :func:`verified`, which hashes the bytes and refuses
-them if they do not match the id they claim, so no backend ever holds a wrong object
-under a valid id.
+here. Every write goes through :func:`verified` (or :func:`checked` for many), which
+hashes the bytes and refuses them if they do not match the id they claim, so no
+backend ever holds a wrong object under a valid id. Bytes hashed once while in hand
+(:class:`~eurec4a_nt.ids.Hashed`) count as verified and are not hashed again.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from ..errors import BadInput, Corrupt, ObjectMissing
-from ..ids import ObjectId
+from ..ids import Hashed, ObjectId
 
 
 def verified(data: bytes | memoryview, oid: ObjectId | None = None) -> ObjectId:
@@ -28,6 +30,22 @@ def verified(data: bytes | memoryview, oid: ObjectId | None = None) -> ObjectId:
             "the transfer was damaged or truncated; send it again"
         )
     return actual
+
+
+def checked(item: tuple[ObjectId, bytes]) -> ObjectId:
+    """The id of an ``(id, bytes)`` item to store; raise :class:`Corrupt` unless the
+    bytes hash to it. A :class:`Hashed` item was hashed when made and is taken as is."""
+    if isinstance(item, Hashed):
+        return item.id
+    return verified(item[1], item[0])
+
+
+class Sink(Protocol):
+    """Where publishing writes objects: a store, or a group commit in front of one."""
+
+    def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId: ...
+
+    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> object: ...
 
 
 class ObjectStore(ABC):
@@ -93,10 +111,10 @@ class ObjectStore(ABC):
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         """Store many objects, each verified, made durable together; returns the ids new here."""
         new = []
-        for oid, data in items:
-            if not self.has(oid):
-                self._write(verified(data, oid), bytes(data))
-                new.append(oid)
+        for item in items:
+            if not self.has(item[0]):
+                self._write(checked(item), bytes(item[1]))
+                new.append(item[0])
         self._flush(new)
         return new
 

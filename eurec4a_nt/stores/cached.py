@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from ..errors import NTError, ObjectMissing
-from ..ids import ObjectId
+from ..ids import Hashed, ObjectId
 from .base import ObjectStore, verified
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class CachingStore(ObjectStore):
                 data = self.origin.get(oid)
                 verified(data, oid)
                 try:
-                    self.cache.put(data, oid)
+                    self.cache.put_many([Hashed(oid, data)])
                 except (NTError, OSError) as exc:
                     log.warning("could not keep %s in the cache: %s", oid.short, exc)
                 return data

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import ObjectMissing, StoreFull
 from ..ids import ObjectId
-from .base import ObjectStore, verified
+from .base import ObjectStore, checked
 
 _STALE_TMP_SECONDS = 3600
 #: Objects :meth:`LocalStore.put_many` verifies and writes at once (threads shared by
@@ -108,10 +108,10 @@ class LocalStore(ObjectStore):
             return
         write_atomic(path, data, self.tmp)
 
-    def _put_new(self, oid: ObjectId, data: bytes) -> bool:
-        if self.has(oid):
+    def _put_new(self, item: tuple[ObjectId, bytes]) -> bool:
+        if self.has(item[0]):
             return False
-        self._write(verified(data, oid), bytes(data))
+        self._write(checked(item), bytes(item[1]))
         return True
 
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
@@ -135,10 +135,11 @@ class LocalStore(ObjectStore):
                     error = error or exc
 
         try:
-            for oid, data in items:
+            for item in items:
+                oid = item[0]
                 if oid not in seen:
                     seen.add(oid)
-                    pending.append((oid, pool.submit(self._put_new, oid, data)))
+                    pending.append((oid, pool.submit(self._put_new, item)))
                     if len(pending) >= 2 * _WRITERS:
                         settle(_WRITERS)
                 if error is not None:
