@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..entries import Entry
-from ..ids import ObjectId
+from ..ids import Hashed, ObjectId
 from ..log import Change, Commit
 from ..node import Node
 from ..stores.base import ObjectStore, verified
@@ -60,9 +60,9 @@ class NodeSink(ObjectStore):
         new: list[ObjectId] = []
         batch: list[tuple[ObjectId, bytes]] = []
         size = 0
-        for oid, data in items:
-            batch.append((oid, bytes(data)))
-            size += len(data)
+        for item in items:  # a Hashed item stays one, so it is not hashed again
+            batch.append(item if isinstance(item, Hashed) else (item[0], bytes(item[1])))
+            size += len(item[1])
             if size >= _BATCH_BYTES:
                 new += self._send(batch)
                 batch, size = [], 0
