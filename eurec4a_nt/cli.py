@@ -157,7 +157,7 @@ def cmd_keyring(args: argparse.Namespace) -> int:
 
     store = SiteStore(args.store or DEFAULT_STORE)
     if args.file:
-        store.trust(Keyring.load(Path(args.file)))
+        store.trust(Keyring.load(Path(args.file), missing_ok=False))
     for site in sorted(store.keyring.sites.values(), key=lambda s: s.name):
         print(f"{site.name:16} {site.public_key}  {' '.join(site.urls)}")
     return 0

@@ -4,7 +4,8 @@ Each setting comes from, in order: the argument, the environment
 (``EUREC4A_NT_STORE``, ``EUREC4A_NT_SERVER``, ``EUREC4A_NT_TOKEN``,
 ``EUREC4A_NT_CACHE``), the config file (``EUREC4A_NT_CONFIG`` or
 ``~/.config/eurec4a-nt/config.yaml``, keys ``store``, ``server``, ``token``,
-``cache``), and finally the default: the local store ``site-cache``.
+``cache``, ``cache-cap``; any other key is refused), and finally the default: the
+local store ``site-cache``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import yaml
-
-from .errors import BadInput
 
 if TYPE_CHECKING:
     from .types import Backend
@@ -29,16 +26,14 @@ def config_path() -> Path:
 
 
 def _config_file() -> dict[str, str]:
-    path = config_path()
-    if not path.exists():
-        return {}
-    try:
-        body = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise BadInput(f"config file {path} is not valid YAML: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadInput(f"config file {path} must be a YAML mapping")
-    return {k: str(v) for k, v in body.items() if v is not None}
+    """The config file's settings (none if there is no file); :class:`BadInput` for an
+    unknown key or a wrong value."""
+    import msgspec
+
+    from .settings import ClientSettings, load
+
+    file = load(config_path(), ClientSettings, "config file", missing_ok=True)
+    return {k: str(v) for k, v in msgspec.structs.asdict(file).items() if v is not None}
 
 
 @dataclass(frozen=True)

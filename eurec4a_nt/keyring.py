@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .entries import check_site
 from .errors import BadCommit, BadInput, NotFound
+from .settings import KeyringFile, load
 
 _PREFIX = "ed25519:"
 
@@ -104,23 +105,13 @@ class Keyring:
         self.sites: dict[str, KeyringSite] = dict(sites or {})
 
     @classmethod
-    def load(cls, path: Path) -> Keyring:
-        """Read a keyring file; a missing file is an empty keyring."""
-        try:
-            body = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            return cls()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "cannot be parsed"
-            raise BadInput(f"keyring {path} is not valid YAML: {problem}{where}") from None
+    def load(cls, path: Path, *, missing_ok: bool = True) -> Keyring:
+        """Read a keyring file strictly; a missing file is an empty keyring with
+        ``missing_ok``, else :class:`BadInput` (so is an unknown key or a bad value)."""
+        body = load(path, KeyringFile, "keyring", missing_ok=missing_ok)
         keyring = cls()
-        for name, spec in (body.get("sites") or {}).items():
-            if not isinstance(spec, dict) or "public_key" not in spec:
-                raise BadInput(f"keyring {path}: site {name!r} needs a public_key")
-            keyring.add(KeyringSite(check_site(str(name)), str(spec["public_key"]),
-                                    [str(u) for u in spec.get("urls") or []]))
+        for name, spec in body.sites.items():
+            keyring.add(KeyringSite(check_site(name), spec.public_key, list(spec.urls)))
         return keyring
 
     def save(self, path: Path) -> None:

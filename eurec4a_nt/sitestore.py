@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
 from .catalog import dump, site_catalog, top_catalog, write_atomic
@@ -25,6 +26,7 @@ from .entries import Entry, check_name, check_site
 from .errors import BadCommit, BadInput, NotFound
 from .keyring import Keyring, KeyringSite, SiteKey
 from .log import Change, Commit, SiteLog, SiteState, parse_commit, verify_commit
+from .settings import StoreFile, load
 from .stores.base import ObjectStore
 from .stores.fsspec import FsspecStore
 from .stores.local import LocalStore
@@ -40,19 +42,17 @@ class SiteStore:
         if not self.path.is_dir():
             raise NotFound(f"no store at {self.path}: create one with "
                            f"'eurec4a-nt init SITE --store {self.path}'")
-        config = self._config()
-        self.site: str | None = config.get("site")
-        objects_url = config.get("objects")
+        config = load(self.path / "config.yaml", StoreFile, "store config", missing_ok=True)
+        self.site: str | None = config.site
         self.objects: ObjectStore = (
-            FsspecStore(objects_url, **config.get("storage_options", {}))
-            if objects_url else LocalStore(self.path)
+            FsspecStore(config.objects, **config.storage_options) if config.objects else LocalStore(self.path)
         )
         self.logs_dir = self.path / "logs"
         self.logs_dir.mkdir(exist_ok=True)
         self.keyring = Keyring.load(self.path / "keyring.yaml")
         campaign = keyring or os.environ.get(KEYRING_ENV)
         if campaign:
-            self.keyring.merge(Keyring.load(Path(campaign)))
+            self.keyring.merge(Keyring.load(Path(campaign), missing_ok=False))
         self._logs: dict[str, SiteLog] = {}
         self._lock = threading.Lock()
 
@@ -72,14 +72,13 @@ class SiteStore:
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         config_path = root / "config.yaml"
-        config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
-        if config.get("site") not in (None, site):
-            raise BadInput(f"{root} already belongs to site {config['site']}; "
+        config = load(config_path, StoreFile, "store config", missing_ok=True)
+        if config.site not in (None, site):
+            raise BadInput(f"{root} already belongs to site {config.site}; "
                            "use another folder for another site")
-        config["site"] = site
-        if objects:
-            config["objects"] = objects
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config.site = site
+        config.objects = objects or config.objects
+        config_path.write_text(yaml.safe_dump(msgspec.to_builtins(config), sort_keys=False))
         key_path = root / "keys" / f"{site}.key"
         if not key_path.exists():
             SiteKey.generate().save(key_path)
@@ -96,15 +95,6 @@ class SiteStore:
         """Open a store, creating an empty cache-only one if the folder does not exist."""
         Path(path).mkdir(parents=True, exist_ok=True)
         return cls(path)
-
-    def _config(self) -> dict[str, Any]:
-        path = self.path / "config.yaml"
-        if not path.exists():
-            return {}
-        body = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(body, dict):
-            raise BadInput(f"{path} is not a YAML mapping")
-        return body
 
     def objects_for(self, site: str) -> ObjectStore:
         """Objects of any site's entries are in this store's objects."""

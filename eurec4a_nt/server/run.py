@@ -6,18 +6,19 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
+import msgspec
 import yaml
 from aiohttp import web
 
 from ..config import DEFAULT_STORE
 from ..errors import BadInput
-from ..sync.config import LinkConfig, load_links, parse_size
-from ..watch.rules import parse_rules
+from ..settings import LinkSettings, LinksFile, ServerSettings, existing, load, parse
+from ..sitestore import KEYRING_ENV
 from .app import make_app
 from .context import ServerConfig
 
@@ -25,7 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file with any of the settings below (and links: and watch: lists)")
+    """The options of ``eurec4a-nt serve``; a ``--config`` file may hold the same keys
+    (spelled as the options without ``--``, plus ``links:`` and ``watch:`` lists)."""
+    p.add_argument("--config", help="YAML file with any of the settings below (keys spelled as the "
+                   "options: read-token, cache-cap, ...) and links: and watch: lists")
     p.add_argument("--site", help="this server's site (must match the store)")
     p.add_argument("--store", help=f"site store folder (default {DEFAULT_STORE})")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -33,42 +37,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port-file", help="write the port listened on to this file once serving")
     p.add_argument("--read-token", action="store_true", default=None,
                    help="require a token for reads too (default: reads are open on the LAN)")
-    p.add_argument("--cache-cap", help="evict least recently used data of other sites beyond this size")
+    p.add_argument("--cache-cap", help="evict least recently used data of other sites beyond this "
+                   "size (e.g. 50GB)")
     p.add_argument("--pin", action="append", default=[], help="topic never evicted (repeatable)")
     p.add_argument("--link", action="append", default=[], metavar="URL",
                    help="dial this site server (simple link; use --links for topics, budgets ...)")
     p.add_argument("--push", action="append", default=[], help="topic pushed over --link links")
     p.add_argument("--prefetch", action="append", default=[], help="topic pulled over --link links")
-    p.add_argument("--upstream", help="read through to this site server (a lazy-only link)")
-    p.add_argument("--links", help="YAML file with a links: list")
-    p.add_argument("--keyring", help="campaign keyring file (or EUREC4A_NT_KEYRING)")
-    p.add_argument("--public-url", help="URL clients use to reach this server (for catalogs)")
+    p.add_argument("--upstream", metavar="URL", help="read through to this site server (a lazy-only link)")
+    p.add_argument("--links", metavar="FILE", help="YAML file with a links: list")
+    p.add_argument("--keyring", metavar="FILE", help="campaign keyring file (or EUREC4A_NT_KEYRING)")
+    p.add_argument("--public-url", metavar="URL", help="URL clients use to reach this server (for catalogs)")
+
+
+#: Options that are settings of :class:`ServerSettings` (the rest build links).
+_SETTINGS = ("site", "store", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
-    """Command-line arguments over the config file over defaults."""
-    file: dict[str, Any] = {}
-    if args.config:
-        file = yaml.safe_load(Path(args.config).read_text()) or {}
+    """Command-line options over the ``--config`` file over defaults, parsed strictly.
 
-    def pick(name: str, default: Any = None) -> Any:
-        value = getattr(args, name, None)
-        return value if value not in (None, [], "") else file.get(name, default)
-
-    links = [LinkConfig.from_dict(item) for item in file.get("links") or []]
+    Raises :class:`BadInput` naming the key or option for an unknown key, a wrong value
+    or a missing file (``--config``, ``--links``, ``--keyring``).
+    """
+    file = load(args.config, ServerSettings, "--config") if args.config else ServerSettings()
+    given = {name.replace("_", "-"): getattr(args, name) for name in _SETTINGS
+             if getattr(args, name, None) not in (None, [], "")}
+    merged = {k: v for k, v in msgspec.to_builtins(file).items() if k not in ("links", "watch")}
+    settings = parse({**merged, **given}, ServerSettings, "", option=True)
+    links = [link.config() for link in file.links]
     if args.links:
-        links += load_links(Path(args.links))
-    links += [LinkConfig.from_dict({"url": url, "push": args.push, "prefetch": args.prefetch})
-              for url in args.link]
-    if args.upstream:
-        links.append(LinkConfig.from_dict({"url": args.upstream}))
-    cap = pick("cache_cap")
+        links += [link.config() for link in load(args.links, LinksFile, "--links").links]
+    simple = [{"url": url, "push": args.push, "prefetch": args.prefetch} for url in args.link]
+    simple += [{"url": args.upstream}] if args.upstream else []
+    links += [parse(body, LinkSettings, "--link").config() for body in simple]
+    keyring = settings.keyring or os.environ.get(KEYRING_ENV)
+    if keyring:
+        existing(keyring, "--keyring" if settings.keyring else KEYRING_ENV,
+                 "give the campaign keyring file, e.g. catalogs/keyring.yaml")
     return ServerConfig(
-        store=Path(pick("store", DEFAULT_STORE)), site=pick("site"), host=pick("host", "127.0.0.1"),
-        port=int(pick("port", 8047)), read_token=bool(pick("read_token", False)),
-        cache_cap=parse_size(cap) if cap else None, pinned_topics=list(pick("pin", [])),
-        links=links, keyring=Path(pick("keyring")) if pick("keyring") else None,
-        public_url=pick("public_url"), watch=parse_rules(file.get("watch"), f"{args.config}: watch"),
+        store=Path(settings.store or DEFAULT_STORE), site=settings.site, host=settings.host,
+        port=settings.port, read_token=settings.read_token, cache_cap=settings.cache_cap,
+        pinned_topics=list(settings.pin), links=links, keyring=Path(keyring) if keyring else None,
+        public_url=settings.public_url, watch=list(settings.watch),
     )
 
 

@@ -1,0 +1,233 @@
+"""Settings from outside (config files, links files, keyrings, command-line options),
+parsed once and strictly into typed values.
+
+Keys are spelled as their command-line options (``read-token``, ``cache-cap``). An
+unknown key, a value of the wrong type or a missing file raises :class:`BadInput`
+naming the key (or option) and the fix; nothing behind this module re-checks them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import msgspec
+import yaml
+
+from .entries import check_topics
+from .errors import BadInput
+from .sync.config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig, parse_size
+from .watch.rules import WatchRule
+
+T = TypeVar("T")
+
+
+class Size(int):
+    """A byte count, written ``250KB``, ``1.5 MiB`` (decimal KB = 1000 B) or a number."""
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", kw_only=True):
+    """A settings mapping: unknown keys are refused."""
+
+
+class Rate(Strict):
+    """Bandwidth caps of a link, bytes per second."""
+
+    up: Size | None = None
+    down: Size | None = None
+
+
+class LinkSettings(Strict):
+    """One entry of a ``links:`` list (see :mod:`eurec4a_nt.sync.config`)."""
+
+    url: str
+    push: tuple[str, ...] = ()
+    prefetch: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    lazy: bool = True
+    rate: Rate = msgspec.field(default_factory=Rate)
+    budget: Size | None = None
+    essential: tuple[str, ...] = DEFAULT_ESSENTIAL
+    priority: tuple[str, ...] = DEFAULT_PRIORITY
+    compress: bool = True
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        if urlparse(self.url).scheme not in ("http", "https") or not urlparse(self.url).netloc:
+            raise ValueError(f"url {self.url!r} is not a site server URL: write http://HOST:PORT")
+        for key in ("push", "prefetch"):
+            try:
+                setattr(self, key, check_topics(getattr(self, key)))
+            except BadInput as exc:
+                raise ValueError(f"{key}: {exc}") from None
+
+    def config(self) -> LinkConfig:
+        """The link as the sync layer runs it."""
+        return LinkConfig(url=self.url, push=self.push, prefetch=self.prefetch, names=self.names,
+                          lazy=self.lazy, up_rate=self.rate.up, down_rate=self.rate.down,
+                          budget=self.budget, essential=self.essential, priority=self.priority,
+                          compress=self.compress)
+
+
+class LinksFile(Strict):
+    """A links file (``serve --links``)."""
+
+    links: list[LinkSettings] = []
+
+
+class ServerSettings(Strict):
+    """A site server's settings: its ``--config`` file and command-line options."""
+
+    site: str | None = None
+    store: str | None = None
+    host: str = "127.0.0.1"
+    port: int = msgspec.field(default=8047)
+    read_token: bool = False
+    cache_cap: Size | None = None
+    pin: list[str] = []
+    links: list[LinkSettings] = []
+    keyring: str | None = None
+    public_url: str | None = None
+    watch: list[WatchRule] = []
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port {self.port} is out of range: use 1-65535")
+        check_topics(self.pin)
+
+
+class ClientSettings(Strict):
+    """The user's config file (``~/.config/eurec4a-nt/config.yaml`` or EUREC4A_NT_CONFIG)."""
+
+    store: str | None = None
+    server: str | None = None
+    token: str | None = None
+    cache: str | None = None
+    cache_cap: Size | None = None
+
+
+class KeyringSite(Strict, rename=None):
+    """One site of a keyring file."""
+
+    public_key: str
+    urls: list[str] = []
+
+
+class KeyringFile(Strict):
+    """A keyring file: ``sites: {NAME: {public_key, urls}}``."""
+
+    sites: dict[str, KeyringSite] = {}
+
+
+class StoreFile(Strict, rename=None, omit_defaults=True):
+    """A site store's own ``config.yaml``."""
+
+    site: str | None = None
+    objects: str | None = None
+    storage_options: dict[str, Any] = {}
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+
+def _dec_hook(kind: type, value: Any) -> Any:
+    if kind is Size:
+        if isinstance(value, bool) or (isinstance(value, (int, float)) and value < 0):
+            raise ValueError(f"bad size {value!r}: use a number with B, KB, MB, GB, KiB, MiB or GiB")
+        return Size(parse_size(value))
+    raise NotImplementedError(kind)
+
+
+_HINTS = {"bool": "write true or false, without quotes", "int": "write a whole number, without quotes",
+          "str": "write text (quote it if it looks like a number or true/false)",
+          "array": "write a list, e.g. [a, b]", "object": "write a mapping of keys to values"}
+_PROBLEM = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<at>[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
+_EXPECTED = re.compile(r"Expected `(?P<want>[^`|]*)[^`]*`, got `(?P<got>[^`]*)`")
+
+
+def _fields_at(schema: type, path: str) -> list[str]:
+    """The keys a mapping at ``path`` (``.links[0].rate``) may hold in ``schema``."""
+    info: Any = msgspec.inspect.type_info(schema)
+    for step in re.findall(r"\.([^.\[]+)|\[", re.sub(r"\[[^\]]*\]", "[", path)):
+        if isinstance(info, msgspec.inspect.UnionType):
+            info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), info)
+        if step:
+            info = next((f.type for f in getattr(info, "fields", ()) if f.encode_name == step), None)
+        else:
+            info = getattr(info, "item_type", None) or getattr(info, "value_type", None)
+        if isinstance(info, msgspec.inspect.UnionType):
+            info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), info)
+    return [f.encode_name for f in getattr(info, "fields", ())]
+
+
+def _key_name(path: str, option: bool) -> str:
+    key = path.lstrip(".")
+    return f"--{key}" if option else key
+
+
+def refusal(exc: msgspec.ValidationError, schema: type, where: str, option: bool = False) -> BadInput:
+    """A :class:`BadInput` saying which key of ``where`` is wrong and how to fix it."""
+    match = _PROBLEM.match(str(exc))
+    what, at = (match.group("what"), match.group("at") or "") if match else (str(exc), "")
+    unknown = _UNKNOWN.fullmatch(what)
+    if unknown:
+        known = _fields_at(schema, at)
+        key = unknown.group("key")
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+        return BadInput(f"{where + ': ' if where else ''}unknown "
+                        f"{'option' if option else 'key'} {_key_name(at + '.' + key, option)!r} ({fix})")
+    expected = _EXPECTED.search(what)
+    hint = f" ({_HINTS[expected.group('want')]})" if expected and expected.group("want") in _HINTS else ""
+    if what.startswith("Object missing required field"):
+        hint = " (add it)"
+    label = f"{_key_name(at, option)!r}: " if at else ""
+    return BadInput(f"{where + ': ' if where else ''}{label}{what}{hint}")
+
+
+def parse(body: object, schema: type[T], where: str, option: bool = False) -> T:
+    """``body`` (decoded YAML or collected options) as ``schema``.
+
+    Raises :class:`BadInput` naming ``where`` and the wrong key.
+    """
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise BadInput(f"{where} must be a mapping of keys to values, not {type(body).__name__}")
+    try:
+        return msgspec.convert(body, schema, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise refusal(exc, schema, where, option) from None
+
+
+def existing(path: str | Path, what: str, fix: str = "check the path") -> Path:
+    """``path`` if it is a file; else :class:`BadInput` naming ``what`` (an option or key)
+    and ``fix``."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"{what} {p}: no such file ({fix})")
+    return p
+
+
+def load(path: str | Path, schema: type[T], what: str, *, missing_ok: bool = False) -> T:
+    """Read the YAML file ``path`` strictly as ``schema``; ``what`` names it in errors
+    (``"config file"``, ``"--links"``).
+
+    A missing file is the schema's defaults with ``missing_ok``, else :class:`BadInput`;
+    so are YAML that does not parse and any key or type the schema refuses.
+    """
+    p = Path(path)
+    if missing_ok and not p.exists():
+        return parse({}, schema, what)
+    try:
+        text = existing(p, what).read_text()
+        body = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BadInput(f"{what} {p} is not valid YAML: {getattr(exc, 'problem', None) or exc}{at}") from None
+    return parse(body, schema, f"{what} {p}")
