@@ -79,7 +79,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         store=Path(settings.store or DEFAULT_STORE), site=settings.site, host=settings.host,
         port=settings.port, read_token=settings.read_token, cache_cap=settings.cache_cap,
         pinned_topics=list(settings.pin), links=links, keyring=Path(keyring) if keyring else None,
-        public_url=settings.public_url, watch=list(settings.watch),
+        public_url=settings.public_url, watch=list(file.watch),
     )
 
 
