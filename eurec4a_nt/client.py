@@ -149,8 +149,11 @@ class HTTPStore(ObjectStore):
 class SiteClient:
     """A site server, as a publishing and reading client sees it."""
 
-    def __init__(self, server: str, token: str | None = None, cache: str | Path | None = None) -> None:
+    def __init__(self, server: str, token: str | None = None, cache: str | Path | None = None,
+                 stale_ok: bool = True) -> None:
         self.server = server.rstrip("/")
+        #: Whether metadata cached earlier is shown when the server cannot be reached.
+        self.stale_ok = stale_ok
         self.token = token
         self.cache_dir = Path(cache or Path.home() / ".cache" / "eurec4a-nt")
         self.http = requests.Session()
@@ -192,9 +195,9 @@ class SiteClient:
         except requests.RequestException as exc:
             request = self.cached.prepare_request(requests.Request("GET", url))
             stored = self.cached.cache.get_response(self.cached.cache.create_key(request))
-            if stored is None:
-                raise Unreachable(f"cannot reach the site server at {self.server} ({exc}) "
-                                  "and nothing is cached yet") from None
+            if stored is None or not self.stale_ok:
+                raise Unreachable(f"cannot reach the site server at {self.server} ({exc})"
+                                  + (" and nothing is cached yet" if self.stale_ok else "")) from None
             warnings.warn(f"site server {self.server} unreachable; showing {path} as cached "
                           "earlier", OfflineWarning, stacklevel=3)
             response = stored

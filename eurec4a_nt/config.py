@@ -11,6 +11,7 @@ local store ``site-cache``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,9 +70,15 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
 
 
 def open_backend(store: str | os.PathLike[str] | None = None, server: str | None = None,
-                 token: str | None = None, cache: str | os.PathLike[str] | None = None) -> Backend:
-    """The local site store or the site-server client the settings point to."""
+                 token: str | None = None, cache: str | os.PathLike[str] | None = None,
+                 mirrors: Sequence[str] = ()) -> Backend:
+    """The local site store or the site-server client the settings point to; with
+    ``mirrors``, the server and then each mirror in turn (see :mod:`eurec4a_nt.mirrors`)."""
     s = settings(store, server, token, cache)
+    if s.server and mirrors:
+        from .mirrors import Mirrors
+
+        return Mirrors([s.server, *mirrors], token=s.token, cache=s.cache)
     if s.server:
         from .client import SiteClient
 

@@ -4,7 +4,9 @@
 needs); ``nt://SITE/NAME/<key>`` is a key inside a zarr or directory entry, so
 ``xr.open_zarr("nt://RV-Meteor/model/forecast.zarr")`` works. The filesystem reads
 from a local site store (``store=PATH``) or from a site server (``server=URL``)
-through a local content-addressed block cache, which is never stale.
+through a local content-addressed block cache, which is never stale; with
+``mirrors=[URL, ...]`` too, each of them is tried in turn when the server cannot
+supply something (:mod:`eurec4a_nt.mirrors`).
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ class NTFileSystem(AbstractFileSystem):
     root_marker = ""
 
     def __init__(self, store: str | None = None, server: str | None = None,
-                 token: str | None = None, cache: str | None = None, **kwargs: Any) -> None:
+                 token: str | None = None, cache: str | None = None,
+                 mirrors: list[str] | tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         from .config import open_backend
 
-        self.backend: Backend = open_backend(store=store, server=server, token=token, cache=cache)
+        self.backend: Backend = open_backend(store=store, server=server, token=token, cache=cache,
+                                             mirrors=mirrors)
 
     @classmethod
     def _strip_protocol(cls, path: str) -> str:  # type: ignore[override]
