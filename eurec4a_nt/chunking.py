@@ -22,6 +22,7 @@ from pyfastcdc import FastCDC
 
 from .errors import Corrupt
 from .ids import Hashed, ObjectId
+from .schema import FileRecordBody, decode
 
 AVG_BLOCK = 1 << 20
 MIN_BLOCK = 128 << 10
@@ -74,26 +75,18 @@ class FileRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FileRecord:
-        """Parse a stored record; raise :class:`Corrupt` if it is not one."""
-        try:
-            body = json.loads(data)
-            if body.get("type") != "file":
-                raise ValueError("not a file record")
-            blocks = tuple(
-                Block(ObjectId.parse(i), int(o), int(n)) for i, o, n in body["blocks"]
-            )
-            sha256 = body.get("sha256")
-            record = cls(int(body["size"]), blocks, None if sha256 is None else str(sha256))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Corrupt(f"damaged file record: {exc}") from None
+        """Parse a stored record; raise :class:`Corrupt` if it is not one, or if its
+        blocks do not tile exactly its size."""
+        body = decode(data, FileRecordBody, "damaged file record", error=Corrupt)
+        blocks = tuple(Block(ObjectId.parse(b.id), b.offset, b.length) for b in body.blocks)
         expected = 0
         for block in blocks:
-            if block.offset != expected or block.length <= 0:
+            if block.offset != expected:
                 raise Corrupt("damaged file record: blocks do not tile the file")
             expected = block.end
-        if expected != record.size:
+        if expected != body.size:
             raise Corrupt("damaged file record: blocks do not add up to its size")
-        return record
+        return cls(body.size, blocks, body.sha256)
 
 
 def cut(stream: BinaryIO) -> Iterator[tuple[Block, bytes]]:

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import BadInput, Corrupt, NotFound
+from .errors import BadInput, Corrupt, NotFound, NTError
 from .ids import ObjectId
+from .schema import SITE_PATTERN, TOPIC_PATTERN, EntryBody, convert
 
-SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SITE_RE = re.compile(SITE_PATTERN.strip("^$"))
 SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+")
-TOPIC_RE = re.compile(r"[a-z0-9-]+")
+TOPIC_RE = re.compile(TOPIC_PATTERN.strip("^$"))
 MAX_NAME = 512
 KINDS = ("file", "zarr", "directory")
 
@@ -107,19 +108,20 @@ class Entry:
         }
 
     @classmethod
-    def from_json(cls, body: dict[str, Any], site: str = "") -> Entry:
-        """Parse an entry from a commit; raise :class:`Corrupt` if malformed."""
+    def from_json(cls, body: Any, site: str = "", error: type[NTError] = Corrupt) -> Entry:
+        """Parse an entry (as a commit or the entries API carries it); raise ``error``
+        (:class:`Corrupt` by default) if it is malformed."""
+        return cls.from_body(convert(body, EntryBody, f"entry of {site or 'a site'}", error=error), site, error)
+
+    @classmethod
+    def from_body(cls, body: EntryBody, site: str = "", error: type[NTError] = Corrupt) -> Entry:
+        """The entry a decoded :class:`~eurec4a_nt.schema.EntryBody` describes."""
         try:
-            return cls(
-                name=body["name"], kind=body["kind"], root=ObjectId.parse(body["root"]),
-                size=int(body["size"]), format=str(body["format"]),
-                topics=check_topics(body.get("topics", [])),
-                description=str(body.get("description", "")),
-                metadata=dict(body.get("metadata") or {}),
-                published=str(body.get("published", "")), site=site,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Corrupt(f"malformed entry in a commit of {site or 'a site'}: {exc}") from None
+            return cls(name=body.name, kind=body.kind, root=ObjectId.parse(body.root), size=body.size,
+                       format=body.format, topics=check_topics(body.topics), description=body.description,
+                       metadata=body.metadata, published=body.published, site=site)
+        except BadInput as exc:
+            raise error(f"malformed entry of {site or 'a site'}: {exc}") from None
 
     def with_site(self, site: str) -> Entry:
         return replace(self, site=site)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .entries import Entry
 from .errors import Corrupt, NTError, ObjectMissing
 from .ids import ObjectId
-from .manifests import walk
+from .manifests import Manifest, walk
 from .sitestore import SiteStore
+from .stores.base import ObjectStore
 
 
 @dataclass
@@ -19,6 +21,8 @@ class Report:
     objects: int = 0
     bad_objects: list[tuple[ObjectId, str]] = field(default_factory=list)
     bad_commits: list[str] = field(default_factory=list)
+    #: Entries whose records or manifests are damaged or disagree with them (answered 422).
+    bad_entries: list[str] = field(default_factory=list)
     missing: dict[str, list[ObjectId]] = field(default_factory=dict)
     own_site: str | None = None
 
@@ -27,12 +31,13 @@ class Report:
         """No damage, and nothing of this site's own entries missing (for other sites'
         entries a missing object is normal in a cache)."""
         own_missing = any(path.split("/", 1)[0] == self.own_site for path in self.missing)
-        return not (self.bad_objects or self.bad_commits or own_missing)
+        return not (self.bad_objects or self.bad_commits or self.bad_entries or own_missing)
 
     def lines(self) -> list[str]:
         out = [f"{self.objects} objects checked"]
         out += [f"damaged object {oid} moved to {where}" for oid, where in self.bad_objects]
         out += [f"bad commit: {reason}" for reason in self.bad_commits]
+        out += [f"bad entry: {reason}" for reason in self.bad_entries]
         for path, oids in sorted(self.missing.items()):
             own = path.split("/", 1)[0] == self.own_site
             out.append(f"{'MISSING' if own else 'not held'}: {path}: {len(oids)} object(s), first {oids[0]}")
@@ -62,12 +67,23 @@ def fsck(store: SiteStore, progress: Callable[[int], None] | None = None) -> Rep
             report.bad_commits.append(str(exc))
             continue
         report.bad_commits += log.verify(store.keyring)
-        for entry in log.current().entries.values():
+        for entry in list(log.current().entries.values()):
             try:
                 absent = [oid for oid, present in walk(entry, objects) if not present]
+                _check_item_sizes(entry, objects)
             except Corrupt as exc:
-                report.bad_commits.append(f"{entry.path}: {exc}")
+                report.bad_entries.append(f"{entry.path}: {exc}")
                 continue
             if absent:
                 report.missing[entry.path] = absent
     return report
+
+
+def _check_item_sizes(entry: Entry, objects: ObjectStore) -> None:
+    """Raise :class:`Corrupt` if an object a manifest lists whole has another size than
+    the manifest says (records are checked by :func:`walk`)."""
+    if entry.kind == "file" or not objects.has(entry.root):
+        return
+    for key, ref in Manifest.from_bytes(objects.get(entry.root)).items.items():
+        if not ref.record and objects.has(ref.id) and objects.size(ref.id) != ref.size:
+            raise Corrupt(f"{key!r} has {objects.size(ref.id)} bytes, but its manifest says {ref.size}")

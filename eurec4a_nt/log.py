@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from .entries import Entry, check_name, check_site, utc_now
-from .errors import BadCommit, BadInput, Corrupt, NTError
+from .errors import BadCommit, BadInput, Corrupt
 from .keyring import Keyring, SiteKey
+from .schema import CommitBody, convert, decode
 
 MAX_COMMIT_BYTES = 4 << 20
 
@@ -88,41 +89,33 @@ def make_commit(key: SiteKey, site: str, seq: int, parent: str | None,
 
 
 def parse_commit(raw: bytes) -> Commit:
-    """Parse a commit's bytes; raise :class:`BadCommit` if they are not a well-formed commit.
+    """Parse a commit's bytes; raise :class:`BadCommit` if they are not a well-formed commit
+    (strict JSON of exact types, in canonical form, at most :data:`MAX_COMMIT_BYTES`).
 
     The signature is not checked here (see :func:`verify_commit`).
     """
     if len(raw) > MAX_COMMIT_BYTES:
         raise BadCommit(f"commit is {len(raw)} bytes; at most {MAX_COMMIT_BYTES} allowed")
-    try:
-        body = json.loads(raw)
-        site = check_site(body["site"])
-        seq = body["seq"]
-        if not isinstance(seq, int) or seq < 1:
-            raise ValueError(f"bad seq {seq!r}")
-        parent = body["parent"]
-        if not (parent is None if seq == 1 else isinstance(parent, str) and len(parent) == 64):
-            raise ValueError("bad parent")
-        changes = []
-        for change in body["changes"]:
-            op, name = change["op"], check_name(change["name"])
-            if op == "put":
-                entry = Entry.from_json(change["entry"], site)
-                if entry.name != name:
-                    raise ValueError("entry name differs from change name")
-                changes.append(Change(op, name, entry))
-            elif op == "remove":
-                changes.append(Change(op, name))
-            else:
-                raise ValueError(f"unknown op {op!r}")
-        signature = body["signature"]
-        if not isinstance(signature, str):
-            raise ValueError("bad signature field")
-        if canonical(body) != raw:
-            raise ValueError("not in canonical form")
-    except (ValueError, KeyError, TypeError, NTError) as exc:
-        raise BadCommit(f"malformed commit: {exc}") from None
-    return Commit(site, seq, parent, str(body["time"]), tuple(changes), signature, raw)
+    body = decode(raw, dict[str, Any], "malformed commit", error=BadCommit)
+    parsed = convert(body, CommitBody, "malformed commit", error=BadCommit)
+    site = parsed.site
+    if (parsed.parent is None) != (parsed.seq == 1):
+        raise BadCommit(f"malformed commit {site}#{parsed.seq}: only seq 1 has no parent")
+    changes = []
+    for change in parsed.changes:
+        try:
+            name = check_name(change.name)
+        except BadInput as exc:
+            raise BadCommit(f"malformed commit {site}#{parsed.seq}: {exc}") from None
+        if (change.op == "put") != (change.entry is not None):
+            raise BadCommit(f"malformed commit {site}#{parsed.seq}: a put carries an entry, a remove none")
+        entry = None if change.entry is None else Entry.from_body(change.entry, site, BadCommit)
+        if entry is not None and entry.name != name:
+            raise BadCommit(f"malformed commit {site}#{parsed.seq}: entry name differs from change name")
+        changes.append(Change(change.op, name, entry))
+    if canonical(body) != raw:
+        raise BadCommit(f"malformed commit {site}#{parsed.seq}: not in canonical form")
+    return Commit(site, parsed.seq, parsed.parent, parsed.time, tuple(changes), parsed.signature, raw)
 
 
 def verify_commit(commit: Commit, keyring: Keyring) -> None:
@@ -142,15 +135,28 @@ class SiteState:
         #: The version each current entry replaced, where it replaced one.
         self.previous: dict[str, Entry] = {}
 
-    def apply(self, commit: Commit) -> None:
-        for change in commit.changes:
-            old = self.entries.pop(change.name, None)
-            self.previous.pop(change.name, None)
-            if change.op == "put" and change.entry is not None:
-                self.entries[change.name] = change.entry
-                if old is not None and old.root != change.entry.root:
-                    self.previous[change.name] = old
-        self.seq, self.head, self.time = commit.seq, commit.id, commit.time
+    def apply(self, commits: Iterable[Commit], in_place: bool = False) -> None:
+        """Apply commits in order.
+
+        Unless ``in_place`` (replaying a log nobody reads yet), ``entries`` and
+        ``previous`` are replaced, never changed: a reader iterating them (in another
+        thread, or across an ``await``) keeps a consistent version.
+        """
+        entries = self.entries if in_place else dict(self.entries)
+        previous = self.previous if in_place else dict(self.previous)
+        last = None
+        for commit in commits:
+            for change in commit.changes:
+                old = entries.pop(change.name, None)
+                previous.pop(change.name, None)
+                if change.op == "put" and change.entry is not None:
+                    entries[change.name] = change.entry
+                    if old is not None and old.root != change.entry.root:
+                        previous[change.name] = old
+            last = commit
+        self.entries, self.previous = entries, previous
+        if last is not None:
+            self.seq, self.head, self.time = last.seq, last.id, last.time
 
 
 class SiteLog:
@@ -184,11 +190,16 @@ class SiteLog:
                 f.seek(self._offset)
                 data = f.read()
             end = data.rfind(b"\n") + 1
-            for line in data[:end].splitlines():
-                self._load(line)
+            held = len(self._commits)
+            try:
+                loaded = [self._load(line) for line in data[:end].splitlines()]
+            except Corrupt:
+                del self._commits[held:]  # read again (and fail again) next time
+                raise
+            self.state.apply(loaded, in_place=held == 0)
             self._offset += end
 
-    def _load(self, line: bytes) -> None:
+    def _load(self, line: bytes) -> Commit:
         seq = len(self._commits) + 1
         try:
             commit = parse_commit(line)
@@ -196,7 +207,7 @@ class SiteLog:
             raise Corrupt(f"log of {self.site} is damaged at seq {seq}: {exc}") from None
         self._check_next(commit)
         self._commits.append(commit)
-        self.state.apply(commit)
+        return commit
 
     def _check_next(self, commit: Commit) -> None:
         expected = len(self._commits) + 1
@@ -205,7 +216,7 @@ class SiteLog:
         if commit.seq != expected:
             raise BadCommit(f"commit {commit.label} is out of order: "
                             f"the log of {self.site} expects seq {expected}")
-        if commit.parent != self.state.head:
+        if commit.parent != (self._commits[-1].id if self._commits else None):
             raise BadCommit(f"commit {commit.label} does not follow {self.site}#{expected - 1} "
                             "(its parent id differs): altered, or from a diverged log")
 
@@ -258,7 +269,7 @@ class SiteLog:
                 f.flush()
                 os.fsync(f.fileno())
                 self._commits.append(commit)
-                self.state.apply(commit)
+                self.state.apply([commit])
                 self._offset += len(commit.raw) + 1
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)

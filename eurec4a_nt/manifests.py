@@ -15,6 +15,7 @@ from .chunking import MAX_BLOCK, FileRecord
 from .entries import Entry
 from .errors import BadInput, Corrupt, NotFound
 from .ids import ObjectId
+from .schema import ManifestBody, decode
 from .stores.base import ObjectStore
 
 GetObject = Callable[[ObjectId], bytes]
@@ -31,10 +32,6 @@ class Ref:
     def to_json(self) -> list[object]:
         return [self.id, self.size, 1] if self.record else [self.id, self.size]
 
-    @classmethod
-    def from_json(cls, body: list[object]) -> Ref:
-        return cls(ObjectId.parse(body[0]), int(body[1]), len(body) > 2 and bool(body[2]))  # type: ignore[arg-type]
-
 
 @dataclass(frozen=True)
 class Manifest:
@@ -50,14 +47,8 @@ class Manifest:
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse a stored manifest; raise :class:`Corrupt` if it is not one."""
-        try:
-            body = json.loads(data)
-            if body.get("type") not in ("zarr", "directory"):
-                raise ValueError("not a manifest")
-            items = {str(k): Ref.from_json(v) for k, v in body["items"].items()}
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise Corrupt(f"damaged manifest: {exc}") from None
-        return cls(body["type"], items)
+        body = decode(data, ManifestBody, "damaged manifest", error=Corrupt)
+        return cls(body.type, {k: Ref(ObjectId.parse(r.id), r.size, r.record == 1) for k, r in body.items.items()})
 
     @property
     def size(self) -> int:
@@ -105,8 +96,18 @@ def blocks_of(ref: Ref, get: GetObject) -> list[tuple[ObjectId, int, int]]:
     """``(id, offset, length)`` of every object holding the ref's bytes, in order."""
     if not ref.record:
         return [(ref.id, 0, ref.size)]
-    record = FileRecord.from_bytes(get(ref.id))
+    record = record_of(ref, get(ref.id))
     return [(b.id, b.offset, b.length) for b in record.blocks]
+
+
+def record_of(ref: Ref, data: bytes) -> FileRecord:
+    """The file record ``data`` of ``ref``; raise :class:`Corrupt` if it is not one or if
+    its size differs from the size the entry or manifest gives (a wrong length served)."""
+    record = FileRecord.from_bytes(data)
+    if record.size != ref.size:
+        raise Corrupt(f"file record {ref.id.short} holds {record.size} bytes, but its entry "
+                      f"says {ref.size}")
+    return record
 
 
 class RefReader:
@@ -185,12 +186,15 @@ def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
         return
     else:
         yield entry.root, True
-        refs = list(Manifest.from_bytes(store.get(entry.root)).items.values())
+        manifest = Manifest.from_bytes(store.get(entry.root))
+        if manifest.size != entry.size:
+            raise Corrupt(f"{entry.path}: size {entry.size} differs from its manifest's {manifest.size}")
+        refs = list(manifest.items.values())
     for ref in refs:
         present = store.has(ref.id)
         yield ref.id, present
         if ref.record and present:
-            for block in FileRecord.from_bytes(store.get(ref.id)).blocks:
+            for block in record_of(ref, store.get(ref.id)).blocks:
                 yield block.id, store.has(block.id)
 
 

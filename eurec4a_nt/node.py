@@ -63,6 +63,7 @@ class Node:
         self._changed: asyncio.Condition | None = None
         self._listeners: dict[str, list[Callable[[Any], None]]] = {}
         self._evicting = False
+        self._damaged: set[ObjectId] = set()
 
     @property
     def site(self) -> str:
@@ -171,12 +172,25 @@ class Node:
         return any(entry.matches(r.topics, r.sites, r.names) for r in self.rules())
 
     def presence(self, entry: Entry) -> tuple[int, int]:
-        """``(objects held, objects needed)`` for an entry (roots and records first)."""
+        """``(objects held, objects needed)`` for an entry (roots and records first).
+
+        An entry whose record or manifest is damaged or disagrees with it counts as
+        never complete (one log line says why); it breaks no page or listing.
+        """
         held = needed = 0
-        for _, present in walk(entry, self.store.objects):
+        try:
+            for _, present in walk(entry, self.store.objects):
+                needed += 1
+                held += present
+        except Corrupt as exc:
+            self._report_damaged(entry, exc)
             needed += 1
-            held += present
         return held, needed
+
+    def _report_damaged(self, entry: Entry, exc: Corrupt) -> None:
+        if entry.root not in self._damaged:
+            self._damaged.add(entry.root)
+            log.warning("entry %s cannot be served: %s", entry.path, exc)
 
     # -- cache eviction ----------------------------------------------------------------
 
@@ -187,7 +201,10 @@ class Node:
         for entry in self.entries():
             if (entry.site == self.site or set(entry.topics) & self.pinned_topics
                     or self.wanted_here(entry)):
-                keep.update(oid for oid, present in walk(entry, self.store.objects) if present)
+                try:
+                    keep.update(oid for oid, present in walk(entry, self.store.objects) if present)
+                except Corrupt as exc:
+                    self._report_damaged(entry, exc)
         return keep
 
     async def evict_if_needed(self) -> int:

@@ -68,8 +68,11 @@ def test_writes_need_a_write_token(site: SiteProcess, method: str, path: str, bo
 
 
 @pytest.mark.timeout(30)
-def test_a_write_token_works_in_the_header_or_the_query(site: SiteProcess) -> None:
+def test_a_write_token_works_in_the_header_never_in_the_query(site: SiteProcess) -> None:
     r = requests.put(f"{site.url}/objects/{OID}?token={site.token}", data=DATA, timeout=TIMEOUT)
+    assert_error(r, 401, "unauthorized")  # a token in a URL ends up in logs and histories
+    r = requests.put(f"{site.url}/objects/{OID}", data=DATA, timeout=TIMEOUT,
+                     headers={"Authorization": f"Bearer {site.token}"})
     assert r.status_code in (200, 201)
     r = requests.put(f"{site.url}/objects/{RECORD_ID}", data=RECORD, timeout=TIMEOUT,
                      headers={"Authorization": f"Bearer {site.token}"})
@@ -108,10 +111,16 @@ def test_read_token_mode_closes_reads_but_not_health(tmp_path: Path, monkeypatch
             for token in (reader, proc.token):  # a write token may read too
                 r = requests.get(proc.url + path_, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
                 assert r.status_code == 200, (path_, r.text[:200])
-        page = requests.get(f"{proc.url}/?token={reader}", timeout=TIMEOUT)
-        assert page.status_code == 200  # a browser link; the filter form and links keep the token
-        assert f'name="token" value="{reader}"' in page.text
-        assert f'href="/data/RV-Meteor/sondes/sonde.bin?token={reader}"' in page.text
+        browser = requests.Session()  # asked for the token by a form, kept in a cookie, never in a URL
+        form = browser.get(proc.url + "/", headers={"Accept": "text/html"}, timeout=TIMEOUT)
+        assert form.status_code == 401 and 'action="/login"' in form.text
+        assert browser.post(proc.url + "/login", data={"token": "nt_wrong"}, timeout=TIMEOUT).status_code == 403
+        page = browser.post(proc.url + "/login", data={"token": reader}, timeout=TIMEOUT)
+        assert page.status_code == 200 and "sondes/sonde.bin" in page.text and reader not in page.text
+        cookie = next(c for c in browser.cookies if c.name == "nt_token")
+        assert cookie.has_nonstandard_attr("HttpOnly") and cookie.get_nonstandard_attr("SameSite") == "Strict"
+        assert browser.get(proc.url + "/data/RV-Meteor/sondes/sonde.bin", timeout=TIMEOUT).ok
+        assert_error(browser.put(f"{proc.url}/objects/{OID}", data=DATA, timeout=TIMEOUT), 401)  # reads only
         health = requests.get(proc.url + "/health", timeout=TIMEOUT)
         assert health.status_code == 200 and health.json()["site"] == "RV-Meteor"
         assert_error(requests.put(f"{proc.url}/objects/{OID}", data=DATA, timeout=TIMEOUT,

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import NTError, TooLarge
+from ..errors import Forbidden, NTError, TooLarge, Unauthorized
 from ..index import Index
 from ..node import Node
 from ..sitestore import SiteStore
@@ -23,7 +23,7 @@ from ..sync import links as link_routes
 from ..sync.links import LINKS, Links
 from . import catalog, data, logs, objects, pages, publish
 from .auth import Tokens
-from .context import CONFIG, MAX_JSON_BODY, NODE, TOKENS, ServerConfig, bearer
+from .context import CONFIG, MAX_JSON_BODY, NODE, TOKENS, ServerConfig, read_credential
 from .respond import etag_matches
 from .watch import start_watching
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: The ``error`` code of HTTP errors raised by aiohttp itself (unknown route, ...).
 _HTTP_CODES = {400: "bad-input", 404: "not-found", 405: "method-not-allowed",
                413: "too-large", 416: "range-not-satisfiable"}
+#: Paths open without a read token: monitoring, links (they prove their site), the login form.
+_OPEN_PATHS = ("/health", "/link", "/login")
 #: Headers of aiohttp's HTTP errors that a JSON answer keeps.
 _KEPT_HEADERS = ("Allow", "Content-Range", "Location", "Retry-After", "WWW-Authenticate")
 
@@ -80,9 +82,13 @@ async def errors_and_auth(request: web.Request, handler: Any) -> web.StreamRespo
     """Map our errors, and aiohttp's HTTP errors, to JSON with the right status; check
     read tokens when required; make small GET answers revalidatable."""
     try:
-        if request.app[CONFIG].read_token and request.path not in ("/health", "/link"):
-            request.app[TOKENS].require(bearer(request), "read")
+        if request.app[CONFIG].read_token and request.path not in _OPEN_PATHS:
+            request.app[TOKENS].require(read_credential(request), "read")
         return revalidatable(request, await handler(request))
+    except (Unauthorized, Forbidden) as exc:
+        if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+            return pages.login_page(request, str(exc))  # a browser: ask for the token
+        return error_response(exc)
     except NTError as exc:
         return error_response(exc)
     except web.HTTPRequestEntityTooLarge as exc:

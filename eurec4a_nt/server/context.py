@@ -3,11 +3,13 @@ and small request helpers."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
+from ..errors import BadInput
 from ..node import Node
 from ..sync.config import LinkConfig
 from ..watch.rules import WatchRule
@@ -42,17 +44,43 @@ def node(request: web.Request) -> Node:
     return request.app[NODE]
 
 
+#: A Host header: a DNS name or IPv4 address, or an IPv6 address in brackets; a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::([0-9]{1,5}))?")
+
+
 def base_url(request: web.Request) -> str:
-    """The URL clients reach this server at, for links in catalogs and pages."""
+    """The URL clients reach this server at, for links in catalogs and pages: the
+    configured public URL, else the scheme and ``Host`` of the request (400 for a
+    malformed ``Host``)."""
     configured = request.app[CONFIG].public_url
-    return (configured or str(request.url.origin())).rstrip("/")
+    if configured:
+        return configured.rstrip("/")
+    host = request.headers.get("Host", "")
+    match = _HOST.fullmatch(host)
+    if not match or int(match.group(1) or 0) > 65535:
+        raise BadInput(f"malformed Host header {host[:80]!r}")
+    return f"{request.scheme}://{host}"
+
+
+#: The cookie a browser keeps a read token in (set by ``POST /login``).
+TOKEN_COOKIE = "nt_token"
 
 
 def bearer(request: web.Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (never one in the URL)."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return request.query.get("token")
+    return None
+
+
+def read_credential(request: web.Request) -> str | None:
+    """The token a read presents: the ``Authorization`` header, else a browser's cookie.
+
+    A cookie is good for reads only, so a page elsewhere that makes the browser post
+    here cannot write.
+    """
+    return bearer(request) or request.cookies.get(TOKEN_COOKIE)
 
 
 def require_write(request: web.Request) -> None:

@@ -21,13 +21,11 @@ from ..errors import BadInput, NotFound
 from ..formats import guess_format, media_type
 from ..manifests import load_manifest, resolve
 from .context import node
-from .respond import serve_ref
+from .respond import serve_ref, user_content_headers
 
 routes = web.RouteTableDef()
 
 _JSON_KEYS = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
-#: Browsers take the served type as given (no sniffing a PNG into HTML).
-_SAFE = {"X-Content-Type-Options": "nosniff"}
 
 
 def check_path(path: str) -> str:
@@ -59,8 +57,7 @@ async def get_data(request: web.Request) -> web.StreamResponse:
             return _listing(request, entry, inner, files, dirs)
         ref = found
         content_type = "application/json" if inner.endswith(_JSON_KEYS) else media_type(guess_format(inner))
-    return await serve_ref(request, n, ref, site=site, content_type=content_type,
-                           extra_headers=_SAFE)
+    return await serve_ref(request, n, ref, site=site, content_type=content_type)
 
 
 def _listing(request: web.Request, entry: Entry, inner: str, files: list[str],
@@ -77,5 +74,5 @@ def _listing(request: web.Request, entry: Entry, inner: str, files: list[str],
     body = (f'<!doctype html>\n<html><head><meta charset="utf-8"><base href="/{base}/">'
             f"<title>{title}</title></head>\n<body><h1>{title}</h1>\n<ul>\n"
             + "\n".join(links) + "\n</ul></body></html>\n")
-    return web.Response(text=body, content_type="text/html")
+    return web.Response(text=body, content_type="text/html", headers=user_content_headers("text/html"))
 

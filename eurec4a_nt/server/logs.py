@@ -93,11 +93,10 @@ async def entries(request: web.Request) -> web.Response:
     n = node(request)
     site = _known_site(request)
     state = n.store.state(site)
-    out = []
-    with_held = request.query.get("held") == "1"
-    for entry in n.store.entries(site).values():
-        body = {**entry.to_json(), "site": site}
-        if with_held:
-            body["held"], body["objects"] = await asyncio.to_thread(n.presence, entry)
-        out.append(body)
-    return web.json_response({"site": site, "seq": state.seq, "entries": out})
+    seq, found = state.seq, list(state.entries.values())  # one version, whatever arrives meanwhile
+    out = [{**entry.to_json(), "site": site} for entry in found]
+    if request.query.get("held") == "1":
+        presence = await asyncio.to_thread(lambda: [n.presence(entry) for entry in found])
+        for body, (held, needed) in zip(out, presence, strict=True):
+            body["held"], body["objects"] = held, needed
+    return web.json_response({"site": site, "seq": seq, "entries": out})

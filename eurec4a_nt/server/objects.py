@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +12,7 @@ from ..errors import BadInput, ObjectMissing, Pending
 from ..frames import header, read_frames
 from ..ids import ObjectId
 from ..manifests import Ref
+from ..schema import IdsBody, decode
 from .context import node, require_write
 from .respond import IMMUTABLE, serve_ref
 
@@ -24,17 +24,9 @@ routes = web.RouteTableDef()
 _UPLOAD_BATCH = 4 << 20
 
 
-async def json_ids(request: web.Request) -> tuple[list[ObjectId], dict[str, Any]]:
-    """The ``ids`` list of a JSON body, each validated."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadInput("request body is not valid JSON") from None
-    if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
-        raise BadInput('expected a JSON object {"ids": [...]}')
-    if body.get("site") is not None:
-        check_site(body["site"])
-    return [ObjectId.parse(i) for i in body["ids"]], body
+async def json_ids(request: web.Request) -> IdsBody:
+    """The body ``{"ids": [...], "site": ...}`` of the batch endpoints, strictly parsed (400 otherwise)."""
+    return decode(await request.read(), IdsBody, "expected a JSON object {\"ids\": [...]}")
 
 
 def site_hint(request: web.Request) -> str | None:
@@ -59,7 +51,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
 @routes.post("/objects/missing")
 async def missing(request: web.Request) -> web.Response:
     """Which of ``ids`` this server lacks."""
-    ids, _ = await json_ids(request)
+    ids = [ObjectId.parse(i) for i in (await json_ids(request)).ids]
     lacking = await asyncio.to_thread(node(request).store.objects.missing, ids)
     return web.json_response({"missing": lacking})
 
@@ -67,10 +59,11 @@ async def missing(request: web.Request) -> web.Response:
 @routes.post("/objects/batch")
 async def batch(request: web.Request) -> web.StreamResponse:
     """Many objects in one framed response; objects not obtainable now get length -1."""
-    ids, body = await json_ids(request)
+    body = await json_ids(request)
+    ids = [ObjectId.parse(i) for i in body.ids]
     n = node(request)
     try:
-        await n.ensure(ids, body.get("site"))
+        await n.ensure(ids, body.site)
     except (Pending, ObjectMissing):
         pass  # send what is here; the rest are marked absent
     response = web.StreamResponse(headers={"Content-Type": "application/x-eurec4a-nt-frames"})

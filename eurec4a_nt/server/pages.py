@@ -12,7 +12,7 @@ from aiohttp import web
 from .. import __version__
 from ..node import Node
 from ..sync.links import LINKS
-from .context import CONFIG, node
+from .context import CONFIG, TOKEN_COOKIE, TOKENS, node
 
 routes = web.RouteTableDef()
 
@@ -65,18 +65,36 @@ async def api_status(request: web.Request) -> web.Response:
 async def page(request: web.Request) -> web.Response:
     """Sites, entries (filter with ``?topic=`` and ``?q=``), what is held here, links.
 
-    With reads closed (``--read-token``), a ``?token=`` the page was opened with is kept
-    in its filter form and links, so a browser can use the page.
+    With reads closed (``--read-token``), a browser without the token's cookie gets
+    :func:`login_page` instead.
     """
     n = node(request)
     topic = request.query.get("topic", "")
     text = request.query.get("q", "")
     rows, topics = await asyncio.to_thread(_rows, n, topic, text.lower())
-    token = request.query.get("token", "") if request.app[CONFIG].read_token else ""
     html = _templates.get_template("index.html").render(
         status=status(request), rows=rows[:MAX_ROWS], shown=len(rows), topics=topics,
-        topic=topic, q=text, token=token)
+        topic=topic, q=text)
     return web.Response(text=html, content_type="text/html")
+
+
+def login_page(request: web.Request, message: str = "", status: int = 401) -> web.Response:
+    """A form asking a browser for a token (posted to ``/login``, never put in a URL)."""
+    html = _templates.get_template("login.html").render(site=node(request).site, message=message)
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    """Keep a valid token in an HTTP-only, same-site cookie and go to the page; the
+    cookie grants reads only (writes need the ``Authorization`` header)."""
+    token = str((await request.post()).get("token", "")).strip()
+    if not token or request.app[TOKENS].scope(token) is None:
+        return login_page(request, "That token is not known here.", status=403)
+    response = web.Response(status=303, headers={"Location": "/"})
+    response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure,
+                        path="/", max_age=30 * 86400)
+    return response
 
 
 def _rows(n: Node, topic: str, text: str) -> tuple[list[dict[str, Any]], list[str]]:

@@ -10,54 +10,35 @@ from aiohttp import web
 
 from ..catalog import RESERVED_METADATA
 from ..chunking import FileRecord
-from ..entries import Entry, check_name, check_site, check_topics
+from ..entries import Entry, check_name, check_topics
 from ..errors import BadInput, Corrupt, NotFound, ObjectMissing
 from ..ids import ObjectId
 from ..log import Change
 from ..manifests import Manifest, entry_ref
+from ..schema import CommitRequest, PrefetchBody, decode
 from ..stores.base import ObjectStore
 from .context import node, require_write
 
 routes = web.RouteTableDef()
+_COMMIT_SHAPE = 'expected {"changes": [{"op": "put", "name": ..., "entry": {...}}, ...]}'
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadInput("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadInput("request body must be a JSON object")
-    return body
-
-
-def _changes(body: dict[str, Any], site: str) -> list[Change]:
-    raw = body.get("changes")
-    if not isinstance(raw, list) or not raw:
-        raise BadInput('expected {"changes": [{"op": "put", "name": ..., "entry": {...}}, ...]}')
+def _changes(body: CommitRequest, site: str) -> list[Change]:
     changes = []
-    for item in raw:
-        if not isinstance(item, dict):
-            raise BadInput("each change must be a JSON object")
-        op, name = item.get("op"), check_name(item.get("name"))
-        if op == "put":
-            body_entry = item.get("entry")
-            if not isinstance(body_entry, dict):
-                raise BadInput(f"change for {name!r}: 'entry' must be a JSON object")
-            try:
-                entry = Entry.from_json(body_entry, site)
-            except Corrupt as exc:  # from a client this is bad input, not damaged data
-                raise BadInput(f"change for {name!r}: {exc}") from None
-            if entry.name != name:
-                raise BadInput(f"change for {name!r} carries an entry named {entry.name!r}")
-            for key in entry.metadata:
-                if key in RESERVED_METADATA:
-                    raise BadInput(f"metadata key {key!r} is reserved")
-            changes.append(Change("put", name, entry))
-        elif op == "remove":
+    for item in body.changes:
+        name = check_name(item.name)
+        if item.op == "remove":
             changes.append(Change("remove", name))
-        else:
-            raise BadInput(f"unknown op {op!r}: use put or remove")
+            continue
+        if item.entry is None:
+            raise BadInput(f"change for {name!r}: a put needs an 'entry'")
+        entry = Entry.from_body(item.entry, site, BadInput)
+        if entry.name != name:
+            raise BadInput(f"change for {name!r} carries an entry named {entry.name!r}")
+        for key in entry.metadata:
+            if key in RESERVED_METADATA:
+                raise BadInput(f"metadata key {key!r} is reserved")
+        changes.append(Change("put", name, entry))
     return changes
 
 
@@ -110,7 +91,8 @@ async def commit(request: web.Request) -> web.Response:
     n = node(request)
     if not n.site:
         raise NotFound("this server has no site of its own to publish to")
-    changes = _changes(await _body(request), n.site)
+    body = decode(await request.read(), CommitRequest, _COMMIT_SHAPE)
+    changes = _changes(body, n.site)
     for change in changes:
         if change.entry is not None:
             absent = await asyncio.to_thread(_absent, change.entry, n.store.objects)
@@ -138,10 +120,8 @@ def rule_status(n: Any, rule: Any) -> dict[str, Any]:
 async def add_prefetch(request: web.Request) -> web.Response:
     """Hold every entry matching ``topics``/``sites``/``names``, now and as they appear."""
     require_write(request)
-    body = await _body(request)
-    topics = check_topics(body.get("topics") or [])
-    sites = [check_site(s) for s in body.get("sites") or []]
-    names = [str(p) for p in body.get("names") or []]
+    body = decode(await request.read(), PrefetchBody, 'expected {"topics": [...], "sites": [...], "names": [...]}')
+    topics, sites, names = check_topics(body.topics), body.sites, body.names
     if not (topics or sites or names):
         raise BadInput("give topics, sites or names to prefetch")
     n = node(request)

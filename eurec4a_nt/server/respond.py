@@ -5,24 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
 from typing import BinaryIO
 
 from aiohttp import web
 
-from ..errors import BadInput
+from ..errors import BadInput, Corrupt
 from ..ids import ObjectId
 from ..manifests import Ref, RefReader, Span
 from ..node import Node
 from ..stores.base import ObjectStore
 from ..tasks import consume
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+#: One range of ASCII digits; 18 digits reach past any size stored (a longer number is refused).
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 #: ``Cache-Control`` of bytes named by their id: they never change.
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: Block files opened per trip to a worker thread: a trip per block of about 1 MiB cost
 #: as much CPU as sending the block and cut the throughput to 4 readers by a third.
 OPEN_AHEAD = 8
+
+
+def user_content_headers(content_type: str) -> dict[str, str]:
+    """Headers of bytes published by users: browsers take the served type as given (no
+    sniffing a PNG into HTML), and a page (HTML, SVG ...) runs in a sandbox with an
+    origin of its own, so its scripts cannot act on this server with the reader's
+    credentials. PDF is left out of the sandbox: browsers' PDF viewers refuse it, and
+    they run a PDF's scripts apart from the site's origin anyway."""
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if content_type != "application/pdf":
+        headers["Content-Security-Policy"] = "sandbox"
+    return headers
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -42,7 +54,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     match = _RANGE.fullmatch(header.strip())
     if not match or match.groups() == ("", ""):
-        raise BadInput(f"unsupported Range header {header!r}: use one 'bytes=start-end' range")
+        raise BadInput(f"unsupported Range header {header[:80]!r}: use one 'bytes=start-end' range")
     first, last = match.groups()
     if first == "":
         start, end = max(size - int(last), 0), size
@@ -55,8 +67,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | None,
-                    content_type: str = "application/octet-stream", immutable: bool = False,
-                    extra_headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+                    content_type: str = "application/octet-stream",
+                    immutable: bool = False) -> web.StreamResponse:
     """Answer GET/HEAD for a ref, fetching blocks this site lacks from other sites.
 
     ``ETag`` is the ref's id (the bytes' identity), so ``If-None-Match`` gets a 304;
@@ -67,7 +79,7 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     """
     cache = IMMUTABLE if immutable else "no-cache"
     headers = {"ETag": f'"{ref.id}"', "Cache-Control": cache, "Accept-Ranges": "bytes",
-               "Content-Type": content_type, **(extra_headers or {})}
+               "Content-Type": content_type, **user_content_headers(content_type)}
     if etag_matches(request.headers.get("If-None-Match"), headers["ETag"]):
         return web.Response(status=304, headers=headers)
     span = parse_range(request.headers.get("Range"), ref.size)
@@ -84,6 +96,8 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     blocks = await asyncio.to_thread(reader.blocks_for, start, end) if ref.size else []
     fetcher = _Ahead(node, site, [b[0] for b in blocks])
     await fetcher.ready(0)
+    if blocks and not ref.record and await asyncio.to_thread(node.store.objects.size, ref.id) != ref.size:
+        raise Corrupt(f"object {ref.id.short} does not have the {ref.size} bytes its entry says")
     node.touch([ref.id, *(b[0] for b in blocks)])
     response = web.StreamResponse(status=status, headers=headers)
     await response.prepare(request)

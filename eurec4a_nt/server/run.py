@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 import yaml
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..config import DEFAULT_STORE
 from ..errors import BadInput
@@ -83,6 +84,20 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp answers a malformed request 400 and logs it as an ERROR with a traceback;
+    anyone on the network can send one, so it becomes one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = " ".join(str(exc).split())[:200]
+            record.msg, record.args = f"malformed request: {record.getMessage()}: {reason}", None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -99,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
               + ("" if config.read_token else ", reads are open (use --read-token to close them)"),
               file=sys.stderr)
     site = config.site or (yaml.safe_load((config.store / "config.yaml").read_text()) or {}).get("site", "")
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
     asyncio.run(_run(make_app(config), config, site, Path(args.port_file) if args.port_file else None))
     return 0
 

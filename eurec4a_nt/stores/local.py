@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import shutil
 import time
 import uuid
 from collections import deque
@@ -23,6 +24,7 @@ from ..errors import ObjectMissing, StoreFull
 from ..ids import ObjectId
 from .base import ObjectStore, checked
 
+#: Age after which a temporary file or folder counts as left behind by a killed writer.
 _STALE_TMP_SECONDS = 3600
 #: Objects :meth:`LocalStore.put_many` verifies and writes at once (threads shared by
 #: every store of the process).
@@ -77,10 +79,17 @@ class LocalStore(ObjectStore):
         return f"LocalStore({str(self.root)!r})"
 
     def _clean_tmp(self) -> None:
+        """Remove what writers killed mid-write left in ``tmp/`` (files and the folders
+        of dataset publishes) untouched for :data:`_STALE_TMP_SECONDS`; a write still
+        running elsewhere is newer than that."""
         cutoff = time.time() - _STALE_TMP_SECONDS
         for entry in os.scandir(self.tmp):
             try:
-                if entry.stat().st_mtime < cutoff:
+                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
                     os.unlink(entry.path)
             except FileNotFoundError:
                 pass

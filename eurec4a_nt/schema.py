@@ -1,0 +1,179 @@
+"""The typed forms of everything that arrives from outside, and the one strict decoder.
+
+Commits, entries, file records, manifests and the JSON bodies of the HTTP API are
+decoded here, once, with msgspec: strict JSON (no ``NaN`` or ``Infinity``, no number
+out of range), exact types (no ``true`` for a size, no ``1.0`` for a seq), bounded
+size, length and nesting. Whatever fails raises the error class the caller names
+(:class:`BadInput` for a request, :class:`Corrupt` for stored bytes,
+:class:`BadCommit` for a commit) with one line saying what and where; code behind
+this boundary works with typed values and does not re-check raw input.
+
+Entries may carry fields a newer version adds (they are kept in the signed commit
+and ignored here); every other struct refuses unknown fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
+
+from .errors import BadInput, NTError, TooLarge
+
+T = TypeVar("T")
+
+#: Sizes, offsets and lengths: 0 .. 1 PiB.
+MAX_SIZE = 1 << 50
+#: Nesting of free metadata (dicts and lists inside an entry's ``metadata``).
+MAX_DEPTH = 16
+#: Ids in one request of the objects API.
+MAX_IDS = 10_000
+
+SITE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+TOPIC_PATTERN = "^[a-z0-9-]{1,64}$"
+ID_PATTERN = "^[0-9a-f]{64}$"
+#: A relative path inside a manifest: no empty, ``.`` or ``..`` parts, no control characters.
+KEY_PATTERN = r"^(?!\.\.?(?:/|$))[^/\x00-\x1f]+(?:/(?!\.\.?(?:/|$))[^/\x00-\x1f]+)*$"
+
+IdText = Annotated[str, Meta(pattern=ID_PATTERN)]
+SiteName = Annotated[str, Meta(pattern=SITE_PATTERN)]
+Topic = Annotated[str, Meta(pattern=TOPIC_PATTERN)]
+Size = Annotated[int, Meta(ge=0, le=MAX_SIZE)]
+Short = Annotated[str, Meta(max_length=256)]
+Key = Annotated[str, Meta(pattern=KEY_PATTERN, max_length=1024)]
+
+
+class EntryBody(Struct):
+    """An entry as a commit (or the entries API) carries it."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=512)]
+    kind: Literal["file", "zarr", "directory"]
+    root: IdText
+    size: Size
+    format: Annotated[str, Meta(max_length=64)]
+    topics: Annotated[list[Topic], Meta(max_length=64)] = []
+    description: Annotated[str, Meta(max_length=65_536)] = ""
+    metadata: dict[str, Any] = {}
+    published: Short = ""
+
+
+class ChangeBody(Struct, forbid_unknown_fields=True):
+    """Put (with an entry) or remove one entry."""
+
+    op: Literal["put", "remove"]
+    name: Annotated[str, Meta(min_length=1, max_length=512)]
+    entry: EntryBody | None = None
+
+
+class CommitBody(Struct, forbid_unknown_fields=True):
+    """A signed commit of a site log."""
+
+    site: SiteName
+    seq: Annotated[int, Meta(ge=1, le=1 << 53)]
+    parent: IdText | None
+    time: Short
+    changes: Annotated[list[ChangeBody], Meta(max_length=100_000)]
+    signature: Annotated[str, Meta(max_length=512)]
+
+
+class BlockBody(Struct, array_like=True, forbid_unknown_fields=True):
+    """``[id, offset, length]`` of one block in a file record."""
+
+    id: IdText
+    offset: Size
+    length: Annotated[int, Meta(gt=0, le=MAX_SIZE)]
+
+
+class FileRecordBody(Struct, forbid_unknown_fields=True):
+    """A file record object."""
+
+    type: Literal["file"]
+    size: Size
+    blocks: list[BlockBody]
+    sha256: IdText | None = None  # whole-file hash, in records written by earlier versions
+
+
+class RefBody(Struct, array_like=True, forbid_unknown_fields=True):
+    """``[id, size]`` or ``[id, size, 1]`` (a file record) in a manifest."""
+
+    id: IdText
+    size: Size
+    record: Literal[0, 1] = 0
+
+
+class ManifestBody(Struct, forbid_unknown_fields=True):
+    """A zarr or directory manifest object."""
+
+    type: Literal["zarr", "directory"]
+    items: dict[Key, RefBody]
+
+
+class IdsBody(Struct, forbid_unknown_fields=True):
+    """``POST /objects/missing`` and ``/objects/batch``."""
+
+    ids: Annotated[list[IdText], Meta(max_length=MAX_IDS)]
+    site: SiteName | None = None
+
+
+class PrefetchBody(Struct, forbid_unknown_fields=True):
+    """``POST /api/prefetch``: what a prefetch rule selects."""
+
+    topics: Annotated[list[Topic], Meta(max_length=64)] = []
+    sites: Annotated[list[SiteName], Meta(max_length=256)] = []
+    names: Annotated[list[Annotated[str, Meta(min_length=1, max_length=512)]], Meta(max_length=256)] = []
+
+
+class CommitRequest(Struct, forbid_unknown_fields=True):
+    """``POST /api/commit``: changes for the server to sign."""
+
+    changes: Annotated[list[ChangeBody], Meta(min_length=1, max_length=10_000)]
+
+
+def decode(data: bytes, type_: type[T], what: str, *, error: type[NTError] = BadInput,
+           max_bytes: int | None = None) -> T:
+    """``data`` (JSON) as ``type_``; raise ``error`` saying what is wrong and where.
+
+    ``Any`` in ``type_`` (an entry's metadata) is checked for depth (at most
+    :data:`MAX_DEPTH`); a body over ``max_bytes`` raises :class:`TooLarge`.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise TooLarge(f"{what} is {len(data)} bytes; at most {max_bytes} allowed")
+    try:
+        value = msgspec.json.decode(data, type=type_, strict=True)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise error(f"{what}: {exc}") from None
+    except RecursionError:
+        raise error(f"{what}: nested too deeply") from None
+    check_depth(value, what, error)
+    return value
+
+
+def convert(body: Any, type_: type[T], what: str, *, error: type[NTError] = BadInput) -> T:
+    """Like :func:`decode` for a value already decoded from JSON."""
+    try:
+        value = msgspec.convert(body, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        raise error(f"{what}: {exc}") from None
+    check_depth(value, what, error)
+    return value
+
+
+def _metadata(value: Any) -> list[dict[str, Any]]:
+    """The free metadata inside a decoded value."""
+    if isinstance(value, EntryBody):
+        return [value.metadata]
+    if isinstance(value, (CommitBody, CommitRequest)):
+        return [c.entry.metadata for c in value.changes if c.entry is not None]
+    return []
+
+
+def check_depth(value: Any, what: str, error: type[NTError] = BadInput) -> None:
+    """Raise ``error`` if free metadata inside ``value`` nests deeper than :data:`MAX_DEPTH`."""
+    stack: list[tuple[Any, int]] = [(m, 1) for m in _metadata(value)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if children and depth >= MAX_DEPTH:
+            raise error(f"{what}: metadata nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)

@@ -1,0 +1,207 @@
+"""Hostile HTTP against a real server: strange headers, deep and huge JSON, malformed
+requests, published HTML. Each is answered 4xx (never 5xx), leaves no traceback in the
+log, stores nothing, and the server stays up with a clean fsck."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+import requests
+from server_kit import TIMEOUT, auth, object_files, start, status
+
+import eurec4a_nt
+from eurec4a_nt.testing.sites import SiteProcess
+
+DEEP = 100_000
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
+    """RV-Meteor with a file entry, an HTML entry and a directory holding HTML; checked at the end."""
+    root = tmp_path_factory.mktemp("hostile-http")
+    proc = start(root / "sites", "RV-Meteor", sites=["RV-Meteor", "BCO"])
+    data = root / "sonde.nc"
+    data.write_bytes(os.urandom(20_000))
+    page = root / "page.html"
+    page.write_text("<script>fetch('/api/status').then(r => r.text()).then(alert)</script>")
+    folder = root / "blog"
+    (folder / "img").mkdir(parents=True)
+    (folder / "index.html").write_text("<script>document.cookie</script>")
+    (folder / "img" / "x.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>1</script></svg>')
+    for path, name in ((data, "sondes/sonde.nc"), (page, "page.html"), (folder, "blog")):
+        eurec4a_nt.publish(path, name=name, server=proc.url, token=proc.token, progress=False)
+    try:
+        yield proc
+        assert_unharmed(proc)
+    finally:
+        proc.stop()
+
+
+def assert_unharmed(proc: SiteProcess) -> None:
+    """Up, fsck clean, index matching the store, and no 500, ERROR or traceback in the log."""
+    assert requests.get(proc.url + "/health", timeout=TIMEOUT).json()["ok"] is True
+    done = subprocess.run([sys.executable, "-m", "eurec4a_nt", "fsck", "--store", str(proc.store)],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert status(proc.url)["objects"]["count"] == object_files(proc.store)
+    log = proc.log_path.read_text()
+    for bad in ("Traceback", "ERROR", "unexpected error"):
+        assert bad not in log, log[-3000:]
+
+
+def snapshot(proc: SiteProcess) -> tuple[int, dict[str, int], int]:
+    st = status(proc.url)
+    return st["objects"]["count"], {s: v["seq"] for s, v in st["sites"].items()}, object_files(proc.store)
+
+
+def raw(proc: SiteProcess, request: bytes) -> bytes:
+    """Send raw bytes; the answer (b"" if none)."""
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as s:
+        s.sendall(request)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else 0
+
+
+def assert_refused(r: requests.Response, *codes: int) -> None:
+    assert 400 <= r.status_code < 500 and (not codes or r.status_code in codes), (r.status_code, r.text[:300])
+    assert r.headers["Content-Type"].startswith("application/json"), r.headers
+    assert set(r.json()) >= {"error", "message"}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("value", [
+    "bytes=" + "9" * 5000 + "-",
+    "bytes=0-" + "9" * 5000,
+    "bytes=-" + "9" * 100,
+    "bytes=\u0663-\u0665",  # Arabic-Indic digits
+    "bytes=1-2,3-4",
+    "bytes=" + "1" * 19 + "-",
+])
+def test_range_headers_are_parsed_strictly(site: SiteProcess, value: str) -> None:
+    r = requests.get(f"{site.url}/data/RV-Meteor/sondes/sonde.nc", headers={"Range": value.encode()},
+                     timeout=TIMEOUT)
+    assert_refused(r, 400, 416)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("host", [b"[::1", b"a b", b"x:99999", b"a:b:c", b"foo/bar", b"", b"\xff\xfe"])
+@pytest.mark.parametrize("path", [b"/catalog.yaml", b"/sites/RV-Meteor/catalog.yaml"])
+def test_malformed_host_headers_are_400(site: SiteProcess, host: bytes, path: bytes) -> None:
+    answer = raw(site, b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+    assert status_of(answer) == 400, answer[:300]
+    assert b"http://" + host + b"/" not in answer or not host
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("path", "body"), [
+    ("/objects/batch", b"[" * DEEP + b"]" * DEEP),
+    ("/objects/missing", b'{"ids": ' + b"[" * DEEP + b"]" * DEEP + b"}"),
+    ("/api/commit", b'{"changes": [{"op": "put", "name": "x", "entry": {"metadata": '
+     + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"}}]}"),
+    ("/api/prefetch", b'{"topics": ' + b"[" * DEEP + b"]" * DEEP + b"}"),
+    ("/objects/batch", b'{"ids": [], "site": NaN}'),
+    ("/objects/batch", b'{"ids": ["' + b"a" * 64 + b'"], "extra": 1}'),
+    ("/objects/batch", b'{"ids": ' + str(["ab" * 32] * 20_000).replace("'", '"').encode() + b"}"),
+    ("/api/prefetch", b'{"topics": "sondes"}'),
+    ("/api/prefetch", b'{"topics": [1]}'),
+    ("/api/prefetch", b'{"names": [null]}'),
+    ("/api/prefetch", b'{"sites": {"a": 1}}'),
+    ("/api/prefetch", b'{"topics": ["sondes"], "names": [' + b'"x",' * 1000 + b'"x"]}'),
+])
+def test_deep_strange_and_huge_json_is_400(site: SiteProcess, path: str, body: bytes) -> None:
+    before = snapshot(site)
+    r = requests.post(site.url + path, data=body, timeout=TIMEOUT,
+                      headers={**auth(site), "Content-Type": "application/json"})
+    assert_refused(r, 400)
+    assert snapshot(site) == before
+
+
+ENTRY = {"name": "x.bin", "kind": "file", "root": "ab" * 32, "size": 5, "format": "binary"}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("entry", [
+    {**ENTRY, "size": "Infinity"},
+    {**ENTRY, "size": 1e400},
+    {**ENTRY, "size": 10**30},
+    {**ENTRY, "size": -1},
+    {**ENTRY, "size": True},
+    {**ENTRY, "size": 5.0},
+    {**ENTRY, "topics": "sondes"},
+    {**ENTRY, "metadata": []},
+    {**ENTRY, "kind": "socket"},
+    {**ENTRY, "root": "AB" * 32},
+])
+def test_wrong_types_and_numbers_in_a_commit_are_400(site: SiteProcess, entry: dict) -> None:
+    before = snapshot(site)
+    body = {"changes": [{"op": "put", "name": "x.bin", "entry": entry}]}
+    text = requests.models.complexjson.dumps(body).replace('"Infinity"', "Infinity")
+    r = requests.post(site.url + "/api/commit", data=text, headers=auth(site), timeout=TIMEOUT)
+    assert_refused(r, 400)
+    assert snapshot(site) == before
+
+
+@pytest.mark.timeout(30)
+def test_infinity_and_nan_literals_are_400(site: SiteProcess) -> None:
+    for literal in (b"Infinity", b"-Infinity", b"NaN", b"1e999"):
+        body = b'{"changes": [{"op": "put", "name": "x.bin", "entry": {"name": "x.bin", "kind": "file", "root": "' \
+            + b"ab" * 32 + b'", "size": 5, "format": "x", "metadata": {"v": ' + literal + b"}}}]}"
+        assert_refused(requests.post(site.url + "/api/commit", data=body, headers=auth(site), timeout=TIMEOUT), 400)
+
+
+@pytest.mark.timeout(30)
+def test_an_over_long_frame_header_is_400(site: SiteProcess) -> None:
+    before = snapshot(site)
+    for body in (b"a" * 200_000 + b" 5\nhello", b"a" * 64 + b" " + b"9" * 5000 + b"\n", b"\xff" * 90 + b"\n"):
+        r = requests.post(site.url + "/objects", data=body, headers=auth(site), timeout=TIMEOUT)
+        assert_refused(r, 400, 413)
+    assert snapshot(site) == before
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n",
+    b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+])
+def test_malformed_requests_are_400_and_one_log_line(site: SiteProcess, request_bytes: bytes) -> None:
+    before = site.log_path.read_text()
+    answer = raw(site, request_bytes)
+    assert status_of(answer) in (0, 400, 413, 414, 431), answer[:300]
+    added = site.log_path.read_text()[len(before):]
+    assert "Traceback" not in added and "ERROR" not in added, added
+    assert len(added.strip().splitlines()) <= 1, added
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("path", "sandboxed"), [
+    ("/data/RV-Meteor/page.html", True),
+    ("/data/RV-Meteor/blog/index.html", True),
+    ("/data/RV-Meteor/blog/img/x.svg", True),
+    ("/data/RV-Meteor/blog", True),
+    ("/data/RV-Meteor/sondes/sonde.nc", True),
+])
+def test_published_pages_run_sandboxed(site: SiteProcess, path: str, sandboxed: bool) -> None:
+    r = requests.get(site.url + path, timeout=TIMEOUT)
+    assert r.status_code == 200
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert (r.headers.get("Content-Security-Policy") == "sandbox") is sandboxed
+    root = requests.get(f"{site.url}/api/sites/RV-Meteor/entries", timeout=TIMEOUT).json()["entries"][0]["root"]
+    r = requests.get(f"{site.url}/objects/{root}", timeout=TIMEOUT)
+    assert r.headers["Content-Security-Policy"] == "sandbox" and r.headers["X-Content-Type-Options"] == "nosniff"
