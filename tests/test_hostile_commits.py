@@ -119,7 +119,7 @@ def test_an_entry_disagreeing_with_its_record_is_422_for_itself_only(hub: SitePr
     item's size from its object's): served neither with a wrong Content-Length nor as a 500."""
     data = os.urandom(3000)
     blocks: list[tuple[ObjectId, bytes]] = []
-    record = record_bytes(data, lambda items: blocks.extend(items)).to_bytes()
+    record = record_bytes(data, blocks.extend).to_bytes()
     record_id = ObjectId.of(record)
     page = b"<p>hello</p>"
     manifest = json.dumps({"type": "directory", "items": {"index.html": [ObjectId.of(page), 99]}},
