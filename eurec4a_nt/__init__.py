@@ -13,9 +13,27 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import browse, init_site, open_catalog, prefetch, publish, remove
-from .entries import Entry
-from .errors import NTError, Pending
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import browse, init_site, open_catalog, prefetch, publish, remove
+    from .entries import Entry
+    from .errors import NTError, Pending
+
+#: Public names and the module each comes from, imported on first use (so the
+#: command line starts fast).
+_LAZY = {"browse": "api", "init_site": "api", "open_catalog": "api", "prefetch": "api",
+         "publish": "api", "remove": "api", "Entry": "entries", "NTError": "errors", "Pending": "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Entry",

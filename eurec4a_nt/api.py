@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalog import RESERVED_METADATA
-from .config import DEFAULT_STORE, settings
+from .config import DEFAULT_STORE, open_backend
 from .entries import Entry, EntryList, check_name, check_topics
 from .errors import BadInput
 from .extras import require
@@ -43,14 +43,7 @@ def init_site(site: str, store: PathLike = DEFAULT_STORE, objects: str | None = 
 
 
 def _target(store: PathLike | None, server: str | None, token: str | None) -> SiteStore | SiteClient:
-    s = settings(store, server, token)
-    if s.server:
-        from .client import SiteClient
-
-        return SiteClient(s.server, token=s.token, cache=s.cache)
-    from .sitestore import SiteStore
-
-    return SiteStore(s.store)  # type: ignore[arg-type]
+    return open_backend(store=store, server=server, token=token)  # type: ignore[return-value]
 
 
 def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),

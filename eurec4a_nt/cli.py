@@ -14,14 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .config import DEFAULT_STORE, settings
 from .errors import BadInput, NotFound, NTError
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help=f"local site store (default: {DEFAULT_STORE}, or EUREC4A_NT_STORE)")
+    p.add_argument("--store", help=f"local site store (or EUREC4A_NT_STORE; default {DEFAULT_STORE} if it exists)")
     p.add_argument("--server", help="site server URL (or EUREC4A_NT_SERVER)")
-    p.add_argument("--token", help="write token (or EUREC4A_NT_TOKEN)")
+    p.add_argument("--token", help="access token (or EUREC4A_NT_TOKEN)")
 
 
 def _backend(args: argparse.Namespace) -> Any:
@@ -299,84 +300,86 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="eurec4a-nt", description=__doc__.split("\n\n")[0])
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create a site store and its signing key")
-    p.add_argument("site")
+    p.add_argument("site", help="the site's name, e.g. RV-Meteor")
     p.add_argument("--store", help=f"folder (default {DEFAULT_STORE})")
     p.add_argument("--objects", help="keep objects on an fsspec URL (e.g. s3://bucket/prefix)")
     p.add_argument("--url", action="append", default=[], help="URL this site's server is reached at")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("publish", help="publish files, folders or zarr stores")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", nargs="+", help="files, folders or zarr stores")
     p.add_argument("--name", help="entry name (default: the file name; a prefix for several paths)")
     p.add_argument("--topic", action="append", default=[], help="topic (repeatable)")
-    p.add_argument("--description", default="")
+    p.add_argument("--description", default="", help="a line or a paragraph (Markdown) on what it is")
     p.add_argument("--metadata", help="JSON object of extra metadata")
     p.add_argument("--format", help="override the guessed format")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_target(p)
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("remove", help="remove entries of this site")
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="+", help="entry names (without the site)")
     _add_target(p)
     p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("ls", help="list sites and entries")
-    p.add_argument("site", nargs="?")
-    p.add_argument("--topic")
+    p.add_argument("site", nargs="?", help="only this site (default: every site)")
+    p.add_argument("--topic", help="only entries of this topic")
     _add_target(p)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("get", help="copy an entry (SITE/NAME) to a local file or folder")
-    p.add_argument("path")
-    p.add_argument("dest", nargs="?")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("path", help="SITE/NAME of an entry, or a file inside it (nt:// optional)")
+    p.add_argument("dest", nargs="?", help="local file or folder (default: the last part of the name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_target(p)
     p.set_defaults(func=cmd_get)
 
     p = sub.add_parser("log", help="show site logs")
-    p.add_argument("site", nargs="?")
-    p.add_argument("--store")
+    p.add_argument("site", nargs="?", help="only this site's log (default: every site)")
+    p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("fsck", help="re-hash objects, verify logs, list missing objects")
-    p.add_argument("--store")
+    p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")
     p.set_defaults(func=cmd_fsck)
 
     p = sub.add_parser("token", help="manage access tokens of a site server")
     tsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     t = tsub.add_parser("create", help="create a token and print it once")
-    t.add_argument("--name", default="user")
-    t.add_argument("--scope", choices=["write", "read"], default="write")
-    t.add_argument("--store")
+    t.add_argument("--name", default="user", help="who or what holds it (default user)")
+    t.add_argument("--scope", choices=["write", "read"], default="write",
+                   help="write (publish, remove, prefetch; reads too) or read (default write)")
+    t.add_argument("--store", help=f"the server's site store (default {DEFAULT_STORE})")
     t.set_defaults(func=cmd_token)
 
     p = sub.add_parser("keyring", help="show the trusted keys; --import a campaign keyring")
-    p.add_argument("--import", dest="file", help="merge this keyring file into the store's")
-    p.add_argument("--store")
+    p.add_argument("--import", dest="file", metavar="FILE", help="merge this keyring file into the store's")
+    p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")
     p.set_defaults(func=cmd_keyring)
 
     p = sub.add_parser("status", help="a site server's links, queues and traffic")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the whole status as JSON")
     _add_target(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("prefetch", help="make the site server hold entries of some topics")
-    p.add_argument("--topic", action="append", default=[])
-    p.add_argument("--site", action="append", default=[])
-    p.add_argument("--name", action="append", default=[], help="SITE/NAME glob pattern")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--topic", action="append", default=[], help="entries of this topic (repeatable)")
+    p.add_argument("--site", action="append", default=[], help="only entries of this site (repeatable)")
+    p.add_argument("--name", action="append", default=[], help="SITE/NAME glob pattern (repeatable)")
+    p.add_argument("--no-wait", action="store_true", help="add the rule and return at once")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_target(p)
     p.set_defaults(func=cmd_prefetch)
 
     p = sub.add_parser("bundle", help="carry data without a link: export and import bundle files")
     bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = bsub.add_parser("export", help="write signed commits and their objects to one file (CAR v1)")
-    b.add_argument("file")
+    b.add_argument("file", help="bundle file to write")
     b.add_argument("--site", action="append", default=[], help="site whose log to export (default: the store's)")
     b.add_argument("--topic", action="append", default=[], help="only objects of entries of this topic")
     b.add_argument("--name", action="append", default=[], help="only objects of entries matching SITE/NAME glob")
@@ -385,7 +388,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--store", help=f"site store to export from (default {DEFAULT_STORE})")
     b.set_defaults(func=cmd_bundle_export)
     b = bsub.add_parser("import", help="verify a bundle, then hold its entries here")
-    b.add_argument("file")
+    b.add_argument("file", help="bundle file to read")
     _add_target(b)
     b.set_defaults(func=cmd_bundle_import)
 
@@ -400,7 +403,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("watch", help="publish the files of a folder as they are written")
-    p.add_argument("dir")
+    p.add_argument("dir", help="the folder to watch")
     p.add_argument("--prefix", default="", help="entry names start with this (e.g. lidar/)")
     p.add_argument("--name", default="{path}",
                    help="entry name after the prefix: {path} {name} {stem} {suffix} {parent}")
@@ -433,6 +436,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _explained(exc: BaseException) -> BaseException:
+    """A network error from the HTTP library as our one-line :class:`Unreachable`."""
+    if not type(exc).__module__.startswith(("requests", "urllib3")):
+        return exc
+    from urllib.parse import urlsplit
+
+    from .client import unreachable
+
+    url = urlsplit(str(getattr(getattr(exc, "request", None), "url", "") or ""))
+    return unreachable(f"{url.scheme}://{url.netloc}" if url.netloc else "the site server", exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("EUREC4A_NT_LOG", "WARNING").upper(),
@@ -444,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     except (NTError, OSError, ValueError) as exc:
         if os.environ.get("EUREC4A_NT_DEBUG"):
             raise
-        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        message = " ".join(str(_explained(exc)).split())  # one line, whatever the message holds
         print(f"eurec4a-nt {args.command}: {message}", file=sys.stderr)
         return 2
 

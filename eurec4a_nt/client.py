@@ -43,6 +43,30 @@ class OfflineWarning(UserWarning):
     """The site server could not be reached; cached data is shown."""
 
 
+_REASONS = (("refused", "connection refused: is the server running, on this port?"),
+            ("name or service not known", "unknown host: check the name"),
+            ("nodename nor servname", "unknown host: check the name"),
+            ("name resolution", "unknown host: check the name, or the network"),
+            ("network is unreachable", "network unreachable: is this machine online?"),
+            ("no route to host", "no route to host: is this machine on the right network?"),
+            ("aborted", "the connection was dropped"), ("reset", "the connection was dropped"))
+
+
+def unreachable(server: str, exc: BaseException, hint: str = "") -> Unreachable | BadInput:
+    """One line saying why ``server`` could not be reached and what to do, for a
+    requests exception (never urllib3's internals). A malformed URL is :class:`BadInput`."""
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return BadInput(f"bad site server URL {server!r}: write http://HOST:PORT")
+    if isinstance(exc, requests.exceptions.Timeout):
+        reason = "no answer in time: the server or the network is slow or down"
+    else:
+        text = str(exc).lower()
+        reason = next((why for key, why in _REASONS if key in text), type(exc).__name__)
+    return Unreachable(f"cannot reach the site server at {server} ({reason}); check the URL "
+                       f"(--server, server= or EUREC4A_NT_SERVER){hint}")
+
+
 def _raise_for(response: requests.Response) -> None:
     if response.status_code < 400:
         return
@@ -68,7 +92,7 @@ class HTTPStore(ObjectStore):
         try:
             response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}") from None
+            raise unreachable(self.server, exc) from None
         _raise_for(response)
         return response
 
@@ -196,8 +220,7 @@ class SiteClient:
             request = self.cached.prepare_request(requests.Request("GET", url))
             stored = self.cached.cache.get_response(self.cached.cache.create_key(request))
             if stored is None or not self.stale_ok:
-                raise Unreachable(f"cannot reach the site server at {self.server} ({exc})"
-                                  + (" and nothing is cached yet" if self.stale_ok else "")) from None
+                raise unreachable(self.server, exc, "; nothing is cached here yet" if self.stale_ok else "") from None
             warnings.warn(f"site server {self.server} unreachable; showing {path} as cached "
                           "earlier", OfflineWarning, stacklevel=3)
             response = stored
@@ -261,7 +284,7 @@ class SiteClient:
         try:
             response = self.http.get(self.server + path, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}") from None
+            raise unreachable(self.server, exc) from None
         _raise_for(response)
         return response
 
@@ -272,7 +295,7 @@ class SiteClient:
         try:
             response = self.http.post(self.server + path, json=body, data=data, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}{hint}") from None
+            raise unreachable(self.server, exc, hint) from None
         _raise_for(response)
         return response
 

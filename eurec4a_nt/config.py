@@ -1,11 +1,11 @@
-"""Where to find the data: a local store or a site server, and the token to write.
+"""Where to find the data: a local store or a site server, the token, the block cache.
 
 Each setting comes from, in order: the argument, the environment
 (``EUREC4A_NT_STORE``, ``EUREC4A_NT_SERVER``, ``EUREC4A_NT_TOKEN``,
-``EUREC4A_NT_CACHE``), the config file (``EUREC4A_NT_CONFIG`` or
-``~/.config/eurec4a-nt/config.yaml``, keys ``store``, ``server``, ``token``,
+``EUREC4A_NT_CACHE``, ``EUREC4A_NT_CACHE_CAP``), the config file (``EUREC4A_NT_CONFIG``
+or ``~/.config/eurec4a-nt/config.yaml``, keys ``store``, ``server``, ``token``,
 ``cache``, ``cache-cap``; any other key is refused), and finally the default: the
-local store ``site-cache``.
+local store ``site-cache`` if it exists here.
 """
 
 from __future__ import annotations
@@ -15,11 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .errors import BadInput, NotFound
 
 if TYPE_CHECKING:
     from .types import Backend
 
 DEFAULT_STORE = "site-cache"
+#: The client block cache's cap when nothing sets one.
+DEFAULT_CACHE_CAP = 2_000_000_000
 
 
 def config_path() -> Path:
@@ -45,11 +50,30 @@ class Settings:
     server: str | None
     token: str | None
     cache: str
+    cache_cap: int = DEFAULT_CACHE_CAP
+
+
+#: What a command without a server or store says: a laptop reads from a site server.
+NOTHING_CONFIGURED = ("no site server given: pass --server URL (server= in Python) or set EUREC4A_NT_SERVER; "
+                      "on a site's own machine, pass --store FOLDER (or create one with 'eurec4a-nt init SITE')")
+
+
+def server_url(url: str, where: str = "server") -> str:
+    """``url`` without a trailing slash; :class:`BadInput` unless it is http(s)://HOST[:PORT]."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput(f"{where} {url!r} is not a site server URL (write http://HOST:PORT)")
+    return url.rstrip("/")
 
 
 def settings(store: str | os.PathLike[str] | None = None, server: str | None = None,
              token: str | None = None, cache: str | os.PathLike[str] | None = None) -> Settings:
-    """Resolve settings from arguments, environment and config file."""
+    """Resolve settings from arguments, environment and config file.
+
+    Raises :class:`BadInput` for a malformed server URL or config file, and
+    :class:`NotFound` when nothing names a server or store and there is no ``site-cache``
+    here (saying how to name a server).
+    """
     file = _config_file()
 
     def pick(arg: object, key: str) -> str | None:
@@ -59,14 +83,21 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
 
     token = pick(token, "token")
     cache = pick(cache, "cache") or str(Path.home() / ".cache" / "eurec4a-nt")
+    from .settings import size_setting
+
+    cap = pick(None, "cache_cap")
+    common = {"token": token, "cache": cache,
+              "cache_cap": size_setting(cap, "EUREC4A_NT_CACHE_CAP") if cap else DEFAULT_CACHE_CAP}
     if store is not None:
-        return Settings(os.fspath(store), None, token, cache)
+        return Settings(os.fspath(store), None, **common)
     if server is not None:
-        return Settings(None, server.rstrip("/"), token, cache)
+        return Settings(None, server_url(server), **common)
     env_store, env_server = pick(None, "store"), pick(None, "server")
     if env_server and not env_store:
-        return Settings(None, env_server.rstrip("/"), token, cache)
-    return Settings(env_store or DEFAULT_STORE, None, token, cache)
+        return Settings(None, server_url(env_server, "EUREC4A_NT_SERVER"), **common)
+    if not env_store and not Path(DEFAULT_STORE).is_dir():
+        raise NotFound(NOTHING_CONFIGURED)
+    return Settings(env_store or DEFAULT_STORE, None, **common)
 
 
 def open_backend(store: str | os.PathLike[str] | None = None, server: str | None = None,

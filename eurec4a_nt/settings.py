@@ -12,11 +12,11 @@ import difflib
 import re
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 import msgspec
 import yaml
 
+from .config import server_url
 from .entries import check_topics
 from .errors import BadInput
 from .sync.config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig, parse_size
@@ -55,9 +55,7 @@ class LinkSettings(Strict):
     compress: bool = True
 
     def __post_init__(self) -> None:
-        self.url = self.url.rstrip("/")
-        if urlparse(self.url).scheme not in ("http", "https") or not urlparse(self.url).netloc:
-            raise ValueError(f"url {self.url!r} is not a site server URL: write http://HOST:PORT")
+        self.url = server_url(self.url, "url")
         for key in ("push", "prefetch"):
             try:
                 setattr(self, key, check_topics(getattr(self, key)))
@@ -202,6 +200,14 @@ def parse(body: object, schema: type[T], where: str, option: bool = False) -> T:
         return msgspec.convert(body, schema, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         raise refusal(exc, schema, where, option) from None
+
+
+def size_setting(value: object, where: str) -> int:
+    """A size setting (``2GB``, ``500 MiB``, ``1000``) in bytes; :class:`BadInput` naming ``where``."""
+    try:
+        return int(_dec_hook(Size, value))
+    except ValueError as exc:
+        raise BadInput(f"{where}: {exc}") from None
 
 
 def existing(path: str | Path, what: str, fix: str = "check the path") -> Path:

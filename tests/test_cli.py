@@ -155,3 +155,54 @@ def test_usage_errors_exit_non_zero(tmp_path: Path) -> None:
     out = nt_cmd("publish", cwd=tmp_path, ok=False)
     assert out.returncode == 2 and "the following arguments are required: paths" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_version_and_help_for_every_option(tmp_path: Path) -> None:
+    from eurec4a_nt import __version__
+
+    out = nt_cmd("--version", cwd=tmp_path)
+    assert out.stdout.strip() == f"eurec4a-nt {__version__}"
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    missing = []
+    for cmd in commands():
+        p = sub.choices[cmd[0]]  # type: ignore[index]
+        if len(cmd) > 1:
+            p = next(a for a in p._actions if a.dest == "action").choices[cmd[1]]  # type: ignore[union-attr]
+        missing += [f"{' '.join(cmd)} {a.dest}" for a in p._actions
+                    if not a.help and a.dest not in ("help", "action")]
+    assert missing == []
+
+
+def test_help_imports_no_heavy_module(tmp_path: Path) -> None:
+    """``--help`` answers without importing the server, the HTTP client or the science stack."""
+    code = ("import sys\nfrom eurec4a_nt.cli import main\n"
+            "for argv in (['--help'], ['serve', '--help'], ['publish', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "heavy = ('aiohttp', 'requests', 'cryptography', 'xarray', 'numpy', 'zarr', 'fsspec', 'msgspec')\n"
+            "print('imported:', *[m for m in heavy if m in sys.modules], file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path, check=True)
+    assert out.stdout.startswith("usage: eurec4a-nt")
+    assert out.stderr.strip().splitlines()[-1] == "imported:", out.stderr
+
+
+def test_without_a_server_the_advice_fits_a_laptop(tmp_path: Path) -> None:
+    for cmd in (["ls"], ["status"], ["get", "RV-Meteor/x.nc"], ["prefetch", "--topic", "quicklook"]):
+        out = nt_cmd(*cmd, cwd=tmp_path, ok=False)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert "EUREC4A_NT_SERVER" in out.stderr and "--server URL" in out.stderr, out.stderr
+    assert list(tmp_path.iterdir()) == []  # no site store made on the way
+
+
+def test_network_errors_say_what_to_do_in_one_line(tmp_path: Path) -> None:
+    from eurec4a_nt.testing.sites import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for cmd in (["ls"], ["get", "RV-Meteor/x.nc"], ["status"], ["publish", __file__, "--name", "x.py"]):
+        out = nt_cmd(*cmd, "--server", url, cwd=tmp_path, ok=False)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1, out.stderr
+        assert f"cannot reach the site server at {url} (connection refused" in lines[0], lines[0]
+        assert not any(word in lines[0] for word in ("urllib3", "HTTPConnectionPool", "Max retries"))
+    out = nt_cmd("ls", "--server", "ops:8047", cwd=tmp_path, ok=False)
+    assert "server 'ops:8047' is not a site server URL (write http://HOST:PORT)" in out.stderr

@@ -14,8 +14,9 @@ from typing import Any
 
 import requests
 
+from ..client import unreachable
 from ..entries import Entry
-from ..errors import Unreachable, from_json
+from ..errors import from_json
 from ..manifests import walk
 from ..sitestore import SiteStore
 from .reprs import human_size, open_code
@@ -90,7 +91,7 @@ class ServerView:
         try:
             response = self.http.get(self.server + path, params=params, timeout=timeout)
         except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach the site server at {self.server}: {exc}") from None
+            raise unreachable(self.server, exc) from None
         try:
             body = response.json()
         except ValueError:

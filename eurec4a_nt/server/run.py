@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
-
-import msgspec
-import yaml
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_STORE
 from ..errors import BadInput
-from ..settings import LinkSettings, LinksFile, ServerSettings, existing, load, parse
-from ..sitestore import KEYRING_ENV
-from .app import make_app
-from .context import ServerConfig
+
+if TYPE_CHECKING:  # the server's modules are imported when it starts, not for --help
+    from aiohttp import web
+
+    from .context import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +57,12 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     Raises :class:`BadInput` naming the key or option for an unknown key, a wrong value
     or a missing file (``--config``, ``--links``, ``--keyring``).
     """
+    import msgspec
+
+    from ..settings import LinkSettings, LinksFile, ServerSettings, existing, load, parse
+    from ..sitestore import KEYRING_ENV
+    from .context import ServerConfig
+
     file = load(args.config, ServerSettings, "--config") if args.config else ServerSettings()
     given = {name.replace("_", "-"): getattr(args, name) for name in _SETTINGS
              if getattr(args, name, None) not in (None, [], "")}
@@ -89,6 +91,8 @@ class MalformedRequests(logging.Filter):
     anyone on the network can send one, so it becomes one warning line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             reason = " ".join(str(exc).split())[:200]
@@ -106,6 +110,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Run the site server of ``args`` until SIGINT or SIGTERM."""
+    import asyncio
+
+    import yaml
+
+    from .app import make_app
+
     config = config_from(args)
     if not (config.store / "config.yaml").exists():
         raise BadInput(f"no site store at {config.store}: run 'eurec4a-nt init SITE --store {config.store}' first")
@@ -122,6 +133,10 @@ def serve(args: argparse.Namespace) -> int:
 async def _run(app: web.Application, config: ServerConfig, site: str, port_file: Path | None) -> None:
     """Serve ``app`` until SIGINT or SIGTERM. The port is bound here, so ``--port 0`` takes
     a free port with no race; it is printed and written to ``port_file`` once serving."""
+    import asyncio
+
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
