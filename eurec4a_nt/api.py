@@ -102,14 +102,19 @@ def remove(name: str | Sequence[str], *, store: PathLike | None = None, server: 
 
 def open_catalog(*, store: PathLike | None = None, server: str | None = None,
                  token: str | None = None) -> Any:
-    """The intake catalog of every site: ``cat[site][name]`` is an entry."""
-    intake = require("intake", "science", "opening a catalog")
+    """The intake catalog of every site, nested by folder: ``cat[site]`` lists a site's
+    folders, series and entries; ``cat[site][name]`` is an entry (any full name works),
+    ``cat[site].sondes(date="2020-02-01")`` a day of a series as one dataset.
+
+    Only the list of sites is read here; each folder is read when first opened.
+    """
+    require("intake", "science", "opening a catalog")
     require("intake_xarray", "science", "opening a catalog")
     from .jupyter import register_catalog_repr
+    from .nested import open_nested
 
     register_catalog_repr()  # HTML in notebooks; does nothing elsewhere
-    target = _target(store, server, token)
-    return intake.open_catalog(str(target.catalog_path()))
+    return open_nested(_target(store, server, token))
 
 
 def prefetch(topics: str | Sequence[str] = (), sites: Sequence[str] | None = None,

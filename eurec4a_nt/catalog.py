@@ -1,9 +1,14 @@
-"""Intake catalogs generated from site states.
+"""Intake catalogs of site entries, as YAML documents (intake v1 syntax).
 
-The top catalog has one nested catalog per site; a site catalog has one source per
-entry, keyed by the entry's name, using the ``eurec4a_nt`` driver (see
-:mod:`eurec4a_nt.sources`). The YAML is plain intake v1 syntax, so
-``intake.open_catalog(path_or_url)`` opens it wherever ``eurec4a_nt`` is installed.
+A site server serves stock catalogs: ``/catalog.yaml`` has one nested catalog per
+site, and each site has one small catalog per folder (:class:`~eurec4a_nt.listing.
+Folder`: sub-folders, series products and entries); a series has a catalog with one
+source per day (``cat[site][product][day]``). They use only stock drivers
+(:data:`STOCK_DRIVERS`: intake-xarray's ``netcdf`` and ``zarr``, intake's
+``textfiles`` and ``yaml_file_cat``) reading the server's ``/data`` URLs with Range
+requests, so plain ``intake.open_catalog(URL)`` opens every entry without this
+package. A store writes flat site catalogs with the ``eurec4a_nt`` driver (see
+:mod:`eurec4a_nt.sources`) for local use.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 import yaml
 
 from .entries import Entry
+from .listing import Folder
+from .series import Product
 
 #: Metadata keys the catalog sets on every entry; user metadata may not use them.
 RESERVED_METADATA = ("site", "name", "kind", "format", "topics", "size", "published", "root")
@@ -31,9 +38,19 @@ def entry_metadata(entry: Entry) -> dict[str, Any]:
     }
 
 
+#: The drivers of the served catalogs; each comes with intake or intake-xarray.
+STOCK_DRIVERS = ("netcdf", "zarr", "textfiles", "yaml_file_cat")
+#: What a series' day catalog is called beside its folder's catalog.
+DAYS = "days.yaml"
+#: How fsspec's HTTP filesystem reads ``/data`` URLs: in 1 MiB blocks, each fetched
+#: once with a Range request (fsspec's default read-ahead cache fetched a whole
+#: netCDF file to open it; see bench/results.md).
+HTTP_OPTIONS: dict[str, Any] = {"cache_type": "blockcache", "block_size": 1 << 20}
+
+
 def site_catalog(site: str, entries: Mapping[str, Entry], storage_options: dict[str, str],
                  description: str = "") -> dict[str, Any]:
-    """The catalog of one site's entries."""
+    """The flat catalog of one site's entries with the ``eurec4a_nt`` driver."""
     sources = {}
     for name, entry in sorted(entries.items()):
         sources[name] = {
@@ -48,6 +65,74 @@ def site_catalog(site: str, entries: Mapping[str, Entry], storage_options: dict[
             "metadata": entry_metadata(entry),
         }
     return {"metadata": {"site": site, "description": description or f"entries of {site}"},
+            "sources": sources}
+
+
+def stock_source(entry: Entry, data_url: str, consolidated: bool | None = None) -> dict[str, Any]:
+    """An entry read from ``data_url`` + its name: netCDF and zarr as datasets, any
+    other file as its bytes (``textfiles`` with ``text_mode: false``)."""
+    url = data_url + entry.name
+    if entry.format == "zarr":
+        args: dict[str, Any] = {"urlpath": url}
+        if consolidated is not None:
+            args["consolidated"] = consolidated
+        driver = "zarr"
+    elif entry.format == "netcdf" and entry.kind == "file":
+        driver, args = "netcdf", {"urlpath": url, "xarray_kwargs": {"engine": None},
+                                  "storage_options": dict(HTTP_OPTIONS)}
+    else:
+        driver = "textfiles"
+        args = {"urlpath": url if entry.kind == "file" else url + "/*", "text_mode": False,
+                "storage_options": dict(HTTP_OPTIONS)}
+    return {"driver": driver, "description": entry.description, "args": args,
+            "metadata": entry_metadata(entry)}
+
+
+def day_source(product: Product, day: str, members: list[Entry], data_url: str) -> dict[str, Any]:
+    """The entries of a series on one day: netCDF and zarr as one dataset, concatenated
+    along the product's ``series_dim`` in time order; other formats as a list of bytes."""
+    urls = [data_url + e.name for e in members]
+    if product.format in ("netcdf", "zarr"):
+        args: dict[str, Any] = {"urlpath": urls, "combine": "nested", "concat_dim": product.series_dim}
+        if product.format == "netcdf":
+            args |= {"xarray_kwargs": {"engine": None}, "storage_options": dict(HTTP_OPTIONS)}
+        driver = product.format
+    else:
+        driver, args = "textfiles", {"urlpath": urls, "text_mode": False,
+                                     "storage_options": dict(HTTP_OPTIONS)}
+    return {"driver": driver, "description": f"{len(members)} entries of {product.key} on {day}",
+            "args": args, "metadata": {"site": product.site, "day": day,
+                                       "entries": [e.name for e in members]}}
+
+
+def days_catalog(product: Product, days: Mapping[str, list[Entry]], data_url: str) -> dict[str, Any]:
+    """The catalog of a series: one source per day (``YYYY-MM-DD``)."""
+    return {"metadata": {"site": product.site, "series": product.to_json(),
+                         "description": f"{product.key}: one source per day"},
+            "sources": {day: day_source(product, day, members, data_url) for day, members in days.items()}}
+
+
+def folder_catalog(folder: Folder, data_url: str, folder_url: str,
+                   consolidated: Mapping[str, bool | None]) -> dict[str, Any]:
+    """The stock catalog of one folder: sub-folders as nested catalogs at ``folder_url``
+    + ``<sub>/catalog.yaml``, products as series, entries as :func:`stock_source`;
+    ``consolidated`` says for zarr entries whether they have consolidated metadata."""
+    sources: dict[str, Any] = {}
+    for sub, count in folder.folders.items():
+        sources[sub] = {"driver": "yaml_file_cat", "description": f"{count} entries",
+                        "args": {"path": f"{folder_url}{sub}/catalog.yaml"},
+                        "metadata": {"site": folder.site, "folder": folder.prefix + sub, "entries": count}}
+    for product in folder.products:
+        sources[product.key] = {
+            "driver": "yaml_file_cat",
+            "description": f"{product.count} {product.format} entries from {product.first} to "
+                           f"{product.last}, one source per day",
+            "args": {"path": f"{folder_url}{product.key}/{DAYS}"},
+            "metadata": {"site": product.site, "series": product.to_json()}}
+    for entry in folder.entries:
+        sources[entry.name[len(folder.prefix):]] = stock_source(entry, data_url, consolidated.get(entry.name))
+    where = f"{folder.site}/{folder.prefix}".rstrip("/")
+    return {"metadata": {"site": folder.site, "folder": folder.prefix, "description": f"entries of {where}"},
             "sources": sources}
 
 

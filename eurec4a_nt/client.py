@@ -14,19 +14,22 @@ import logging
 import time
 import warnings
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import requests
 import requests_cache
 
-from . import catalog as catalogs
-from .entries import Entry, check_site
+from .entries import Entry, check_name, check_site
 from .errors import BadInput, NotFound, Unreachable, from_json
 from .frames import header, iter_frames
 from .ids import ObjectId
+from .listing import Folder
 from .log import Change, Commit, parse_commit
 from .progress import progress_bar
+from .series import Product, stamp_of, template_of
 from .stores.base import ObjectStore, verified
 from .stores.cached import CachingStore
 from .stores.local import LocalStore
@@ -196,6 +199,9 @@ class SiteClient:
         self.sink = HTTPStore(self.server, self.http)
         self._cache = LocalStore(self.cache_dir)
         self._entries: dict[str, tuple[float, dict[str, Entry]]] = {}
+        #: Per site, where readers of its entries go (this server, then mirrors), as the
+        #: server last said.
+        self.read_options: dict[str, dict[str, Any]] = {}
         self._site: str | None = None
 
     def __repr__(self) -> str:
@@ -251,27 +257,45 @@ class SiteClient:
         return entries
 
     def entry(self, site: str, name: str) -> Entry:
-        try:
-            return self.entries(site)[name]
-        except KeyError:
-            raise NotFound(f"{site} has no entry {name!r}") from None
+        """One entry (one request); :class:`NotFound` if ``site`` has none of that name."""
+        check_site(site)
+        body = self._get(f"/api/sites/{site}/entries/{quote(check_name(name))}").json()
+        self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
+        return Entry.from_json(body["entry"], site)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per known site: seq, head, time of the last commit, number of entries."""
+        return dict(self._get("/api/sites").json()["sites"])
+
+    def folder(self, site: str, prefix: str = "") -> Folder:
+        """A folder of ``site``'s entries (see :class:`~eurec4a_nt.listing.Folder`)."""
+        check_site(site)
+        body = self._get(f"/api/sites/{site}/folder?prefix={quote(prefix)}").json()
+        self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
+        return Folder(site, prefix, dict(body["folders"]),
+                      [Product.from_json(p, site) for p in body["products"]],
+                      [Entry.from_json(e, site) for e in body["entries"]])
+
+    def series_entries(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
+        """The entries of a series product with a name time in ``[start, end)``, read
+        page by page from the first at ``start``."""
+        head = product.template.partition("{time}")[0]
+        query = {"prefix": head, "since": start.isoformat(), "limit": "1000"}
+        found: list[Entry] = []
+        while True:
+            body = self._get(f"/api/sites/{product.site}/entries?{urlencode(query)}").json()
+            for raw in body["entries"]:
+                entry = Entry.from_json(raw, product.site)
+                stamp = stamp_of(entry.name)
+                if stamp and template_of(entry.name) == product.template and start <= stamp.time < end:
+                    found.append(entry)
+            if not body["next"]:
+                return sorted(found, key=lambda e: stamp_of(e.name).time)  # type: ignore[union-attr]
+            query["after"] = body["next"]
 
     def status(self) -> dict[str, Any]:
         """The server's state now (links, queues, traffic); never a cached copy."""
         return self._live("/api/status").json()
-
-    def catalog_path(self) -> Path:
-        """Fetch the catalogs (revalidated; cached copies when offline) and return the
-        local top catalog."""
-        directory = self.meta_dir / "catalog"
-        sites = self._get("/api/sites").json()["sites"]
-        for site in sites:
-            text = self._get(f"/sites/{site}/catalog.yaml").text
-            catalogs.write_atomic(directory / "sites" / f"{site}.yaml", text)
-        top = directory / "catalog.yaml"
-        catalogs.write_atomic(top, catalogs.dump(catalogs.top_catalog(
-            sites, "{{{{ CATALOG_DIR }}}}/sites/{site}.yaml")))
-        return top
 
     # -- writing ----------------------------------------------------------------------
 

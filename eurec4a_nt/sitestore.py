@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from .catalog import dump, site_catalog, top_catalog, write_atomic
 from .entries import Entry, check_name, check_site
 from .errors import BadCommit, BadInput, NotFound
 from .keyring import Keyring, KeyringSite, SiteKey
+from .listing import Folder, Listings
 from .log import Change, Commit, SiteLog, SiteState, parse_commit, verify_commit
+from .series import Product
 from .settings import StoreFile, load
 from .stores.base import ObjectStore
 from .stores.fsspec import FsspecStore
@@ -55,6 +58,8 @@ class SiteStore:
             self.keyring.merge(Keyring.load(Path(campaign), missing_ok=False))
         self._logs: dict[str, SiteLog] = {}
         self._lock = threading.Lock()
+        #: Every site's entries by name, for catalogs and searches.
+        self.listings = Listings(self)
 
     def __repr__(self) -> str:
         return f"SiteStore({str(self.path)!r}, site={self.site!r})"
@@ -164,6 +169,14 @@ class SiteStore:
             return self.entries(site)[name]
         except KeyError:
             raise NotFound(f"{site} has no entry {name!r}") from None
+
+    def folder(self, site: str, prefix: str = "") -> Folder:
+        """A folder of ``site``'s entries (see :class:`~eurec4a_nt.listing.Folder`)."""
+        return self.listings.get(site).folder(prefix)
+
+    def series_entries(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
+        """The entries of a series product with a name time in ``[start, end)``."""
+        return self.listings.get(product.site).members(product, start, end)
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per known site: log seq and head, time of the last commit, number of entries,

@@ -1,5 +1,5 @@
-"""The intake catalog of a store: one nested catalog per site, entry metadata through
-intake's normal API, and YAML that plain ``intake.open_catalog`` opens."""
+"""The intake catalog of a store: one nested catalog per site and folder, entry
+metadata through intake's normal API, and YAML that plain ``intake.open_catalog`` opens."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import intake
 import pytest
-import yaml
 
 import eurec4a_nt as nt
 from eurec4a_nt import sampledata as sd
@@ -52,8 +51,10 @@ def test_one_nested_catalog_per_site(campaign: tuple[SiteStore, SiteStore]) -> N
     hub, _ = campaign
     cat = nt.open_catalog(store=hub.path)
     assert sorted(cat) == ["BCO", "RV-Meteor"]
-    assert sorted(cat["RV-Meteor"]) == ["quicklooks/ceilometer.png", "sondes/2020-02-01T1045.nc"]
-    assert list(cat["BCO"]) == ["surface/met.zarr"]
+    assert sorted(cat["RV-Meteor"]) == ["quicklooks", "sondes"]  # folders, read when opened
+    assert list(cat["RV-Meteor"]["sondes"]) == ["2020-02-01T1045.nc"]
+    assert list(cat["BCO"]) == ["surface"]
+    assert list(cat["BCO"]["surface"]) == ["met.zarr"]
     assert cat["RV-Meteor"].metadata["site"] == "RV-Meteor"
     ds = cat["RV-Meteor"]["sondes/2020-02-01T1045.nc"].to_dask()
     assert ds.attrs["platform"] == "RV-Meteor"
@@ -87,8 +88,8 @@ def test_catalog_follows_the_log(campaign: tuple[SiteStore, SiteStore], tmp_path
     assert "notes/today.md" in nt.open_catalog(store=hub.path)["BCO"]
     nt.remove("notes/today.md", store=hub.path)
     assert "notes/today.md" not in nt.open_catalog(store=hub.path)["BCO"]
-    top = yaml.safe_load((hub.path / "catalog" / "catalog.yaml").read_text())
-    assert {k: top["sources"]["BCO"]["metadata"][k] for k in ("site", "seq", "entries", "own")} == {
+    meta = nt.open_catalog(store=hub.path)["BCO"].metadata
+    assert {k: meta[k] for k in ("site", "seq", "entries", "own")} == {
         "site": "BCO", "seq": 3, "entries": 1, "own": True}
 
 

@@ -117,9 +117,12 @@ def test_catalog_reprs(server: SiteProcess, published: dict[str, nt.Entry]) -> N
     cat = nt.open_catalog(server=server.url)
     top = catalog_html(cat)
     assert top is not None and "1 site, 4 entries" in top
-    assert all(name in top for name in published) and "quicklook" in top and "this site" in top
+    folders = {name.split("/")[0] for name in published}
+    assert all(folder in top for folder in folders) and "this site" in top  # folders or series
     site = catalog_html(cat["RV-Meteor"])
-    assert site is not None and all(name in site for name in published) and "<script>" not in site
+    assert site is not None and all(folder in site for folder in folders) and "<script>" not in site
+    inner = catalog_html(cat["RV-Meteor"]["sondes"])
+    assert inner is not None and SONDE.split("/")[1] in inner and "sondes" in inner
     source = cat["RV-Meteor"][SONDE]._repr_html_()
     assert SONDE in source and "sondes" in source and "&lt;script&gt;" in source and "<script>" not in source
 
@@ -144,7 +147,7 @@ def test_ipython_shows_catalogs_and_sources_as_html(shell: Any, server: SiteProc
                                                     published: dict[str, nt.Entry]) -> None:
     assert register_catalog_repr()
     cat = nt.open_catalog(server=server.url)
-    for obj, expected in [(cat, "4 entries"), (cat["RV-Meteor"], SONDE), (cat["RV-Meteor"][SONDE], SONDE),
+    for obj, expected in [(cat, "4 entries"), (cat["RV-Meteor"], "sondes/"), (cat["RV-Meteor"][SONDE], SONDE),
                           (published[SONDE], SONDE)]:
         assert expected in shown_html(shell, obj), type(obj)
 

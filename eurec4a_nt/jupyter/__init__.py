@@ -33,8 +33,8 @@ def register_catalog_repr() -> bool:
 
     Intake catalogs display themselves as YAML through ``_ipython_display_``, which
     IPython asks before any ``text/html`` formatter. So this registers a display
-    formatter for intake's ``YAMLFileCatalog`` (what ``open_catalog`` returns, for all
-    sites and for each site): the catalog object stays intake's own, unpatched, and
+    formatter for the catalogs ``open_catalog`` returns (and intake's
+    ``YAMLFileCatalog``, for the catalogs a site server serves): the catalog object stays intake's own, unpatched, and
     catalogs that are not eurec4a-nt's keep intake's display.
     """
     ipython = sys.modules.get("IPython")
@@ -43,7 +43,10 @@ def register_catalog_repr() -> bool:
         return False
     from intake.catalog.local import YAMLFileCatalog
 
-    shell.display_formatter.ipython_display_formatter.for_type(YAMLFileCatalog, _display_catalog)
+    from ..nested import FolderCatalog, SitesCatalog
+
+    for kind in (YAMLFileCatalog, SitesCatalog, FolderCatalog):
+        shell.display_formatter.ipython_display_formatter.for_type(kind, _display_catalog)
     return True
 
 

@@ -179,20 +179,32 @@ def top_catalog_html(sites: Mapping[str, tuple[Mapping[str, Any], Sequence[Mappi
 _TOP_DESCRIPTION = top_catalog({}, "")["metadata"]["description"]
 
 
+#: The drivers of what a eurec4a-nt catalog holds: entries, folders, series.
+_DRIVERS = ("eurec4a_nt", "eurec4a_nt_folder", "eurec4a_nt_series")
+
+
 def _described(cat: Any) -> list[dict[str, Any]]:
-    """The entries of an intake catalog as metadata dicts with their description."""
+    """What an intake catalog holds, as rows: entries with their metadata, folders and
+    series with what they hold."""
     out = []
-    for entry in cat.walk(depth=1).values():
+    for key, entry in cat.walk(depth=1).items():
         body = entry.describe()
-        out.append({**(body.get("metadata") or {}), "description": body.get("description") or "",
-                    "driver": body.get("driver")})
+        md = dict(body.get("metadata") or {})
+        series = md.get("series")
+        if "folder" in md:
+            md = {"name": f"{key}/", "format": "folder", "size": 0}
+        elif isinstance(series, dict):
+            md = {"name": key, "format": f"series of {series.get('format')}", "size": 0,
+                  "published": series.get("last", "")}
+        out.append({**md, "description": body.get("description") or "", "driver": body.get("driver")})
     return out
 
 
 def _site_html(cat: Any) -> str | None:
     info = cat.metadata or {}
     entries = _described(cat)
-    if "site" not in info or any(e["driver"] not in (["eurec4a_nt"], "eurec4a_nt") for e in entries):
+    drivers = {d for e in entries for d in (e["driver"] if isinstance(e["driver"], list) else [e["driver"]])}
+    if "site" not in info or not drivers <= set(_DRIVERS):
         return None
     return site_catalog_html(str(info["site"]), {"entries": len(entries), **info}, entries)
 

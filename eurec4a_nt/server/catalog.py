@@ -1,20 +1,32 @@
-"""``/catalog.yaml`` and ``/sites/<site>/catalog.yaml``: intake catalogs of this
-server's view of every site; entries read through ``nt://`` from this server, falling
-back to the other places the keyring names (see :func:`read_options`).
+"""Catalogs: stock intake YAML (``/catalog.yaml``, ``/sites/<site>/catalog.yaml``,
+``/sites/<site>/<folder>/catalog.yaml``) and the JSON catalog API
+(``/api/sites/<site>/entries``, ``.../entries/<name>``, ``.../folder``).
 
-Like every small GET answer they carry an ETag of their body and ``Cache-Control:
-no-cache`` (see :func:`~eurec4a_nt.server.app.revalidatable`)."""
+Every answer is built from the site's :class:`~eurec4a_nt.listing.SiteIndex` in a
+worker thread, so a large catalog never stalls the event loop. Its ETag is made from
+the log head(s) and the request, before anything is built: a client holding the
+current answer gets a 304 for the cost of reading the heads.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from .. import catalog as catalogs
-from ..entries import check_site
+from ..entries import Entry, check_name, check_site, check_topics
+from ..errors import BadInput
+from ..listing import SiteIndex
+from ..manifests import load_manifest
 from ..node import Node
+from ..series import parse_time
 from .context import base_url, node
+from .respond import etag_matches
 
 routes = web.RouteTableDef()
 
@@ -30,19 +42,173 @@ def read_options(n: Node, site: str, own_url: str) -> dict[str, Any]:
     return {"server": own_url, "mirrors": mirrors} if mirrors else {"server": own_url}
 
 YAML = "application/yaml"
+#: Entries in one page of the JSON API at most.
+MAX_LIMIT = 1000
+#: Answers kept built (by ETag) for the next client asking the same.
+_KEPT = 64
+_answers: OrderedDict[str, web.Response] = OrderedDict()
+
+
+async def _answer(request: web.Request, parts: tuple[Any, ...], build: Callable[[], web.Response]) -> web.Response:
+    """The answer to ``request``, whose content depends only on ``parts`` (log heads and
+    what the request asks): a 304 if the client holds it, else built once in a thread."""
+    etag = '"' + hashlib.sha256(repr((request.path, base_url(request), parts)).encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    kept = _answers.get(etag)
+    if kept is None:
+        kept = await asyncio.to_thread(build)
+        _answers[etag] = kept
+        while len(_answers) > _KEPT:
+            _answers.popitem(last=False)
+    else:
+        _answers.move_to_end(etag)
+    return web.Response(body=kept.body, status=kept.status, content_type=kept.content_type,
+                        charset=kept.charset, headers=headers)
+
+
+async def site_index(request: web.Request) -> SiteIndex:
+    """The index of the ``{site}`` of the path (400 if malformed, 404 if unknown)."""
+    site = check_site(request.match_info["site"])
+    return await asyncio.to_thread(node(request).store.listings.get, site)
+
+
+def _yaml(body: dict[str, Any]) -> web.Response:
+    return web.Response(text=catalogs.dump(body), content_type=YAML)
 
 
 @routes.get("/catalog.yaml")
 async def top(request: web.Request) -> web.Response:
+    """One nested catalog per site."""
     n = node(request)
-    body = catalogs.top_catalog(n.store.summary(), base_url(request) + "/sites/{site}/catalog.yaml")
-    return web.Response(text=catalogs.dump(body), content_type=YAML)
+    summary = await asyncio.to_thread(n.store.summary)
+    heads = tuple((site, info["head"]) for site, info in sorted(summary.items()))
+    site_path = base_url(request) + "/sites/{site}/catalog.yaml"
+    return await _answer(request, heads, lambda: _yaml(catalogs.top_catalog(summary, site_path)))
 
 
 @routes.get("/sites/{site}/catalog.yaml")
-async def site_catalog(request: web.Request) -> web.Response:
+@routes.get("/sites/{site}/{folder:.+}/catalog.yaml")
+async def folder_catalog(request: web.Request) -> web.Response:
+    """The stock catalog of a folder of a site (the top folder without ``{folder}``)."""
     n = node(request)
-    site = check_site(request.match_info["site"])
-    entries = n.store.entries(site)
-    body = catalogs.site_catalog(site, entries, read_options(n, site, base_url(request)))
-    return web.Response(text=catalogs.dump(body), content_type=YAML)
+    index = await site_index(request)
+    folder = request.match_info.get("folder", "")
+    prefix = check_name(folder) + "/" if folder else ""
+    base = base_url(request)
+
+    def build() -> web.Response:
+        found = index.folder(prefix)
+        consolidated = {e.name: _consolidated(n, e) for e in found.entries if e.format == "zarr"}
+        return _yaml(catalogs.folder_catalog(found, f"{base}/data/{index.site}/",
+                                             f"{base}/sites/{index.site}/{prefix}", consolidated))
+
+    return await _answer(request, (index.head, prefix), build)
+
+
+@routes.get("/sites/{site}/{product:.+}/days.yaml")
+async def days_catalog(request: web.Request) -> web.Response:
+    """The catalog of a series: one source per day."""
+    index = await site_index(request)
+    path = check_name(request.match_info["product"])
+    base = base_url(request)
+
+    def build() -> web.Response:
+        product = index.product(path)
+        return _yaml(catalogs.days_catalog(product, index.days(product), f"{base}/data/{index.site}/"))
+
+    return await _answer(request, (index.head, path), build)
+
+
+def _consolidated(n: Node, entry: Entry) -> bool | None:
+    """Whether a zarr entry has consolidated metadata (``.zmetadata``); None when its
+    manifest is not held here."""
+    if not n.store.objects.has(entry.root):
+        return None
+    return ".zmetadata" in load_manifest(entry, n.store.objects.get).items
+
+
+# -- JSON ----------------------------------------------------------------------------
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return {**entry.to_json(), "site": entry.site}
+
+
+def _json(body: dict[str, Any]) -> web.Response:
+    return web.json_response(body)
+
+
+@routes.get("/api/sites/{site}/entries")
+async def entries(request: web.Request) -> web.Response:
+    """A page of a site's entries in name order: ``?prefix=`` (a name prefix),
+    ``topic=``, ``q=`` (text in name, description or format), ``since=``/``until=``
+    (ISO times, on the time in the name or else the publication time), ``after=`` (the
+    ``next`` of the previous page), ``limit=`` (at most 1000, default 100), ``held=1``
+    (how many of each entry's objects are held here). The answer says how many match
+    (``matched``), the site's ``total`` and ``topics``."""
+    n = node(request)
+    index = await site_index(request)
+    query = request.query
+    topic = query.get("topic", "")
+    if topic:
+        check_topics(topic)
+    for key in ("since", "until"):
+        if query.get(key):
+            parse_time(query[key], key)
+    after = query.get("after", "")
+    try:
+        limit = int(query.get("limit", 100))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadInput(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    with_held = query.get("held") == "1"
+    parts = (index.head, sorted(query.items()), n.version if with_held else 0)
+
+    def build() -> web.Response:
+        page = index.search(prefix=query.get("prefix", ""), topic=topic, q=query.get("q", ""),
+                            since=query.get("since", ""), until=query.get("until", ""),
+                            after=after, limit=limit)
+        out = []
+        for entry in page.entries:
+            body = _entry_json(entry)
+            if with_held:
+                body["held"], body["objects"] = n.presence(entry)
+            out.append(body)
+        return _json({"site": index.site, "seq": index.seq, "head": index.head, "entries": out,
+                      "next": page.next, "matched": page.matched, "total": index.count(),
+                      "topics": index.topics()})
+
+    return await _answer(request, parts, build)
+
+
+@routes.get("/api/sites/{site}/entries/{name:.+}")
+async def one_entry(request: web.Request) -> web.Response:
+    """One entry of a site (404 if it has none of that name)."""
+    index = await site_index(request)
+    entry = index.entry(check_name(request.match_info["name"]))
+    return _json({"site": index.site, "seq": index.seq, "entry": _entry_json(entry),
+                  "storage_options": read_options(node(request), index.site, base_url(request))})
+
+
+@routes.get("/api/sites/{site}/folder")
+async def folder(request: web.Request) -> web.Response:
+    """A folder of a site (``?prefix=``, ending in ``/``; the top without): its
+    sub-folders with their number of entries, its series products and the entries
+    directly in it that belong to no series."""
+    index = await site_index(request)
+    options = read_options(node(request), index.site, base_url(request))
+    prefix = request.query.get("prefix", "")
+    if prefix:
+        check_name(prefix.removesuffix("/"))
+        prefix = prefix.removesuffix("/") + "/"
+
+    def build() -> web.Response:
+        found = index.folder(prefix)
+        return _json({"site": index.site, "seq": index.seq, "prefix": prefix, "folders": found.folders,
+                      "products": [p.to_json() for p in found.products],
+                      "entries": [_entry_json(e) for e in found.entries], "storage_options": options})
+
+    return await _answer(request, (index.head, prefix, options), build)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..entries import Entry, check_site, find_entry
+from ..entries import check_site, find_entry
 from ..errors import BadInput, NotFound
 from ..formats import guess_format, media_type
 from ..manifests import load_manifest, resolve
@@ -36,13 +36,23 @@ def check_path(path: str) -> str:
     return trimmed
 
 
+@routes.get("/data/{site}/")
 @routes.get("/data/{site}/{path:.+}")
 async def get_data(request: web.Request) -> web.StreamResponse:
-    """An entry's bytes, a key inside a zarr or directory entry, or a folder listing."""
+    """An entry's bytes, a key inside a zarr or directory entry, or a folder listing
+    (of a folder of entries, or inside a zarr or directory entry)."""
     site = check_site(request.match_info["site"])
-    path = check_path(request.match_info["path"])
+    path = check_path(request.match_info.get("path", "")) if request.match_info.get("path") else ""
     n = node(request)
-    entry, inner = find_entry(site, n.store.entries(site), path)
+    try:
+        entry, inner = find_entry(site, n.store.entries(site), path)
+    except NotFound:
+        index = await asyncio.to_thread(n.store.listings.get, site)
+        files, dirs = await asyncio.to_thread(index.children, f"{path}/" if path else "")
+        if not (files or dirs or not path):
+            raise
+        return _listing(request, f"{site}/{path}".rstrip("/"), files, dirs,
+                        {"site": site, "path": path, "files": files, "dirs": dirs})
     if entry.kind == "file":
         ref = resolve(entry, inner, n.store.objects.get)
         content_type = media_type(entry.format)
@@ -54,21 +64,21 @@ async def get_data(request: web.Request) -> web.StreamResponse:
             files, dirs = manifest.listdir(inner)
             if inner and not (files or dirs):
                 raise NotFound(f"{entry.path} has no {inner!r}")
-            return _listing(request, entry, inner, files, dirs)
+            return _listing(request, f"{entry.path}/{inner}".rstrip("/"), files, dirs,
+                            {"entry": entry.name, "kind": entry.kind, "path": inner,
+                             "files": files, "dirs": dirs})
         ref = found
         content_type = "application/json" if inner.endswith(_JSON_KEYS) else media_type(guess_format(inner))
     return await serve_ref(request, n, ref, site=site, content_type=content_type)
 
 
-def _listing(request: web.Request, entry: Entry, inner: str, files: list[str],
-             dirs: list[str]) -> web.Response:
-    """A folder of a zarr or directory entry: JSON if asked for, else HTML links."""
+def _listing(request: web.Request, path: str, files: list[str], dirs: list[str],
+             body: dict[str, object]) -> web.Response:
+    """The folder ``SITE/PATH``: ``body`` as JSON if asked for, else HTML links."""
     if "application/json" in request.headers.get("Accept", ""):
-        return web.json_response({"entry": entry.name, "kind": entry.kind, "path": inner,
-                                  "files": files, "dirs": dirs})
-    base = "/".join(quote(p) for p in ("data", entry.site, *entry.name.split("/"),
-                                       *(inner.split("/") if inner else ())))
-    title = html.escape(f"{entry.path}/{inner}".rstrip("/"))
+        return web.json_response(body)
+    base = "/".join(quote(p) for p in ("data", *path.split("/")))
+    title = html.escape(path)
     links = [f'<li><a href="{quote(d)}/">{html.escape(d)}/</a></li>' for d in dirs]
     links += [f'<li><a href="{quote(f)}">{html.escape(f)}</a></li>' for f in files]
     body = (f'<!doctype html>\n<html><head><meta charset="utf-8"><base href="/{base}/">'

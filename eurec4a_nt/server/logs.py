@@ -1,5 +1,6 @@
 """Site logs over HTTP: heads, commits after a seq (optionally waiting for new ones),
-and appending commits signed elsewhere; plus the entries of each site as JSON."""
+and appending commits signed elsewhere; plus the summary of every site as JSON (their
+entries are in :mod:`eurec4a_nt.server.catalog`)."""
 
 from __future__ import annotations
 
@@ -85,18 +86,3 @@ async def append(request: web.Request) -> web.Response:
 async def sites(request: web.Request) -> web.Response:
     n = node(request)
     return web.json_response({"site": n.site, "version": n.version, "sites": n.store.summary()})
-
-
-@routes.get("/api/sites/{site}/entries")
-async def entries(request: web.Request) -> web.Response:
-    """The current entries of a site, with how much of each is held here (``?held=1``)."""
-    n = node(request)
-    site = _known_site(request)
-    state = n.store.state(site)
-    seq, found = state.seq, list(state.entries.values())  # one version, whatever arrives meanwhile
-    out = [{**entry.to_json(), "site": site} for entry in found]
-    if request.query.get("held") == "1":
-        presence = await asyncio.to_thread(lambda: [n.presence(entry) for entry in found])
-        for body, (held, needed) in zip(out, presence, strict=True):
-            body["held"], body["objects"] = held, needed
-    return web.json_response({"site": site, "seq": seq, "entries": out})

@@ -1,0 +1,254 @@
+"""One site's entries sorted by name: folders, series products, pages and search.
+
+A :class:`SiteIndex` belongs to one seq of a site log and never changes; the next one
+is made from the new commits alone (:meth:`SiteIndex.advance`), so a catalog or a
+page of entries costs a binary search and the entries shown, at any number of
+entries. :class:`Listings` keeps the newest index of every site of a store.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
+
+from .entries import Entry
+from .errors import NotFound
+from .log import Commit
+from .series import DEFAULT_DIM, Product, product_key, stamp_of, template_of
+
+if TYPE_CHECKING:
+    from .sitestore import SiteStore
+
+#: Sorts after every character a name may hold.
+_END = "\x7f"
+
+
+@lru_cache(maxsize=1 << 18)
+def _template(name: str) -> str | None:
+    return template_of(name)
+
+
+def entry_time(entry: Entry) -> str:
+    """The time an entry is about: the timestamp in its name, else when it was published
+    (ISO 8601, comparable as text)."""
+    stamp = stamp_of(entry.name)
+    return stamp.time.isoformat() if stamp else entry.published.removesuffix("Z")
+
+
+@dataclass(frozen=True)
+class Folder:
+    """What one folder (a name prefix ending in ``/``, or ``""``) of a site holds: its
+    sub-folders with the number of entries below each, the series products in it, and
+    the entries directly in it that belong to no series."""
+
+    site: str
+    prefix: str
+    folders: dict[str, int] = field(default_factory=dict)
+    products: list[Product] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Entries matching a search, in name order from a cursor; ``next`` is the cursor of
+    the following page (None on the last), ``matched`` how many match in all."""
+
+    entries: list[Entry]
+    next: str | None
+    matched: int
+
+
+class SiteIndex:
+    """The entries of ``site`` at log ``seq``, by name."""
+
+    def __init__(self, site: str, seq: int = 0, head: str | None = None,
+                 entries: dict[str, Entry] | None = None, names: list[str] | None = None) -> None:
+        self.site, self.seq, self.head = site, seq, head
+        self.entries = entries if entries is not None else {}
+        self.names = names if names is not None else sorted(self.entries)
+        self._folder = cache(self._make_folder)
+
+    def advance(self, commits: Iterable[Commit]) -> SiteIndex:
+        """The index after ``commits`` (the next ones of this site's log, in order)."""
+        entries, names = dict(self.entries), list(self.names)
+        seq, head = self.seq, self.head
+        for commit in commits:
+            for change in commit.changes:
+                if change.name in entries:
+                    del names[bisect.bisect_left(names, change.name)]
+                    del entries[change.name]
+                if change.op == "put" and change.entry is not None:
+                    entries[change.name] = change.entry.with_site(self.site)
+                    bisect.insort(names, change.name)
+            seq, head = commit.seq, commit.id
+        return SiteIndex(self.site, seq, head, entries, names)
+
+    def _range(self, prefix: str, after: str = "") -> Iterator[str]:
+        lo = bisect.bisect_left(self.names, prefix)
+        if after > prefix:
+            lo = bisect.bisect_right(self.names, after)
+        hi = bisect.bisect_left(self.names, prefix + _END) if prefix else len(self.names)
+        return iter(self.names[lo:hi])
+
+    def count(self, prefix: str = "") -> int:
+        hi = bisect.bisect_left(self.names, prefix + _END) if prefix else len(self.names)
+        return hi - bisect.bisect_left(self.names, prefix)
+
+    def entry(self, name: str) -> Entry:
+        """The entry ``name``; :class:`NotFound` if absent."""
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise NotFound(f"{self.site} has no entry {name!r}") from None
+
+    def children(self, prefix: str = "") -> tuple[list[str], list[str]]:
+        """The last parts of the names directly in the folder ``prefix``, and its
+        sub-folders."""
+        files, dirs = [], []
+        for name in self._range(prefix):
+            sub, slash, _ = name[len(prefix):].partition("/")
+            if not slash:
+                files.append(sub)
+            elif not dirs or dirs[-1] != sub:
+                dirs.append(sub)
+        return files, dirs
+
+    def folder(self, prefix: str = "") -> Folder:
+        """The folder ``prefix`` (``""`` or ending in ``/``); :class:`NotFound` if empty
+        and not the top."""
+        found = self._folder(prefix)
+        if prefix and not (found.folders or found.products or found.entries):
+            raise NotFound(f"{self.site} has no folder {prefix.rstrip('/')!r}")
+        return found
+
+    def _make_folder(self, prefix: str) -> Folder:
+        subs: dict[str, list[str]] = {}
+        direct: dict[str | None, list[str]] = {}
+        for name in self._range(prefix):
+            rest = name[len(prefix):]
+            sub, slash, _ = rest.partition("/")
+            if slash:
+                subs.setdefault(sub, []).append(name)
+            else:
+                direct.setdefault(_template(name), []).append(name)
+        folders, products, entries = {}, [], [self.entries[n] for n in direct.pop(None, [])]
+        for sub, names in subs.items():
+            templates = {_template(n) for n in names}
+            single = len(templates) == 1 and None not in templates and names[0].count("/") == prefix.count("/") + 1
+            if single and len(names) > 1:
+                products.append(self._product(sub, templates.pop() or "", names))
+            else:
+                folders[sub] = len(names)
+        for template, names in direct.items():
+            if len(names) == 1:
+                entries.append(self.entries[names[0]])
+                continue
+            key = product_key(template or "") or "series"
+            while key in folders or any(p.key == key for p in products):
+                key += "_series"
+            products.append(self._product(key, template or "", names))
+        return Folder(self.site, prefix, folders, sorted(products, key=lambda p: p.key),
+                      sorted(entries, key=lambda e: e.name))
+
+    def _product(self, key: str, template: str, names: list[str]) -> Product:
+        stamps = [s for s in map(stamp_of, names) if s is not None]
+        newest = self.entries[names[-1]]
+        return Product(site=self.site, key=key, template=template, format=newest.format,
+                       count=len(names), first=min(s.time for s in stamps).isoformat(),
+                       last=max(s.time for s in stamps).isoformat(), compact=stamps[-1].compact,
+                       series_dim=str(newest.metadata.get("series_dim") or DEFAULT_DIM))
+
+    def members(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
+        """The entries of ``product`` whose name time is in ``[start, end)``, oldest first."""
+        head = product.template.partition("{time}")[0]
+        out = []
+        for name in self._range(head):
+            stamp = stamp_of(name)
+            if stamp and _template(name) == product.template and start <= stamp.time < end:
+                out.append((stamp.time, self.entries[name]))
+        return [e for _, e in sorted(out, key=lambda t: t[0])]
+
+    def days(self, product: Product) -> dict[str, list[Entry]]:
+        """The entries of ``product`` by day (``YYYY-MM-DD``), days and entries in time order."""
+        out: dict[str, list[Entry]] = {}
+        for entry in self.members(product, datetime.min, datetime.max):
+            out.setdefault(entry_time(entry)[:10], []).append(entry)
+        return out
+
+    def product(self, path: str) -> Product:
+        """The product ``FOLDER/KEY`` (or ``KEY`` in the top folder); NotFound if none."""
+        folder, _, key = path.rpartition("/")
+        found = self._folder(folder + "/" if folder else "")
+        for product in found.products:
+            if product.key == key:
+                return product
+        raise NotFound(f"{self.site} has no series {path!r}")
+
+    def search(self, prefix: str = "", topic: str = "", q: str = "", since: str = "",
+               until: str = "", after: str = "", limit: int = 100) -> Page:
+        """Entries under ``prefix`` with ``topic``, containing ``q`` (in name, description
+        or format, any case), of a time (:func:`entry_time`) in ``[since, until]``, after
+        the name ``after``, at most ``limit``."""
+        q = q.strip().lower()
+        if not (topic or q or since or until):
+            names = list(itertools.islice(self._range(prefix, after), limit + 1))
+            return Page([self.entries[n] for n in names[:limit]],
+                        names[limit - 1] if len(names) > limit else None, self.count(prefix))
+        found: list[Entry] = []
+        matched, more = 0, False
+        for name in self._range(prefix):
+            entry = self.entries[name]
+            if not _matches(entry, topic, q, since, until):
+                continue
+            matched += 1
+            if name > after:
+                if len(found) < limit:
+                    found.append(entry)
+                else:
+                    more = True
+        return Page(found, found[-1].name if more else None, matched)
+
+    def topics(self) -> list[str]:
+        return sorted({t for e in self.entries.values() for t in e.topics})
+
+
+def _matches(entry: Entry, topic: str, q: str, since: str, until: str) -> bool:
+    if topic and topic not in entry.topics:
+        return False
+    if q and q not in f"{entry.name} {entry.description} {entry.format}".lower():
+        return False
+    if since or until:
+        when = entry_time(entry)
+        if (since and when < since) or (until and when[:len(until)] > until):
+            return False
+    return True
+
+
+class Listings:
+    """The newest :class:`SiteIndex` of every site of a store, advanced from the new
+    commits of its log when asked (blocking: call it in a thread on a server)."""
+
+    def __init__(self, store: SiteStore) -> None:
+        self.store = store
+        self._by_site: dict[str, SiteIndex] = {}
+        self._lock = threading.Lock()
+
+    def get(self, site: str) -> SiteIndex:
+        """The index of ``site`` now; :class:`NotFound` for a site this store does not know."""
+        if site not in self.store.sites():
+            raise NotFound(f"unknown site {site!r}; known: {', '.join(self.store.sites()) or 'none'}")
+        log = self.store.log(site)
+        with self._lock:
+            index = self._by_site.get(site) or SiteIndex(site)
+            if log.seq != index.seq:
+                if log.seq < index.seq:
+                    index = SiteIndex(site)
+                index = index.advance(log.commits_after(index.seq))
+                self._by_site[site] = index
+            return index

@@ -1,0 +1,159 @@
+"""The catalog :func:`~eurec4a_nt.api.open_catalog` returns: nested intake catalogs
+built in Python, read from a site store or a site server one folder at a time.
+
+``cat`` lists the sites (one request); ``cat[site]`` the top folder of a site: its
+sub-folders (nested catalogs), its series products (:class:`~eurec4a_nt.sources.
+SeriesSource`, opened by date) and the entries that belong to neither
+(:class:`~eurec4a_nt.sources.EntrySource`). Each folder is read when first opened,
+so opening the catalog costs the same at 100,000 entries as at 100.
+``cat[site]["a/b/c.nc"]`` reaches any entry by its full name without listing folders.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from intake.catalog import Catalog
+from intake.catalog.local import LocalCatalogEntry
+
+from . import __version__
+from .catalog import entry_metadata, top_catalog
+from .entries import Entry
+from .errors import NotFound
+from .sitestore import SiteStore
+from .sources import EntrySource, SeriesSource
+
+if TYPE_CHECKING:
+    from .client import SiteClient
+
+#: Stores and clients the catalogs read from, by the key their entries carry (intake
+#: passes an entry's arguments as plain values).
+_BACKENDS: dict[str, SiteStore | SiteClient] = {}
+_keys = itertools.count()
+
+
+def open_nested(backend: SiteStore | SiteClient) -> SitesCatalog:
+    """The catalog of every site ``backend`` knows."""
+    key = f"{backend!r}#{next(_keys)}"
+    _BACKENDS[key] = backend
+    return SitesCatalog(backend=key)
+
+
+def storage_options(backend: SiteStore | SiteClient, site: str) -> dict[str, Any]:
+    """How an entry's ``nt://`` filesystem reads ``site``'s entries: from the store, or
+    from the server and then the mirrors it names."""
+    if isinstance(backend, SiteStore):
+        return {"store": str(backend.path)}
+    return backend.read_options.get(site) or {"server": backend.server}
+
+
+class _Lazy(Catalog):
+    """A catalog whose entries are read once, when first listed or opened."""
+
+    version = __version__
+    container = "catalog"
+    partition_access = False
+
+    def __init__(self, backend: str, **kwargs: Any) -> None:
+        self.backend_key = backend
+        self._loaded = False
+        super().__init__(**kwargs)
+
+    @property
+    def backend(self) -> SiteStore | SiteClient:
+        return _BACKENDS[self.backend_key]
+
+    def _load(self) -> None:
+        pass  # entries are read on first use (_get_entries), not when opened
+
+    def _get_entries(self) -> dict[str, Any]:
+        if not self._loaded:
+            self._entries.update(self._read())
+            self._loaded = True
+        return self._entries
+
+    def _read(self) -> dict[str, LocalCatalogEntry]:
+        raise NotImplementedError
+
+    def _get_entry(self, name: str) -> Any:
+        self._get_entries()
+        return super()._get_entry(name)
+
+    def walk(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self._get_entries()
+        return dict(super().walk(*args, **kwargs))
+
+
+class SitesCatalog(_Lazy):
+    """Every site: one :class:`FolderCatalog` each."""
+
+    name = "eurec4a_nt_sites"
+
+    def __init__(self, backend: str, **kwargs: Any) -> None:
+        super().__init__(backend, **kwargs)
+        self.metadata = {**top_catalog({}, "")["metadata"], **(self.metadata or {})}
+
+    def _read(self) -> dict[str, LocalCatalogEntry]:
+        out = {}
+        for site, info in self.backend.summary().items():
+            out[site] = LocalCatalogEntry(
+                site, f"{site}: {info.get('entries', 0)} entries", FolderCatalog,
+                args={"backend": self.backend_key, "site": site, "prefix": ""},
+                metadata={"site": site, **info}, catalog=self)
+        return out
+
+
+class FolderCatalog(_Lazy):
+    """One folder of a site: sub-folders, series and entries."""
+
+    name = "eurec4a_nt_folder"
+
+    def __init__(self, backend: str, site: str, prefix: str = "", **kwargs: Any) -> None:
+        self.site, self.prefix = site, prefix
+        super().__init__(backend, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<eurec4a_nt catalog {self.site}/{self.prefix}>"
+
+    def _read(self) -> dict[str, LocalCatalogEntry]:
+        folder = self.backend.folder(self.site, self.prefix)
+        args = {"backend": self.backend_key, "site": self.site}
+        out: dict[str, LocalCatalogEntry] = {}
+        for sub, count in folder.folders.items():
+            out[sub] = LocalCatalogEntry(sub, f"{count} entries", FolderCatalog,
+                                         args={**args, "prefix": f"{self.prefix}{sub}/"},
+                                         metadata={"site": self.site, "folder": self.prefix + sub,
+                                                   "entries": count}, catalog=self)
+        for product in folder.products:
+            out[product.key] = LocalCatalogEntry(
+                product.key, f"{product.count} entries from {product.first} to {product.last}; "
+                "choose with date= or start=/end=", SeriesSource,
+                args={**args, "product": product.to_json()},
+                metadata={"site": self.site, "series": product.to_json()}, catalog=self)
+        for entry in folder.entries:
+            key = entry.name[len(self.prefix):]
+            out[key] = self._entry_of(key, entry)
+        return out
+
+    def _entry_of(self, key: str, entry: Entry) -> LocalCatalogEntry:
+        return LocalCatalogEntry(key, entry.description, EntrySource, args={
+            "urlpath": f"nt://{self.site}/{entry.name}", "kind": entry.kind, "format": entry.format,
+            "storage_options": storage_options(self.backend, self.site)}, metadata=entry_metadata(entry), catalog=self)
+
+    def __getitem__(self, key: Any) -> Any:
+        """An entry, folder or series of this folder; a name with ``/`` (``sondes/x.nc``)
+        reaches any entry below it directly."""
+        if isinstance(key, str) and "/" in key and key not in self._get_entries():
+            entry = self.backend.entry(self.site, self.prefix + key)
+            return self._entry_of(key, entry.with_site(self.site))()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str) and "/" in key and key not in self._get_entries():
+            try:
+                self.backend.entry(self.site, self.prefix + key)
+            except NotFound:
+                return False
+            return True
+        return super().__contains__(key)

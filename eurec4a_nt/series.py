@@ -1,0 +1,129 @@
+"""Series: entries whose names differ only by a timestamp form one product.
+
+``sondes/2020-02-01T1045.nc`` and ``sondes/2020-02-01T2245.nc`` are two entries of the
+product ``sondes``; ``radar/LIMRAD94_20200201.nc`` and ``radar/LIMRAD94_20200202.nc``
+of the product ``LIMRAD94`` in the folder ``radar/``. The naming rule: the first
+timestamp in the last part of a name (``YYYY-MM-DD`` or ``YYYYMMDD``, optionally
+followed by a time of day) is the entry's time; the rest of the name, with the
+timestamp replaced by ``{time}``, is the product's template. A folder that holds one
+template and nothing else is the product itself, named after the folder.
+
+A product opens as one dataset for a ``date`` (a day) or a ``start``/``end`` range:
+its entries are opened lazily and concatenated along ``series_dim`` (a metadata key
+of the entries; a new dimension ``entry`` when not given).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from .errors import BadInput
+
+_STAMP = re.compile(
+    r"(?<!\d)(?P<date>(?P<y>(?:19|20)\d\d)(?P<s>-?)(?P<m>[01]\d)(?P=s)(?P<d>[0-3]\d))"
+    r"(?:[T_ -]?(?P<H>[0-2]\d):?(?P<M>[0-5]\d)(?::?(?P<S>[0-5]\d))?)?(?!\d)")
+#: The dimension a series is concatenated along when its entries do not name one.
+DEFAULT_DIM = "entry"
+_ONE_DAY = timedelta(days=1)
+_TICK = timedelta(microseconds=1)
+
+
+class Stamp(NamedTuple):
+    """Where the timestamp of a name's last part is, and what time it says."""
+
+    start: int
+    end: int
+    time: datetime
+    compact: bool
+
+
+def stamp_of(name: str) -> Stamp | None:
+    """The timestamp in the last ``/``-part of ``name`` (offsets in ``name``), or None."""
+    base = name.rfind("/") + 1
+    for match in _STAMP.finditer(name, base):
+        g = match.groupdict()
+        try:
+            when = datetime(int(g["y"]), int(g["m"]), int(g["d"]), int(g["H"] or 0),
+                            int(g["M"] or 0), int(g["S"] or 0))
+        except ValueError:
+            continue
+        return Stamp(match.start(), match.end(), when, not g["s"])
+    return None
+
+
+def template_of(name: str) -> str | None:
+    """``name`` with its timestamp replaced by ``{time}``; None without one."""
+    stamp = stamp_of(name)
+    return None if stamp is None else name[:stamp.start] + "{time}" + name[stamp.end:]
+
+
+def product_key(template: str) -> str:
+    """What a product is called in its folder: the last part of the template without
+    the timestamp and the suffix (``LIMRAD94_{time}.nc`` -> ``LIMRAD94``); empty
+    when nothing is left (then the folder names it)."""
+    last = template.rsplit("/", 1)[-1]
+    head, _, tail = last.partition("{time}")
+    tail = tail.split(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{head}_{tail}").strip("_")
+
+
+@dataclass(frozen=True)
+class Product:
+    """Entries of one site that share a template: a series opened by date."""
+
+    site: str
+    key: str
+    template: str
+    format: str
+    count: int
+    first: str
+    last: str
+    compact: bool
+    series_dim: str = DEFAULT_DIM
+
+    def day_glob(self, day: str) -> str:
+        """The glob of the names of ``day`` (``YYYY-MM-DD``)."""
+        date = day.replace("-", "") if self.compact else day
+        head, _, tail = self.template.partition("{time}")
+        return f"{head}{date}*{tail}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"key": self.key, "template": self.template, "format": self.format,
+                "count": self.count, "first": self.first, "last": self.last,
+                "compact": self.compact, "series_dim": self.series_dim}
+
+    @classmethod
+    def from_json(cls, body: dict[str, object], site: str) -> Product:
+        return cls(site=site, key=str(body["key"]), template=str(body["template"]),
+                   format=str(body["format"]), count=int(body["count"]),  # type: ignore[call-overload]
+                   first=str(body["first"]), last=str(body["last"]),
+                   compact=bool(body["compact"]), series_dim=str(body["series_dim"]))
+
+
+def parse_time(value: str, what: str) -> datetime:
+    """An ISO 8601 date or time (``2020-02-01`` or ``2020-02-01T10:45``) as a naive UTC
+    datetime; :class:`BadInput` naming ``what`` otherwise."""
+    try:
+        return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=None)
+    except (TypeError, ValueError):
+        raise BadInput(f"bad {what} {value!r}: use an ISO date like 2020-02-01 "
+                       "or a time like 2020-02-01T10:45") from None
+
+
+def time_range(date: str | None = None, start: str | None = None,
+               end: str | None = None) -> tuple[datetime, datetime]:
+    """``[start, end)`` for a ``date`` (that whole day) or a ``start``/``end`` range
+    (``end`` included when it is a time, its whole day when it is a date)."""
+    if date:
+        if start or end:
+            raise BadInput("give date= or start=/end=, not both")
+        day = parse_time(date, "date").replace(hour=0, minute=0, second=0, microsecond=0)
+        return day, day + _ONE_DAY
+    if not (start or end):
+        raise BadInput("give date= (a day, e.g. 2020-02-01) or start=/end= to select from a series")
+    lo = parse_time(start, "start") if start else datetime.min
+    hi = parse_time(end, "end") if end else datetime.max - _ONE_DAY
+    return lo, hi + (_ONE_DAY if end and len(end) <= 10 else _TICK)
