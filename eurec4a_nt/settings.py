@@ -90,8 +90,12 @@ class ServerSettings(Strict):
     keyring: str | None = None
     public_url: str | None = None
     watch: list[WatchRule] = []
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls-cert and tls-key go together: give both, or neither for plain HTTP")
         if not 0 <= self.port < 65536:
             raise ValueError(f"port {self.port} is out of range: use 1-65535")
         check_topics(self.pin)

@@ -16,14 +16,15 @@ TIMEOUT = 30
 
 
 def start(root: Path, site: str, sites: Sequence[str] | None = None, args: Sequence[str] = (),
-          env: dict[str, str] | None = None) -> SiteProcess:
+          env: dict[str, str] | None = None, ca: Path | None = None) -> SiteProcess:
     """Create the stores of ``sites`` (default: just ``site``) under ``root`` unless they
     exist, and start the server of ``site``, blanking the EUREC4A_NT_* settings of the
     test process (an empty setting counts as unset)."""
     if not (root / site / "config.yaml").exists():
         make_sites(root, list(sites or [site]))
     blank = {k: "" for k in os.environ if k.startswith("EUREC4A_NT_")}
-    return SiteProcess(root / site, args=args, env={**blank, "EUREC4A_NT_LOG": "info", **(env or {})}).start()
+    return SiteProcess(root / site, args=args, env={**blank, "EUREC4A_NT_LOG": "info", **(env or {})},
+                       ca=ca).start()
 
 
 def status(url: str) -> dict[str, Any]:

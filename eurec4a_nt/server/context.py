@@ -33,6 +33,9 @@ class ServerConfig:
     keyring: Path | None = None
     public_url: str | None = None
     watch: list[WatchRule] = field(default_factory=list)
+    #: Certificate chain and key to listen with TLS (https://, wss://); None: plain HTTP.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 NODE = web.AppKey("node", Node)

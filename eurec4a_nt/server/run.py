@@ -45,10 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--links", metavar="FILE", help="YAML file with a links: list")
     p.add_argument("--keyring", metavar="FILE", help="campaign keyring file (or EUREC4A_NT_KEYRING)")
     p.add_argument("--public-url", metavar="URL", help="URL clients use to reach this server (for catalogs)")
+    p.add_argument("--tls-cert", metavar="PEM", help="listen with TLS (https://, wss://): certificate chain")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
 
 
 #: Options that are settings of :class:`ServerSettings` (the rest build links).
-_SETTINGS = ("site", "store", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url")
+_SETTINGS = ("site", "store", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url",
+             "tls_cert", "tls_key")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
@@ -83,7 +86,14 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         port=settings.port, read_token=settings.read_token, cache_cap=settings.cache_cap,
         pinned_topics=list(settings.pin), links=links, keyring=Path(keyring) if keyring else None,
         public_url=settings.public_url, watch=list(file.watch),
+        tls_cert=_file(settings.tls_cert, "--tls-cert"), tls_key=_file(settings.tls_key, "--tls-key"),
     )
+
+
+def _file(path: str | None, option: str) -> Path | None:
+    from ..settings import existing
+
+    return existing(path, option) if path else None
 
 
 class MalformedRequests(logging.Filter):
@@ -137,16 +147,19 @@ async def _run(app: web.Application, config: ServerConfig, site: str, port_file:
 
     from aiohttp import web
 
+    from ..tls import server_context
+
+    tls = server_context(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
+        await web.TCPSite(runner, config.host, config.port, ssl_context=tls).start()
         port = int(runner.addresses[0][1])
         if port_file is not None:
             tmp = port_file.with_name(port_file.name + ".tmp")
             tmp.write_text(f"{port}\n")
             tmp.replace(port_file)
-        url = config.public_url or f"http://{config.host}:{port}"
+        url = config.public_url or f"{'https' if tls else 'http'}://{config.host}:{port}"
         print(f"site server {site} on {url}/ (Ctrl-C stops it)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

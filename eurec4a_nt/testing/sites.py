@@ -49,8 +49,11 @@ class SiteProcess:
     processes); :attr:`port` is known once :meth:`start` returns."""
 
     def __init__(self, store: Path, *, port: int | None = None, args: Sequence[str] = (),
-                 env: dict[str, str] | None = None, log: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, log: Path | None = None,
+                 ca: Path | None = None) -> None:
         self.store = Path(store)
+        #: With ``--tls-cert`` in ``args``: the CA file its certificate is checked against.
+        self.ca = ca
         self.port = port or 0
         self._port_file = self.store.parent / f"{self.store.name}.port"
         self.args = list(args)
@@ -61,7 +64,8 @@ class SiteProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if "--tls-cert" in self.args else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def site(self) -> str:
@@ -85,7 +89,7 @@ class SiteProcess:
                     continue
                 self.port = int(self._port_file.read_text())
             try:
-                if requests.get(self.url + "/health", timeout=1).ok:
+                if requests.get(self.url + "/health", timeout=1, verify=str(self.ca) if self.ca else True).ok:
                     return self
             except requests.RequestException:
                 time.sleep(0.05)
@@ -104,7 +108,7 @@ class SiteProcess:
             self.proc.wait(10)
 
     def status(self) -> dict:
-        return requests.get(self.url + "/api/status", timeout=10).json()
+        return requests.get(self.url + "/api/status", timeout=10, verify=str(self.ca) if self.ca else True).json()
 
     def __enter__(self) -> SiteProcess:
         return self.start()
