@@ -81,14 +81,37 @@ def cmd_ls(args: argparse.Namespace) -> int:
     backend = _backend(args)
     sites = [args.site] if args.site else backend.sites()
     for site in sites:
-        entries = backend.entries(site)
-        print(f"{site} ({len(entries)} entries)")
-        for entry in sorted(entries.values(), key=lambda e: e.name):
-            if args.topic and args.topic not in entry.topics:
-                continue
+        page, total = _page(backend, site, args)
+        print(f"{site} ({total} entries)")
+        for entry in page:
             print(f"  {entry.name:48} {entry.format:9} {_human(entry.size):>9}  "
                   f"{','.join(entry.topics):20} {entry.published}")
+        if len(page) == args.limit:
+            print(f"  ... more after {page[-1].name} (--after {page[-1].name}, or --limit)")
     return 0
+
+
+def _page(backend: Any, site: str, args: argparse.Namespace) -> tuple[list[Any], int]:
+    """Up to ``--limit`` entries of ``site`` in name order (``--prefix``, ``--after``,
+    ``--topic``), and how many the site has; from a local store's state this reads only
+    the page (a topic filter reads on until the page is full)."""
+    if hasattr(backend, "state"):
+        backend.entries(site)  # NotFound for an unknown site
+        state = backend.state(site)
+        page: list[Any] = []
+        after = args.after or ""
+        while len(page) < args.limit:
+            batch = state.list(args.prefix or "", after, 1000)
+            page += [e for e in batch if not args.topic or args.topic in e.topics]
+            if len(batch) < 1000:
+                break
+            after = batch[-1].name
+        return page[:args.limit], state.count()
+    entries = backend.entries(site)
+    chosen = sorted((e for e in entries.values() if e.name.startswith(args.prefix or "")
+                     and e.name > (args.after or "") and (not args.topic or args.topic in e.topics)),
+                    key=lambda e: e.name)
+    return chosen[:args.limit], len(entries)
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -125,7 +148,9 @@ def cmd_log(args: argparse.Namespace) -> int:
     store = SiteStore(args.store or DEFAULT_STORE)
     sites = [args.site] if args.site else store.sites()
     for site in sites:
-        for commit in store.log(site):
+        log = store.log(site)
+        after = args.after if args.after is not None else max(log.seq - args.limit, 0)
+        for commit in log.commits_after(after, args.limit):
             for change in commit.changes:
                 print(f"{commit.label:24} {commit.time}  {change.op:6} {change.name}")
     return 0
@@ -326,9 +351,12 @@ def parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.set_defaults(func=cmd_remove)
 
-    p = sub.add_parser("ls", help="list sites and entries")
+    p = sub.add_parser("ls", help="list sites and entries (a page of each site, in name order)")
     p.add_argument("site", nargs="?", help="only this site (default: every site)")
     p.add_argument("--topic", help="only entries of this topic")
+    p.add_argument("--prefix", help="only names starting with this (e.g. sondes/)")
+    p.add_argument("--after", help="start after this name (the last of the previous page)")
+    p.add_argument("--limit", type=int, default=200, help="entries shown per site (default 200)")
     _add_target(p)
     p.set_defaults(func=cmd_ls)
 
@@ -339,8 +367,10 @@ def parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.set_defaults(func=cmd_get)
 
-    p = sub.add_parser("log", help="show site logs")
+    p = sub.add_parser("log", help="show site logs (the newest commits; --after N pages)")
     p.add_argument("site", nargs="?", help="only this site's log (default: every site)")
+    p.add_argument("--after", type=int, help="show commits after this seq")
+    p.add_argument("--limit", type=int, default=50, help="commits shown per site (default 50)")
     p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")
     p.set_defaults(func=cmd_log)
 

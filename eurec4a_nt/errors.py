@@ -57,6 +57,12 @@ class BadCommit(NTError):
     code = "bad-commit"
 
 
+class Forked(BadCommit):
+    """A site signed two different commits with one seq: its log forked."""
+
+    code = "forked"
+
+
 class Unauthorized(NTError):
     """A token is missing."""
 
@@ -120,7 +126,7 @@ class MissingExtra(NTError, ImportError):
 BY_CODE: dict[str, type[NTError]] = {
     cls.code: cls
     for cls in (
-        NTError, BadInput, NotFound, ObjectMissing, Corrupt, BadCommit, Unauthorized,
+        NTError, BadInput, NotFound, ObjectMissing, Corrupt, BadCommit, Forked, Unauthorized,
         Forbidden, TooLarge, Pending, Unreachable, StoreFull,
     )
 }

@@ -5,27 +5,31 @@ is the SHA-256 of its canonical JSON (signature included) and the next commit na
 it as ``parent``. So the signature on the newest commit vouches for the whole chain:
 checking every link of the chain plus one signature verifies the log.
 
-A log is stored as one file of canonical JSON lines per site. Appends take a file
-lock, are fsynced, and a line torn by a crash (no trailing newline) is cut off when
-the log is next opened: it was never acknowledged to anyone.
+A log is durable in :mod:`~eurec4a_nt.logfiles` (a file of JSON lines per site, or one
+object per seq on S3), where an append is conditional on the log's end, so two writers
+never fork it. Its state (heads, current entries) is kept in SQLite by
+:mod:`~eurec4a_nt.logstate`; opening a log reads only what was appended since.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
+import random
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .entries import Entry, check_name, check_site, utc_now
-from .errors import BadCommit, BadInput, Corrupt
+from .errors import BadCommit, BadInput, Corrupt, Forked
 from .keyring import Keyring, SiteKey
+from .logfiles import LogFiles
+from .logstate import Head, LogState, SiteState
 from .schema import CommitBody, convert, decode
+
+__all__ = ["Change", "Commit", "SiteLog", "SiteState", "make_commit", "parse_commit", "verify_commit"]
 
 MAX_COMMIT_BYTES = 4 << 20
 
@@ -123,192 +127,176 @@ def verify_commit(commit: Commit, keyring: Keyring) -> None:
     keyring.verify(commit.site, commit.signed_bytes(), commit.signature, commit.seq)
 
 
-class SiteState:
-    """A site's entries after replaying its log up to ``seq``."""
-
-    def __init__(self, site: str) -> None:
-        self.site = site
-        self.seq = 0
-        self.head: str | None = None
-        self.time = ""
-        self.entries: dict[str, Entry] = {}
-        #: The version each current entry replaced, where it replaced one.
-        self.previous: dict[str, Entry] = {}
-
-    def apply(self, commits: Iterable[Commit], in_place: bool = False) -> None:
-        """Apply commits in order.
-
-        Unless ``in_place`` (replaying a log nobody reads yet), ``entries`` and
-        ``previous`` are replaced, never changed: a reader iterating them (in another
-        thread, or across an ``await``) keeps a consistent version.
-        """
-        entries = self.entries if in_place else dict(self.entries)
-        previous = self.previous if in_place else dict(self.previous)
-        last = None
-        for commit in commits:
-            for change in commit.changes:
-                old = entries.pop(change.name, None)
-                previous.pop(change.name, None)
-                if change.op == "put" and change.entry is not None:
-                    entries[change.name] = change.entry
-                    if old is not None and old.root != change.entry.root:
-                        previous[change.name] = old
-            last = commit
-        self.entries, self.previous = entries, previous
-        if last is not None:
-            self.seq, self.head, self.time = last.seq, last.id, last.time
-
-
 class SiteLog:
-    """The log of one site, stored as ``<dir>/<site>.jsonl``.
+    """The log of one site: durable in ``files``, its state in ``state``.
 
-    Safe for concurrent use by threads and processes; a process sees appends made by
-    others when it next reads.
+    Safe for concurrent use by threads and processes (and, on object storage, by
+    processes on several machines): appends are conditional on the log's end, so a
+    writer that lost a race re-reads the head and never forks the log. Questions are
+    answered from the state; where reading the durable log's end is cheap (a folder)
+    it is read first, else when :meth:`refresh` is called (a server polls it).
     """
 
-    def __init__(self, directory: Path, site: str) -> None:
+    #: Tries of :meth:`commit` against other writers before it gives up.
+    MAX_TRIES = 1000
+
+    def __init__(self, files: LogFiles, state: LogState, site: str) -> None:
         self.site = check_site(site)
-        self.path = directory / f"{site}.jsonl"
+        self.files = files
+        self.db = state
         self._lock = threading.RLock()
-        self._commits: list[Commit] = []
-        self._offset = 0
-        self.state = SiteState(site)
-        self._refresh()
+        self._checked = False
+        self.refresh()
 
     # -- reading -----------------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        """Read commits appended since the last read, checking the hash chain."""
+    def refresh(self) -> Head:
+        """Read commits made durable since the state was last brought up to date,
+        checking the hash chain; return the head. The first call also checks that
+        the durable log still ends with the head the state holds, and replays it
+        from the start if not (it was cut or rewritten)."""
         with self._lock:
-            try:
-                size = self.path.stat().st_size
-            except FileNotFoundError:
-                return
-            if size == self._offset:
-                return
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                data = f.read()
-            end = data.rfind(b"\n") + 1
-            held = len(self._commits)
-            try:
-                loaded = [self._load(line) for line in data[:end].splitlines()]
-            except Corrupt:
-                del self._commits[held:]  # read again (and fail again) next time
-                raise
-            self.state.apply(loaded, in_place=held == 0)
-            self._offset += end
+            head = self.db.head(self.site)
+            if not self._checked:
+                self._checked = True
+                if head.seq > head.base and not self.files.ends_with(
+                        self.site, head.position, head.last_at, head.head or ""):
+                    self.db.reset(self.site)
+                    head = Head()
+            batch: list[tuple[Commit, int, int]] = []
+            for raw, start, end in self.files.read_from(self.site, head.position):
+                try:
+                    commit = parse_commit(raw)
+                except BadCommit as exc:
+                    raise Corrupt(f"log of {self.site} is damaged at seq {head.seq + 1}: {exc}") from None
+                self._check_next(commit, head)
+                batch.append((commit, end, start))
+                head = Head(commit.seq, commit.id, commit.time, head.entries, head.base, end, start)
+                if len(batch) >= 1000:
+                    self.db.apply(batch)
+                    batch = []
+            if batch:
+                self.db.apply(batch)
+            return self.db.head(self.site) if batch else head
 
-    def _load(self, line: bytes) -> Commit:
-        seq = len(self._commits) + 1
-        try:
-            commit = parse_commit(line)
-        except BadCommit as exc:
-            raise Corrupt(f"log of {self.site} is damaged at seq {seq}: {exc}") from None
-        self._check_next(commit)
-        self._commits.append(commit)
-        return commit
+    def _head(self) -> Head:
+        return self.refresh() if self.files.cheap_to_poll else self.db.head(self.site)
 
-    def _check_next(self, commit: Commit) -> None:
-        expected = len(self._commits) + 1
+    def _check_next(self, commit: Commit, head: Head) -> None:
+        expected = head.seq + 1
         if commit.site != self.site:
             raise BadCommit(f"commit {commit.label} does not belong to the log of {self.site}")
         if commit.seq != expected:
             raise BadCommit(f"commit {commit.label} is out of order: "
                             f"the log of {self.site} expects seq {expected}")
-        if commit.parent != (self._commits[-1].id if self._commits else None):
+        if commit.parent != head.head:
             raise BadCommit(f"commit {commit.label} does not follow {self.site}#{expected - 1} "
                             "(its parent id differs): altered, or from a diverged log")
 
     @property
     def seq(self) -> int:
-        self._refresh()
-        return self.state.seq
+        return self._head().seq
 
-    def commits_after(self, seq: int, limit: int | None = None) -> list[Commit]:
-        """Commits with seq > ``seq``, oldest first."""
-        self._refresh()
-        with self._lock:
-            out = self._commits[max(seq, 0):]
-        return out[:limit] if limit else out
-
-    def __iter__(self) -> Iterator[Commit]:
-        return iter(self.commits_after(0))
+    @property
+    def state(self) -> SiteState:
+        return self.current()
 
     def current(self) -> SiteState:
-        self._refresh()
-        return self.state
+        """The site's state (its query API: get, list by prefix, count)."""
+        return SiteState(self.db, self.site, self._head())
+
+    def commits_after(self, seq: int, limit: int | None = None) -> list[Commit]:
+        """Commits with seq > ``seq`` (from the first held, for a log that starts at a
+        checkpoint), oldest first; at most ``limit``."""
+        self._head()
+        raws = self.db.commit_raws(self.site, max(seq, 0), limit or 1 << 62)
+        return [parse_commit(raw) for raw in raws]
+
+    def __iter__(self) -> Iterator[Commit]:
+        """Every commit held, oldest first, read in pages."""
+        seq = 0
+        while page := self.commits_after(seq, 1000):
+            yield from page
+            seq = page[-1].seq
 
     # -- writing -----------------------------------------------------------------------
+
+    def _place(self, commit: Commit, head: Head) -> bool:
+        """Write ``commit`` after ``head`` if the durable log still ends there."""
+        placed = self.files.create(self.site, commit.seq, commit.raw, head.position)
+        if placed is None:
+            return False
+        self.db.apply([(commit, *placed)])
+        return True
 
     def append(self, commit: Commit, keyring: Keyring | None) -> bool:
         """Append a verified commit; return False if the log already holds it.
 
-        Raises :class:`BadCommit` for a commit that is forged, out of order or that
-        contradicts a commit already held.
+        Raises :class:`BadCommit` for a commit that is forged or out of order, and
+        :class:`Forked` (a BadCommit) for a validly signed commit that contradicts
+        one held: the site's log forked (its key wrote two histories). The fork is
+        recorded with its proof (:meth:`LogState.forks`), and the branch held stays.
         """
         if keyring is not None:
             verify_commit(commit, keyring)
         with self._lock:
-            if not self.path.exists():  # refuse before creating the log of a new site
-                self._check_next(commit)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path, "ab") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                self._repair_torn_tail(f)
-                self._refresh()
-                if commit.seq <= len(self._commits):
-                    held = self._commits[commit.seq - 1]
-                    if held.id == commit.id:
-                        return False
+            for _ in range(self.MAX_TRIES):
+                head = self.refresh()
+                if commit.seq <= head.seq:
+                    held = self.db.commit_raw(self.site, commit.seq)
+                    if held is None or hashlib.sha256(held).hexdigest() == commit.id:
+                        return False  # held, or older than the checkpoint this log starts at
+                    self._forked(commit, commit.seq, hashlib.sha256(held).hexdigest(), keyring)
                     raise BadCommit(f"commit {commit.label} differs from the one already held "
                                     "with that seq: a forged or diverged log")
-                self._check_next(commit)
-                f.write(commit.raw + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-                self._commits.append(commit)
-                self.state.apply([commit])
-                self._offset += len(commit.raw) + 1
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-        return True
+                if (keyring is not None and commit.seq == head.seq + 1
+                        and commit.parent != head.head and commit.site == self.site):
+                    self._forked(commit, head.seq, head.head or "", keyring)
+                self._check_next(commit, head)
+                if self._place(commit, head):
+                    return True
+        raise BadCommit(f"could not append {commit.label}: the log kept changing")
 
-    def _repair_torn_tail(self, f: Any) -> None:
-        """Cut off a last line left without its newline by a crash."""
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
+    def _forked(self, commit: Commit, seq: int, held: str, keyring: Keyring | None) -> None:
+        if keyring is None:
             return
-        with open(self.path, "rb") as r:
-            r.seek(max(size - MAX_COMMIT_BYTES, 0))
-            tail = r.read()
-        if not tail.endswith(b"\n"):
-            keep = size - len(tail) + tail.rfind(b"\n") + 1
-            os.truncate(self.path, keep)
+        self.db.record_fork(self.site, seq, held, commit, utc_now())
+        raise Forked(f"FORK: {self.site} signed two different histories: {self.site}#{seq} held "
+                     f"here is {held[:12]}, {commit.label} ({commit.id[:12]}) contradicts it. "
+                     "The branch held is kept; the site must stop writing from two places")
 
     def commit(self, key: SiteKey, changes: list[Change]) -> Commit:
-        """Sign ``changes`` as this site's next commit and append it."""
+        """Sign ``changes`` as this site's next commit and append it; against another
+        writer, re-read the head and sign again on it."""
         if not changes:
             raise BadInput("nothing to commit")
-        while True:
-            with self._lock:
-                state = self.current()
-                seq, head = state.seq, state.head  # the state object changes under us
-            commit = make_commit(key, self.site, seq + 1, head, changes)
-            try:
-                self.append(commit, None)
-                return commit
-            except BadCommit:
-                if self.seq == seq:  # not a race with another writer
-                    raise
+        with self._lock:
+            for attempt in range(self.MAX_TRIES):
+                head = self.refresh()
+                commit = make_commit(key, self.site, head.seq + 1, head.head, changes)
+                if self._place(commit, head):
+                    return commit
+                time.sleep(random.uniform(0, min(0.001 * attempt, 0.05)))
+        raise BadCommit(f"could not commit to {self.site}: {self.MAX_TRIES} other commits got there first")
 
     def verify(self, keyring: Keyring) -> list[str]:
-        """Check every commit's signature; return problems as ``site#seq: reason``."""
+        """Check the durable log (not its state): every link of the chain and every
+        signature; return problems as ``site#seq: reason`` (a broken chain ends the
+        check: what follows it cannot be judged)."""
         problems = []
-        for commit in self:
+        base = self.db.head(self.site).base
+        head = Head(base)
+        for raw, _, _ in self.files.read_from(self.site, 0):
+            try:
+                commit = parse_commit(raw)
+                if head.seq > base or not base:
+                    self._check_next(commit, head)
+            except BadCommit as exc:
+                problems.append(str(exc))
+                break
             try:
                 verify_commit(commit, keyring)
             except BadCommit as exc:
                 problems.append(str(exc))
+            head = Head(commit.seq, commit.id)
         return problems

@@ -129,6 +129,7 @@ class StoreFile(Strict, rename=None, omit_defaults=True):
 
     site: str | None = None
     objects: str | None = None
+    logs: str | None = None
     storage_options: dict[str, Any] = {}
 
 

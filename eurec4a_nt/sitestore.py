@@ -2,19 +2,19 @@
 
 Layout of the folder (``site-cache/`` by default)::
 
-    config.yaml        which site this is; where objects live if not here
+    config.yaml        which site this is; where objects (and logs) live if not here
     objects/ tmp/      content-addressed objects (or on any fsspec URL, see config)
-    logs/<site>.jsonl  signed site logs, one per known site
+    logs/<site>.jsonl  signed site logs, one per known site (or on S3, see config)
     keys/<site>.key    this site's private key (mode 0600)
     keyring.yaml       public keys this store trusts
-    state/             the site server's index (rebuildable)
+    state/             the state of the logs and the server's index (rebuildable)
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from .errors import BadCommit, BadInput, NotFound
 from .keyring import Keyring, KeyringSite, SiteKey
 from .listing import Folder, Listings
 from .log import Change, Commit, SiteLog, SiteState, parse_commit, verify_commit
+from .logfiles import FolderLogs, LogFiles, ObjectLogs
+from .logstate import Fork, LogState
 from .series import Product
 from .settings import StoreFile, load
 from .stores.base import ObjectStore
@@ -50,8 +52,9 @@ class SiteStore:
         self.objects: ObjectStore = (
             FsspecStore(config.objects, **config.storage_options) if config.objects else LocalStore(self.path)
         )
-        self.logs_dir = self.path / "logs"
-        self.logs_dir.mkdir(exist_ok=True)
+        self.logs: LogFiles = (ObjectLogs(config.logs, **config.storage_options) if config.logs
+                               else FolderLogs(self.path / "logs"))
+        self.db = LogState(self.path / "state" / "logs.sqlite")
         self.keyring = Keyring.load(self.path / "keyring.yaml")
         campaign = keyring or os.environ.get(KEYRING_ENV)
         if campaign:
@@ -68,8 +71,9 @@ class SiteStore:
 
     @classmethod
     def init(cls, path: str | os.PathLike[str], site: str, objects: str | None = None,
-             urls: Iterable[str] = ()) -> SiteStore:
-        """Create (or reopen) the store of ``site`` with a new key pair.
+             urls: Iterable[str] = (), logs: str | None = None) -> SiteStore:
+        """Create (or reopen) the store of ``site`` with a new key pair in the folder
+        ``path``; ``objects`` and ``logs`` put objects and site logs on a URL instead.
 
         Raises :class:`BadInput` if the folder already belongs to another site.
         """
@@ -83,6 +87,7 @@ class SiteStore:
                            "use another folder for another site")
         config.site = site
         config.objects = objects or config.objects
+        config.logs = logs or config.logs
         config_path.write_text(yaml.safe_dump(msgspec.to_builtins(config), sort_keys=False))
         key_path = root / "keys" / f"{site}.key"
         if not key_path.exists():
@@ -139,25 +144,45 @@ class SiteStore:
         check_site(site)
         with self._lock:
             if site not in self._logs:
-                self._logs[site] = SiteLog(self.logs_dir, site)
+                self._logs[site] = SiteLog(self.logs, self.db, site)
             return self._logs[site]
 
     def sites(self) -> list[str]:
         """Every site with a log here, and this store's own site."""
-        names = {p.stem for p in self.logs_dir.glob("*.jsonl")}
+        names = set(self.db.sites())
+        if self.logs.cheap_to_poll:
+            names.update(self.logs.sites())
         if self.site:
             names.add(self.site)
         return sorted(names)
 
     def heads(self) -> dict[str, int]:
         """The highest seq held of every known site."""
-        return {site: self.log(site).seq for site in self.sites()}
+        if self.logs.cheap_to_poll:
+            return {site: self.log(site).seq for site in self.sites()}
+        held = self.db.heads()
+        return {site: held[site].seq if site in held else 0 for site in self.sites()}
+
+    def refresh(self) -> list[str]:
+        """Read what other writers added to the durable logs (new sites included);
+        return the sites whose logs grew. A server calls this now and then when its
+        logs are on object storage, shared with other processes."""
+        before = self.db.heads()
+        for site in sorted(set(self.logs.sites()) | set(before)):
+            self.log(site).refresh()
+        after = self.db.heads()
+        return [s for s, h in after.items() if s not in before or before[s].seq != h.seq]
+
+    def forks(self) -> list[Fork]:
+        """Forks seen: two different validly signed commits with one seq of one site."""
+        return self.db.forks()
 
     def state(self, site: str) -> SiteState:
         return self.log(site).current()
 
-    def entries(self, site: str) -> dict[str, Entry]:
-        """The current entries of ``site``; raise :class:`NotFound` for an unknown site."""
+    def entries(self, site: str) -> Mapping[str, Entry]:
+        """The current entries of ``site`` by name, read from the state when asked (see
+        :class:`~eurec4a_nt.logstate.EntryMap`); raise :class:`NotFound` for an unknown site."""
         if site not in self.sites():
             raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites()) or 'none'}")
         return self.state(site).entries
@@ -182,10 +207,16 @@ class SiteStore:
         """Per known site: log seq and head, time of the last commit, number of entries,
         and whether it is this store's own site."""
         out = {}
+        self.heads()  # brings cheaply polled logs up to date
+        held = self.db.heads()
+        forked = {f.site for f in self.forks()}
         for site in self.sites():
-            state = self.state(site)
-            out[site] = {"seq": state.seq, "head": state.head, "time": state.time,
-                         "entries": len(state.entries), "own": site == self.site}
+            head = held.get(site)
+            out[site] = {"seq": head.seq if head else 0, "head": head.head if head else None,
+                         "time": head.time if head else "", "entries": head.entries if head else 0,
+                         "own": site == self.site}
+            if site in forked:
+                out[site]["forked"] = True
         return out
 
     def catalog_path(self) -> Path:

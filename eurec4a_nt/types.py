@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from .entries import Entry
@@ -19,6 +20,6 @@ class Backend(Protocol):
         """Every site known."""
         ...
 
-    def entries(self, site: str) -> dict[str, Entry]:
+    def entries(self, site: str) -> Mapping[str, Entry]:
         """The current entries of ``site`` by name; raise NotFound for an unknown site."""
         ...

@@ -17,6 +17,8 @@ from eurec4a_nt.fsck import fsck
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.keyring import Keyring, KeyringSite, SiteKey
 from eurec4a_nt.log import Change, SiteLog, canonical, make_commit, parse_commit
+from eurec4a_nt.logfiles import FolderLogs
+from eurec4a_nt.logstate import LogState
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -241,7 +243,7 @@ def test_malformed_commits_are_refused() -> None:
 
 def test_site_log_refuses_commits_of_another_site(tmp_path: Path) -> None:
     key = SiteKey.generate()
-    log = SiteLog(tmp_path, SITE)
+    log = SiteLog(FolderLogs(tmp_path), LogState(tmp_path / "state.sqlite"), SITE)
     other = make_commit(key, "BCO", 1, None, [put("a")])
     with pytest.raises(BadCommit, match="does not belong"):
         log.append(other, None)
@@ -250,7 +252,8 @@ def test_site_log_refuses_commits_of_another_site(tmp_path: Path) -> None:
     with pytest.raises(BadCommit, match="signature does not verify"):
         log.append(mine, keyring)
     assert log.seq == 0
-    assert not log.path.exists() or log.path.read_bytes() == b""
+    path = log.files.path(SITE)  # type: ignore[attr-defined]
+    assert not path.exists() or path.read_bytes() == b""
 
 
 # -- keyring -----------------------------------------------------------------------------
@@ -305,3 +308,46 @@ def test_a_store_without_a_site(tmp_path: Path) -> None:
         cache.commit([put("a")])
     with pytest.raises(NotFound, match="unknown site"):
         cache.entries("RV-Meteor")
+
+
+# -- state in SQLite: the query API, and no replay ----------------------------------------
+
+
+def test_state_query_api_pages_by_prefix(store: SiteStore) -> None:
+    for k in range(3):
+        store.commit([put(f"sondes/{k}/{j:04d}.nc", b"%d-%d" % (k, j), ("sondes",)) for j in range(700)])
+    store.commit([put("ql/a.png", b"a", ("quicklook",)), Change("remove", "sondes/0/0000.nc")])
+    state = SiteStore(store.path).state(SITE)
+    assert (state.seq, state.count(), state.count("sondes/1/"), state.count("ql/")) == (4, 2100, 700, 1)
+    assert state.get("sondes/0/0000.nc") is None and state.get("ql/a.png").topics == ("quicklook",)
+    assert state.get("ql/a.png").site == SITE
+    names, after = [], ""
+    while page := state.list("sondes/2/", after, limit=300):
+        names += [e.name for e in page]
+        after = page[-1].name
+    assert names == [f"sondes/2/{j:04d}.nc" for j in range(700)]
+    assert [e.name for e in state.list("sondes/", "sondes/0/0698.nc", 3)] == [
+        "sondes/0/0699.nc", "sondes/1/0000.nc", "sondes/1/0001.nc"]
+    assert len(state.entries) == 2100 and "ql/a.png" in state.entries and "x" not in state.entries
+    assert sum(1 for _ in state.entries.values()) == 2100
+
+
+def test_opening_a_long_log_reads_only_what_is_new(store: SiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in range(30):
+        store.commit([put(f"n/{k}", b"%d" % k)])
+    import eurec4a_nt.log as log_module
+
+    parsed: list[bytes] = []
+    real = log_module.parse_commit
+    monkeypatch.setattr(log_module, "parse_commit", lambda raw: parsed.append(raw) or real(raw))
+    reopened = SiteStore(store.path)
+    assert reopened.log(SITE).seq == 30 and reopened.entry(SITE, "n/7").name == "n/7"
+    reopened.commit([put("n/new")])
+    assert len(parsed) <= 2  # the new commit, made and read back; nothing replayed
+    parsed.clear()
+    (store.path / "state" / "logs.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (store.path / "state" / f"logs.sqlite{suffix}").unlink(missing_ok=True)
+    rebuilt = SiteStore(store.path)
+    assert rebuilt.log(SITE).seq == 31 and rebuilt.state(SITE).count() == 31
+    assert len(parsed) == 31  # a lost state is rebuilt by one replay

@@ -1,0 +1,327 @@
+"""The state of every site log a store knows, in SQLite: heads, commits, current
+entries, the versions they replaced, and forks seen.
+
+This is a cache of the durable logs (see :mod:`eurec4a_nt.logfiles`): deleting
+``state/logs.sqlite`` costs one replay of each log, nothing else. It makes every
+question about a site's state cost the same at 100,000 entries as at 100: a process
+opening a store reads only the commits appended since the state was last brought up
+to date, and a query reads only the rows it returns.
+
+Several threads and processes may share one state file; applying a commit is one
+transaction that does nothing if another writer applied it first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .entries import Entry
+from .schema import EntryBody
+
+if TYPE_CHECKING:
+    from .log import Commit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS heads (site TEXT PRIMARY KEY, seq INTEGER NOT NULL, head TEXT,
+    time TEXT NOT NULL, entries INTEGER NOT NULL, base INTEGER NOT NULL,
+    position INTEGER NOT NULL, last_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS commits (site TEXT NOT NULL, seq INTEGER NOT NULL, raw BLOB NOT NULL,
+    PRIMARY KEY (site, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entries (site TEXT NOT NULL, name TEXT NOT NULL, root TEXT NOT NULL,
+    body TEXT NOT NULL, PRIMARY KEY (site, name)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_root ON entries(root);
+CREATE TABLE IF NOT EXISTS previous (site TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (site, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS forks (site TEXT NOT NULL, seq INTEGER NOT NULL, held TEXT NOT NULL,
+    other TEXT NOT NULL, raw BLOB NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (site, seq, other));
+"""
+
+#: Names are ASCII (see :func:`~eurec4a_nt.entries.check_name`): this sorts after any.
+_AFTER_ALL = "\x7f"
+#: The tables of entries by name: the current ones, and the versions they replaced.
+_TABLES = ("entries", "previous")
+#: Entries :meth:`SiteState.list` returns at most per call.
+MAX_PAGE = 10_000
+
+
+_decoder = msgspec.json.Decoder(EntryBody)
+
+
+def _body(entry: Entry) -> str:
+    return json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def _entry(body: str, site: str) -> Entry:
+    """An entry as stored by :func:`_body` (checked when its commit was parsed)."""
+    return Entry.from_body(_decoder.decode(body), site)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a site's log stands: its seq and head commit id, the time of that commit,
+    how many entries are current, the seq the log starts after (a checkpoint's, else
+    0), and where the durable log was read up to (``position``; ``last_at`` is where
+    its last commit starts, for checking it was not rewritten)."""
+
+    seq: int = 0
+    head: str | None = None
+    time: str = ""
+    entries: int = 0
+    base: int = 0
+    position: int = 0
+    last_at: int = 0
+
+
+@dataclass(frozen=True)
+class Fork:
+    """Two different commits, both validly signed, with one seq of one site."""
+
+    site: str
+    seq: int
+    held: str
+    other: str
+    seen: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"site": self.site, "seq": self.seq, "held": self.held, "other": self.other,
+                "seen": self.seen}
+
+
+class LogState:
+    """The SQLite state of a store's site logs; safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                   timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    # -- heads -------------------------------------------------------------------------
+
+    def head(self, site: str) -> Head:
+        """Where the log of ``site`` stands here (all zero if nothing is held)."""
+        rows = self._query("SELECT seq, head, time, entries, base, position, last_at FROM heads "
+                           "WHERE site=?", (site,))
+        return Head(*rows[0]) if rows else Head()
+
+    def sites(self) -> list[str]:
+        return [s for (s,) in self._query("SELECT site FROM heads ORDER BY site")]
+
+    def heads(self) -> dict[str, Head]:
+        rows = self._query("SELECT site, seq, head, time, entries, base, position, last_at FROM heads")
+        return {row[0]: Head(*row[1:]) for row in rows}
+
+    # -- changing ----------------------------------------------------------------------
+
+    def reset(self, site: str, base: Head | None = None, entries: Iterable[Entry] = (),
+              previous: Iterable[Entry] = ()) -> None:
+        """Forget what is held of ``site``; with ``base``, start from a checkpoint's
+        state (its entries, and the versions they replaced)."""
+        with self._tx() as db:
+            for table in ("heads", "commits", "entries", "previous"):
+                db.execute(f"DELETE FROM {table} WHERE site=?", (site,))
+            if base is None:
+                return
+            rows = [(site, e.name, e.root, _body(e)) for e in entries]
+            db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO previous VALUES (?, ?, ?)",
+                           [(site, e.name, _body(e)) for e in previous])
+            db.execute("INSERT INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (site, base.seq, base.head, base.time, len(rows), base.seq, 0, 0))
+
+    def apply(self, batch: list[tuple[Commit, int, int]]) -> None:
+        """Apply commits of one site, each the next after the one before, with the
+        durable log's position after each and where each starts; one transaction.
+        Commits another writer applied first are skipped.
+
+        The caller has checked that the commits follow the head (seq and parent).
+        """
+        with self._tx() as db:
+            site = batch[0][0].site
+            row = db.execute("SELECT seq, entries, base FROM heads WHERE site=?", (site,)).fetchone()
+            seq, count, base = row if row else (0, 0, 0)
+            for commit, position, last_at in batch:
+                if commit.seq <= seq:
+                    continue
+                count += self._apply_changes(db, commit)
+                db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (site, commit.seq, commit.id, commit.time, count, base, position, last_at))
+                db.execute("INSERT INTO commits VALUES (?, ?, ?)", (site, commit.seq, commit.raw))
+                seq = commit.seq
+
+    @staticmethod
+    def _apply_changes(db: sqlite3.Connection, commit: Commit) -> int:
+        """Apply a commit's changes; return by how much the number of entries changed."""
+        added = 0
+        for change in commit.changes:
+            old = db.execute("SELECT root, body FROM entries WHERE site=? AND name=?",
+                             (commit.site, change.name)).fetchone()
+            db.execute("DELETE FROM previous WHERE site=? AND name=?", (commit.site, change.name))
+            if change.entry is not None:
+                db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
+                           (commit.site, change.name, change.entry.root, _body(change.entry)))
+                added += old is None
+                if old is not None and old[0] != change.entry.root:
+                    db.execute("INSERT INTO previous VALUES (?, ?, ?)", (commit.site, change.name, old[1]))
+            elif old is not None:
+                db.execute("DELETE FROM entries WHERE site=? AND name=?", (commit.site, change.name))
+                added -= 1
+        return added
+
+    # -- commits -----------------------------------------------------------------------
+
+    def commit_raws(self, site: str, after: int, limit: int) -> list[bytes]:
+        """Raw commits of ``site`` with seq > ``after``, oldest first."""
+        rows = self._query("SELECT raw FROM commits WHERE site=? AND seq>? ORDER BY seq LIMIT ?",
+                           (site, after, limit))
+        return [bytes(r) for (r,) in rows]
+
+    def commit_raw(self, site: str, seq: int) -> bytes | None:
+        rows = self._query("SELECT raw FROM commits WHERE site=? AND seq=?", (site, seq))
+        return bytes(rows[0][0]) if rows else None
+
+    # -- forks -------------------------------------------------------------------------
+
+    def record_fork(self, site: str, seq: int, held: str, other: Commit, seen: str) -> bool:
+        """Keep the proof of a fork; return True if it is news."""
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO forks VALUES (?, ?, ?, ?, ?, ?)",
+                             (site, seq, held, other.id, other.raw, seen))
+            return cur.rowcount > 0
+
+    def forks(self) -> list[Fork]:
+        rows = self._query("SELECT site, seq, held, other, seen FROM forks ORDER BY seen")
+        return [Fork(*row) for row in rows]
+
+    # -- entries -----------------------------------------------------------------------
+
+    def entry(self, site: str, name: str, table: str = "entries") -> Entry | None:
+        rows = self._query(f"SELECT body FROM {table} WHERE site=? AND name=?", (site, name))
+        return _entry(rows[0][0], site) if rows else None
+
+    def entries(self, site: str, prefix: str = "", after: str = "", limit: int = MAX_PAGE,
+                table: str = "entries") -> list[Entry]:
+        """Entries of ``site`` whose names start with ``prefix`` and sort after ``after``,
+        in name order, at most ``limit``."""
+        low = max(prefix, after)
+        op = ">" if after and after >= prefix else ">="
+        rows = self._query(f"SELECT body FROM {table} WHERE site=? AND name {op} ? AND name < ? "
+                           "ORDER BY name LIMIT ?", (site, low, prefix + _AFTER_ALL, limit))
+        return [_entry(body, site) for (body,) in rows]
+
+    def count(self, site: str, prefix: str = "", table: str = "entries") -> int:
+        if not prefix and table == "entries":
+            return self.head(site).entries
+        rows = self._query(f"SELECT COUNT(*) FROM {table} WHERE site=? AND name >= ? AND name < ?",
+                           (site, prefix, prefix + _AFTER_ALL))
+        return int(rows[0][0])
+
+    def by_root(self, root: str) -> list[Entry]:
+        """Current entries of any site whose root is ``root``."""
+        rows = self._query("SELECT site, body FROM entries WHERE root=?", (root,))
+        return [_entry(body, site) for site, body in rows]
+
+
+class EntryMap(Mapping[str, Entry]):
+    """A read-only mapping name -> :class:`Entry` over the state, read when asked:
+    ``m[name]``, ``name in m`` and ``len(m)`` cost one indexed query; iterating reads
+    pages of :data:`MAX_PAGE` entries in name order."""
+
+    def __init__(self, state: LogState, site: str, table: str = "entries") -> None:
+        if table not in _TABLES:
+            raise ValueError(f"no table {table!r}")
+        self._state, self._site, self._table = state, site, table
+
+    def __getitem__(self, name: str) -> Entry:
+        found = self._state.entry(self._site, name, self._table) if isinstance(name, str) else None
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def get(self, name: str, default: Any = None) -> Any:
+        found = self._state.entry(self._site, name, self._table) if isinstance(name, str) else None
+        return default if found is None else found
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._state.entry(self._site, name, self._table) is not None
+
+    def __len__(self) -> int:
+        return self._state.count(self._site, table=self._table)
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.name for e in self.values())
+
+    def values(self) -> Iterator[Entry]:  # type: ignore[override]
+        after = ""
+        while True:
+            page = self._state.entries(self._site, after=after, table=self._table)
+            yield from page
+            if len(page) < MAX_PAGE:
+                return
+            after = page[-1].name
+
+    def items(self) -> Iterator[tuple[str, Entry]]:  # type: ignore[override]
+        return ((e.name, e) for e in self.values())
+
+
+class SiteState:
+    """A site's state: ``seq``, ``head`` and ``time`` as of when it was taken; its
+    entries read from the state when asked.
+
+    The query API: :meth:`get`, :meth:`list` (by name prefix, paged) and
+    :meth:`count`; ``entries`` and ``previous`` are read-only mappings by name.
+    """
+
+    def __init__(self, state: LogState, site: str, head: Head) -> None:
+        self.site = site
+        self.seq, self.head, self.time, self.base = head.seq, head.head, head.time, head.base
+        self._state = state
+        self.entries = EntryMap(state, site)
+        #: The version each current entry replaced, where it replaced one.
+        self.previous = EntryMap(state, site, "previous")
+
+    def get(self, name: str) -> Entry | None:
+        """The current entry ``name``, or None."""
+        return self._state.entry(self.site, name)
+
+    def list(self, prefix: str = "", after: str = "", limit: int = 1000) -> list[Entry]:
+        """Up to ``limit`` (at most :data:`MAX_PAGE`) current entries whose names start
+        with ``prefix``, in name order, after the name ``after`` (the last of the
+        previous page)."""
+        return self._state.entries(self.site, prefix, after, max(0, min(limit, MAX_PAGE)))
+
+    def count(self, prefix: str = "") -> int:
+        """How many current entries have names starting with ``prefix``."""
+        return self._state.count(self.site, prefix)
