@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from eurec4a_nt.chunking import Block, FileRecord
 from eurec4a_nt.entries import Entry
@@ -22,6 +25,7 @@ from eurec4a_nt.log import Change, canonical, make_commit, parse_commit
 from eurec4a_nt.manifests import Manifest, Ref
 from eurec4a_nt.schema import CommitRequest, IdsBody, PrefetchBody, decode
 
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "eurec4a-nt-hypothesis")  # nothing written in the tree
 FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 KEY = SiteKey.generate()
 
