@@ -14,6 +14,7 @@ and ignored here); every other struct refuses unknown fields.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -134,8 +135,8 @@ def decode(data: bytes, type_: type[T], what: str, *, error: type[NTError] = Bad
            max_bytes: int | None = None) -> T:
     """``data`` (JSON) as ``type_``; raise ``error`` saying what is wrong and where.
 
-    ``Any`` in ``type_`` (an entry's metadata) is checked for depth (at most
-    :data:`MAX_DEPTH`); a body over ``max_bytes`` raises :class:`TooLarge`.
+    Free metadata in ``type_`` is checked by :func:`check_plain`; a body over
+    ``max_bytes`` raises :class:`TooLarge`.
     """
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLarge(f"{what} is {len(data)} bytes; at most {max_bytes} allowed")
@@ -145,7 +146,7 @@ def decode(data: bytes, type_: type[T], what: str, *, error: type[NTError] = Bad
         raise error(f"{what}: {exc}") from None
     except RecursionError:
         raise error(f"{what}: nested too deeply") from None
-    check_depth(value, what, error)
+    check_plain(value, what, error)
     return value
 
 
@@ -155,7 +156,7 @@ def convert(body: Any, type_: type[T], what: str, *, error: type[NTError] = BadI
         value = msgspec.convert(body, type_, strict=True)
     except msgspec.ValidationError as exc:
         raise error(f"{what}: {exc}") from None
-    check_depth(value, what, error)
+    check_plain(value, what, error)
     return value
 
 
@@ -168,11 +169,15 @@ def _metadata(value: Any) -> list[dict[str, Any]]:
     return []
 
 
-def check_depth(value: Any, what: str, error: type[NTError] = BadInput) -> None:
-    """Raise ``error`` if free metadata inside ``value`` nests deeper than :data:`MAX_DEPTH`."""
+def check_plain(value: Any, what: str, error: type[NTError] = BadInput) -> None:
+    """Raise ``error`` if free metadata inside ``value`` nests deeper than :data:`MAX_DEPTH`
+    or holds a number that is not finite (``convert`` of values that did not come
+    through :func:`decode`)."""
     stack: list[tuple[Any, int]] = [(m, 1) for m in _metadata(value)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise error(f"{what}: metadata holds {item}, which JSON cannot carry")
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         if children and depth >= MAX_DEPTH:
             raise error(f"{what}: metadata nested deeper than {MAX_DEPTH} levels")
