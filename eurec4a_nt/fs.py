@@ -99,7 +99,7 @@ class NTFileSystem(AbstractFileSystem):
         base = f"{site}/{entry.name}" + (f"/{inner}" if inner else "")
         out = [_dir(f"{base}/{d}") for d in dirs]
         key = f"{inner}/" if inner else ""
-        out += [{"name": f"{base}/{f}", "type": "file", "size": manifest.items[key + f].size}
+        out += [{"name": f"{base}/{f}", "type": "file", "size": manifest.ref(key + f).size}  # type: ignore[union-attr]
                 for f in files]
         if not out and inner:
             raise FileNotFoundError(f"nt://{path}")
@@ -122,9 +122,10 @@ class NTFileSystem(AbstractFileSystem):
         except NotFound:
             raise FileNotFoundError(f"nt://{path}") from None
         manifest = load_manifest(entry, self.backend.objects_for(site).get)
-        if inner in manifest.items:
-            return {"name": path, "type": "file", "size": manifest.items[inner].size}
-        if any(k.startswith(inner + "/") for k in manifest.items):
+        found = manifest.ref(inner)
+        if found is not None:
+            return {"name": path, "type": "file", "size": found.size}
+        if any(k.startswith(inner + "/") for k in manifest.keys()):
             return _dir(path)
         raise FileNotFoundError(f"nt://{path}")
 

@@ -2,14 +2,17 @@
 
 A manifest maps relative paths (zarr keys, or file paths in a directory) to
 :class:`Ref` s. A value of at most one block is stored as one object; a larger one is
-cut into blocks with a file record (``record=True``), exactly like a file entry.
+cut into blocks with a file record (``record=True``), exactly like a file entry. The
+few small values a reader opening a zarr store needs first are held in the manifest
+itself (``inline``, see :mod:`eurec4a_nt.zarrmeta`) and are no objects of their own.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .chunking import MAX_BLOCK, FileRecord
 from .entries import Entry
@@ -17,17 +20,20 @@ from .errors import BadInput, Corrupt, NotFound
 from .ids import ObjectId
 from .schema import ManifestBody, decode
 from .stores.base import ObjectStore
+from .zarrmeta import is_metadata, opening_keys
 
 GetObject = Callable[[ObjectId], bytes]
 
 
 @dataclass(frozen=True)
 class Ref:
-    """Where a value's bytes are: one object, or a file record of blocks."""
+    """Where a value's bytes are: one object, a file record of blocks, or (``data``)
+    the manifest itself."""
 
     id: ObjectId
     size: int
     record: bool = False
+    data: bytes | None = None
 
     def to_json(self) -> list[object]:
         return [self.id, self.size, 1] if self.record else [self.id, self.size]
@@ -35,31 +41,52 @@ class Ref:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Relative path -> :class:`Ref`, for a zarr store (``zarr``) or a directory."""
+    """Relative path -> :class:`Ref`, for a zarr store (``zarr``) or a directory.
+
+    ``items`` are values held as objects; ``inline`` values are held here (a key is in
+    one or the other)."""
 
     type: str
     items: dict[str, Ref]
+    inline: dict[str, bytes] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        body = {"type": self.type, "items": {k: r.to_json() for k, r in sorted(self.items.items())}}
+        body: dict[str, object] = {"type": self.type,
+                                   "items": {k: r.to_json() for k, r in sorted(self.items.items())}}
+        if self.inline:
+            body["inline"] = {k: base64.b64encode(v).decode() for k, v in sorted(self.inline.items())}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse a stored manifest; raise :class:`Corrupt` if it is not one."""
         body = decode(data, ManifestBody, "damaged manifest", error=Corrupt)
-        return cls(body.type, {k: Ref(ObjectId.parse(r.id), r.size, r.record == 1) for k, r in body.items.items()})
+        if not body.inline.keys().isdisjoint(body.items):
+            raise Corrupt("damaged manifest: a key is both inline and an object")
+        items = {k: Ref(ObjectId.parse(r.id), r.size, r.record == 1) for k, r in body.items.items()}
+        return cls(body.type, items, dict(body.inline))
 
     @property
     def size(self) -> int:
-        return sum(r.size for r in self.items.values())
+        return sum(r.size for r in self.items.values()) + sum(map(len, self.inline.values()))
+
+    def keys(self) -> list[str]:
+        """Every key, object or inline, sorted."""
+        return sorted([*self.items, *self.inline])
+
+    def ref(self, key: str) -> Ref | None:
+        """The ref of ``key`` (with its bytes if inline); None if there is no such key."""
+        if key in self.inline:
+            data = self.inline[key]
+            return Ref(ObjectId.of(data), len(data), data=data)
+        return self.items.get(key)
 
     def listdir(self, prefix: str) -> tuple[list[str], list[str]]:
         """Files and sub-directories directly under ``prefix`` ("" for the top)."""
         prefix = prefix.strip("/")
         start = f"{prefix}/" if prefix else ""
         files, dirs = [], set()
-        for key in self.items:
+        for key in self.keys():
             if key.startswith(start):
                 rest = key[len(start):]
                 head, sep, _ = rest.partition("/")
@@ -85,15 +112,17 @@ def resolve(entry: Entry, subpath: str, get: GetObject) -> Ref:
         if subpath:
             raise NotFound(f"{entry.path} is a file; it has no {subpath!r} inside")
         return entry_ref(entry)
-    manifest = load_manifest(entry, get)
-    try:
-        return manifest.items[subpath]
-    except KeyError:
-        raise NotFound(f"{entry.path} has no {subpath!r}") from None
+    found = load_manifest(entry, get).ref(subpath)
+    if found is None:
+        raise NotFound(f"{entry.path} has no {subpath!r}")
+    return found
 
 
 def blocks_of(ref: Ref, get: GetObject) -> list[tuple[ObjectId, int, int]]:
-    """``(id, offset, length)`` of every object holding the ref's bytes, in order."""
+    """``(id, offset, length)`` of every object holding the ref's bytes, in order (none
+    for an inline value)."""
+    if ref.data is not None:
+        return []
     if not ref.record:
         return [(ref.id, 0, ref.size)]
     record = record_of(ref, get(ref.id))
@@ -138,6 +167,8 @@ class RefReader:
         end = min(end, self.ref.size)
         if start >= end:
             return b""
+        if self.ref.data is not None:
+            return self.ref.data[start:end]
         parts = []
         for oid, offset, length in self.blocks_for(start, end):
             lo, hi = max(start - offset, 0), min(end - offset, length)
@@ -198,17 +229,16 @@ def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
                 yield block.id, store.has(block.id)
 
 
-#: Names of zarr metadata documents (v3, and v2 with its consolidated form).
-ZARR_METADATA = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
-
-
 def zarr_metadata(data: bytes) -> list[ObjectId]:
-    """The metadata documents a zarr manifest lists ([] for any other object): what a
-    reader opening the dataset needs right after the manifest."""
+    """The objects a reader opening a zarr store reads right after its manifest ([] for
+    any other object): metadata documents and coordinate chunks not inline in it."""
     if _kind(data) != "zarr":
         return []
-    items = Manifest.from_bytes(data).items
-    return [ref.id for key, ref in items.items() if key.rsplit("/", 1)[-1] in ZARR_METADATA and not ref.record]
+    manifest = Manifest.from_bytes(data)
+    meta = {k: v for k, v in manifest.inline.items() if is_metadata(k)}
+    sizes = {k: r.size for k, r in manifest.items.items()}
+    first = opening_keys(meta, sizes)
+    return [manifest.items[k].id for k in first if not manifest.items[k].record]
 
 
 def held_below(root: ObjectId, store: ObjectStore) -> list[ObjectId]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import zarrmeta
 from .chunking import FileRecord, record_file
 from .entries import Entry, check_name, check_topics, utc_now
 from .errors import BadInput, NotFound
@@ -49,25 +50,40 @@ def store_file(path: Path, sink: Sink, progress: Progress | None = None) -> tupl
 
 
 def store_tree(path: Path, kind: str, sink: Sink, progress: Progress | None = None) -> Manifest:
-    """Store every file under ``path`` and return the (unstored) manifest."""
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    """Store every file under ``path`` and return the (unstored) manifest.
+
+    A zarr store gets consolidated metadata if it has none, and what a reader opening
+    it needs first is inlined in the manifest (see :mod:`eurec4a_nt.zarrmeta`)."""
+    files = {p.relative_to(path).as_posix(): p for p in sorted(path.rglob("*"))
+             if p.is_file() and not p.is_symlink()}
+    sizes = {key: p.stat().st_size for key, p in files.items()}
+    values: dict[str, bytes] = {}  # values decided here rather than read from ``files``
+    inline: dict[str, bytes] = {}
+    if kind == "zarr":
+        values = {k: files[k].read_bytes() for k in files if zarrmeta.is_metadata(k) and small_enough(sizes[k])}
+        values.update(zarrmeta.consolidated(values))
+        sizes.update((k, len(v)) for k, v in values.items())
+        for key in zarrmeta.inline_keys(values, sizes):
+            inline[key] = values[key] if key in values else files[key].read_bytes()
+            if progress:
+                progress(sizes[key])
     items: dict[str, Ref] = {}
-    small = [p for p in files if small_enough(p.stat().st_size)]
-    large = [p for p in files if not small_enough(p.stat().st_size)]
+    small = [k for k in sizes if small_enough(sizes[k]) and k not in inline]
 
     def small_objects() -> Iterator[Hashed]:
-        for p in small:
-            item = Hashed.of(p.read_bytes())
-            items[p.relative_to(path).as_posix()] = Ref(item.id, len(item.data))
+        for key in small:
+            item = Hashed.of(values[key] if key in values else files[key].read_bytes())
+            items[key] = Ref(item.id, len(item.data))
             yield item
             if progress:
                 progress(len(item.data))
 
     sink.put_many(small_objects())
-    for p in large:
-        oid, size = store_file(p, sink, progress)
-        items[p.relative_to(path).as_posix()] = Ref(oid, size, record=True)
-    return Manifest("zarr" if kind == "zarr" else "directory", items)
+    for key in sizes:
+        if not small_enough(sizes[key]):
+            oid, size = store_file(files[key], sink, progress)
+            items[key] = Ref(oid, size, record=True)
+    return Manifest("zarr" if kind == "zarr" else "directory", items, inline)
 
 
 def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:

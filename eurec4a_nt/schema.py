@@ -108,6 +108,7 @@ class ManifestBody(Struct, forbid_unknown_fields=True):
 
     type: Literal["zarr", "directory"]
     items: dict[Key, RefBody]
+    inline: dict[Key, bytes] = {}  # small values held in the manifest itself (base64)
 
 
 class IdsBody(Struct, forbid_unknown_fields=True):

@@ -89,7 +89,7 @@ def test_file_entry_range_and_headers(site: tuple[SiteProcess, Path]) -> None:
 def test_zarr_entry_opens_with_xr_open_zarr_over_http(site: tuple[SiteProcess, Path]) -> None:
     proc, _ = site
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "no consolidated metadata": expected
+        warnings.simplefilter("error")  # consolidated metadata: no "not consolidated" warning
         ds = xr.open_zarr(f"{proc.url}/data/RV-Meteor/{ZARR}")
     xr.testing.assert_equal(ds.load(), _forecast())
 

@@ -20,12 +20,13 @@ from ..entries import check_site, find_entry
 from ..errors import BadInput, NotFound
 from ..formats import guess_format, media_type
 from ..manifests import load_manifest, resolve
+from ..zarrmeta import METADATA
 from .context import node
 from .respond import serve_ref, user_content_headers
 
 routes = web.RouteTableDef()
 
-_JSON_KEYS = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
+_JSON_KEYS = METADATA
 
 
 def check_path(path: str) -> str:
@@ -59,7 +60,7 @@ async def get_data(request: web.Request) -> web.StreamResponse:
     else:
         await n.ensure([entry.root], site)
         manifest = await asyncio.to_thread(load_manifest, entry, n.store.objects.get)
-        found = manifest.items.get(inner)
+        found = manifest.ref(inner)
         if found is None:
             files, dirs = manifest.listdir(inner)
             if inner and not (files or dirs):

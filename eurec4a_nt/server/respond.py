@@ -90,6 +90,9 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     status = 206 if span else 200
     if request.method == "HEAD":
         return web.Response(status=status, headers=headers)
+    if ref.data is not None:  # inline in its manifest
+        node.traffic.served += end - start
+        return web.Response(status=status, headers=headers, body=ref.data[start:end])
     if ref.record:  # the record, and (where it comes from a link) the blocks of the range
         await _Ahead(node, site, [ref.id], {ref.id: (start, end)}).ready(0)
     reader = RefReader(ref, node.store.objects)
