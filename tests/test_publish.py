@@ -117,7 +117,7 @@ def test_zarr_metadata_and_coordinates_are_inline_and_consolidated(store: SiteSt
     assert set(root["consolidated_metadata"]["metadata"]) == set(source.variables)
     assert {"time/c/0", "height/c/0", "ta/zarr.json"} <= set(manifest.inline)
     assert not any(key.startswith("ta/c/") for key in manifest.inline)  # data stays in objects
-    for key, data in manifest.inline.items():  # no object of their own
+    for data in manifest.inline.values():  # no object of their own
         assert ObjectId.of(data) not in objects(store)
     assert entry.size == manifest.size == sum(map(len, manifest.inline.values())) + sum(
         r.size for r in manifest.items.values())
@@ -295,7 +295,7 @@ def test_many_small_files_are_written_in_groups(store: SiteStore, tmp_path: Path
     calls: list[int] = []
     put_many = LocalStore.put_many
     monkeypatch.setattr(LocalStore, "put_many", lambda self, items: calls.append(1) or put_many(self, items))
-    entries = nt.publish(paths, "notes", store=store.path)
+    assert len(nt.publish(paths, "notes", store=store.path)) == 300
     assert len(calls) == 1  # 300 blocks and 300 records made durable together
     assert store.log(SITE).seq == 1
     assert nt.open_catalog(store=store.path)[SITE]["notes/note-007.txt"].read() == b"note 7\n"
