@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .batches import Batches
 from .catalog import RESERVED_METADATA
 from .config import DEFAULT_STORE, open_backend
 from .entries import Entry, EntryList, check_name, check_topics
@@ -55,8 +56,11 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
     ``xarray.Dataset`` under ``name``; return the entry (a list for several paths).
 
     Only objects the store lacks are stored (or uploaded). The call returns once the
-    data is durable and the signed commit is in the site log. Publishing a name
-    again replaces the entry.
+    data is durable and the signed commits are in the site log. Any number of paths
+    go in as many commits as the commit size limit needs, each made as soon as it is
+    full; a call cut short keeps what it committed, and run again commits only
+    entries that differ from the current ones. Publishing a name again with other
+    contents replaces the entry.
     """
     topics = check_topics(topics)
     for key in metadata or {}:
@@ -78,15 +82,16 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
     names = [check_name(f"{name}/{Path(os.fspath(p)).name}") for p in items] if many else [name]
     target = _target(store, server, token)
     tmp_dir = getattr(target, "tmp_dir", None)
-    entries = []
     with (progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress) as bar,
           GroupCommit(target.sink) as sink):
+        batches = Batches(target, len(items), durable=sink.flush)
         for item, item_name in zip(items, names, strict=True):
-            entries.append(build_entry(item, item_name, sink, topics=topics,
-                                       description=description, metadata=metadata, format=format,
-                                       tmp_dir=tmp_dir, progress=bar.update))
-    commit = target.commit([Change("put", e.name, e) for e in entries])
-    published = [e.with_site(commit.site) for e in entries]
+            batches.add(build_entry(item, item_name, sink, topics=topics,
+                                    description=description, metadata=metadata, format=format,
+                                    tmp_dir=tmp_dir, progress=bar.update))
+        batches.close()
+    by_name = {e.name: e.with_site(target.site) for e in batches.published}
+    published = [by_name[n] for n in names]
     return EntryList(published) if many else published[0]
 
 

@@ -1,0 +1,83 @@
+"""Publishing many entries in one call: as many commits as the commit size limit needs,
+each atomic, and nothing committed twice.
+
+Entries are committed as they are built, in commits of at most :data:`BATCH_BYTES` of
+changes, so a call cut short (a crash, a dropped LAN) keeps every commit it made; run
+again, it stores no object twice and commits only entries that differ from the
+current ones (the publication time aside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .entries import Entry
+from .log import MAX_COMMIT_BYTES, Change, Commit, canonical
+
+#: Bytes of changes in one commit at most (the rest of the limit is the envelope's).
+BATCH_BYTES = MAX_COMMIT_BYTES * 3 // 4
+#: Entries from which a server's entry list is read once to skip what is committed
+#: (below it, publishing through a server costs the same however many entries exist).
+_LIST_FROM = 100
+
+
+def same_entry(a: Entry | None, b: Entry) -> bool:
+    """Whether ``a`` is ``b`` but for the time it was published."""
+    if a is None:
+        return False
+    return {**a.to_json(), "published": ""} == {**b.to_json(), "published": ""}
+
+
+class Batches:
+    """Commits entries to ``target`` (a site store or a site-server client) in batches.
+
+    :meth:`add` each entry as it is built, then :meth:`close`. ``durable`` is called
+    before each commit, to make the objects of its entries durable (a group commit's
+    flush). ``published`` holds every entry as committed (or as already current, for
+    one that was).
+    """
+
+    def __init__(self, target: Any, expected: int, durable: Callable[[], None] = lambda: None) -> None:
+        self.target = target
+        self._durable = durable
+        self.published: list[Entry] = []
+        self.commits: list[Commit] = []
+        self._changes: list[Change] = []
+        self._size = 0
+        self._current = self._lookup(expected)
+
+    def _lookup(self, expected: int) -> Callable[[str], Entry | None]:
+        site = self.target.site
+        if hasattr(self.target, "state"):  # a local store: one indexed query per name
+            state = self.target.state(site)
+            return state.get
+        if expected < _LIST_FROM or site not in self.target.sites():
+            return lambda name: None
+        entries: Mapping[str, Entry] = self.target.entries(site)
+        return entries.get
+
+    def add(self, entry: Entry) -> None:
+        current = self._current(entry.name)
+        if same_entry(current, entry):
+            assert current is not None
+            self.published.append(current)
+            return
+        change = Change("put", entry.name, entry)
+        size = len(canonical(change.to_json())) + 1
+        if self._changes and self._size + size > BATCH_BYTES:
+            self._commit()
+        self._changes.append(change)
+        self._size += size
+
+    def _commit(self) -> None:
+        self._durable()
+        commit = self.target.commit(self._changes)
+        self.commits.append(commit)
+        self.published += [c.entry.with_site(commit.site) for c in self._changes if c.entry]
+        self._changes, self._size = [], 0
+
+    def close(self) -> None:
+        """Commit what is left."""
+        if self._changes:
+            self._commit()
