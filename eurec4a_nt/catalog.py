@@ -93,7 +93,8 @@ def day_source(product: Product, day: str, members: list[Entry], data_url: str) 
     along the product's ``series_dim`` in time order; other formats as a list of bytes."""
     urls = [data_url + e.name for e in members]
     if product.format in ("netcdf", "zarr"):
-        args: dict[str, Any] = {"urlpath": urls, "combine": "nested", "concat_dim": product.series_dim}
+        args: dict[str, Any] = {"urlpath": urls, "combine": "nested", "concat_dim": product.series_dim,
+                                "join": "outer"}
         if product.format == "netcdf":
             args |= {"xarray_kwargs": {"engine": None}, "storage_options": dict(HTTP_OPTIONS)}
         driver = product.format
