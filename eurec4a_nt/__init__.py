@@ -6,7 +6,8 @@ What a scientist uses::
     nt.publish("sonde.nc", name="sondes/2020-02-01T1045.nc", topics=["sondes"])
     cat = nt.open_catalog()
     ds = cat["RV-Meteor"]["sondes/2020-02-01T1045.nc"].to_dask()
-    nt.prefetch(topics=["quicklook"])
+    rule = nt.prefetch(topics=["quicklook"])
+    nt.prefetch_rules(); nt.unprefetch(rule)
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import browse, init_site, open_catalog, prefetch, publish, remove
+    from .api import browse, init_site, open_catalog, prefetch, prefetch_rules, publish, remove, unprefetch
     from .entries import Entry
     from .errors import NTError, Pending
 
 #: Public names and the module each comes from, imported on first use (so the
 #: command line starts fast).
 _LAZY = {"browse": "api", "init_site": "api", "open_catalog": "api", "prefetch": "api",
-         "publish": "api", "remove": "api", "Entry": "entries", "NTError": "errors", "Pending": "errors"}
+         "prefetch_rules": "api", "publish": "api", "remove": "api", "unprefetch": "api",
+         "Entry": "entries", "NTError": "errors", "Pending": "errors"}
 
 
 def __getattr__(name: str) -> Any:
@@ -44,6 +46,8 @@ __all__ = [
     "init_site",
     "open_catalog",
     "prefetch",
+    "prefetch_rules",
     "publish",
     "remove",
+    "unprefetch",
 ]

@@ -7,7 +7,7 @@ Every call works on a local site store (``store=``) or through the site server
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,10 +132,29 @@ def prefetch(topics: str | Sequence[str] = (), sites: Sequence[str] | None = Non
                            progress=progress)
 
 
+def prefetch_rules(*, server: str | None = None, token: str | None = None,
+                   store: PathLike | None = None) -> list[dict[str, Any]]:
+    """The site server's prefetch rules: ``id``, ``topics``, ``sites``, ``names``, and how
+    much of what each selects is held (``entries``, ``complete``, ``objects_held``,
+    ``objects_needed``, ``bytes_missing``)."""
+    return _target(store, server, token).prefetch_rules()
+
+
+def unprefetch(rule: int | Mapping[str, Any], *, server: str | None = None, token: str | None = None,
+               store: PathLike | None = None) -> None:
+    """Remove a prefetch rule (its ``id``, or the rule as :func:`prefetch` or
+    :func:`prefetch_rules` return it): nothing more is fetched for it; what is held
+    stays until evicted. Needs a write token; :class:`NotFound` for an unknown rule."""
+    rule_id = rule["id"] if isinstance(rule, Mapping) else rule
+    _target(store, server, token).unprefetch(int(rule_id))
+
+
 def browse(*, server: str | None = None, token: str | None = None,
-           store: PathLike | None = None) -> Any:
-    """A catalog browser widget for JupyterLab."""
+           store: PathLike | None = None, confirm_above: int | str = "100MB") -> Any:
+    """A catalog browser widget for JupyterLab. A prefetch click that would bring more
+    than ``confirm_above`` (bytes, or ``"1GB"``) here shows the size and asks first."""
     require("anywidget", "jupyter", "the catalog browser")
     from .jupyter.browser import CatalogBrowser
+    from .settings import size_setting
 
-    return CatalogBrowser(_target(store, server, token))
+    return CatalogBrowser(_target(store, server, token), confirm_above=size_setting(confirm_above, "confirm_above"))

@@ -169,11 +169,17 @@ def cmd_token(args: argparse.Namespace) -> int:
     from .server.auth import Tokens
     from .sitestore import SiteStore
 
-    store = SiteStore(args.store or DEFAULT_STORE)
-    token = Tokens(store.path / "tokens.yaml").create(args.name, args.scope)
-    print(token)
-    print(f"({args.scope} token '{args.name}'; shown once: give it to the user as EUREC4A_NT_TOKEN)",
-          file=sys.stderr)
+    tokens = Tokens(SiteStore(args.store or DEFAULT_STORE).path / "tokens.yaml")
+    if args.action == "create":
+        print(tokens.create(args.name, args.scope))
+        print(f"({args.scope} token '{args.name}'; shown once: give it to the user as EUREC4A_NT_TOKEN)",
+              file=sys.stderr)
+    elif args.action == "revoke":
+        gone = tokens.revoke(args.which)
+        print(f"revoked {gone.scope} token {gone.id} '{gone.name}' (the server refuses it from now on)")
+    else:
+        for t in tokens.records():
+            print(f"{t.id}  {t.scope:5}  {t.created:20}  {t.name}")
     return 0
 
 
@@ -215,11 +221,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_prefetch(args: argparse.Namespace) -> int:
-    from .api import prefetch
+    from .api import prefetch, prefetch_rules, unprefetch
 
-    s = settings(args.store, args.server, args.token)
-    status = prefetch(args.topic, sites=args.site, names=args.name, server=s.server, token=s.token,
-                      wait=not args.no_wait, progress=False if args.quiet else None)
+    target = {"store": args.store, "server": args.server, "token": args.token}
+    if (args.list or args.remove) and (args.topic or args.site or args.name):
+        raise BadInput("--list and --remove add no rule: give --topic/--site/--name in a command of its own")
+    for rule_id in args.remove:
+        unprefetch(rule_id, **target)
+        print(f"removed prefetch rule {rule_id}")
+    if args.list:
+        for r in prefetch_rules(**target):
+            what = " ".join([*(f"topic={t}" for t in r["topics"]), *(f"site={s}" for s in r["sites"]),
+                             *(f"name={n}" for n in r["names"])])
+            print(f"{r['id']:4}  {what:40} {r['complete']}/{r['entries']} entries here, "
+                  f"{_human(r.get('bytes_missing', 0))} to come")
+    if args.list or args.remove:
+        return 0
+    status = prefetch(args.topic, sites=args.site, names=args.name, wait=not args.no_wait,
+                      progress=False if args.quiet else None, **target)
     print(f"prefetch rule {status['id']}: {status['complete']}/{status['entries']} entries held "
           f"({status['objects_held']}/{status['objects_needed']} objects)")
     return 0
@@ -386,6 +405,13 @@ def parser() -> argparse.ArgumentParser:
                    help="write (publish, remove, prefetch; reads too) or read (default write)")
     t.add_argument("--store", help=f"the server's site store (default {DEFAULT_STORE})")
     t.set_defaults(func=cmd_token)
+    t = tsub.add_parser("list", help="list the tokens: id, scope, created, name (never the token)")
+    t.add_argument("--store", help=f"the server's site store (default {DEFAULT_STORE})")
+    t.set_defaults(func=cmd_token)
+    t = tsub.add_parser("revoke", help="revoke a token: the server refuses it at once")
+    t.add_argument("which", metavar="ID_OR_NAME", help="its id from 'token list', or its name if unique")
+    t.add_argument("--store", help=f"the server's site store (default {DEFAULT_STORE})")
+    t.set_defaults(func=cmd_token)
 
     p = sub.add_parser("keyring", help="show the trusted keys; --import a campaign keyring")
     p.add_argument("--import", dest="file", metavar="FILE", help="merge this keyring file into the store's")
@@ -397,11 +423,14 @@ def parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("prefetch", help="make the site server hold entries of some topics")
+    p = sub.add_parser("prefetch", help="make the site server hold entries of some topics; list or remove rules")
     p.add_argument("--topic", action="append", default=[], help="entries of this topic (repeatable)")
     p.add_argument("--site", action="append", default=[], help="only entries of this site (repeatable)")
     p.add_argument("--name", action="append", default=[], help="SITE/NAME glob pattern (repeatable)")
     p.add_argument("--no-wait", action="store_true", help="add the rule and return at once")
+    p.add_argument("--list", action="store_true", help="list the rules, what each holds and what is to come")
+    p.add_argument("--remove", action="append", type=int, default=[], metavar="ID",
+                   help="remove the rule with this id (see --list; repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_target(p)
     p.set_defaults(func=cmd_prefetch)

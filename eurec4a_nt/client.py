@@ -303,25 +303,24 @@ class SiteClient:
     def tmp_dir(self) -> None:
         return None
 
-    def _live(self, path: str) -> requests.Response:
-        """GET what only makes sense fresh (progress), never from the cache."""
+    def _request(self, method: str, path: str, hint: str = "", **kwargs: Any) -> requests.Response:
+        """One request, never from the cache; raise our error for an error answer,
+        :class:`Unreachable` (with ``hint``) without one."""
         try:
-            response = self.http.get(self.server + path, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise unreachable(self.server, exc) from None
-        _raise_for(response)
-        return response
-
-    def _post(self, path: str, body: dict[str, Any] | None, hint: str = "",
-              data: bytes | None = None) -> requests.Response:
-        """POST JSON (or ``data``); raise our error for an error answer, :class:`Unreachable`
-        without one."""
-        try:
-            response = self.http.post(self.server + path, json=body, data=data, timeout=TIMEOUT)
+            response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:
             raise unreachable(self.server, exc, hint) from None
         _raise_for(response)
         return response
+
+    def _live(self, path: str) -> requests.Response:
+        """GET what only makes sense fresh (progress), never from the cache."""
+        return self._request("GET", path)
+
+    def _post(self, path: str, body: dict[str, Any] | None, hint: str = "",
+              data: bytes | None = None) -> requests.Response:
+        """POST JSON (or ``data``)."""
+        return self._request("POST", path, hint, json=body, data=data)
 
     def commit(self, changes: list[Change]) -> Commit:
         """Ask the server to sign and append changes (their objects must be uploaded)."""
@@ -346,6 +345,15 @@ class SiteClient:
             start = end
         self._entries.clear()
         return [c for c in map(parse_commit, raws) if c.label in added], rejected
+
+    def prefetch_rules(self) -> list[dict[str, Any]]:
+        """The server's prefetch rules, each with how much of what it selects is held."""
+        return list(self._live("/api/prefetch").json()["rules"])
+
+    def unprefetch(self, rule_id: int) -> None:
+        """Remove prefetch rule ``rule_id``: nothing more is fetched for it (what is held
+        stays until evicted). :class:`NotFound` for an unknown rule."""
+        self._request("DELETE", f"/api/prefetch/{int(rule_id)}")
 
     def prefetch(self, topics: tuple[str, ...], sites: list[str], names: list[str], *,
                  wait: bool = True, progress: bool | None = None, timeout: float = 3600) -> dict[str, Any]:

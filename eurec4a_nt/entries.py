@@ -135,12 +135,19 @@ class Entry:
                 names: Iterable[str] = ()) -> bool:
         """Whether the entry is selected by any of ``topics`` (all if none), one of
         ``sites`` (any if none) and one of the ``names`` globs on ``SITE/NAME`` (any if none)."""
-        topics, sites, names = list(topics), list(sites), list(names)
-        if topics and not set(topics) & set(self.topics):
-            return False
-        if sites and self.site not in sites:
-            return False
-        return not names or any(fnmatch.fnmatchcase(self.path, p) for p in names)
+        return selects(topics, sites, names, self.site or "", self.name, self.topics)
+
+
+def selects(topics: Iterable[str], sites: Iterable[str], names: Iterable[str],
+            site: str, name: str, entry_topics: Iterable[str]) -> bool:
+    """Whether a rule of ``topics``, ``sites`` and ``names`` globs selects the entry
+    ``site``/``name`` with ``entry_topics`` (see :meth:`Entry.matches`)."""
+    topics, sites, names = list(topics), list(sites), list(names)
+    if topics and not set(topics) & set(entry_topics):
+        return False
+    if sites and site not in sites:
+        return False
+    return not names or any(fnmatch.fnmatchcase(f"{site}/{name}", p) for p in names)
 
 
 class EntryList(list[Entry]):

@@ -235,6 +235,13 @@ class SiteStore:
         raise BadInput("prefetch asks a site server to fetch data from other sites: "
                        "give server= (or set EUREC4A_NT_SERVER)")
 
+    def prefetch_rules(self) -> list[dict[str, Any]]:
+        """A store has no prefetch rules (a site server keeps them)."""
+        return []
+
+    def unprefetch(self, rule_id: int) -> None:
+        raise NotFound(f"no prefetch rule {rule_id}: a local store has none (give server=)")
+
     def commit(self, changes: list[Change]) -> Commit:
         """Sign and append changes to this site's own log."""
         if not self.site:

@@ -66,6 +66,7 @@ function render({ model, el }) {
     onclick: () => model.send({ action: "prefetch", topics: [model.get("topic")] }) });
   const count = h("span", { class: "nt-muted nt-count" });
   const rules = h("div", { class: "nt-rules" });
+  const confirm = h("div", { class: "nt-confirm", hidden: true });
   const table = h("table", { class: "nt-table" });
   const code = h("div", { class: "nt-panel nt-code", hidden: true });
   const preview = h("div", { class: "nt-panel nt-preview", hidden: true });
@@ -74,7 +75,7 @@ function render({ model, el }) {
   el.replaceChildren(
     h("div", { class: "nt-header" }, title, info, refresh), links, error,
     h("div", { class: "nt-filters" }, topic, query, prefetchTopic, count),
-    rules, h("div", { class: "nt-scroll" }, table), code, preview, message);
+    confirm, rules, h("div", { class: "nt-scroll" }, table), code, preview, message);
 
   function panelTitle(panel, text, onclose) {
     return h("div", { class: "nt-panel-title" }, h("span", { text }),
@@ -161,9 +162,22 @@ function render({ model, el }) {
   }
 
   function drawRules() {
-    rules.replaceChildren(...model.get("rules").map((r) => h("div", { class: "nt-rule" },
+    rules.replaceChildren(...model.get("rules").map((r) => h("div", { class: "nt-rule", dataset: { id: r.id } },
       h("span", { text: `prefetch ${r.what}` }), bar(r.held, r.needed),
-      h("span", { class: "nt-muted", text: `${r.complete} of ${r.entries} entries here, ${r.held}/${r.needed} objects` }))));
+      h("span", { class: "nt-muted", text: `${r.complete} of ${r.entries} entries here, ${r.to_come} to come` }),
+      h("button", { class: "nt-button nt-unprefetch", text: "remove", title: "fetch nothing more for this rule",
+        onclick: () => model.send({ action: "unprefetch", id: r.id }) }))));
+  }
+
+  function drawConfirm() {
+    const c = model.get("confirm");
+    confirm.hidden = !c.what;
+    if (!c.what) return;
+    confirm.replaceChildren(
+      h("span", { text: `prefetch ${c.what}: about ${c.size_text} in ${c.entries} entries would come to this site over its links. ` }),
+      h("button", { class: "nt-button nt-confirm-yes", text: `prefetch ${c.size_text}`,
+        onclick: () => model.send({ action: "prefetch", topics: c.topics, sites: c.sites, names: c.names, confirmed: true }) }),
+      h("button", { class: "nt-button nt-confirm-no", text: "cancel", onclick: () => model.send({ action: "cancel" }) }));
   }
 
   function drawPreview() {
@@ -182,8 +196,9 @@ function render({ model, el }) {
   on("change:topics change:topic change:query", drawTopics);
   on("change:site change:source change:updated change:following change:links change:error change:message change:total", drawHeader);
   on("change:rules", drawRules);
+  on("change:confirm", drawConfirm);
   on("change:preview", drawPreview);
-  drawRows(); drawTopics(); drawHeader(); drawRules(); drawPreview();
+  drawRows(); drawTopics(); drawHeader(); drawRules(); drawConfirm(); drawPreview();
   return () => { for (const [event, fn] of listeners) model.off(event, fn); };
 }
 

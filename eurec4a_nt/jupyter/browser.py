@@ -36,10 +36,13 @@ from ..formats import guess_format, media_type
 from ..fs import NTFileSystem
 from ..sitestore import SiteStore
 from . import markdown
-from .rows import IMAGE_FORMATS, ServerView, Snapshot, StoreView, matches
+from .reprs import human_size
+from .rows import IMAGE_FORMATS, ServerView, Snapshot, StoreView, matches, to_come
 
 #: Rows sent to the page at most (``matched`` says how many match the filters).
 MAX_ROWS = 300
+#: A prefetch click that would bring more than this many bytes here asks first.
+CONFIRM_ABOVE = 100_000_000
 #: Largest entry (or image in a post) shown as a preview, in bytes.
 PREVIEW_MAX = 8 << 20
 #: After a refresh, changes are collected this long before the next one (a burst of
@@ -72,11 +75,16 @@ class CatalogBrowser(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     updated = traitlets.Unicode("").tag(sync=True)
     following = traitlets.Bool(False).tag(sync=True)
+    #: A prefetch waiting for the user's yes: what, how much, and the rule it would add.
+    confirm = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, target: SiteClient | SiteStore, interval: float = 3.0, **kwargs: Any) -> None:
+    def __init__(self, target: SiteClient | SiteStore, interval: float = 3.0,
+                 confirm_above: int = CONFIRM_ABOVE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         #: Seconds between checks of the server when nothing changes.
         self.interval = interval
+        #: A prefetch that would bring more bytes than this here is confirmed first.
+        self.confirm_above = confirm_above
         self._target = target
         self._lock = threading.RLock()
         self._snapshot = Snapshot(site="")
@@ -164,7 +172,12 @@ class CatalogBrowser(anywidget.AnyWidget):
         action = content.get("action")
         try:
             if action == "prefetch":
-                self.prefetch(topics=content.get("topics") or (), names=content.get("names") or ())
+                self.prefetch(topics=content.get("topics") or (), sites=content.get("sites") or (),
+                              names=content.get("names") or (), confirmed=bool(content.get("confirmed")))
+            elif action == "unprefetch":
+                self.unprefetch(int(content["id"]))
+            elif action == "cancel":
+                self._set(confirm={}, message="prefetch cancelled")
             elif action == "preview":
                 self.show_preview(str(content["site"]), str(content["name"]))
             elif action == "refresh":
@@ -173,16 +186,33 @@ class CatalogBrowser(anywidget.AnyWidget):
             self._set(message=f"{action} failed: {exc}")
 
     def prefetch(self, topics: Sequence[str] = (), sites: Sequence[str] = (),
-                 names: Sequence[str] = ()) -> dict[str, Any]:
+                 names: Sequence[str] = (), confirmed: bool = False) -> dict[str, Any]:
         """Ask the server to hold every entry of ``topics``/``sites``/``names`` (``SITE/NAME``
         globs), now and as new ones appear; return the rule's status. Progress shows in
-        the widget (per entry, and per rule) as objects arrive."""
-        status = self._target.prefetch(check_topics(list(topics)), list(sites), list(names), wait=False)
+        the widget (per entry, and per rule) as objects arrive.
+
+        Unless ``confirmed``, a rule that would bring more than ``confirm_above`` bytes
+        here is not added: the widget shows how much and asks (the returned dict then
+        holds ``confirm``)."""
+        topics = check_topics(list(topics))
         what = ", ".join([*topics, *sites, *names])
-        self._set(message=f"prefetching {what}: {status['objects_held']} of "
-                          f"{status['objects_needed']} objects here")
+        count, size = to_come(self._snapshot.rows, topics, sites, names)
+        if size > self.confirm_above and not confirmed:
+            ask = {"what": what, "entries": count, "size": size, "size_text": human_size(size),
+                   "topics": list(topics), "sites": list(sites), "names": list(names)}
+            self._set(confirm=ask, message="")
+            return {"confirm": ask}
+        status = self._target.prefetch(topics, list(sites), list(names), wait=False)
+        self._set(confirm={}, message=f"prefetching {what}: {status['objects_held']} of "
+                                      f"{status['objects_needed']} objects here")
         self.refresh()
         return status
+
+    def unprefetch(self, rule_id: int) -> None:
+        """Remove prefetch rule ``rule_id`` (nothing more is fetched for it)."""
+        self._target.unprefetch(rule_id)
+        self._set(message=f"removed prefetch rule {rule_id}")
+        self.refresh()
 
     def show_preview(self, site: str, name: str) -> dict[str, Any]:
         """Show an image entry, or a markdown entry (a file, or a folder's ``index.md``

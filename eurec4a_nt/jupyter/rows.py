@@ -8,14 +8,14 @@ views also tell when something changed, so the browser refreshes only then.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from ..client import unreachable
-from ..entries import Entry
+from ..entries import Entry, selects
 from ..errors import from_json
 from ..manifests import walk
 from ..sitestore import SiteStore
@@ -70,6 +70,18 @@ def matches(row: Mapping[str, Any], topic: str = "", query: str = "") -> bool:
         return False
     text = f"{row['site']}/{row['name']} {row['description']} {row['format']}".lower()
     return query.strip().lower() in text
+
+
+def to_come(rows: Iterable[Mapping[str, Any]], topics: Sequence[str], sites: Sequence[str],
+            names: Sequence[str]) -> tuple[int, int]:
+    """What a prefetch rule would bring here: entries not all here, and about how many
+    bytes (each entry's size in proportion to its objects not held)."""
+    entries = size = 0
+    for row in rows:
+        if row["held"] < row["objects"] and selects(topics, sites, names, row["site"], row["name"], row["topics"]):
+            entries += 1
+            size += row["size"] * (row["objects"] - row["held"]) // row["objects"]
+    return entries, size
 
 
 def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,7 +140,8 @@ def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     what = [*(f"topic {t}" for t in rule.get("topics", ())), *(f"site {s}" for s in rule.get("sites", ())),
             *rule.get("names", ())]
     return {"id": rule["id"], "what": ", ".join(what), "entries": rule["entries"],
-            "complete": rule["complete"], "held": rule["objects_held"], "needed": rule["objects_needed"]}
+            "complete": rule["complete"], "held": rule["objects_held"], "needed": rule["objects_needed"],
+            "to_come": human_size(int(rule.get("bytes_missing", 0)))}
 
 
 class StoreView:

@@ -13,16 +13,39 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Literal
 
+import msgspec
 import yaml
 
-from ..errors import BadInput, Forbidden, Unauthorized
+from ..errors import BadInput, Forbidden, NotFound, Unauthorized
+from ..settings import load
 
 SCOPES = ("read", "write")
+#: Hex digits of a token's SHA-256 that name it in ``token list`` and ``token revoke``.
+ID_DIGITS = 12
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenRecord(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One token as the server keeps it: never the token itself."""
+
+    name: str
+    scope: Literal["read", "write"]
+    sha256: str
+    created: str = ""
+
+    @property
+    def id(self) -> str:
+        """A short, public name of the token (the start of its SHA-256)."""
+        return self.sha256[:ID_DIGITS]
+
+
+class TokensFile(msgspec.Struct, forbid_unknown_fields=True):
+    tokens: list[TokenRecord] = []
 
 
 class Tokens:
@@ -30,44 +53,63 @@ class Tokens:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cached: tuple[tuple[int, int], list[dict[str, object]]] | None = None
+        self._cached: tuple[tuple[int, int], list[TokenRecord]] | None = None
 
-    def _load(self) -> list[dict[str, object]]:
+    def records(self) -> list[TokenRecord]:
         """The tokens in the file, re-read only when the file changed (so a token made
-        by ``eurec4a-nt token create`` works at once, without parsing YAML per request)."""
+        or revoked by ``eurec4a-nt token`` counts at once, without parsing YAML per
+        request). :class:`BadInput` if the file is damaged."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
             return []
         stamp = (stat.st_mtime_ns, stat.st_size)
         if self._cached is None or self._cached[0] != stamp:
-            body = yaml.safe_load(self.path.read_text()) or {}
-            self._cached = (stamp, list(body.get("tokens") or []))
+            self._cached = (stamp, load(self.path, TokensFile, "tokens file").tokens)
         return self._cached[1]
+
+    def _save(self, tokens: list[TokenRecord]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump({"tokens": msgspec.to_builtins(tokens)}, f, sort_keys=False)
+        os.replace(tmp, self.path)
 
     def create(self, name: str, scope: str = "write") -> str:
         """Make a new token and return it (it is not stored in clear)."""
         if scope not in SCOPES:
             raise BadInput(f"bad scope {scope!r}: one of {', '.join(SCOPES)}")
         token = "nt_" + secrets.token_urlsafe(24)
-        tokens = list(self._load())
-        tokens.append({"name": name, "scope": scope, "sha256": _digest(token),
-                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump({"tokens": tokens}, f, sort_keys=False)
-        os.replace(tmp, self.path)
+        record = TokenRecord(name, scope, _digest(token),  # type: ignore[arg-type]
+                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        self._save([*self.records(), record])
         return token
+
+    def revoke(self, which: str) -> TokenRecord:
+        """Remove the token named ``which`` (its id, or its name if only one has it) and
+        return it; from then on the server answers it 403.
+
+        Raises :class:`NotFound` when nothing matches, :class:`BadInput` when a name is
+        shared (revoke by id then).
+        """
+        tokens = self.records()
+        hits = [t for t in tokens if t.id == which] or [t for t in tokens if t.name == which]
+        if not hits:
+            raise NotFound(f"no token with id or name {which!r} (see 'eurec4a-nt token list')")
+        if len(hits) > 1:
+            raise BadInput(f"{len(hits)} tokens are named {which!r}: revoke one by its id "
+                           f"({', '.join(t.id for t in hits)})")
+        self._save([t for t in tokens if t is not hits[0]])
+        return hits[0]
 
     def scope(self, token: str | None) -> str | None:
         """The scope of a token, or None if it is unknown."""
         if not token:
             return None
         digest = _digest(token)
-        for entry in self._load():
-            if hmac.compare_digest(str(entry.get("sha256", "")), digest):
-                return str(entry.get("scope", "read"))
+        for record in self.records():
+            if hmac.compare_digest(record.sha256, digest):
+                return record.scope
         return None
 
     def require(self, token: str | None, scope: str) -> None:

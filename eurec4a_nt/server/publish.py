@@ -106,14 +106,16 @@ async def commit(request: web.Request) -> web.Response:
 
 
 def rule_status(n: Any, rule: Any) -> dict[str, Any]:
-    """How much of what a prefetch rule selects is held here."""
+    """How much of what a prefetch rule selects is held here (``bytes_missing``: about
+    what is still to come, the entries' sizes in proportion to their objects absent)."""
     entries = [e for e in n.entries() if e.matches(rule.topics, rule.sites, rule.names)]
-    held = needed = complete = 0
+    held = needed = complete = missing = 0
     for entry in entries:
         h, k = n.presence(entry)
         held, needed, complete = held + h, needed + k, complete + (h == k)
+        missing += entry.size * (k - h) // k if k else 0
     return {**rule.to_json(), "entries": len(entries), "complete": complete,
-            "objects_held": held, "objects_needed": needed}
+            "objects_held": held, "objects_needed": needed, "bytes_missing": missing}
 
 
 @routes.post("/api/prefetch")
