@@ -124,6 +124,11 @@ class Context:
     timelines: dict[str, dict[str, tuple[list[tuple[float, int, int]], float]]] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
+    #: How the hub and ship of eurec4a-nt's initial and near-time runs are made (the TLS group's differ).
+    site_pair: Callable[[Context, Path], Sites] | None = None
+
+    def pair(self, root: Path) -> Sites:
+        return (self.site_pair or Sites)(self, root)
 
     def keep_timeline(self, plot: str, tool: str, link: Link, wall: float | None, total: int) -> None:
         self.timelines.setdefault(plot, {})[tool] = (link.timeline, wall or 0.0)
@@ -290,7 +295,7 @@ def nt_initial(ctx: Context, data: Path, direction: str, outages: Outages | None
     """eurec4a-nt: the source site holds the campaign; the ship's server starts and dials;
     done when the receiving server holds every object."""
     root = ctx.dir(f"nt-{label}")
-    sites = Sites(ctx, root)
+    sites = ctx.pair(root)
     src = HUB if direction == "down" else SHIP
     names = publish_campaign(data, store=root / src)
     hub, link = sites.start_link(outages)
@@ -488,7 +493,7 @@ def _ql(path: Path, seed: int) -> Path:
 
 def nt_near(ctx: Context, reps: int) -> NearRuns:
     root = ctx.dir("nt-near")
-    sites = Sites(ctx, root)
+    sites = ctx.pair(root)
     hub, link = sites.start_link()
     ship = sites.connect_ship(link, push=("quicklook",), prefetch=("quicklook",))
     files = root / "files"
