@@ -31,7 +31,16 @@ CREATE TABLE IF NOT EXISTS rules (id INTEGER PRIMARY KEY AUTOINCREMENT, topics T
 CREATE TABLE IF NOT EXISTS traffic (link TEXT NOT NULL, day TEXT NOT NULL, sent INTEGER NOT NULL,
                                     received INTEGER NOT NULL, PRIMARY KEY (link, day));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS wants_site ON wants(site);
+CREATE INDEX IF NOT EXISTS wants_requester ON wants(requester);
+CREATE TABLE IF NOT EXISTS named (id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
+
+#: Wants kept per site of the data and per requester; more are not recorded.
+MAX_WANTS_PER_SITE = 10_000
+MAX_WANTS_PER_REQUESTER = 1_000
+#: Seconds after which a want nobody satisfied is forgotten.
+WANT_TTL = 3 * 86400
 
 
 def today() -> str:
@@ -162,23 +171,55 @@ class Index:
     # -- wants -------------------------------------------------------------------------
 
     def want(self, oids: Iterable[ObjectId], site: str, requester: str,
-             spans: dict[ObjectId, tuple[int, int]] | None = None) -> None:
+             spans: dict[ObjectId, tuple[int, int]] | None = None) -> int:
         """Record that ``requester`` wants objects of ``site`` (for a record, maybe only
-        the blocks of a byte span)."""
+        the blocks of a byte span); return how many new wants were recorded.
+
+        Bounded: wants older than :data:`WANT_TTL` are forgotten, and beyond
+        :data:`MAX_WANTS_PER_SITE` for the site or :data:`MAX_WANTS_PER_REQUESTER` for
+        the requester nothing new is recorded (one want per id and requester).
+        """
         now, spans = time.time(), spans or {}
         with self._tx() as db:
-            db.executemany("INSERT INTO wants VALUES (?, ?, ?, ?, ?) ON CONFLICT(id, requester) "
-                           "DO UPDATE SET span = COALESCE(excluded.span, wants.span)",
+            db.execute("DELETE FROM wants WHERE created < ?", (now - WANT_TTL,))
+            (per_site,), = db.execute("SELECT COUNT(*) FROM wants WHERE site=?", (site,)).fetchall()
+            (per_requester,), = db.execute("SELECT COUNT(*) FROM wants WHERE requester=?", (requester,)).fetchall()
+            room = max(min(MAX_WANTS_PER_SITE - per_site, MAX_WANTS_PER_REQUESTER - per_requester), 0)
+            new = [oid for oid in dict.fromkeys(oids) if not db.execute(
+                "SELECT 1 FROM wants WHERE id=? AND requester=?", (oid, requester)).fetchall()]
+            db.executemany("INSERT INTO wants VALUES (?, ?, ?, ?, ?)",
                            [(oid, site, requester, now, json.dumps(spans[oid]) if oid in spans else None)
-                            for oid in oids])
+                            for oid in new[:room]])
+            db.executemany("UPDATE wants SET span=? WHERE id=? AND requester=? AND span IS NULL",
+                           [(json.dumps(spans[oid]), oid, requester) for oid in oids if oid in spans])
+        return min(len(new), room)
 
     def wants(self, site: str | None = None) -> list[Want]:
-        """Pending wants, oldest first."""
-        sql = "SELECT id, site, requester, span FROM wants"
-        rows = self._query(sql + (" WHERE site=?" if site else "") + " ORDER BY created",
-                           (site,) if site else ())
+        """Pending wants (not expired), oldest first, one per id."""
+        sql = "SELECT id, site, requester, span FROM wants WHERE created >= ?"
+        args: tuple[Any, ...] = (time.time() - WANT_TTL,)
+        if site:
+            sql, args = sql + " AND site=?", (*args, site)
+        rows = self._query(sql + " GROUP BY id ORDER BY MIN(created)", args)
         return [Want(ObjectId.parse(i), s, r, tuple(json.loads(span)) if span else None)
                 for i, s, r, span in rows]
+
+    def forget_wants(self, oids: Iterable[ObjectId], site: str) -> None:
+        """Drop wants of ``site``'s data for ids that site said it does not hold."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM wants WHERE id=? AND site=?", [(o, site) for o in oids])
+
+    # -- ids named by records and manifests held ----------------------------------------
+
+    def name(self, oids: Iterable[ObjectId]) -> None:
+        """Note ids that a record or manifest stored here names (what a reader may earn a want for)."""
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO named VALUES (?)", [(o,) for o in oids])
+
+    def named(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
+        """Those of ``oids`` some record or manifest stored here names."""
+        with self._lock:
+            return {oid for oid in oids if self._db.execute("SELECT 1 FROM named WHERE id=?", (oid,)).fetchall()}
 
     def wanted_by(self, oid: ObjectId) -> list[str]:
         return [r for (r,) in self._query("SELECT requester FROM wants WHERE id=?", (oid,))]

@@ -14,14 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .entries import Entry
-from .errors import Corrupt, ObjectMissing
+from .errors import Corrupt, ObjectMissing, Pending
 from .ids import ObjectId
 from .index import Index, Rule
 from .log import Change, Commit
-from .manifests import Span, walk
+from .manifests import Span, children, walk
 from .sitestore import SiteStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who asks for objects: names the wants recorded for it; a ``trusted`` reader (a
+    token holder, a peer site) earns wants for any id."""
+
+    name: str
+    trusted: bool = False
 
 
 class Fetcher(Protocol):
@@ -115,21 +124,51 @@ class Node:
             sizes = {oid: len(data) for oid, data in items}
             self.index.added((oid, sizes[oid]) for oid in new)
             self.index.satisfied(new)
+            fresh = set(new)
+            named = [child for oid, data in items if oid in fresh for child, _ in children(data)]
+            if named:
+                await asyncio.to_thread(self.index.name, named)
             await self._emit("objects", new)
             await self.evict_if_needed()
         return new
 
     async def ensure(self, oids: Iterable[ObjectId], site: str | None = None, hops: int = 2,
-                     spans: dict[ObjectId, Span] | None = None) -> None:
+                     spans: dict[ObjectId, Span] | None = None, reader: Reader | None = None) -> None:
         """Make sure the objects are here, fetching missing ones over links (once, however
-        many readers ask). Raises Pending or ObjectMissing as :class:`Fetcher` does."""
+        many readers ask). Raises Pending or ObjectMissing as :class:`Fetcher` does; on
+        Pending, what ``reader`` earned is recorded as wants (see :meth:`want`)."""
         missing = await asyncio.to_thread(self.store.objects.missing, oids)
         if not missing:
             return
         if self.fetcher is None or hops <= 0:
             raise ObjectMissing(f"{len(missing)} object(s) of {site or 'this site'} are not held "
                                 f"here (first: {missing[0]}) and no link can supply them")
-        await self.fetcher.fetch(missing, site, hops, spans)
+        try:
+            await self.fetcher.fetch(missing, site, hops, spans)
+        except Pending:
+            if reader is not None and site:
+                await asyncio.to_thread(self.want, missing, site, reader, spans)
+            raise
+
+    def want(self, oids: list[ObjectId], site: str, reader: Reader, spans: dict[ObjectId, Span] | None) -> int:
+        """Record wants of ``reader`` for objects of ``site`` it earned, sent to the site
+        on its next contact; return how many were recorded.
+
+        A reader with a token (or a peer site) earns any id; anyone else only ids that
+        a known entry names (a root, or what a record or manifest held here lists), so
+        a flood of made-up ids records nothing. Wants are capped per site and per
+        reader and expire (see :meth:`Index.want`); what is not recorded is one log line.
+        """
+        earned = list(oids) if reader.trusted else self._named(oids)
+        recorded = self.index.want(earned, site, reader.name, dict(spans or {})) if earned else 0
+        if recorded < len(oids):
+            log.info("wants of %s for %s: %d of %d recorded (others named by no entry, already "
+                     "wanted, or over the cap)", reader.name, site, recorded, len(oids))
+        return recorded
+
+    def _named(self, oids: list[ObjectId]) -> list[ObjectId]:
+        named = self.index.named(oids)
+        return [oid for oid in oids if oid in named or self.store.db.by_root(oid)]
 
     def touch(self, oids: Iterable[ObjectId]) -> None:
         for oid in oids:

@@ -132,6 +132,117 @@ class CommitRequest(Struct, forbid_unknown_fields=True):
     changes: Annotated[list[ChangeBody], Meta(min_length=1, max_length=10_000)]
 
 
+# -- link messages and options (a peer site's words) ---------------------------------------
+
+Ids = Annotated[list[IdText], Meta(max_length=MAX_IDS)]
+Sites = Annotated[list[SiteName], Meta(max_length=256)]
+Topics = Annotated[list[Topic], Meta(max_length=64)]
+Heads = Annotated[dict[SiteName, Annotated[int, Meta(ge=0, le=1 << 53)]], Meta(max_length=10_000)]
+Names = Annotated[list[Annotated[str, Meta(max_length=512)]], Meta(max_length=256)]
+
+
+class ResumeBody(Struct, array_like=True, forbid_unknown_fields=True):
+    """``[encoding, base or null, offset]``: where a cut transfer resumes."""
+
+    encoding: Literal[0, 1, 2]
+    base: IdText | None
+    offset: Size
+
+
+class SpanBody(Struct, array_like=True, forbid_unknown_fields=True):
+    """``[start, end)`` of a record's bytes."""
+
+    start: Size
+    end: Size
+
+
+class SelectionBody(Struct, forbid_unknown_fields=True):
+    topics: Topics = []
+    sites: Sites = []
+    names: Names = []
+
+
+class SubscriptionBody(Struct, forbid_unknown_fields=True):
+    any: Annotated[list[SelectionBody], Meta(max_length=1000)] = []
+
+
+Partials = Annotated[dict[IdText, ResumeBody], Meta(max_length=MAX_IDS)]
+
+
+class LinkOptions(Struct, forbid_unknown_fields=True):
+    """What a peer says of itself when a link opens: heads, subscription, resume points
+    and, from a dialling peer, how it wants to be served."""
+
+    heads: Heads = {}
+    subscribe: SubscriptionBody = msgspec.field(default_factory=SubscriptionBody)
+    partials: Partials = {}
+    priority: Topics = []
+    essential: Topics = []
+    rate: Annotated[int, Meta(gt=0, le=1 << 40)] | None = None
+    bulk: bool = True
+    push: Topics = []
+
+
+class _Message(Struct, tag_field="type", forbid_unknown_fields=True):
+    """A control message of a link."""
+
+
+class CommitsMessage(_Message, tag="commits"):
+    raws: Annotated[list[Annotated[str, Meta(max_length=4 << 20)]], Meta(max_length=10_000)]
+
+
+class HeadsMessage(_Message, tag="heads"):
+    heads: Heads
+
+
+class SubscribeMessage(_Message, tag="subscribe"):
+    any: Annotated[list[SelectionBody], Meta(max_length=1000)] = []
+
+
+class LimitsMessage(_Message, tag="limits"):
+    bulk: bool = True
+
+
+class PushingMessage(_Message, tag="pushing"):
+    roots: Ids
+
+
+class WantMessage(_Message, tag="want"):
+    ids: Ids
+    deep: Ids = []
+    site: SiteName | None = None
+    hops: Annotated[int, Meta(ge=0, le=8)] = 1
+    bases: Annotated[dict[IdText, IdText], Meta(max_length=MAX_IDS)] = {}
+    spans: Annotated[dict[IdText, SpanBody], Meta(max_length=MAX_IDS)] = {}
+    resume: Partials = {}
+    # "class": Python keeps the field as klass
+    klass: Literal["read", "essential", "bulk"] = msgspec.field(default="bulk", name="class")
+
+
+class LackMessage(_Message, tag="lack"):
+    ids: Ids
+    held_at: Annotated[str, Meta(max_length=64)] = ""
+    pending: bool = False
+
+
+class HaveMessage(_Message, tag="have"):
+    ids: Ids
+
+
+LinkMessage = (CommitsMessage | HeadsMessage | SubscribeMessage | LimitsMessage | PushingMessage
+               | WantMessage | LackMessage | HaveMessage)
+
+
+def link_message(text: str | bytes) -> dict[str, Any]:
+    """A link's control message, checked against :data:`LinkMessage` (type, fields,
+    bounds; spans with start <= end), as the plain dict the sync core reads; raise
+    :class:`BadInput` naming what is wrong."""
+    message = decode(text.encode() if isinstance(text, str) else text, LinkMessage, "link message")
+    if isinstance(message, WantMessage) and any(s.start > s.end for s in message.spans.values()):
+        raise BadInput("link message: a span ends before it starts")
+    return msgspec.to_builtins(message)
+
+
 def decode(data: bytes, type_: type[T], what: str, *, error: type[NTError] = BadInput,
            max_bytes: int | None = None) -> T:
     """``data`` (JSON) as ``type_``; raise ``error`` saying what is wrong and where.

@@ -3,6 +3,7 @@ and small request helpers."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..errors import BadInput
-from ..node import Node
+from ..node import Node, Reader
 from ..sync.config import LinkConfig
 from ..watch.rules import WatchRule
 from .auth import Tokens
@@ -84,6 +85,15 @@ def read_credential(request: web.Request) -> str | None:
     here cannot write.
     """
     return bearer(request) or request.cookies.get(TOKEN_COOKIE)
+
+
+def reader(request: web.Request) -> Reader:
+    """Who reads: a token holder (trusted: may make the server want any id) or an
+    address (wants only for ids a known entry names)."""
+    token = read_credential(request)
+    if token and request.app[TOKENS].scope(token):
+        return Reader(f"token:{hashlib.sha256(token.encode()).hexdigest()[:12]}", trusted=True)
+    return Reader(f"address:{request.remote or '?'}")
 
 
 def require_write(request: web.Request) -> None:

@@ -21,7 +21,7 @@ from ..errors import BadInput, NotFound
 from ..formats import guess_format, media_type
 from ..manifests import load_manifest, resolve
 from ..zarrmeta import METADATA
-from .context import node
+from .context import node, reader
 from .respond import serve_ref, user_content_headers
 
 routes = web.RouteTableDef()
@@ -58,7 +58,7 @@ async def get_data(request: web.Request) -> web.StreamResponse:
         ref = resolve(entry, inner, n.store.objects.get)
         content_type = media_type(entry.format)
     else:
-        await n.ensure([entry.root], site)
+        await n.ensure([entry.root], site, reader=reader(request))
         manifest = await asyncio.to_thread(load_manifest, entry, n.store.objects.get)
         found = manifest.ref(inner)
         if found is None:

@@ -13,7 +13,7 @@ from ..frames import header, read_frames
 from ..ids import ObjectId
 from ..manifests import Ref
 from ..schema import IdsBody, decode
-from .context import node, require_write
+from .context import node, reader, require_write
 from .respond import IMMUTABLE, serve_ref
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     site = site_hint(request)
     if f'"{oid}"' in request.headers.get("If-None-Match", ""):  # the client holds it already
         return web.Response(status=304, headers={"ETag": f'"{oid}"', "Cache-Control": IMMUTABLE})
-    await n.ensure([oid], site)
+    await n.ensure([oid], site, reader=reader(request))
     size = await asyncio.to_thread(n.store.objects.size, oid)
     return await serve_ref(request, n, Ref(oid, size), site=site, immutable=True)
 
@@ -63,7 +63,7 @@ async def batch(request: web.Request) -> web.StreamResponse:
     ids = [ObjectId.parse(i) for i in body.ids]
     n = node(request)
     try:
-        await n.ensure(ids, body.site)
+        await n.ensure(ids, body.site, reader=reader(request))
     except (Pending, ObjectMissing):
         pass  # send what is here; the rest are marked absent
     response = web.StreamResponse(headers={"Content-Type": "application/x-eurec4a-nt-frames"})

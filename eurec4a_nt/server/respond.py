@@ -12,9 +12,10 @@ from aiohttp import web
 from ..errors import BadInput, Corrupt
 from ..ids import ObjectId
 from ..manifests import Ref, RefReader, Span
-from ..node import Node
+from ..node import Node, Reader
 from ..stores.base import ObjectStore
 from ..tasks import consume
+from .context import reader
 
 #: One range of ASCII digits; 18 digits reach past any size stored (a longer number is refused).
 _RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
@@ -93,11 +94,11 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     if ref.data is not None:  # inline in its manifest
         node.traffic.served += end - start
         return web.Response(status=status, headers=headers, body=ref.data[start:end])
+    who = reader(request)
     if ref.record:  # the record, and (where it comes from a link) the blocks of the range
-        await _Ahead(node, site, [ref.id], {ref.id: (start, end)}).ready(0)
-    reader = RefReader(ref, node.store.objects)
-    blocks = await asyncio.to_thread(reader.blocks_for, start, end) if ref.size else []
-    fetcher = _Ahead(node, site, [b[0] for b in blocks])
+        await _Ahead(node, site, [ref.id], who, {ref.id: (start, end)}).ready(0)
+    blocks = await asyncio.to_thread(RefReader(ref, node.store.objects).blocks_for, start, end) if ref.size else []
+    fetcher = _Ahead(node, site, [b[0] for b in blocks], who)
     await fetcher.ready(0)
     if blocks and not ref.record and await asyncio.to_thread(node.store.objects.size, ref.id) != ref.size:
         raise Corrupt(f"object {ref.id.short} does not have the {ref.size} bytes its entry says")
@@ -121,7 +122,7 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
                     file = await asyncio.to_thread(_open_local, store, oid)
             if file is None:
                 if not await asyncio.to_thread(store.has, oid):  # evicted since: fetch it again
-                    await node.ensure([oid], site)
+                    await node.ensure([oid], site, reader=who)
                 await response.write(await asyncio.to_thread(store.get_range, oid, lo, hi))
                 continue
             with file:
@@ -150,9 +151,10 @@ class _Ahead:
     #: Seconds between checks whether a block being fetched is held by now.
     RECHECK = 1.0
 
-    def __init__(self, node: Node, site: str | None, ids: list[ObjectId],
+    def __init__(self, node: Node, site: str | None, ids: list[ObjectId], reader: Reader,
                  spans: dict[ObjectId, Span] | None = None) -> None:
         self.node = node
+        self.reader = reader
         self.site = site
         self.ids = ids
         self.spans = spans
@@ -168,7 +170,8 @@ class _Ahead:
             return
         for j in range(i, min(i + self.AHEAD, len(self.ids))):
             if j not in self.tasks and self.ids[j] in self.missing:
-                task = asyncio.create_task(self.node.ensure([self.ids[j]], self.site, spans=self.spans))
+                task = asyncio.create_task(self.node.ensure([self.ids[j]], self.site, spans=self.spans,
+                                                             reader=self.reader))
                 task.add_done_callback(consume)  # a read given up leaves fetches to finish
                 self.tasks[j] = task
         task = self.tasks.get(i)
