@@ -54,23 +54,33 @@ class Block:
         return self.offset + self.length
 
 
+#: A key of a file's zarr view: its bytes (text, or ``base64:`` and base64), or the
+#: ``(offset, length)`` of its bytes in the file.
+Reference = str | tuple[int, int]
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """The blocks of one file and its size.
 
     Records written before blocks were the only hash of a file carry its whole-file
     SHA-256 too (``sha256``); it is kept when such a record is read and written back.
+    A netCDF4/HDF5 file's record carries ``refs``: its variables as zarr v2 keys (see
+    :mod:`eurec4a_nt.references`), so a reader asks for exactly the bytes of a chunk.
     """
 
     size: int
     blocks: tuple[Block, ...]
     sha256: str | None = None
+    refs: dict[str, Reference] | None = None
 
     def to_bytes(self) -> bytes:
         body: dict[str, object] = {"type": "file", "size": self.size}
         if self.sha256 is not None:
             body["sha256"] = self.sha256
         body["blocks"] = [[b.id, b.offset, b.length] for b in self.blocks]
+        if self.refs is not None:
+            body["refs"] = {k: v if isinstance(v, str) else list(v) for k, v in sorted(self.refs.items())}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -86,7 +96,17 @@ class FileRecord:
             expected = block.end
         if expected != body.size:
             raise Corrupt("damaged file record: blocks do not add up to its size")
-        return cls(body.size, blocks, body.sha256)
+        refs: dict[str, Reference] | None = None
+        if body.refs is not None:
+            refs = {}
+            for key, value in body.refs.items():
+                if isinstance(value, list):
+                    if value[0] + value[1] > body.size:
+                        raise Corrupt(f"damaged file record: reference {key!r} points past the end")
+                    refs[key] = (value[0], value[1])
+                else:
+                    refs[key] = value
+        return cls(body.size, blocks, body.sha256, refs)
 
 
 def cut(stream: BinaryIO) -> Iterator[tuple[Block, bytes]]:

@@ -8,6 +8,7 @@ publishing over the LAN. Signing the commit is the caller's business.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from .errors import BadInput, NotFound
 from .formats import guess_format
 from .ids import Hashed, ObjectId
 from .manifests import Manifest, Ref, small_enough
+from .references import hdf5_references
 from .stores.base import Sink
 
 if TYPE_CHECKING:
@@ -44,8 +46,13 @@ def _put_record(record: FileRecord, sink: Sink) -> ObjectId:
 
 
 def store_file(path: Path, sink: Sink, progress: Progress | None = None) -> tuple[ObjectId, int]:
-    """Store a file as blocks plus a file record; return the record's id and the size."""
+    """Store a file as blocks plus a file record; return the record's id and the size.
+
+    The record of a netCDF4/HDF5 file carries its zarr view (see :mod:`.references`)."""
     record = record_file(path, sink.put_many, progress)
+    refs = hdf5_references(path)
+    if refs is not None:
+        record = dataclasses.replace(record, refs=refs)
     return _put_record(record, sink), record.size
 
 

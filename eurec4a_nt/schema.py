@@ -93,6 +93,7 @@ class FileRecordBody(Struct, forbid_unknown_fields=True):
     size: Size
     blocks: list[BlockBody]
     sha256: IdText | None = None  # whole-file hash, in records written by earlier versions
+    refs: dict[Key, str | Annotated[list[Size], Meta(min_length=2, max_length=2)]] | None = None
 
 
 class RefBody(Struct, array_like=True, forbid_unknown_fields=True):

@@ -97,6 +97,12 @@ def test_file_record_round_trip_and_damage() -> None:
     assert FileRecord.from_bytes(record.to_bytes()) == record
     older = FileRecord(3, record.blocks, hashlib.sha256(b"abb").hexdigest())  # as once written
     assert FileRecord.from_bytes(older.to_bytes()) == older
+    viewed = FileRecord(3, record.blocks, refs={".zgroup": '{"zarr_format":2}', "x/0": (1, 2)})
+    assert FileRecord.from_bytes(viewed.to_bytes()) == viewed
+    for bad in ([2, 2], [1], [-1, 1], 7):  # past the end, short, negative, not a reference
+        body = {**json.loads(viewed.to_bytes()), "refs": {"x/0": bad}}
+        with pytest.raises(Corrupt):
+            FileRecord.from_bytes(json.dumps(body).encode())
     body = json.loads(record.to_bytes())
     damaged = [
         b"not json",

@@ -95,6 +95,28 @@ def test_zarr_entry_opens_with_xr_open_zarr_over_http(site: tuple[SiteProcess, P
 
 
 @pytest.mark.timeout(60)
+def test_netcdf_entry_opens_as_zarr_reading_only_its_chunks(site: tuple[SiteProcess, Path]) -> None:
+    proc, path = site
+    before = status(proc.url)["traffic"]["served"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # consolidated: no warning
+        ds = xr.open_zarr(f"{proc.url}/zarr/RV-Meteor/{NC}")
+    opened = status(proc.url)["traffic"]["served"] - before
+    assert opened == ds["time"].nbytes  # the index coordinate; metadata comes from the record
+    expected = xr.open_dataset(path, engine="h5netcdf")
+    xr.testing.assert_equal(ds["ta"].load(), expected["ta"])
+    assert ds.attrs["title"] == "radiosondes"
+    chunk = requests.get(f"{proc.url}/zarr/RV-Meteor/{NC}/ta/0", timeout=TIMEOUT)
+    assert chunk.content == expected["ta"].values.tobytes()
+    meta = requests.get(f"{proc.url}/zarr/RV-Meteor/{NC}/.zmetadata", timeout=TIMEOUT)
+    assert set(meta.json()["metadata"]) >= {".zgroup", "ta/.zarray", "spectra/.zarray"}
+    part = requests.get(f"{proc.url}/zarr/RV-Meteor/{NC}/ta/0", headers={"Range": "bytes=8-15"}, timeout=TIMEOUT)
+    assert part.status_code == 206 and part.content == chunk.content[8:16]
+    assert_error(requests.get(f"{proc.url}/zarr/RV-Meteor/{NC}/nothing/0", timeout=TIMEOUT), 404, "not-found")
+    assert_error(requests.get(f"{proc.url}/zarr/RV-Meteor/{ZARR}/u/c/0/0", timeout=TIMEOUT), 404, "not-found")
+
+
+@pytest.mark.timeout(60)
 def test_zarr_entry_folders_list_as_html_or_json(site: tuple[SiteProcess, Path]) -> None:
     proc, _ = site
     url = f"{proc.url}/data/RV-Meteor/{ZARR}"

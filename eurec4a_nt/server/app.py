@@ -21,7 +21,7 @@ from ..node import Node
 from ..sitestore import SiteStore
 from ..sync import links as link_routes
 from ..sync.links import LINKS, Links
-from . import catalog, data, logs, objects, pages, publish
+from . import catalog, data, logs, objects, pages, publish, views
 from .auth import Tokens
 from .context import CONFIG, MAX_JSON_BODY, NODE, TOKENS, ServerConfig, read_credential
 from .respond import etag_matches
@@ -111,7 +111,7 @@ def make_app(config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[TOKENS] = Tokens(config.store / "tokens.yaml")
     app.cleanup_ctx.append(_lifecycle)
-    for module in (objects, data, catalog, logs, publish, pages, link_routes):
+    for module in (objects, data, views, catalog, logs, publish, pages, link_routes):
         app.add_routes(module.routes)
     return app
 

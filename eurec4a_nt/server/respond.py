@@ -69,9 +69,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | None,
                     content_type: str = "application/octet-stream",
-                    immutable: bool = False) -> web.StreamResponse:
+                    immutable: bool = False, window: Span | None = None) -> web.StreamResponse:
     """Answer GET/HEAD for a ref, fetching blocks this site lacks from other sites.
 
+    With ``window``, bytes ``[start, end)`` of the ref are served as if they were the
+    whole (a chunk inside a file), and only blocks holding them are fetched.
     ``ETag`` is the ref's id (the bytes' identity), so ``If-None-Match`` gets a 304;
     ``immutable`` marks a response that can be cached forever (an object by its id).
     Blocks held elsewhere are fetched a few ahead of the one being sent, so a long read
@@ -79,18 +81,21 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     ends the response early (short of its ``Content-Length``), never with wrong bytes.
     """
     cache = IMMUTABLE if immutable else "no-cache"
-    headers = {"ETag": f'"{ref.id}"', "Cache-Control": cache, "Accept-Ranges": "bytes",
+    base, size = (window[0], window[1] - window[0]) if window else (0, ref.size)
+    etag = f'"{ref.id}-{window[0]}-{window[1]}"' if window else f'"{ref.id}"'
+    headers = {"ETag": etag, "Cache-Control": cache, "Accept-Ranges": "bytes",
                "Content-Type": content_type, **user_content_headers(content_type)}
     if etag_matches(request.headers.get("If-None-Match"), headers["ETag"]):
         return web.Response(status=304, headers=headers)
-    span = parse_range(request.headers.get("Range"), ref.size)
-    start, end = span or (0, ref.size)
+    span = parse_range(request.headers.get("Range"), size)
+    start, end = span or (0, size)
     headers["Content-Length"] = str(end - start)
     if span:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{ref.size}"
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     status = 206 if span else 200
     if request.method == "HEAD":
         return web.Response(status=status, headers=headers)
+    start, end = base + start, base + end
     if ref.data is not None:  # inline in its manifest
         node.traffic.served += end - start
         return web.Response(status=status, headers=headers, body=ref.data[start:end])
