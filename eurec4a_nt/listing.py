@@ -68,26 +68,32 @@ class SiteIndex:
     """The entries of ``site`` at log ``seq``, by name."""
 
     def __init__(self, site: str, seq: int = 0, head: str | None = None,
-                 entries: dict[str, Entry] | None = None, names: list[str] | None = None) -> None:
+                 entries: dict[str, Entry] | None = None, names: list[str] | None = None,
+                 recent: list[tuple[str, str]] | None = None) -> None:
         self.site, self.seq, self.head = site, seq, head
         self.entries = entries if entries is not None else {}
         self.names = names if names is not None else sorted(self.entries)
+        #: ``(published, name)`` of every entry, oldest first.
+        self.recent = recent if recent is not None else sorted((e.published, n) for n, e in self.entries.items())
         self._folder = cache(self._make_folder)
+        self._topics: list[str] | None = None
 
     def advance(self, commits: Iterable[Commit]) -> SiteIndex:
         """The index after ``commits`` (the next ones of this site's log, in order)."""
-        entries, names = dict(self.entries), list(self.names)
+        entries, names, recent = dict(self.entries), list(self.names), list(self.recent)
         seq, head = self.seq, self.head
         for commit in commits:
             for change in commit.changes:
-                if change.name in entries:
+                old = entries.pop(change.name, None)
+                if old is not None:
                     del names[bisect.bisect_left(names, change.name)]
-                    del entries[change.name]
+                    del recent[bisect.bisect_left(recent, (old.published, change.name))]
                 if change.op == "put" and change.entry is not None:
                     entries[change.name] = change.entry.with_site(self.site)
                     bisect.insort(names, change.name)
+                    bisect.insort(recent, (change.entry.published, change.name))
             seq, head = commit.seq, commit.id
-        return SiteIndex(self.site, seq, head, entries, names)
+        return SiteIndex(self.site, seq, head, entries, names, recent)
 
     def _range(self, prefix: str, after: str = "") -> Iterator[str]:
         lo = bisect.bisect_left(self.names, prefix)
@@ -190,32 +196,40 @@ class SiteIndex:
                 return product
         raise NotFound(f"{self.site} has no series {path!r}")
 
+    def _newest(self, prefix: str, after: str = "") -> Iterator[str]:
+        """Names under ``prefix``, newest first, from the one after the name ``after``."""
+        end = len(self.recent)
+        if after in self.entries:
+            end = bisect.bisect_left(self.recent, (self.entries[after].published, after))
+        for i in range(end - 1, -1, -1):
+            name = self.recent[i][1]
+            if name.startswith(prefix):
+                yield name
+
     def search(self, prefix: str = "", topic: str = "", q: str = "", since: str = "",
-               until: str = "", after: str = "", limit: int = 100) -> Page:
+               until: str = "", after: str = "", limit: int = 100, newest: bool = False) -> Page:
         """Entries under ``prefix`` with ``topic``, containing ``q`` (in name, description
-        or format, any case), of a time (:func:`entry_time`) in ``[since, until]``, after
-        the name ``after``, at most ``limit``."""
+        or format, any case), of a time (:func:`entry_time`) in ``[since, until]``, at most
+        ``limit``, in name order (newest first with ``newest``) from the one after the
+        entry named ``after``."""
         q = q.strip().lower()
-        if not (topic or q or since or until):
-            names = list(itertools.islice(self._range(prefix, after), limit + 1))
-            return Page([self.entries[n] for n in names[:limit]],
-                        names[limit - 1] if len(names) > limit else None, self.count(prefix))
-        found: list[Entry] = []
-        matched, more = 0, False
-        for name in self._range(prefix):
-            entry = self.entries[name]
-            if not _matches(entry, topic, q, since, until):
-                continue
-            matched += 1
-            if name > after:
-                if len(found) < limit:
-                    found.append(entry)
-                else:
-                    more = True
-        return Page(found, found[-1].name if more else None, matched)
+        filtered = bool(topic or q or since or until)
+        names = self._newest(prefix, after) if newest else self._range(prefix, after)
+        if filtered:
+            names = (n for n in names if _matches(self.entries[n], topic, q, since, until))
+        taken = list(itertools.islice(names, limit + 1))
+        page = [self.entries[n] for n in taken[:limit]]
+        nxt = taken[limit - 1] if len(taken) > limit else None
+        if not filtered:
+            return Page(page, nxt, self.count(prefix))
+        everything = self._range(prefix)
+        return Page(page, nxt, sum(1 for n in everything if _matches(self.entries[n], topic, q, since, until)))
 
     def topics(self) -> list[str]:
-        return sorted({t for e in self.entries.values() for t in e.topics})
+        """Every topic of the site's entries."""
+        if self._topics is None:
+            self._topics = sorted({t for e in self.entries.values() for t in e.topics})
+        return self._topics
 
 
 def _matches(entry: Entry, topic: str, q: str, since: str, until: str) -> bool:

@@ -214,6 +214,26 @@ def test_topic_and_text_filters_narrow(browser: CatalogBrowser) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_browser_pages_through_the_entries(browser: CatalogBrowser, published: dict[str, nt.Entry]) -> None:
+    browser.page_size = 3
+    browser.refresh()
+    first = [r["name"] for r in browser.rows]
+    assert len(first) == 3 and browser.more and browser.matched == 4
+    browser.page = 1
+    second = [r["name"] for r in browser.rows]
+    assert len(second) == 1 and not browser.more and set(first + second) == set(published)
+    newest_first = sorted(published.values(), key=lambda e: (e.published, e.name), reverse=True)
+    assert first + second == [e.name for e in newest_first]
+    browser.page = 5  # past the last page: stays on the last
+    assert browser.page == 1 and [r["name"] for r in browser.rows] == second
+    browser.page = 0
+    assert [r["name"] for r in browser.rows] == first
+    browser.page = 1
+    browser.topic = "quicklook"  # new filters start at the first page
+    assert browser.page == 0 and sorted(r["name"] for r in browser.rows) == QUICKLOOKS and not browser.more
+
+
+@pytest.mark.timeout(60)
 def test_browser_refreshes_when_an_entry_arrives(browser: CatalogBrowser, server: SiteProcess,
                                                  tmp_path: Path) -> None:
     browser.topic = "quicklook"

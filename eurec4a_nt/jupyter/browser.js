@@ -65,6 +65,10 @@ function render({ model, el }) {
   const prefetchTopic = h("button", { class: "nt-button nt-prefetch-topic",
     onclick: () => model.send({ action: "prefetch", topics: [model.get("topic")] }) });
   const count = h("span", { class: "nt-muted nt-count" });
+  const previous = h("button", { class: "nt-button nt-previous", text: "‹ newer", title: "the previous page",
+    onclick: () => set("page", Math.max(model.get("page") - 1, 0)) });
+  const next = h("button", { class: "nt-button nt-next", text: "older ›", title: "the next page",
+    onclick: () => set("page", model.get("page") + 1) });
   const rules = h("div", { class: "nt-rules" });
   const confirm = h("div", { class: "nt-confirm", hidden: true });
   const table = h("table", { class: "nt-table" });
@@ -74,7 +78,7 @@ function render({ model, el }) {
 
   el.replaceChildren(
     h("div", { class: "nt-header" }, title, info, refresh), links, error,
-    h("div", { class: "nt-filters" }, topic, query, prefetchTopic, count),
+    h("div", { class: "nt-filters" }, topic, query, prefetchTopic, count, previous, next),
     confirm, rules, h("div", { class: "nt-scroll" }, table), code, preview, message);
 
   function panelTitle(panel, text, onclose) {
@@ -134,7 +138,12 @@ function render({ model, el }) {
     table.replaceChildren(...body);
     const shown = model.get("rows").length;
     const matched = model.get("matched");
-    count.textContent = `${matched} of ${model.get("total")} entries` + (shown < matched ? `, first ${shown} shown` : "");
+    const page = model.get("page");
+    count.textContent = `${matched} of ${model.get("total")} entries` +
+      (shown < matched ? `, page ${page + 1} (${shown} shown)` : "");
+    previous.hidden = next.hidden = shown >= matched;
+    previous.disabled = page === 0;
+    next.disabled = !model.get("more");
   }
 
   function drawTopics() {
@@ -192,7 +201,7 @@ function render({ model, el }) {
     preview.hidden = false;
   }
 
-  on("change:rows change:sites change:matched change:total", drawRows);
+  on("change:rows change:sites change:matched change:total change:page change:more", drawRows);
   on("change:topics change:topic change:query", drawTopics);
   on("change:site change:source change:updated change:following change:links change:error change:message change:total", drawHeader);
   on("change:rules", drawRules);

@@ -37,9 +37,10 @@ from ..fs import NTFileSystem
 from ..sitestore import SiteStore
 from . import markdown
 from .reprs import human_size
-from .rows import IMAGE_FORMATS, ServerView, Snapshot, StoreView, matches, to_come
+from .rows import IMAGE_FORMATS, ServerView, Snapshot, Start, StoreView, to_come
 
-#: Rows sent to the page at most (``matched`` says how many match the filters).
+#: Rows in one page of the widget (``matched`` says how many match the filters; the
+#: next and previous buttons move through the pages).
 MAX_ROWS = 300
 #: A prefetch click that would bring more than this many bytes here asks first.
 CONFIRM_ABOVE = 100_000_000
@@ -68,6 +69,8 @@ class CatalogBrowser(anywidget.AnyWidget):
     rows = traitlets.List().tag(sync=True)
     total = traitlets.Int(0).tag(sync=True)
     matched = traitlets.Int(0).tag(sync=True)
+    page = traitlets.Int(0).tag(sync=True)
+    more = traitlets.Bool(False).tag(sync=True)
     rules = traitlets.List().tag(sync=True)
     links = traitlets.List().tag(sync=True)
     preview = traitlets.Dict().tag(sync=True)
@@ -85,9 +88,13 @@ class CatalogBrowser(anywidget.AnyWidget):
         self.interval = interval
         #: A prefetch that would bring more bytes than this here is confirmed first.
         self.confirm_above = confirm_above
+        #: Rows in one page.
+        self.page_size = MAX_ROWS
         self._target = target
         self._lock = threading.RLock()
         self._snapshot = Snapshot(site="")
+        #: Where each page visited starts (filters changed: back to the first).
+        self._starts: list[Start] = [(0, "")]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="eurec4a-nt browser", daemon=True)
         self._view: ServerView | StoreView
@@ -113,23 +120,38 @@ class CatalogBrowser(anywidget.AnyWidget):
     # -- state ------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Read everything from the server (or store) now and show it."""
-        snapshot = self._view.snapshot()
-        with self._lock, self.hold_sync():
-            self._snapshot = snapshot
-            self.site, self.sites, self.topics = snapshot.site, snapshot.sites, snapshot.topics
-            self.rules, self.links = snapshot.rules, snapshot.links
-            self.updated, self.error = time.strftime("%H:%M:%S"), ""
-            self._show()
+        """Read the page shown from the server (or store) now and show it."""
+        with self._lock:
+            page = min(self.page, len(self._starts) - 1)
+            snapshot = self._view.snapshot(self.topic, self.query, self._starts[page], self.page_size)
+            with self.hold_sync():
+                self._snapshot = snapshot
+                self.site, self.sites, self.topics = snapshot.site, snapshot.sites, snapshot.topics
+                self.rules, self.links = snapshot.rules, snapshot.links
+                self.rows, self.matched, self.total = snapshot.rows, snapshot.matched, snapshot.total
+                self.more = snapshot.end is not None
+                self.updated, self.error = time.strftime("%H:%M:%S"), ""
 
     @traitlets.observe("topic", "query")
     def _filters_changed(self, _change: Any) -> None:
-        with self._lock, self.hold_sync():
-            self._show()
+        with self._lock:
+            self._starts = [(0, "")]
+            if self.page:
+                self.page = 0  # refreshes
+            else:
+                self.refresh()
 
-    def _show(self) -> None:
-        found = [r for r in self._snapshot.rows if matches(r, self.topic, self.query)]
-        self.rows, self.matched, self.total = found[:MAX_ROWS], len(found), len(self._snapshot.rows)
+    @traitlets.observe("page")
+    def _page_changed(self, change: Any) -> None:
+        """Show another page: the next one (after the last seen), or any seen before."""
+        with self._lock:
+            wanted = max(int(change["new"]), 0)
+            if wanted >= len(self._starts) and self._snapshot.end is not None:
+                self._starts.append(self._snapshot.end)
+            if wanted >= len(self._starts):
+                self.page = len(self._starts) - 1
+                return
+            self.refresh()
 
     def _set(self, **traits: Any) -> None:
         with self._lock, self.hold_sync():

@@ -1,14 +1,17 @@
 """What the catalog browser shows, read from a site server or a local site store.
 
-A :class:`Snapshot` is one consistent look: the sites, one row per entry (with how
-much of it is held here), the prefetch rules with their progress, and the links. The
-views also tell when something changed, so the browser refreshes only then.
+A :class:`Snapshot` is one look: the sites, one page of rows (entries matching the
+filters, newest first per site, with how much of each is held here), how many match
+in all, the prefetch rules with their progress, and the links. Pages are read through
+the catalog API (``/api/sites/<site>/entries``), so a page costs the same at any
+number of entries. The views also tell when something changed, so the browser
+refreshes only then.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,19 +28,56 @@ from .reprs import human_size, open_code
 IMAGE_FORMATS = ("png", "jpeg", "gif")
 
 
+#: Where a page starts: the index of a site (in name order) and the entry after which
+#: it goes on (``""``: its newest).
+Start = tuple[int, str]
+
+
 @dataclass
 class Snapshot:
-    """The sites, their entries as rows (newest first per site), prefetch rules and links."""
+    """The sites, one page of rows, prefetch rules and links; ``end`` is where the next
+    page starts (None on the last)."""
 
     site: str
     sites: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     rules: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    total: int = 0
+    matched: int = 0
+    end: Start | None = None
 
-    @property
-    def topics(self) -> list[str]:
-        return sorted({t for row in self.rows for t in row["topics"]})
+
+#: One page of a site's entries, as the catalog API answers: ``entries`` (with ``held``
+#: and ``objects``), ``next``, ``matched``, ``total`` and ``topics``.
+Fetch = Callable[[str, dict[str, str]], dict[str, Any]]
+
+
+def page_of(sites: list[str], fetch: Fetch, rules: list[dict[str, Any]], topic: str, query: str,
+            start: Start, limit: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of the page from ``start`` (at most ``limit``, site by site) and the counts:
+    ``matched``, ``total``, ``topics`` and ``end`` (the next page's start, or None)."""
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, Any] = {"matched": 0, "total": 0, "topics": set(), "end": None}
+    for i, site in enumerate(sites):
+        params = {"order": "newest", "topic": topic, "q": query, "limit": "1"}
+        want = limit - len(rows) if i >= start[0] and counts["end"] is None else 0
+        if want:
+            params |= {"limit": str(want), "held": "1", "after": start[1] if i == start[0] else ""}
+        body = fetch(site, params)
+        for raw in body["entries"][:want]:
+            entry = Entry.from_json(raw, site)
+            rows.append(make_row(entry, int(raw["held"]), int(raw["objects"]), rules))
+        if want and len(rows) >= limit:
+            counts["end"] = (i, body["next"]) if body["next"] else (i + 1, "")
+        counts["matched"] += body["matched"]
+        counts["total"] += body["total"]
+        counts["topics"].update(body["topics"])
+    if counts["end"] is not None and counts["end"][0] >= len(sites):
+        counts["end"] = None
+    counts["topics"] = sorted(counts["topics"])
+    return rows, counts
 
 
 def state_of(held: int, objects: int, wanted: bool) -> str:
@@ -63,15 +103,6 @@ def make_row(entry: Entry, held: int, objects: int, rules: Iterable[Mapping[str,
     }
 
 
-def matches(row: Mapping[str, Any], topic: str = "", query: str = "") -> bool:
-    """Whether a row has ``topic`` (any if empty) and contains ``query`` (case-insensitive)
-    in its site, name, description or format."""
-    if topic and topic not in row["topics"]:
-        return False
-    text = f"{row['site']}/{row['name']} {row['description']} {row['format']}".lower()
-    return query.strip().lower() in text
-
-
 def to_come(rows: Iterable[Mapping[str, Any]], topics: Sequence[str], sites: Sequence[str],
             names: Sequence[str]) -> tuple[int, int]:
     """What a prefetch rule would bring here: entries not all here, and about how many
@@ -82,11 +113,6 @@ def to_come(rows: Iterable[Mapping[str, Any]], topics: Sequence[str], sites: Seq
             entries += 1
             size += row["size"] * (row["objects"] - row["held"]) // row["objects"]
     return entries, size
-
-
-def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = sorted(rows, key=lambda r: r["published"], reverse=True)
-    return sorted(rows, key=lambda r: r["site"])
 
 
 class ServerView:
@@ -112,21 +138,21 @@ class ServerView:
             raise from_json(body)
         return body
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, topic: str = "", query: str = "", start: Start = (0, ""),
+                 limit: int = 300) -> Snapshot:
+        """The page of rows from ``start`` matching ``topic`` and ``query``."""
         sites = self._get("/api/sites")
         rules = self._get("/api/prefetch")["rules"]
         status = self._get("/api/status")
-        rows = []
-        for site in sites["sites"]:
-            for body in self._get(f"/api/sites/{site}/entries", held="1")["entries"]:
-                entry = Entry.from_json(body, site)
-                rows.append(make_row(entry, int(body["held"]), int(body["objects"]), rules))
+        names = sorted(sites["sites"])
+        rows, counts = page_of(names, lambda site, params: self._get(f"/api/sites/{site}/entries", **params),
+                               rules, topic, query, start, limit)
         return Snapshot(
             site=sites["site"],
-            sites=[{"site": s, **info} for s, info in sorted(sites["sites"].items())],
-            rows=_ordered(rows), rules=[_rule(r) for r in rules],
+            sites=[{"site": s, **sites["sites"][s]} for s in names],
+            rows=rows, rules=[_rule(r) for r in rules],
             links=[{"peer": link.get("peer") or link.get("link") or "?",
-                    "connected": bool(link.get("connected"))} for link in status["links"]])
+                    "connected": bool(link.get("connected"))} for link in status["links"]], **counts)
 
     def wait_change(self, version: int | None, timeout: float) -> int:
         """The server's change counter; with a ``version``, wait (at most ``timeout`` s)
@@ -151,14 +177,25 @@ class StoreView:
     def __init__(self, store: SiteStore) -> None:
         self.store = store
 
-    def snapshot(self) -> Snapshot:
-        sites, rows = [], []
-        for site, summary in self.store.summary().items():
-            sites.append({"site": site, **summary})
-            for entry in self.store.state(site).entries.values():
-                present = [held for _, held in walk(entry.with_site(site), self.store.objects)]
-                rows.append(make_row(entry.with_site(site), sum(present), len(present), ()))
-        return Snapshot(site=self.store.site or "", sites=sites, rows=_ordered(rows))
+    def snapshot(self, topic: str = "", query: str = "", start: Start = (0, ""),
+                 limit: int = 300) -> Snapshot:
+        """The page of rows from ``start`` matching ``topic`` and ``query``."""
+        summary = self.store.summary()
+        rows, counts = page_of(sorted(summary), self._fetch, [], topic, query, start, limit)
+        return Snapshot(site=self.store.site or "", sites=[{"site": s, **summary[s]} for s in sorted(summary)],
+                        rows=rows, **counts)
+
+    def _fetch(self, site: str, params: dict[str, str]) -> dict[str, Any]:
+        """A page of entries as the catalog API gives it, from the store."""
+        index = self.store.listings.get(site)
+        page = index.search(topic=params["topic"], q=params["q"], after=params.get("after", ""),
+                            limit=int(params["limit"]), newest=True)
+        entries = []
+        for entry in page.entries:
+            present = [held for _, held in walk(entry, self.store.objects)] if "held" in params else []
+            entries.append({**entry.to_json(), "held": sum(present), "objects": len(present)})
+        return {"entries": entries, "next": page.next, "matched": page.matched, "total": index.count(),
+                "topics": index.topics()}
 
     def wait_change(self, version: int | None, timeout: float) -> int:
         """A counter of the store's log heads; with a ``version``, wait (at most

@@ -145,7 +145,8 @@ async def entries(request: web.Request) -> web.Response:
     """A page of a site's entries in name order: ``?prefix=`` (a name prefix),
     ``topic=``, ``q=`` (text in name, description or format), ``since=``/``until=``
     (ISO times, on the time in the name or else the publication time), ``after=`` (the
-    ``next`` of the previous page), ``limit=`` (at most 1000, default 100), ``held=1``
+    ``next`` of the previous page), ``limit=`` (at most 1000, default 100),
+    ``order=newest`` (newest first, by publication time), ``held=1``
     (how many of each entry's objects are held here). The answer says how many match
     (``matched``), the site's ``total`` and ``topics``."""
     n = node(request)
@@ -158,6 +159,8 @@ async def entries(request: web.Request) -> web.Response:
         if query.get(key):
             parse_time(query[key], key)
     after = query.get("after", "")
+    if query.get("order", "name") not in ("name", "newest"):
+        raise BadInput("order must be name or newest")
     try:
         limit = int(query.get("limit", 100))
     except ValueError:
@@ -170,7 +173,7 @@ async def entries(request: web.Request) -> web.Response:
     def build() -> web.Response:
         page = index.search(prefix=query.get("prefix", ""), topic=topic, q=query.get("q", ""),
                             since=query.get("since", ""), until=query.get("until", ""),
-                            after=after, limit=limit)
+                            after=after, limit=limit, newest=query.get("order") == "newest")
         out = []
         for entry in page.entries:
             body = _entry_json(entry)
