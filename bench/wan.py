@@ -231,10 +231,18 @@ class Sites:
 
 def entries(site: SiteProcess, owner: str) -> dict[str, dict[str, Any]]:
     """Entries of ``owner`` known at ``site``, with ``held``/``objects`` counts."""
-    answer = requests.get(f"{site.url}/api/sites/{owner}/entries", params={"held": "1"}, timeout=60)
-    if answer.status_code != 200:
-        return {}
-    return {e["name"]: e for e in answer.json()["entries"]}
+    out: dict[str, dict[str, Any]] = {}
+    after = ""
+    while True:  # the API answers pages of at most 1000 entries
+        answer = requests.get(f"{site.url}/api/sites/{owner}/entries", timeout=60,
+                              params={"held": "1", "limit": "1000", "after": after})
+        if answer.status_code != 200:
+            return out
+        body = answer.json()
+        out.update((e["name"], e) for e in body["entries"])
+        if not body.get("next"):
+            return out
+        after = body["next"]
 
 
 def holds(site: SiteProcess, owner: str, name: str, root: str | None = None) -> bool:
