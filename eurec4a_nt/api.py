@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from .log import Change
 from .progress import progress_bar
 from .publishing import build_entry, check_metadata, check_source, total_size
 from .stores.grouped import GroupCommit
+from .versions import Pinned, parse_at
 
 if TYPE_CHECKING:
     from .client import SiteClient
@@ -106,12 +108,15 @@ def remove(name: str | Sequence[str], *, store: PathLike | None = None, server: 
 
 
 def open_catalog(*, store: PathLike | None = None, server: str | None = None,
-                 token: str | None = None) -> Any:
+                 token: str | None = None, at: int | str | datetime | None = None) -> Any:
     """The intake catalog of every site, nested by folder: ``cat[site]`` lists a site's
     folders, series and entries; ``cat[site][name]`` is an entry (any full name works),
     ``cat[site].sondes(date="2020-02-01")`` a day of a series as one dataset.
 
-    Only the list of sites is read here; each folder is read when first opened.
+    Only the list of sites is read here; each folder is read when first opened. With
+    ``at`` (a seq of each site's log, or a time: ISO 8601 or a ``datetime``) it is the
+    catalog of that point: the entries listed then, read as they were then, so a
+    notebook pinned so gives the same results however the data is republished later.
     """
     require("intake", "science", "opening a catalog")
     require("intake_xarray", "science", "opening a catalog")
@@ -119,7 +124,8 @@ def open_catalog(*, store: PathLike | None = None, server: str | None = None,
     from .nested import open_nested
 
     register_catalog_repr()  # HTML in notebooks; does nothing elsewhere
-    return open_nested(_target(store, server, token))
+    target = _target(store, server, token)
+    return open_nested(target if at is None else Pinned(target, parse_at(at)))
 
 
 def prefetch(topics: str | Sequence[str] = (), sites: Sequence[str] | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -26,6 +26,7 @@ from .errors import BadCommit, BadInput, Corrupt, NotFound
 from .ids import ObjectId
 from .log import Commit, parse_commit, verify_commit
 from .manifests import walk
+from .versions import parse_time
 
 if TYPE_CHECKING:
     from .client import SiteClient
@@ -60,15 +61,6 @@ class ImportReport:
     objects_new: int
     objects_held: int
     rejected: list[str]
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 date or time (UTC if no zone is given); raise :class:`BadInput`."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"bad time {text!r}: use ISO 8601, e.g. 2020-02-01 or 2020-02-01T10:45Z") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # -- export ----------------------------------------------------------------------------

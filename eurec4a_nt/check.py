@@ -4,16 +4,21 @@ says what fails and why: for a weekly job that keeps a campaign's data usable.
 netCDF and zarr entries are opened with xarray through the catalog and every variable
 is read (in full up to :data:`FULL_READ_BYTES`, else its first element); every other
 file entry is read in full and its size compared with the catalog's; folder entries
-have each of their files read.
+have each of their files read. Entries come from a store or site server (every entry,
+as the catalog opens it) or from any intake catalog (its nested catalogs walked).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .catalog import entry_metadata
+from .nested import storage_options
+from .sources import EntrySource
 
 #: Datasets up to this size are read in full; larger ones one element per variable.
 FULL_READ_BYTES = 64 << 20
@@ -34,7 +39,7 @@ class Checked:
 
 
 def open_entry(source: Any) -> str:
-    """Open one catalog entry as a user would; return what was read.
+    """Open one catalog source as a user would; return what was read.
 
     Raises whatever opening raises (the reason a user would see).
     """
@@ -47,30 +52,52 @@ def open_entry(source: Any) -> str:
             for var in ds.variables.values():
                 var[tuple(0 for _ in var.dims)].values  # noqa: B018 - reads one chunk
         return f"{len(ds.data_vars)} variables, {dict(ds.sizes)}"
-    if meta.get("kind") == "file":
+    if isinstance(source, EntrySource) and meta.get("kind") != "file":
+        fs, files = source.fs, source.fs.find(source.urlpath)
+        parts = [fs.cat_file(path) for path in files]
+    else:
         data = source.read()
-        if len(data) != meta.get("size"):
-            raise ValueError(f"read {len(data)} bytes; the catalog says {meta.get('size')}")
-        return f"{len(data)} bytes"
-    fs, total = source.fs, 0
-    files = fs.find(source.urlpath)
-    for path in files:
-        total += len(fs.cat_file(path))
-    return f"{len(files)} files, {total} bytes"
+        parts = data if isinstance(data, list) else [data]  # stock textfiles: one per file
+    total = sum(len(p) for p in parts)
+    if meta.get("kind") == "file" and total != meta.get("size"):
+        raise ValueError(f"read {total} bytes; the catalog says {meta.get('size')}")
+    return f"{len(parts)} file(s), {total} bytes"
 
 
-def select(catalog: Any, sites: Sequence[str], topics: Sequence[str], sample: int | None,
+def backend_sources(backend: Any, sites: Sequence[str] = ()) -> Iterator[tuple[str, Any]]:
+    """``(SITE/NAME, source)`` of every entry of a store or site server, as the
+    catalog's entries open (series members included)."""
+    for site in sites or backend.sites():
+        options = storage_options(backend, site)
+        for raw in sorted(backend.entries(site).values(), key=lambda e: e.name):
+            entry = raw.with_site(site)
+            yield entry.path, EntrySource(f"nt://{entry.path}", entry.kind, entry.format, options,
+                                          metadata=entry_metadata(entry))
+
+
+def catalog_sources(catalog: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, source)`` of every data source below an intake catalog (its nested
+    catalogs, such as folders and series days, walked); each source's ``metadata`` is
+    the catalog's description of it."""
+    from intake.catalog import Catalog
+
+    for key, described in catalog.walk(depth=1).items():
+        item = catalog[key]
+        where = f"{path}/{key}" if path else key
+        if isinstance(item, Catalog):
+            yield from catalog_sources(item, where)
+        else:
+            if not getattr(item, "metadata", None):  # intake-xarray's sources keep none
+                item.metadata = dict(described.describe().get("metadata") or {})
+            yield where, item
+
+
+def select(found: Iterable[tuple[str, Any]], topics: Sequence[str], sample: int | None,
            seed: int = 0) -> Iterator[tuple[str, Any]]:
-    """``(SITE/NAME, source)`` of the entries to check: all, or ``sample`` per topic
+    """The sources to check: those of ``topics`` (all if none), or ``sample`` per topic
     (chosen at random with ``seed``, so a run can be repeated)."""
-    chosen: list[tuple[str, Any]] = []
-    for site in sites or list(catalog):
-        site_cat = catalog[site]
-        for name in site_cat:
-            source = site_cat[name]
-            entry_topics = source.metadata.get("topics") or []
-            if not topics or set(topics) & set(entry_topics):
-                chosen.append((f"{site}/{name}", source))
+    chosen = [(path, source) for path, source in found
+              if not topics or set(topics) & set(source.metadata.get("topics") or [])]
     if sample is None:
         yield from chosen
         return
@@ -82,11 +109,10 @@ def select(catalog: Any, sites: Sequence[str], topics: Sequence[str], sample: in
         yield from rng.sample(items, min(sample, len(items)))
 
 
-def check(catalog: Any, sites: Sequence[str] = (), topics: Sequence[str] = (),
-          sample: int | None = None, seed: int = 0) -> Iterator[Checked]:
-    """Open each selected entry of ``catalog`` (an intake catalog of sites) and yield the
-    outcome; one failure never stops the others."""
-    for path, source in select(catalog, sites, topics, sample, seed):
+def check(found: Iterable[tuple[str, Any]], topics: Sequence[str] = (), sample: int | None = None,
+          seed: int = 0) -> Iterator[Checked]:
+    """Open each selected source and yield the outcome; one failure never stops the others."""
+    for path, source in select(found, topics, sample, seed):
         start = time.monotonic()
         try:
             ok, detail = True, open_entry(source)

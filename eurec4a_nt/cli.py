@@ -121,7 +121,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     s = settings(args.store, args.server, args.token)
     options = {"store": s.store} if s.store else {"server": s.server, "token": s.token}
-    fs = fsspec.filesystem("nt", **options)
+    fs = fsspec.filesystem("nt", **options, at=args.at)
     source = args.path.removeprefix("nt://")
     try:
         info = fs.info(source)
@@ -143,6 +143,11 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    if args.site and "/" in args.site:
+        return _versions(args)
+    if args.server:
+        raise BadInput("a whole log is shown from a store (--store); give SITE/NAME for "
+                       "one entry's versions from a server")
     from .sitestore import SiteStore
 
     store = SiteStore(args.store or DEFAULT_STORE)
@@ -153,6 +158,38 @@ def cmd_log(args: argparse.Namespace) -> int:
         for commit in log.commits_after(after, args.limit):
             for change in commit.changes:
                 print(f"{commit.label:24} {commit.time}  {change.op:6} {change.name}")
+    return 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    """``log SITE/NAME``: every version of one entry."""
+    site, name = args.site.split("/", 1)
+    for v in _backend(args).versions(site, name):
+        e = v.entry
+        what = f"put    {e.format:9} {_human(e.size):>9}  {e.root[:12]}" if e else "remove"
+        print(f"{site}#{v.seq:<5} {v.time}  {what}"
+              + (f"  replaces #{v.replaces}" if v.replaces else "")
+              + (f"  replaced by #{v.replaced_by}" if v.replaced_by else ""))
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from .purge import Retention
+
+    rule = Retention(args.keep, args.keep_days)
+    s = settings(args.store, args.server, args.token)
+    if s.server:
+        from .client import SiteClient
+
+        report = SiteClient(s.server, token=s.token, cache=s.cache).purge(rule, args.dry_run)
+    else:
+        from .purge import purge
+        from .sitestore import SiteStore
+
+        done = purge(SiteStore(s.store or DEFAULT_STORE), rule, args.dry_run)
+        report = {"versions": done.versions, "objects": len(done.objects), "bytes": done.bytes}
+    verb = "would free" if args.dry_run else "freed"
+    print(f"{verb} {_human(report['bytes'])} ({report['objects']} objects) of {report['versions']} old versions")
     return 0
 
 
@@ -304,18 +341,18 @@ def cmd_bundle_import(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check
+    from .check import backend_sources, catalog_sources, check
 
     if args.catalog:
         import intake
 
-        catalog = intake.open_catalog(args.catalog)
+        found = catalog_sources(intake.open_catalog(args.catalog))
+        if args.site:
+            found = ((p, s) for p, s in found if p.split("/", 1)[0] in args.site)
     else:
-        from .api import open_catalog
-
-        catalog = open_catalog(store=args.store, server=args.server, token=args.token)
+        found = backend_sources(_backend(args), args.site)
     failed = total = 0
-    for result in check(catalog, args.site, args.topic, args.sample, args.seed):
+    for result in check(found, args.topic, args.sample, args.seed):
         total += 1
         failed += not result.ok
         if args.verbose or not result.ok:
@@ -382,16 +419,26 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("get", help="copy an entry (SITE/NAME) to a local file or folder")
     p.add_argument("path", help="SITE/NAME of an entry, or a file inside it (nt:// optional)")
     p.add_argument("dest", nargs="?", help="local file or folder (default: the last part of the name)")
+    p.add_argument("--at", help="the version at this point of the log: a seq or an ISO 8601 time")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_target(p)
     p.set_defaults(func=cmd_get)
 
-    p = sub.add_parser("log", help="show site logs (the newest commits; --after N pages)")
-    p.add_argument("site", nargs="?", help="only this site's log (default: every site)")
+    p = sub.add_parser("log", help="show site logs (the newest commits; --after N pages), "
+                                   "or every version of one entry (SITE/NAME)")
+    p.add_argument("site", nargs="?", metavar="SITE[/NAME]",
+                   help="only this site's log, or one entry's versions (default: every site)")
     p.add_argument("--after", type=int, help="show commits after this seq")
     p.add_argument("--limit", type=int, default=50, help="commits shown per site (default 50)")
-    p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")
+    _add_target(p)
     p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("purge", help="delete the data of old versions a retention rule lets go of")
+    p.add_argument("--keep", type=int, default=0, help="keep this many replaced versions of each entry")
+    p.add_argument("--keep-days", type=float, help="keep versions replaced less than this many days ago")
+    p.add_argument("--dry-run", action="store_true", help="say what would be freed, delete nothing")
+    _add_target(p)
+    p.set_defaults(func=cmd_purge)
 
     p = sub.add_parser("fsck", help="re-hash objects, verify logs, list missing objects")
     p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")

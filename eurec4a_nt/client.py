@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import requests
@@ -33,6 +33,10 @@ from .series import Product, stamp_of, template_of
 from .stores.base import ObjectStore, verified
 from .stores.cached import CachingStore
 from .stores.local import LocalStore
+from .versions import At, Version, at_text
+
+if TYPE_CHECKING:
+    from .purge import Retention
 
 log = logging.getLogger(__name__)
 
@@ -256,31 +260,36 @@ class SiteClient:
         self._entries[site] = (time.monotonic(), entries)
         return entries
 
-    def entry(self, site: str, name: str) -> Entry:
-        """One entry (one request); :class:`NotFound` if ``site`` has none of that name."""
+    def entry(self, site: str, name: str, at: At | None = None) -> Entry:
+        """One entry (one request; at a past point with ``at``); :class:`NotFound` if
+        ``site`` has none of that name."""
         check_site(site)
-        body = self._get(f"/api/sites/{site}/entries/{quote(check_name(name))}").json()
+        body = self._get(f"/api/sites/{site}/entries/{quote(check_name(name))}{_at(at, '?')}").json()
         self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
         return Entry.from_json(body["entry"], site)
 
-    def summary(self) -> dict[str, dict[str, Any]]:
-        """Per known site: seq, head, time of the last commit, number of entries."""
-        return dict(self._get("/api/sites").json()["sites"])
+    def summary(self, at: At | None = None) -> dict[str, dict[str, Any]]:
+        """Per known site: seq, head, time of the last commit, number of entries (at a
+        past point with ``at``)."""
+        return dict(self._get(f"/api/sites{_at(at, '?')}").json()["sites"])
 
-    def folder(self, site: str, prefix: str = "") -> Folder:
+    def folder(self, site: str, prefix: str = "", at: At | None = None) -> Folder:
         """A folder of ``site``'s entries (see :class:`~eurec4a_nt.listing.Folder`)."""
         check_site(site)
-        body = self._get(f"/api/sites/{site}/folder?prefix={quote(prefix)}").json()
+        body = self._get(f"/api/sites/{site}/folder?prefix={quote(prefix)}{_at(at, '&')}").json()
         self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
         return Folder(site, prefix, dict(body["folders"]),
                       [Product.from_json(p, site) for p in body["products"]],
                       [Entry.from_json(e, site) for e in body["entries"]])
 
-    def series_entries(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
+    def series_entries(self, product: Product, start: datetime, end: datetime,
+                       at: At | None = None) -> list[Entry]:
         """The entries of a series product with a name time in ``[start, end)``, read
         page by page from the first at ``start``."""
         head = product.template.partition("{time}")[0]
         query = {"prefix": head, "since": start.isoformat(), "limit": "1000"}
+        if at is not None:
+            query["at"] = at_text(at)
         found: list[Entry] = []
         while True:
             body = self._get(f"/api/sites/{product.site}/entries?{urlencode(query)}").json()
@@ -292,6 +301,27 @@ class SiteClient:
             if not body["next"]:
                 return sorted(found, key=lambda e: stamp_of(e.name).time)  # type: ignore[union-attr]
             query["after"] = body["next"]
+
+    def entries_at(self, site: str, at: At) -> dict[str, Entry]:
+        """Every entry of ``site`` at a past point of its log, read page by page."""
+        key = f"{check_site(site)}@{at_text(at)}"
+        cached = self._entries.get(key)
+        if cached and time.monotonic() - cached[0] < _ENTRIES_TTL:
+            return cached[1]
+        query = {"limit": "1000", "at": at_text(at)}
+        found: dict[str, Entry] = {}
+        while True:
+            body = self._get(f"/api/sites/{site}/entries?{urlencode(query)}").json()
+            found.update((e["name"], Entry.from_json(e, site)) for e in body["entries"])
+            if not body["next"]:
+                self._entries[key] = (time.monotonic(), found)
+                return found
+            query["after"] = body["next"]
+
+    def versions(self, site: str, name: str) -> list[Version]:
+        """Every version of ``site``'s entry ``name``, oldest first."""
+        body = self._get(f"/api/sites/{check_site(site)}/versions/{quote(check_name(name))}").json()
+        return [Version.from_json(v) for v in body["versions"]]
 
     def status(self) -> dict[str, Any]:
         """The server's state now (links, queues, traffic); never a cached copy."""
@@ -355,6 +385,11 @@ class SiteClient:
         stays until evicted). :class:`NotFound` for an unknown rule."""
         self._request("DELETE", f"/api/prefetch/{int(rule_id)}")
 
+    def purge(self, rule: Retention, dry_run: bool = False) -> dict[str, int]:
+        """Ask the server to delete the data of old versions ``rule`` lets go of."""
+        body = {"keep": rule.keep, "keep_days": rule.keep_days, "dry_run": dry_run}
+        return self._post("/api/purge", body).json()
+
     def prefetch(self, topics: tuple[str, ...], sites: list[str], names: list[str], *,
                  wait: bool = True, progress: bool | None = None, timeout: float = 3600) -> dict[str, Any]:
         """Add a prefetch rule; with ``wait``, follow it until what exists now is held."""
@@ -373,3 +408,8 @@ class SiteClient:
                 bar.refresh()
         return status
 
+
+
+def _at(at: At | None, sep: str) -> str:
+    """``?at=...`` (or ``&at=...``) for a point in the logs; "" for now."""
+    return "" if at is None else f"{sep}at={quote(at_text(at))}"

@@ -6,7 +6,8 @@ needs); ``nt://SITE/NAME/<key>`` is a key inside a zarr or directory entry, so
 from a local site store (``store=PATH``) or from a site server (``server=URL``)
 through a local content-addressed block cache, which is never stale; with
 ``mirrors=[URL, ...]`` too, each of them is tried in turn when the server cannot
-supply something (:mod:`eurec4a_nt.mirrors`).
+supply something (:mod:`eurec4a_nt.mirrors`). With ``at=SEQ|TIME`` every site's
+entries are shown as they were at that point of its log (:mod:`eurec4a_nt.versions`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .errors import BadInput, NotFound
 from .manifests import Ref, RefReader, load_manifest, resolve
 from .stores.base import ObjectStore
 from .types import Backend
+from .versions import At, parse_at
 
 
 class NTFileSystem(AbstractFileSystem):
@@ -30,12 +32,19 @@ class NTFileSystem(AbstractFileSystem):
 
     def __init__(self, store: str | None = None, server: str | None = None,
                  token: str | None = None, cache: str | None = None,
-                 mirrors: list[str] | tuple[str, ...] = (), **kwargs: Any) -> None:
+                 mirrors: list[str] | tuple[str, ...] = (), at: str | int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         from .config import open_backend
 
         self.backend: Backend = open_backend(store=store, server=server, token=token, cache=cache,
                                              mirrors=mirrors)
+        #: The point of the logs this filesystem shows (None: now).
+        self.at: At | None = None if at is None else parse_at(at)
+
+    def entries(self, site: str) -> dict[str, Entry]:
+        """``site``'s entries, now or at :attr:`at`."""
+        return self.backend.entries(site) if self.at is None else self.backend.entries_at(site, self.at)
 
     @classmethod
     def _strip_protocol(cls, path: str) -> str:  # type: ignore[override]
@@ -54,7 +63,7 @@ class NTFileSystem(AbstractFileSystem):
         site, rest = self._split(path)
         if not site or not rest:
             raise NotFound(f"{path!r} is not an entry (expected SITE/NAME)")
-        return find_entry(site, self.backend.entries(site), rest)
+        return find_entry(site, self.entries(site), rest)
 
     def ref(self, path: str) -> tuple[Ref, ObjectStore]:
         """The ref a path points to, and the store to read it from."""
@@ -75,7 +84,7 @@ class NTFileSystem(AbstractFileSystem):
         site, rest = self._split(path)
         if not site:
             return [_dir(s) for s in self.backend.sites()]
-        entries = self.backend.entries(site)
+        entries = self.entries(site)
         prefix = f"{rest}/" if rest else ""
         children: dict[str, dict[str, Any]] = {}
         for name, entry in entries.items():
@@ -110,7 +119,7 @@ class NTFileSystem(AbstractFileSystem):
         site, rest = self._split(path)
         if not site:
             return _dir("")
-        entries = self.backend.entries(site)
+        entries = self.entries(site)
         if not rest:
             return _dir(site)
         if rest in entries:

@@ -23,6 +23,7 @@ from .errors import NotFound, Unreachable
 from .stores.cached import CachingStore
 from .stores.fallback import PASSED_OVER, FallbackStore
 from .stores.local import LocalStore
+from .versions import At, Version
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,6 +82,12 @@ class Mirrors:
 
     def entries(self, site: str) -> dict[str, Entry]:
         return self._first(lambda c: c.entries(site))
+
+    def entries_at(self, site: str, at: At) -> dict[str, Entry]:
+        return self._first(lambda c: c.entries_at(site, at))
+
+    def versions(self, site: str, name: str) -> list[Version]:
+        return self._first(lambda c: c.versions(site, name))
 
     def objects_for(self, site: str) -> CachingStore:
         """``site``'s objects from the local block cache, else the first server with them."""

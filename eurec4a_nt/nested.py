@@ -23,26 +23,29 @@ from .entries import Entry
 from .errors import NotFound
 from .sitestore import SiteStore
 from .sources import EntrySource, SeriesSource
+from .versions import Pinned, at_text
 
 if TYPE_CHECKING:
     from .client import SiteClient
 
 #: Stores and clients the catalogs read from, by the key their entries carry (intake
 #: passes an entry's arguments as plain values).
-_BACKENDS: dict[str, SiteStore | SiteClient] = {}
+_BACKENDS: dict[str, SiteStore | SiteClient | Pinned] = {}
 _keys = itertools.count()
 
 
-def open_nested(backend: SiteStore | SiteClient) -> SitesCatalog:
+def open_nested(backend: SiteStore | SiteClient | Pinned) -> SitesCatalog:
     """The catalog of every site ``backend`` knows."""
     key = f"{backend!r}#{next(_keys)}"
     _BACKENDS[key] = backend
     return SitesCatalog(backend=key)
 
 
-def storage_options(backend: SiteStore | SiteClient, site: str) -> dict[str, Any]:
+def storage_options(backend: SiteStore | SiteClient | Pinned, site: str) -> dict[str, Any]:
     """How an entry's ``nt://`` filesystem reads ``site``'s entries: from the store, or
-    from the server and then the mirrors it names."""
+    from the server and then the mirrors it names; pinned to a point of the logs."""
+    if isinstance(backend, Pinned):
+        return {**storage_options(backend.backend, site), "at": at_text(backend.at)}
     if isinstance(backend, SiteStore):
         return {"store": str(backend.path)}
     return backend.read_options.get(site) or {"server": backend.server}
@@ -61,7 +64,7 @@ class _Lazy(Catalog):
         super().__init__(**kwargs)
 
     @property
-    def backend(self) -> SiteStore | SiteClient:
+    def backend(self) -> SiteStore | SiteClient | Pinned:
         return _BACKENDS[self.backend_key]
 
     def _load(self) -> None:

@@ -127,6 +127,14 @@ class PrefetchBody(Struct, forbid_unknown_fields=True):
     names: Annotated[list[Annotated[str, Meta(min_length=1, max_length=512)]], Meta(max_length=256)] = []
 
 
+class PurgeBody(Struct, forbid_unknown_fields=True):
+    """``POST /api/purge``: the retention rule (see :mod:`eurec4a_nt.purge`)."""
+
+    keep: Annotated[int, Meta(ge=0)] = 0
+    keep_days: Annotated[float, Meta(ge=0)] | None = None
+    dry_run: bool = False
+
+
 class CommitRequest(Struct, forbid_unknown_fields=True):
     """``POST /api/commit``: changes for the server to sign."""
 

@@ -26,7 +26,7 @@ from .catalog import dump, site_catalog, top_catalog, write_atomic
 from .entries import Entry, check_name, check_site
 from .errors import BadCommit, BadInput, NotFound
 from .keyring import Keyring, KeyringSite, SiteKey
-from .listing import Folder, Listings
+from .listing import Folder, Listings, SiteIndex
 from .log import Change, Commit, SiteLog, SiteState, parse_commit, verify_commit
 from .logfiles import FolderLogs, LogFiles, ObjectLogs
 from .logstate import Fork, LogState
@@ -35,6 +35,7 @@ from .settings import StoreFile, load
 from .stores.base import ObjectStore
 from .stores.fsspec import FsspecStore
 from .stores.local import LocalStore
+from .versions import At, Version, history, index_at, position, time_at
 
 KEYRING_ENV = "EUREC4A_NT_KEYRING"
 
@@ -63,6 +64,7 @@ class SiteStore:
         self._lock = threading.Lock()
         #: Every site's entries by name, for catalogs and searches.
         self.listings = Listings(self)
+        self._past: dict[tuple[str, int], SiteIndex] = {}
 
     def __repr__(self) -> str:
         return f"SiteStore({str(self.path)!r}, site={self.site!r})"
@@ -187,25 +189,61 @@ class SiteStore:
             raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites()) or 'none'}")
         return self.state(site).entries
 
-    def entry(self, site: str, name: str) -> Entry:
-        """The current entry ``name`` of ``site``; raise :class:`NotFound` if absent."""
+    def entry(self, site: str, name: str, at: At | None = None) -> Entry:
+        """The entry ``name`` of ``site`` (at a past point with ``at``); raise
+        :class:`NotFound` if absent."""
         check_name(name)
+        if at is not None:
+            return self.index(site, at).entry(name)
         try:
             return self.entries(site)[name]
         except KeyError:
             raise NotFound(f"{site} has no entry {name!r}") from None
 
-    def folder(self, site: str, prefix: str = "") -> Folder:
+    def index(self, site: str, at: At | None = None) -> SiteIndex:
+        """``site``'s entries by name, now or at a past point of its log (replayed once
+        per point and kept for the next few asks); :class:`NotFound` for an unknown site."""
+        now = self.listings.get(site)
+        if at is None or position(self.log(site), at) >= now.seq:
+            return now
+        key = (site, position(self.log(site), at))
+        with self._lock:
+            found = self._past.get(key)
+        if found is None:
+            found = index_at(self.log(site), key[1])
+            with self._lock:
+                self._past[key] = found
+                while len(self._past) > 16:
+                    self._past.pop(next(iter(self._past)))
+        return found
+
+    def entries_at(self, site: str, at: At) -> Mapping[str, Entry]:
+        """The entries of ``site`` at a past point of its log (see :mod:`eurec4a_nt.versions`)."""
+        return self.index(site, at).entries
+
+    def versions(self, site: str, name: str) -> list[Version]:
+        """Every version of ``site``'s entry ``name``, removed ones included, oldest first."""
+        self.entries(site)  # NotFound for an unknown site
+        return history(self.log(site), site, check_name(name))
+
+    def folder(self, site: str, prefix: str = "", at: At | None = None) -> Folder:
         """A folder of ``site``'s entries (see :class:`~eurec4a_nt.listing.Folder`)."""
-        return self.listings.get(site).folder(prefix)
+        return self.index(site, at).folder(prefix)
 
-    def series_entries(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
+    def series_entries(self, product: Product, start: datetime, end: datetime,
+                       at: At | None = None) -> list[Entry]:
         """The entries of a series product with a name time in ``[start, end)``."""
-        return self.listings.get(product.site).members(product, start, end)
+        return self.index(product.site, at).members(product, start, end)
 
-    def summary(self) -> dict[str, dict[str, Any]]:
+    def summary(self, at: At | None = None) -> dict[str, dict[str, Any]]:
         """Per known site: log seq and head, time of the last commit, number of entries,
-        and whether it is this store's own site."""
+        and whether it is this store's own site; with ``at``, per site with commits by
+        then, as it was then."""
+        if at is not None:
+            past = {site: self.index(site, at) for site in self.sites()}
+            return {site: {"seq": i.seq, "head": i.head, "time": time_at(self.log(site), i.seq),
+                           "entries": len(i.entries), "own": site == self.site}
+                    for site, i in past.items() if i.seq}
         out = {}
         self.heads()  # brings cheaply polled logs up to date
         held = self.db.heads()

@@ -3,7 +3,8 @@
 netCDF and zarr entries open as ``xarray.Dataset`` through intake-xarray (dask
 arrays with :meth:`EntrySource.to_dask`); every entry also opens as a file object
 (:meth:`EntrySource.open`) or a local path (:meth:`EntrySource.local_path`). The
-entry's metadata (site, topics, size, published, ...) is ``source.metadata``.
+entry's metadata (site, topics, size, published, ...) is ``source.metadata``; its
+history is :attr:`EntrySource.versions`, and :meth:`EntrySource.at` opens an old one.
 A :class:`SeriesSource` opens the entries of a series product (see
 :mod:`eurec4a_nt.series`) of a day or a time range as one dataset.
 """
@@ -23,6 +24,7 @@ from . import __version__
 from .errors import NotFound
 from .formats import XARRAY_FORMATS
 from .series import Product, stamp_of, time_range
+from .versions import Version
 
 _ENGINES = {b"\x89HDF": "h5netcdf", b"CDF": "scipy"}
 
@@ -105,6 +107,25 @@ class EntrySource(DataSource):
             self.fs.get(self.urlpath, str(tmp), recursive=self.kind != "file")
             os.replace(tmp, target)
         return str(target)
+
+    @property
+    def versions(self) -> list[Version]:
+        """Every version of this entry, oldest first (removed ones as ``entry=None``), each
+        with the seqs of the versions it replaced and that replaced it."""
+        site, _, name = self.urlpath.removeprefix("nt://").partition("/")
+        return self.fs.backend.versions(site, name)
+
+    def at(self, point: int | str | Version) -> EntrySource:
+        """This entry as it was at a point of its site's log: a seq, an ISO 8601 time, or
+        one of :attr:`versions`. Raises ``NotFound`` if it did not exist then."""
+        from .catalog import entry_metadata
+
+        seq = point.seq if isinstance(point, Version) else point
+        options = {**self.storage_options, "at": seq}
+        entry, _ = fsspec.filesystem("nt", **options).entry(self.urlpath)
+        return EntrySource(self.urlpath, kind=entry.kind, format=entry.format, storage_options=options,
+                           xarray_kwargs=self.xarray_kwargs,
+                           metadata={**self.metadata, **entry_metadata(entry)})
 
     def _get_schema(self) -> Schema:
         return Schema(datashape=None, dtype=None, shape=None, npartitions=1,

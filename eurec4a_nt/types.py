@@ -7,6 +7,7 @@ from typing import Protocol
 
 from .entries import Entry
 from .stores.base import ObjectStore
+from .versions import At, Version
 
 
 class Backend(Protocol):
@@ -22,4 +23,12 @@ class Backend(Protocol):
 
     def entries(self, site: str) -> Mapping[str, Entry]:
         """The current entries of ``site`` by name; raise NotFound for an unknown site."""
+        ...
+
+    def entries_at(self, site: str, at: At) -> dict[str, Entry]:
+        """The entries of ``site`` at a past point of its log."""
+        ...
+
+    def versions(self, site: str, name: str) -> list[Version]:
+        """Every version of an entry, oldest first; raise NotFound if never published."""
         ...

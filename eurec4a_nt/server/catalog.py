@@ -15,6 +15,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -25,7 +26,8 @@ from ..listing import SiteIndex
 from ..manifests import load_manifest
 from ..node import Node
 from ..series import parse_time
-from .context import base_url, node
+from ..versions import at_text
+from .context import base_url, node, query_at
 from .respond import etag_matches
 
 routes = web.RouteTableDef()
@@ -69,9 +71,23 @@ async def _answer(request: web.Request, parts: tuple[Any, ...], build: Callable[
 
 
 async def site_index(request: web.Request) -> SiteIndex:
-    """The index of the ``{site}`` of the path (400 if malformed, 404 if unknown)."""
+    """The index of the ``{site}`` of the path (400 if malformed, 404 if unknown), at
+    the point the request asks for (see :func:`~eurec4a_nt.server.context.query_at`)."""
     site = check_site(request.match_info["site"])
-    return await asyncio.to_thread(node(request).store.listings.get, site)
+    return await asyncio.to_thread(node(request).store.index, site, query_at(request))
+
+
+def _pin(request: web.Request) -> str:
+    """``/at/<point>`` for URLs of a catalog at a past point, "" for now."""
+    at = query_at(request)
+    return "" if at is None else "/at/" + quote(at_text(at), safe="")
+
+
+def _options(request: web.Request, site: str) -> dict[str, Any]:
+    """How readers of ``site``'s entries listed in this answer open them."""
+    options = read_options(node(request), site, base_url(request))
+    at = query_at(request)
+    return options if at is None else {**options, "at": at_text(at)}
 
 
 def _yaml(body: dict[str, Any]) -> web.Response:
@@ -79,24 +95,27 @@ def _yaml(body: dict[str, Any]) -> web.Response:
 
 
 @routes.get("/catalog.yaml")
+@routes.get("/at/{at}/catalog.yaml")
 async def top(request: web.Request) -> web.Response:
-    """One nested catalog per site."""
+    """One nested catalog per site (as they were at a past point, under ``/at/<point>``)."""
     n = node(request)
-    summary = await asyncio.to_thread(n.store.summary)
+    summary = await asyncio.to_thread(n.store.summary, query_at(request))
     heads = tuple((site, info["head"]) for site, info in sorted(summary.items()))
-    site_path = base_url(request) + "/sites/{site}/catalog.yaml"
+    site_path = base_url(request) + _pin(request) + "/sites/{site}/catalog.yaml"
     return await _answer(request, heads, lambda: _yaml(catalogs.top_catalog(summary, site_path)))
 
 
 @routes.get("/sites/{site}/catalog.yaml")
 @routes.get("/sites/{site}/{folder:.+}/catalog.yaml")
+@routes.get("/at/{at}/sites/{site}/catalog.yaml")
+@routes.get("/at/{at}/sites/{site}/{folder:.+}/catalog.yaml")
 async def folder_catalog(request: web.Request) -> web.Response:
     """The stock catalog of a folder of a site (the top folder without ``{folder}``)."""
     n = node(request)
     index = await site_index(request)
     folder = request.match_info.get("folder", "")
     prefix = check_name(folder) + "/" if folder else ""
-    base = base_url(request)
+    base = base_url(request) + _pin(request)
 
     def build() -> web.Response:
         found = index.folder(prefix)
@@ -108,11 +127,12 @@ async def folder_catalog(request: web.Request) -> web.Response:
 
 
 @routes.get("/sites/{site}/{product:.+}/days.yaml")
+@routes.get("/at/{at}/sites/{site}/{product:.+}/days.yaml")
 async def days_catalog(request: web.Request) -> web.Response:
     """The catalog of a series: one source per day."""
     index = await site_index(request)
     path = check_name(request.match_info["product"])
-    base = base_url(request)
+    base = base_url(request) + _pin(request)
 
     def build() -> web.Response:
         product = index.product(path)
@@ -193,7 +213,7 @@ async def one_entry(request: web.Request) -> web.Response:
     index = await site_index(request)
     entry = index.entry(check_name(request.match_info["name"]))
     return _json({"site": index.site, "seq": index.seq, "entry": _entry_json(entry),
-                  "storage_options": read_options(node(request), index.site, base_url(request))})
+                  "storage_options": _options(request, index.site)})
 
 
 @routes.get("/api/sites/{site}/folder")
@@ -202,7 +222,7 @@ async def folder(request: web.Request) -> web.Response:
     sub-folders with their number of entries, its series products and the entries
     directly in it that belong to no series."""
     index = await site_index(request)
-    options = read_options(node(request), index.site, base_url(request))
+    options = _options(request, index.site)
     prefix = request.query.get("prefix", "")
     if prefix:
         check_name(prefix.removesuffix("/"))

@@ -13,6 +13,7 @@ from aiohttp import web
 from ..errors import BadInput
 from ..node import Node, Reader
 from ..sync.config import LinkConfig
+from ..versions import At, parse_at
 from ..watch.rules import WatchRule
 from .auth import Tokens
 
@@ -100,3 +101,10 @@ def require_write(request: web.Request) -> None:
     request.app[TOKENS].require(bearer(request), "write")
 
 
+
+
+def query_at(request: web.Request) -> At | None:
+    """The point in the logs a request asks for (a seq or an ISO 8601 time), from its
+    ``/at/<point>/...`` path or its ``?at=`` query, if any; 400 if malformed."""
+    text = request.match_info.get("at") or request.query.get("at")
+    return None if text is None else parse_at(text)

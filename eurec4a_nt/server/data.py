@@ -21,7 +21,7 @@ from ..errors import BadInput, NotFound
 from ..formats import guess_format, media_type
 from ..manifests import load_manifest, resolve
 from ..zarrmeta import METADATA
-from .context import node, reader
+from .context import node, query_at, reader
 from .respond import serve_ref, user_content_headers
 
 routes = web.RouteTableDef()
@@ -39,16 +39,21 @@ def check_path(path: str) -> str:
 
 @routes.get("/data/{site}/")
 @routes.get("/data/{site}/{path:.+}")
+@routes.get("/at/{at}/data/{site}/")
+@routes.get("/at/{at}/data/{site}/{path:.+}")
 async def get_data(request: web.Request) -> web.StreamResponse:
     """An entry's bytes, a key inside a zarr or directory entry, or a folder listing
-    (of a folder of entries, or inside a zarr or directory entry)."""
+    (of a folder of entries, or inside a zarr or directory entry); under
+    ``/at/<point>`` or with ``?at=<point>``, as it was at that point of the site's log."""
     site = check_site(request.match_info["site"])
     path = check_path(request.match_info.get("path", "")) if request.match_info.get("path") else ""
     n = node(request)
+    at = query_at(request)
     try:
-        entry, inner = find_entry(site, n.store.entries(site), path)
+        entries = n.store.entries(site) if at is None else (await asyncio.to_thread(n.store.index, site, at)).entries
+        entry, inner = find_entry(site, entries, path)
     except NotFound:
-        index = await asyncio.to_thread(n.store.listings.get, site)
+        index = await asyncio.to_thread(n.store.index, site, at)
         files, dirs = await asyncio.to_thread(index.children, f"{path}/" if path else "")
         if not (files or dirs or not path):
             raise
@@ -78,7 +83,8 @@ def _listing(request: web.Request, path: str, files: list[str], dirs: list[str],
     """The folder ``SITE/PATH``: ``body`` as JSON if asked for, else HTML links."""
     if "application/json" in request.headers.get("Accept", ""):
         return web.json_response(body)
-    base = "/".join(quote(p) for p in ("data", *path.split("/")))
+    pin = ("at", request.match_info["at"]) if "at" in request.match_info else ()
+    base = "/".join(quote(p, safe="") for p in (*pin, "data", *path.split("/")))
     title = html.escape(path)
     links = [f'<li><a href="{quote(d)}/">{html.escape(d)}/</a></li>' for d in dirs]
     links += [f'<li><a href="{quote(f)}">{html.escape(f)}</a></li>' for f in files]

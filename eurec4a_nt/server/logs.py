@@ -9,9 +9,9 @@ import math
 
 from aiohttp import web
 
-from ..entries import check_site
+from ..entries import check_name, check_site
 from ..errors import BadCommit, BadInput, NotFound
-from .context import node, require_write
+from .context import node, query_at, require_write
 
 routes = web.RouteTableDef()
 
@@ -84,5 +84,18 @@ async def append(request: web.Request) -> web.Response:
 
 @routes.get("/api/sites")
 async def sites(request: web.Request) -> web.Response:
+    """Every site known here (``?at=SEQ|TIME``: those with commits by then, as they were)."""
     n = node(request)
-    return web.json_response({"site": n.site, "version": n.version, "sites": n.store.summary()})
+    summary = await asyncio.to_thread(n.store.summary, query_at(request))
+    return web.json_response({"site": n.site, "version": n.version, "sites": summary})
+
+
+@routes.get("/api/sites/{site}/versions/{name:.+}")
+async def versions(request: web.Request) -> web.Response:
+    """Every version of an entry, removed ones included, oldest first; each names the
+    seqs of the changes it replaced and that replaced it."""
+    n = node(request)
+    site = _known_site(request)
+    name = check_name(request.match_info["name"])
+    found = await asyncio.to_thread(n.store.versions, site, name)
+    return web.json_response({"site": site, "name": name, "versions": [v.to_json() for v in found]})

@@ -15,7 +15,8 @@ from ..errors import BadInput, Corrupt, NotFound, ObjectMissing
 from ..ids import ObjectId
 from ..log import Change
 from ..manifests import Manifest, entry_ref
-from ..schema import CommitRequest, PrefetchBody, decode
+from ..purge import Retention, purge
+from ..schema import CommitRequest, PrefetchBody, PurgeBody, decode
 from ..stores.base import ObjectStore
 from .context import node, require_write
 
@@ -149,3 +150,15 @@ async def remove_prefetch(request: web.Request) -> web.Response:
     n.index.remove_rule(int(text))
     await n.rules_changed()
     return web.json_response({"removed": int(text)})
+
+
+@routes.post("/api/purge")
+async def purge_old_versions(request: web.Request) -> web.Response:
+    """Delete the data of old versions a retention rule lets go of (see
+    :mod:`eurec4a_nt.purge`); the index forgets them too."""
+    require_write(request)
+    body = decode(await request.read(), PurgeBody, "purge request")
+    n = node(request)
+    report = await asyncio.to_thread(purge, n.store, Retention(body.keep, body.keep_days), body.dry_run)
+    return web.json_response({"versions": report.versions, "objects": len(report.objects),
+                              "bytes": report.bytes})
