@@ -26,9 +26,7 @@ import asyncio
 import hashlib
 import json
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -46,7 +44,6 @@ MB = 1_000_000
 GROUP = "lan"
 REPO = HERE.parent
 CURL_TIMEOUT = 300
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 @dataclass(frozen=True)
@@ -179,23 +176,11 @@ def site_server(store: Path, args: list[str] | None = None) -> Iterator[Any]:
         server.stop()
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
 @contextmanager
 def nginx(root: Path, files: dict[str, Path]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """nginx in the foreground on a free loopback port serving ``files`` (name -> path,
     symlinked under ``root/www``) with sendfile on; yields (base URL, master process)."""
+    from eurec4a_nt.testing import proxy
     from eurec4a_nt.testing.sites import free_port
 
     www = root / "www"
@@ -204,41 +189,16 @@ def nginx(root: Path, files: dict[str, Path]) -> Iterator[tuple[str, subprocess.
         (www / name).unlink(missing_ok=True)
         (www / name).symlink_to(path.resolve())
     port = free_port()
-    temp = "\n".join(f"  {k}_temp_path {root}/{k}-temp;" for k in ("client_body", "proxy", "fastcgi",
-                                                                       "uwsgi", "scgi"))
-    conf = root / "nginx.conf"
-    # "user" matters only when started as root (the workers would run as nobody and
-    # not read a private temporary folder); otherwise nginx ignores it.
-    conf.write_text(f"""user {pwd.getpwuid(os.getuid()).pw_name};
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  sendfile on;
+    servers = f"""  sendfile on;
   tcp_nopush on;
   default_type application/octet-stream;
-{temp}
   server {{
     listen 127.0.0.1:{port};
     root {www};
   }}
-}}
-""")
-    with open(root / "nginx.out", "ab") as log:
-        proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log"),
-                                 "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_port(port, proc)
+"""
+    with proxy.nginx(root, servers, port) as proc:
         yield f"http://127.0.0.1:{port}", proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 # -- the publishing worker (a subprocess, so its memory and time are its own) ---------

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,3 +65,34 @@ def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "conditi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def assert_consistent(proc: SiteProcess) -> None:
+    """Up, no damaged object or bad commit, index matching the store, no 500 ever."""
+    assert requests.get(proc.url + "/health", timeout=TIMEOUT).json()["ok"] is True
+    done = subprocess.run([sys.executable, "-m", "eurec4a_nt", "fsck", "--store", str(proc.store)],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert status(proc.url)["objects"]["count"] == object_files(proc.store)
+    assert "unexpected error" not in proc.log_path.read_text()
+
+
+def state(proc: SiteProcess) -> tuple[int, dict[str, int], int]:
+    """Objects indexed, log heads, object files: what a refused request must not change."""
+    st = status(proc.url)
+    return st["objects"]["count"], {s: v["seq"] for s, v in st["sites"].items()}, object_files(proc.store)
+
+
+def raw(proc: SiteProcess, request: bytes, shut: bool = False) -> bytes:
+    """Send raw bytes (no client-side URL normalisation); the answer, or b"" if none."""
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as s:
+        s.sendall(request)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out

@@ -5,14 +5,11 @@ log, stores nothing, and the server stays up with a clean fsck."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import requests
-from server_kit import TIMEOUT, auth, object_files, start, status
+from server_kit import TIMEOUT, assert_consistent, auth, raw, start, state
 
 import eurec4a_nt
 from eurec4a_nt.testing.sites import SiteProcess
@@ -43,33 +40,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
 
 
 def assert_unharmed(proc: SiteProcess) -> None:
-    """Up, fsck clean, index matching the store, and no 500, ERROR or traceback in the log."""
-    assert requests.get(proc.url + "/health", timeout=TIMEOUT).json()["ok"] is True
-    done = subprocess.run([sys.executable, "-m", "eurec4a_nt", "fsck", "--store", str(proc.store)],
-                          check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert status(proc.url)["objects"]["count"] == object_files(proc.store)
+    """Consistent (fsck clean, index matching the store), and no 500, ERROR or traceback in the log."""
+    assert_consistent(proc)
     log = proc.log_path.read_text()
-    for bad in ("Traceback", "ERROR", "unexpected error"):
+    for bad in ("Traceback", "ERROR"):
         assert bad not in log, log[-3000:]
-
-
-def snapshot(proc: SiteProcess) -> tuple[int, dict[str, int], int]:
-    st = status(proc.url)
-    return st["objects"]["count"], {s: v["seq"] for s, v in st["sites"].items()}, object_files(proc.store)
-
-
-def raw(proc: SiteProcess, request: bytes) -> bytes:
-    """Send raw bytes; the answer (b"" if none)."""
-    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as s:
-        s.sendall(request)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-    return out
 
 
 def status_of(answer: bytes) -> int:
@@ -123,11 +98,11 @@ def test_malformed_host_headers_are_400(site: SiteProcess, host: bytes, path: by
     ("/api/prefetch", b'{"topics": ["sondes"], "names": [' + b'"x",' * 1000 + b'"x"]}'),
 ])
 def test_deep_strange_and_huge_json_is_400(site: SiteProcess, path: str, body: bytes) -> None:
-    before = snapshot(site)
+    before = state(site)
     r = requests.post(site.url + path, data=body, timeout=TIMEOUT,
                       headers={**auth(site), "Content-Type": "application/json"})
     assert_refused(r, 400)
-    assert snapshot(site) == before
+    assert state(site) == before
 
 
 ENTRY = {"name": "x.bin", "kind": "file", "root": "ab" * 32, "size": 5, "format": "binary"}
@@ -147,12 +122,12 @@ ENTRY = {"name": "x.bin", "kind": "file", "root": "ab" * 32, "size": 5, "format"
     {**ENTRY, "root": "AB" * 32},
 ])
 def test_wrong_types_and_numbers_in_a_commit_are_400(site: SiteProcess, entry: dict) -> None:
-    before = snapshot(site)
+    before = state(site)
     body = {"changes": [{"op": "put", "name": "x.bin", "entry": entry}]}
     text = requests.models.complexjson.dumps(body).replace('"Infinity"', "Infinity")
     r = requests.post(site.url + "/api/commit", data=text, headers=auth(site), timeout=TIMEOUT)
     assert_refused(r, 400)
-    assert snapshot(site) == before
+    assert state(site) == before
 
 
 @pytest.mark.timeout(30)
@@ -165,11 +140,11 @@ def test_infinity_and_nan_literals_are_400(site: SiteProcess) -> None:
 
 @pytest.mark.timeout(30)
 def test_an_over_long_frame_header_is_400(site: SiteProcess) -> None:
-    before = snapshot(site)
+    before = state(site)
     for body in (b"a" * 200_000 + b" 5\nhello", b"a" * 64 + b" " + b"9" * 5000 + b"\n", b"\xff" * 90 + b"\n"):
         r = requests.post(site.url + "/objects", data=body, headers=auth(site), timeout=TIMEOUT)
         assert_refused(r, 400, 413)
-    assert snapshot(site) == before
+    assert state(site) == before
 
 
 @pytest.mark.timeout(30)

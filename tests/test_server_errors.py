@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from server_kit import TIMEOUT, assert_error, auth, object_files, start, status
+from server_kit import TIMEOUT, assert_consistent, assert_error, auth, raw, start, state
 
 import eurec4a_nt
 from eurec4a_nt.keyring import SiteKey
@@ -35,43 +32,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
                        token=proc.token, progress=False)
     try:
         yield proc
-        _assert_consistent(proc)
+        assert_consistent(proc)
     finally:
         proc.stop()
 
 
-def _assert_consistent(proc: SiteProcess) -> None:
-    """Up, no damaged object or bad commit, index matching the store, no 500 ever."""
-    assert requests.get(proc.url + "/health", timeout=TIMEOUT).json()["ok"] is True
-    done = subprocess.run([sys.executable, "-m", "eurec4a_nt", "fsck", "--store", str(proc.store)],
-                          check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert status(proc.url)["objects"]["count"] == object_files(proc.store)
-    assert "unexpected error" not in proc.log_path.read_text()
-
-
-def _state(proc: SiteProcess) -> tuple[int, dict[str, int], int]:
-    st = status(proc.url)
-    return st["objects"]["count"], {s: v["seq"] for s, v in st["sites"].items()}, object_files(proc.store)
-
-
-def _raw(proc: SiteProcess, request: bytes, shut: bool = False) -> bytes:
-    """Send raw bytes (no client-side URL normalisation); the answer, or b"" if none."""
-    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as s:
-        s.sendall(request)
-        if shut:
-            s.shutdown(socket.SHUT_WR)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-    return out
-
-
 def _raw_get(proc: SiteProcess, path: str) -> tuple[int, bytes]:
-    answer = _raw(proc, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = raw(proc, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"application/json" in head, answer[:300]
     return int(head.split()[1]), body
@@ -154,11 +121,11 @@ def test_bad_ranges_and_methods(site: SiteProcess) -> None:
     ("/logs", b""),
 ])
 def test_malformed_bodies_are_400_and_change_nothing(site: SiteProcess, path: str, body: bytes) -> None:
-    before = _state(site)
+    before = state(site)
     r = requests.post(site.url + path, data=body, timeout=TIMEOUT,
                       headers={**auth(site), "Content-Type": "application/json"})
     assert_error(r, 400, "bad-input")
-    assert _state(site) == before
+    assert state(site) == before
 
 
 @pytest.mark.timeout(60)
@@ -172,7 +139,7 @@ def test_oversized_json_body_is_413(site: SiteProcess) -> None:
 
 @pytest.mark.timeout(30)
 def test_object_that_does_not_hash_to_its_id_is_422_and_not_stored(site: SiteProcess) -> None:
-    before = _state(site)
+    before = state(site)
     r = requests.put(f"{site.url}/objects/{ABSENT}", data=b"not those bytes", headers=auth(site), timeout=TIMEOUT)
     assert_error(r, 422, "corrupt")
     r = requests.post(f"{site.url}/objects", data=f"{ABSENT} 5\nhello".encode(), headers=auth(site),
@@ -180,18 +147,18 @@ def test_object_that_does_not_hash_to_its_id_is_422_and_not_stored(site: SitePro
     assert_error(r, 422, "corrupt")
     assert requests.post(f"{site.url}/objects/missing", json={"ids": [ABSENT]}, timeout=TIMEOUT).json() \
         == {"missing": [ABSENT]}
-    assert _state(site) == before
+    assert state(site) == before
 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("frame", [b"not a header at all\n", b"abc 12\nxyz", b"\xff\xfe 3\nabc",
                                    ("a" * 64 + " 999999999999\n").encode()])
 def test_malformed_frames_are_refused(site: SiteProcess, frame: bytes) -> None:
-    before = _state(site)
+    before = state(site)
     r = requests.post(f"{site.url}/objects", data=frame, headers=auth(site), timeout=TIMEOUT)
     assert r.status_code in (400, 413)
     assert_error(r, r.status_code)
-    assert _state(site) == before
+    assert state(site) == before
 
 
 def _upload_request(proc: SiteProcess, body: bytes, length: int | None = None) -> bytes:
@@ -206,7 +173,7 @@ def test_upload_truncated_mid_object_keeps_only_whole_objects(site: SiteProcess)
     whole_id, cut_id = hashlib.sha256(whole).hexdigest(), hashlib.sha256(cut).hexdigest()
     body = f"{whole_id} 3000\n".encode() + whole + f"{cut_id} 5000\n".encode() + cut[:1000]
     # The frame says more than the body holds (a correct Content-Length): 400 at once.
-    answer = _raw(site, _upload_request(site, body))
+    answer = raw(site, _upload_request(site, body))
     assert answer.startswith(b"HTTP/1.1 400") and b"truncated upload" in answer, answer[:300]
     missing = requests.post(f"{site.url}/objects/missing", json={"ids": [whole_id, cut_id]}, timeout=TIMEOUT)
     assert missing.json() == {"missing": [cut_id]}  # the whole one was kept: a retry sends the rest
@@ -214,7 +181,7 @@ def test_upload_truncated_mid_object_keeps_only_whole_objects(site: SiteProcess)
     # The connection drops mid-object (Content-Length promises more than arrives).
     cut2 = os.urandom(5000)
     cut2_id = hashlib.sha256(cut2).hexdigest()
-    _raw(site, _upload_request(site, f"{cut2_id} 5000\n".encode() + cut2[:2500], length=5100), shut=True)
+    raw(site, _upload_request(site, f"{cut2_id} 5000\n".encode() + cut2[:2500], length=5100), shut=True)
     assert requests.get(site.url + "/health", timeout=TIMEOUT).ok
     missing = requests.post(f"{site.url}/objects/missing", json={"ids": [cut2_id]}, timeout=TIMEOUT)
     assert missing.json() == {"missing": [cut2_id]}
@@ -222,7 +189,7 @@ def test_upload_truncated_mid_object_keeps_only_whole_objects(site: SiteProcess)
 
 @pytest.mark.timeout(30)
 def test_forged_and_out_of_order_commits_are_409_and_change_nothing(site: SiteProcess) -> None:
-    before = _state(site)
+    before = state(site)
     stranger = SiteKey.generate()  # not in the keyring
     forged = make_commit(stranger, "BCO", 1, None, [Change("remove", "x.nc")])
     r = requests.post(f"{site.url}/logs", data=forged.raw + b"\n", headers=auth(site), timeout=TIMEOUT)
@@ -236,7 +203,7 @@ def test_forged_and_out_of_order_commits_are_409_and_change_nothing(site: SitePr
     assert "out of order" in assert_error(r, 409, "bad-commit")["message"]
     r = requests.post(f"{site.url}/logs", data=b'{"site": "BCO"}\n', headers=auth(site), timeout=TIMEOUT)
     assert_error(r, 409, "bad-commit")
-    assert _state(site) == before
+    assert state(site) == before
     assert requests.get(f"{site.url}/logs", timeout=TIMEOUT).json()["heads"] == before[1]
 
     first = make_commit(bco.key, "BCO", 1, None, [Change("remove", "x.nc")])

@@ -1,5 +1,6 @@
-"""nginx as a TLS-terminating reverse proxy in front of a site server, as
-docs/security.md configures it; for tests and benchmarks."""
+"""nginx for tests and benchmarks: in the foreground on a free loopback port, as a TLS
+reverse proxy in front of a site server (configured as docs/security.md says) or
+serving files."""
 
 from __future__ import annotations
 
@@ -21,7 +22,60 @@ def nginx_command() -> str | None:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 
 
-def nginx_site(listen: int, upstream: str, cert: Path, key: Path) -> str:
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Return once something listens on ``127.0.0.1:port``; RuntimeError if ``proc``
+    exits first or nothing listens within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@contextmanager
+def nginx(root: Path, servers: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """nginx with the ``http`` block contents ``servers`` (listening on ``port``), its
+    files under ``root``; yields the master process once it listens, stops it on exit.
+    Raises RuntimeError if nginx is missing or does not start."""
+    command = nginx_command()
+    if command is None:
+        raise RuntimeError("nginx is not installed")
+    root.mkdir(parents=True, exist_ok=True)
+    temp = "\n".join(f"  {k}_temp_path {root}/{k}-temp;" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = root / "nginx.conf"
+    # "user" matters only when started as root (workers would run as nobody and not read
+    # a private folder); otherwise nginx ignores it
+    conf.write_text(f"""user {pwd.getpwuid(os.getuid()).pw_name};
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+{temp}
+{servers}}}
+""")
+    with open(root / "nginx.out", "ab") as log:
+        proc = subprocess.Popen([command, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log"),
+                                 "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def tls_site(listen: int, upstream: str, cert: Path, key: Path) -> str:
     """The ``server`` block of docs/security.md: TLS on ``listen``, everything (the
     links' WebSocket included) passed to ``upstream`` unbuffered."""
     return f"""  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
@@ -48,48 +102,8 @@ def nginx_site(listen: int, upstream: str, cert: Path, key: Path) -> str:
 
 @contextmanager
 def tls_proxy(root: Path, upstream: str, cert: Path, key: Path) -> Iterator[str]:
-    """nginx in the foreground proxying ``https://127.0.0.1:<free port>`` to ``upstream``;
-    yields that URL and stops nginx on exit. Raises RuntimeError if nginx is missing or
-    does not start."""
-    command = nginx_command()
-    if command is None:
-        raise RuntimeError("nginx is not installed")
-    root.mkdir(parents=True, exist_ok=True)
+    """nginx terminating TLS on ``https://127.0.0.1:<free port>`` in front of ``upstream``;
+    yields that URL."""
     port = free_port()
-    temp = "\n".join(f"  {k}_temp_path {root}/{k}-temp;" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = root / "nginx.conf"
-    # "user" matters only when started as root (workers would run as nobody and not read
-    # a private folder); otherwise nginx ignores it
-    conf.write_text(f"""user {pwd.getpwuid(os.getuid()).pw_name};
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-{temp}
-{nginx_site(port, upstream, cert, key)}}}
-""")
-    with open(root / "nginx.out", "ab") as log:
-        proc = subprocess.Popen([command, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log"),
-                                 "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {(root / 'error.log').read_text()[-1000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not listen within 20 s") from None
-                time.sleep(0.05)
+    with nginx(root, tls_site(port, upstream, cert, key), port):
         yield f"https://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
