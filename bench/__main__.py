@@ -2,7 +2,7 @@
 
     python -m bench            # everything (takes a while)
     python -m bench --quick    # smaller data, a few minutes
-    python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan or tls
+    python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan, tls or get
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .common import HERE, PLOTS, Result, write_results
 
-GROUPS = ("wan", "lan", "tls")
+GROUPS = ("wan", "lan", "tls", "get")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,6 +117,9 @@ def _page(backend: Any, site: str, args: argparse.Namespace) -> tuple[list[Any],
 def cmd_get(args: argparse.Namespace) -> int:
     import fsspec
 
+    from .client import SiteClient
+    from .download import download
+    from .manifests import RefReader
     from .progress import progress_bar
 
     s = settings(args.store, args.server, args.token)
@@ -129,7 +132,10 @@ def cmd_get(args: argparse.Namespace) -> int:
         raise NotFound(f"no entry or file {source!r} (see 'eurec4a-nt ls')") from None
     dest = Path(args.dest or source.rsplit("/", 1)[-1])
     with progress_bar(info["size"], f"get {source}", False if args.quiet else None) as bar:
-        if info["type"] == "file":
+        ref, objects = fs.ref(source) if info["type"] == "file" else (None, None)
+        if ref is not None and ref.data is None and isinstance(fs.backend, SiteClient):
+            download(fs.backend, source, dest, RefReader(ref, objects).blocks, bar.update)
+        elif info["type"] == "file":
             tmp = dest.with_name(dest.name + ".part")
             with fs.open(source) as src, open(tmp, "wb") as out:
                 while data := src.read(4 << 20):
@@ -254,6 +260,26 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"       next: {item['what']} ({item['class']}{', held back' if item['held back'] else ''})")
     for site, info in status["sites"].items():
         print(f"  site {site:20} {info['entries']:6} entries  seq {info['seq']}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .config import cache_cap, cache_dir, save_config
+    from .settings import size_setting
+    from .stores.capped import CappedStore
+    from .stores.local import LocalStore
+
+    if args.cap is not None:
+        cap = size_setting(args.cap, "--cap")
+        print(f"cache cap {_human(cap)} saved in {save_config(cache_cap=cap)}")
+    folder = cache_dir(args.cache)
+    blocks = CappedStore(LocalStore(folder), cache_cap())
+    if args.clear:
+        print(f"cleared {_human(blocks.clear())} from {folder}")
+    elif blocks.usage()[1] > blocks.cap:
+        blocks.evict()
+    count, size = blocks.usage()
+    print(f"block cache {folder}: {count} blocks, {_human(size)} of a {_human(blocks.cap)} cap")
     return 0
 
 
@@ -481,6 +507,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_target(p)
     p.set_defaults(func=cmd_prefetch)
+
+    p = sub.add_parser("cache", help="this machine's block cache: its size; --clear it; --cap its size")
+    p.add_argument("--clear", action="store_true", help="delete every cached block (catalogs stay)")
+    p.add_argument("--cap", metavar="SIZE", help="keep at most this much (e.g. 5GB), least recently used "
+                   "out; saved as cache-cap in the config file (EUREC4A_NT_CACHE_CAP overrides it)")
+    p.add_argument("--cache", metavar="FOLDER", help="the cache folder (or EUREC4A_NT_CACHE; "
+                   "default ~/.cache/eurec4a-nt)")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("bundle", help="carry data without a link: export and import bundle files")
     bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 import requests
 import requests_cache
 
+from .config import cache_cap as configured_cap
 from .entries import Entry, check_name, check_site
 from .errors import BadInput, NotFound, Unreachable, from_json
 from .frames import header, iter_frames
@@ -32,6 +33,7 @@ from .progress import progress_bar
 from .series import Product, stamp_of, template_of
 from .stores.base import ObjectStore, verified
 from .stores.cached import CachingStore
+from .stores.capped import CappedStore
 from .stores.local import LocalStore
 from .versions import At, Version, at_text
 
@@ -74,7 +76,8 @@ def unreachable(server: str, exc: BaseException, hint: str = "") -> Unreachable 
                        f"(--server, server= or EUREC4A_NT_SERVER){hint}")
 
 
-def _raise_for(response: requests.Response) -> None:
+def raise_for(response: requests.Response) -> None:
+    """Raise our error for an error answer of a site server (its JSON body, or the status)."""
     if response.status_code < 400:
         return
     try:
@@ -100,7 +103,7 @@ class HTTPStore(ObjectStore):
             response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:
             raise unreachable(self.server, exc) from None
-        _raise_for(response)
+        raise_for(response)
         return response
 
     def _params(self) -> dict[str, str]:
@@ -181,7 +184,7 @@ class SiteClient:
     """A site server, as a publishing and reading client sees it."""
 
     def __init__(self, server: str, token: str | None = None, cache: str | Path | None = None,
-                 stale_ok: bool = True) -> None:
+                 stale_ok: bool = True, cache_cap: int | None = None) -> None:
         self.server = server.rstrip("/")
         #: Whether metadata cached earlier is shown when the server cannot be reached.
         self.stale_ok = stale_ok
@@ -201,7 +204,10 @@ class SiteClient:
                                                    expire_after=requests_cache.EXPIRE_IMMEDIATELY)
         self.cached.headers.update(self.http.headers)
         self.sink = HTTPStore(self.server, self.http)
-        self._cache = LocalStore(self.cache_dir)
+        #: The block cache (shared by every client using ``cache``), at most ``cache_cap``
+        #: bytes (default: :func:`eurec4a_nt.config.cache_cap`), least recently used out.
+        cap = cache_cap if cache_cap is not None else configured_cap()
+        self.blocks = CappedStore(LocalStore(self.cache_dir), cap)
         self._entries: dict[str, tuple[float, dict[str, Entry]]] = {}
         #: Per site, where readers of its entries go (this server, then mirrors), as the
         #: server last said.
@@ -213,7 +219,7 @@ class SiteClient:
 
     def objects_for(self, site: str) -> CachingStore:
         """Objects of ``site``'s entries, through the local block cache."""
-        return CachingStore(self._cache, HTTPStore(self.server, self.http, site=site))
+        return CachingStore(self.blocks, HTTPStore(self.server, self.http, site=site))
 
     # -- reading metadata, online or from the cache -----------------------------------
 
@@ -234,7 +240,7 @@ class SiteClient:
             warnings.warn(f"site server {self.server} unreachable; showing {path} as cached "
                           "earlier", OfflineWarning, stacklevel=3)
             response = stored
-        _raise_for(response)
+        raise_for(response)
         return response
 
     @property
@@ -340,7 +346,7 @@ class SiteClient:
             response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:
             raise unreachable(self.server, exc, hint) from None
-        _raise_for(response)
+        raise_for(response)
         return response
 
     def _live(self, path: str) -> requests.Response:

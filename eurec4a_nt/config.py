@@ -82,12 +82,8 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
         return os.environ.get(f"EUREC4A_NT_{key.upper()}") or file.get(key)
 
     token = pick(token, "token")
-    cache = pick(cache, "cache") or str(Path.home() / ".cache" / "eurec4a-nt")
-    from .settings import size_setting
-
-    cap = pick(None, "cache_cap")
-    common = {"token": token, "cache": cache,
-              "cache_cap": size_setting(cap, "EUREC4A_NT_CACHE_CAP") if cap else DEFAULT_CACHE_CAP}
+    cache = cache_dir(cache)
+    common = {"token": token, "cache": cache, "cache_cap": cache_cap()}
     if store is not None:
         return Settings(os.fspath(store), None, **common)
     if server is not None:
@@ -98,6 +94,44 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
     if not env_store and not Path(DEFAULT_STORE).is_dir():
         raise NotFound(NOTHING_CONFIGURED)
     return Settings(env_store or DEFAULT_STORE, None, **common)
+
+
+def cache_dir(arg: str | os.PathLike[str] | None = None) -> str:
+    """The block cache's folder: ``arg``, else EUREC4A_NT_CACHE, else the config file's
+    ``cache``, else ``~/.cache/eurec4a-nt``."""
+    if arg is not None:
+        return os.fspath(arg)
+    return (os.environ.get("EUREC4A_NT_CACHE") or _config_file().get("cache")
+            or str(Path.home() / ".cache" / "eurec4a-nt"))
+
+
+def save_config(**changes: object) -> Path:
+    """Set keys of the user's config file (python names: ``cache_cap=...``), keeping the
+    others (not its comments); return its path. :class:`BadInput` for a bad value."""
+    import msgspec
+    import yaml
+
+    from .settings import ClientSettings, load, parse
+
+    path = config_path()
+    current = msgspec.to_builtins(load(path, ClientSettings, "config file", missing_ok=True))
+    body = {**current, **{k.replace("_", "-"): v for k, v in changes.items()}}
+    parse(body, ClientSettings, "config file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump({k: v for k, v in body.items() if v is not None}, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def cache_cap() -> int:
+    """The block cache's cap in bytes: EUREC4A_NT_CACHE_CAP, else the config file's
+    ``cache-cap``, else 2 GB. :class:`BadInput` for a malformed size."""
+    from .settings import size_setting
+
+    if os.environ.get("EUREC4A_NT_CACHE_CAP"):
+        return size_setting(os.environ["EUREC4A_NT_CACHE_CAP"], "EUREC4A_NT_CACHE_CAP")
+    return int(_config_file().get("cache_cap") or DEFAULT_CACHE_CAP)
 
 
 def open_backend(store: str | os.PathLike[str] | None = None, server: str | None = None,
@@ -113,7 +147,7 @@ def open_backend(store: str | os.PathLike[str] | None = None, server: str | None
     if s.server:
         from .client import SiteClient
 
-        return SiteClient(s.server, token=s.token, cache=s.cache)
+        return SiteClient(s.server, token=s.token, cache=s.cache, cache_cap=s.cache_cap)
     from .sitestore import SiteStore
 
     return SiteStore(s.store)  # type: ignore[arg-type]

@@ -22,7 +22,6 @@ from .entries import Entry
 from .errors import NotFound, Unreachable
 from .stores.cached import CachingStore
 from .stores.fallback import PASSED_OVER, FallbackStore
-from .stores.local import LocalStore
 from .versions import At, Version
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ class Mirrors:
         if not urls:
             raise NotFound("no site server to read from")
         self.clients = [SiteClient(url, token=token, cache=cache, stale_ok=False) for url in urls]
-        self._cache = LocalStore(self.clients[0].cache_dir)
+        self._cache = self.clients[0].blocks
         self._said: set[tuple[str, str]] = set()
         #: The latest fallback: the server used, and ``(server, reason)`` of those passed over.
         self.last: tuple[str, list[tuple[str, str]]] | None = None

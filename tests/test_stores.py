@@ -29,6 +29,7 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.stores.base import ObjectStore
 from eurec4a_nt.stores.cached import CachingStore
+from eurec4a_nt.stores.capped import CappedStore
 from eurec4a_nt.stores.fsspec import FsspecStore
 from eurec4a_nt.stores.local import LocalStore
 from eurec4a_nt.testing.store_tests import StoreTests, sample
@@ -179,6 +180,20 @@ class TestCachingStore(StoreTests):
         assert isinstance(store, CachingStore)
         store.get(oid)  # bring it into the cache, then damage the cached copy
         path = store.cache.local_path(oid)
+        assert path is not None
+        Path(path).write_bytes(data)
+        return True
+
+
+class TestCappedStore(StoreTests):
+    """The client's block cache: a local store with a cap (here larger than any test writes)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> CappedStore:
+        return CappedStore(LocalStore(tmp_path / "capped"), cap=1 << 30)
+
+    def damage(self, store: ObjectStore, oid: ObjectId, data: bytes) -> bool:
+        path = store.local_path(oid)
         assert path is not None
         Path(path).write_bytes(data)
         return True
