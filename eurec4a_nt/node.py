@@ -159,14 +159,15 @@ class Node:
         a flood of made-up ids records nothing. Wants are capped per site and per
         reader and expire (see :meth:`Index.want`); what is not recorded is one log line.
         """
-        earned = list(oids) if reader.trusted else self._named(oids)
+        earned = list(oids) if reader.trusted else self.named(oids)
         recorded = self.index.want(earned, site, reader.name, dict(spans or {})) if earned else 0
         if recorded < len(oids):
             log.info("wants of %s for %s: %d of %d recorded (others named by no entry, already "
                      "wanted, or over the cap)", reader.name, site, recorded, len(oids))
         return recorded
 
-    def _named(self, oids: list[ObjectId]) -> list[ObjectId]:
+    def named(self, oids: list[ObjectId]) -> list[ObjectId]:
+        """Those of ``oids`` a known entry names: roots, and what records and manifests held here list."""
         named = self.index.named(oids)
         return [oid for oid in oids if oid in named or self.store.db.by_root(oid)]
 

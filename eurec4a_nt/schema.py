@@ -182,7 +182,7 @@ class LinkOptions(Struct, forbid_unknown_fields=True):
     """What a peer says of itself when a link opens: heads, subscription, resume points
     and, from a dialling peer, how it wants to be served."""
 
-    heads: Heads = {}
+    heads: Heads | None = None  # absent until the peer says what it has
     subscribe: SubscriptionBody = msgspec.field(default_factory=SubscriptionBody)
     partials: Partials = {}
     priority: Topics = []
