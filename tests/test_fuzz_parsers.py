@@ -1,5 +1,6 @@
 """Property-based fuzzing of the parsers of everything that arrives from outside: commits,
-entries, file records, manifests and the JSON bodies of the API. Whatever the bytes, a
+entries, file records, manifests, the JSON bodies of the API, and link messages,
+options and pieces. Whatever the bytes, a
 parser returns a well-formed value or raises its one error class; it never raises
 anything else, and what it accepts survives a round trip."""
 
@@ -23,7 +24,8 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.keyring import SiteKey
 from eurec4a_nt.log import Change, canonical, make_commit, parse_commit
 from eurec4a_nt.manifests import Manifest, Ref
-from eurec4a_nt.schema import CommitRequest, IdsBody, PrefetchBody, decode
+from eurec4a_nt.schema import CommitRequest, IdsBody, LinkOptions, PrefetchBody, decode, link_message
+from eurec4a_nt.sync.wire import Piece
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "eurec4a-nt-hypothesis")  # nothing written in the tree
 FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -192,3 +194,52 @@ def test_api_bodies_are_typed_or_400(schema: type, raw: bytes) -> None:
     except NTError as exc:  # any other error class would be a wrong status
         raise AssertionError(f"{type(exc).__name__}: {exc}") from None
     assert isinstance(body, schema)
+
+
+# -- link messages, options and pieces ----------------------------------------------------------
+
+MESSAGE_TYPES = ["commits", "heads", "subscribe", "limits", "pushing", "want", "lack", "have", "hello", "x"]
+MESSAGE_FIELDS = ["raws", "heads", "any", "bulk", "roots", "ids", "deep", "site", "hops", "bases", "spans",
+                  "resume", "class", "held_at", "pending"]
+
+
+@FUZZ
+@given(st.binary(max_size=200) | json_values.map(dumps)
+       | st.builds(lambda kind, body: dumps({"type": kind, **body}), st.sampled_from(MESSAGE_TYPES),
+                   st.dictionaries(st.sampled_from(MESSAGE_FIELDS), json_values | st.lists(ids), max_size=4)))
+def test_link_messages_are_typed_or_refused(raw: bytes) -> None:
+    try:
+        body = link_message(raw)
+    except BadInput:
+        return
+    assert body["type"] in MESSAGE_TYPES
+    for key in ("ids", "deep", "roots"):
+        for oid in body.get(key) or []:
+            ObjectId.parse(oid)
+    for start, end in (body.get("spans") or {}).values():
+        assert 0 <= start <= end
+    for _, _, offset in (body.get("resume") or {}).values():
+        assert offset >= 0
+    json.dumps(body, allow_nan=False)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["heads", "subscribe", "partials", "priority", "essential", "rate",
+                                        "bulk", "push", "other"]), json_values, max_size=4).map(dumps))
+def test_link_options_are_typed_or_refused(raw: bytes) -> None:
+    try:
+        options = decode(raw, LinkOptions, "options")
+    except BadInput:
+        return
+    assert options.rate is None or (type(options.rate) is int and options.rate > 0)
+    assert all(type(seq) is int and seq >= 0 for seq in (options.heads or {}).values())
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_pieces_are_parsed_or_refused(raw: bytes) -> None:
+    try:
+        piece = Piece.unpack(b"O" + raw)
+    except BadInput:
+        return
+    assert 0 <= piece.offset and piece.offset + len(piece.data) <= piece.total
