@@ -5,14 +5,16 @@ log, stores nothing, and the server stays up with a clean fsck."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 from server_kit import TIMEOUT, assert_consistent, auth, raw, start, state
 
 import eurec4a_nt
-from eurec4a_nt.testing.sites import SiteProcess
+from eurec4a_nt.testing.sites import SiteProcess, make_sites
 
 DEEP = 100_000
 
@@ -180,3 +182,23 @@ def test_published_pages_run_sandboxed(site: SiteProcess, path: str, sandboxed: 
     root = requests.get(f"{site.url}/api/sites/RV-Meteor/entries", timeout=TIMEOUT).json()["entries"][0]["root"]
     r = requests.get(f"{site.url}/objects/{root}", timeout=TIMEOUT)
     assert r.headers["Content-Security-Policy"] == "sandbox" and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.timeout(60)
+def test_what_a_killed_publish_left_in_tmp_is_removed_at_start(tmp_path: Path) -> None:
+    make_sites(tmp_path / "sites", ["BCO"])
+    tmp = tmp_path / "sites" / "BCO" / "tmp"
+    tmp.mkdir(exist_ok=True)
+    old = time.time() - 2 * 3600
+    stale_file, stale_dir, fresh = tmp / "ab.1234", tmp / "dataset-x1", tmp / "cd.5678"
+    stale_file.write_bytes(b"half an object")
+    (stale_dir / "data.zarr").mkdir(parents=True)
+    (stale_dir / "data.zarr" / "chunk").write_bytes(b"x")
+    fresh.write_bytes(b"a write going on now")
+    for path in (stale_file, stale_dir / "data.zarr" / "chunk", stale_dir / "data.zarr", stale_dir):
+        os.utime(path, (old, old))
+    proc = start(tmp_path / "sites", "BCO")
+    try:
+        assert not stale_file.exists() and not stale_dir.exists() and fresh.exists()
+    finally:
+        proc.stop()
