@@ -63,24 +63,32 @@ def _commit_time(text: str) -> datetime:
 
 
 def position(log: SiteLog, at: At) -> int:
-    """The seq of the last commit at or before ``at`` (0 before the first one)."""
+    """The seq of the last commit at or before ``at`` (0 before the first one); a time
+    costs a binary search of a few single-commit reads (commit times never decrease
+    along a log: each is stamped by its site when appended after the previous one)."""
     if isinstance(at, int):
         return min(at, log.seq)
-    commits = log.commits_after(0)
-    lo, hi = 0, len(commits)  # commit times never decrease along a log
+    lo, hi = 0, log.seq
     while lo < hi:
-        mid = (lo + hi) // 2
-        if _commit_time(commits[mid].time) <= at:
-            lo = mid + 1
+        mid = (lo + hi + 1) // 2
+        if _commit_time(time_at(log, mid)) <= at:
+            lo = mid
         else:
-            hi = mid
+            hi = mid - 1
     return lo
 
 
 def index_at(log: SiteLog, at: At) -> SiteIndex:
-    """The site's entries at ``at``, replayed from the start of its log."""
+    """The site's entries at ``at``, replayed from the start of its log; raise
+    :class:`NotFound` where the log held here starts later (at a checkpoint)."""
     seq = position(log, at)
-    return SiteIndex(log.site).advance(log.commits_after(0, limit=seq)) if seq else SiteIndex(log.site)
+    if not seq:
+        return SiteIndex(log.site)
+    commits = log.commits_after(0, limit=seq)
+    if commits[0].seq != 1:
+        raise NotFound(f"the log of {log.site} held here starts at #{commits[0].seq}: "
+                       "earlier points cannot be shown")
+    return SiteIndex(log.site).advance(commits)
 
 
 def time_at(log: SiteLog, seq: int) -> str:
