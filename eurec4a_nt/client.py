@@ -31,7 +31,7 @@ from .listing import Folder
 from .log import Change, Commit, parse_commit
 from .progress import progress_bar
 from .series import Product, stamp_of, template_of
-from .stores.base import ObjectStore, verified
+from .stores.base import ObjectStore, batches, verified
 from .stores.cached import CachingStore
 from .stores.capped import CappedStore
 from .stores.local import LocalStore
@@ -149,18 +149,7 @@ class HTTPStore(ObjectStore):
 
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         """Upload what the server lacks, in batches; each batch is durable when sent."""
-        new: list[ObjectId] = []
-        batch: list[tuple[ObjectId, bytes]] = []
-        size = 0
-        for oid, data in items:
-            batch.append((oid, data))
-            size += len(data)
-            if size >= _BATCH_BYTES or len(batch) >= _BATCH_COUNT:
-                new += self._upload(batch)
-                batch, size = [], 0
-        if batch:
-            new += self._upload(batch)
-        return new
+        return [oid for batch in batches(items, _BATCH_BYTES, _BATCH_COUNT) for oid in self._upload(batch)]
 
     def _upload(self, batch: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         lacking = set(self.missing(oid for oid, _ in batch))

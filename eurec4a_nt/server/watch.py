@@ -17,7 +17,7 @@ from ..entries import Entry
 from ..ids import Hashed, ObjectId
 from ..log import Change, Commit
 from ..node import Node
-from ..stores.base import ObjectStore, verified
+from ..stores.base import ObjectStore, batches, verified
 from ..watch.folder import FolderWatcher
 from ..watch.rules import WatchRule
 from ..watch.state import WatchState
@@ -57,16 +57,9 @@ class NodeSink(ObjectStore):
         return oid
 
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
-        new: list[ObjectId] = []
-        batch: list[tuple[ObjectId, bytes]] = []
-        size = 0
-        for item in items:  # a Hashed item stays one, so it is not hashed again
-            batch.append(item if isinstance(item, Hashed) else (item[0], bytes(item[1])))
-            size += len(item[1])
-            if size >= _BATCH_BYTES:
-                new += self._send(batch)
-                batch, size = [], 0
-        return new + (self._send(batch) if batch else [])
+        # bytes of their own (a Hashed item stays one, so it is not hashed again)
+        owned = (item if isinstance(item, Hashed) else (item[0], bytes(item[1])) for item in items)
+        return [oid for batch in batches(owned, _BATCH_BYTES) for oid in self._send(batch)]
 
     def _send(self, batch: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         return asyncio.run_coroutine_threadsafe(self.node.put_objects(batch), self.loop).result()

@@ -48,6 +48,22 @@ class Sink(Protocol):
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> object: ...
 
 
+def batches(items: Iterable[tuple[ObjectId, bytes]], max_bytes: int,
+            max_count: int | None = None) -> Iterator[list[tuple[ObjectId, bytes]]]:
+    """``items`` in lists of about ``max_bytes`` (and at most ``max_count`` items) each,
+    for stores that send many objects per request."""
+    batch: list[tuple[ObjectId, bytes]] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += len(item[1])
+        if size >= max_bytes or (max_count and len(batch) >= max_count):
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 class ObjectStore(ABC):
     """Immutable objects named by the SHA-256 of their bytes."""
 
