@@ -276,7 +276,7 @@ def test_keyring_round_trip_and_conflicts(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="not valid YAML"):
         Keyring.load(tmp_path / "bad.yaml")
     (tmp_path / "nokey.yaml").write_text("sites:\n  BCO: {urls: []}\n")
-    with pytest.raises(BadInput, match="needs a public_key"):
+    with pytest.raises(BadInput, match="missing required field `public_key`"):
         Keyring.load(tmp_path / "nokey.yaml")
 
 
