@@ -259,10 +259,12 @@ class Listings:
             raise NotFound(f"unknown site {site!r}; known: {', '.join(self.store.sites()) or 'none'}")
         log = self.store.log(site)
         with self._lock:
-            index = self._by_site.get(site) or SiteIndex(site)
-            if log.seq != index.seq:
-                if log.seq < index.seq:
-                    index = SiteIndex(site)
+            index = self._by_site.get(site)
+            if index is None or log.seq < index.seq:  # first, or the log was replaced: from the state
+                state = self.store.state(site)
+                index = SiteIndex(site, state.seq, state.head,
+                                  {e.name: e.with_site(site) for e in state.entries.values()})
+            if log.seq != index.seq:  # commits since (a commit already in the state changes nothing)
                 index = index.advance(log.commits_after(index.seq))
-                self._by_site[site] = index
+            self._by_site[site] = index
             return index
