@@ -20,7 +20,7 @@ from intake.catalog.local import LocalCatalogEntry
 from . import __version__
 from .catalog import entry_metadata, top_catalog
 from .entries import Entry
-from .errors import NotFound
+from .errors import BadInput, NotFound
 from .sitestore import SiteStore
 from .sources import EntrySource, SeriesSource
 from .versions import Pinned, at_text
@@ -145,18 +145,21 @@ class FolderCatalog(_Lazy):
             "storage_options": storage_options(self.backend, self.site)}, metadata=entry_metadata(entry), catalog=self)
 
     def __getitem__(self, key: Any) -> Any:
-        """An entry, folder or series of this folder; a name with ``/`` (``sondes/x.nc``)
-        reaches any entry below it directly."""
-        if isinstance(key, str) and "/" in key and key not in self._get_entries():
-            entry = self.backend.entry(self.site, self.prefix + key)
+        """An entry, folder or series of this folder; any entry below it by the rest of
+        its name (``cat[site]["sondes/2020-02-01T1045.nc"]``), read directly."""
+        if isinstance(key, str) and key not in self._get_entries():
+            try:
+                entry = self.backend.entry(self.site, self.prefix + key)
+            except (NotFound, BadInput):
+                return super().__getitem__(key)  # intake's own lookups (dotted paths) or KeyError
             return self._entry_of(key, entry.with_site(self.site))()
         return super().__getitem__(key)
 
     def __contains__(self, key: object) -> bool:
-        if isinstance(key, str) and "/" in key and key not in self._get_entries():
-            try:
-                self.backend.entry(self.site, self.prefix + key)
-            except NotFound:
-                return False
-            return True
-        return super().__contains__(key)
+        if not isinstance(key, str) or key in self._get_entries():
+            return super().__contains__(key)
+        try:
+            self.backend.entry(self.site, self.prefix + key)
+        except (NotFound, BadInput):
+            return False
+        return True
