@@ -2,7 +2,9 @@
 
     python -m bench            # everything (takes a while)
     python -m bench --quick    # smaller data, a few minutes
-    python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan, tls or get
+    python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan, tls, get
+                               # or lean (hash passes, round trips, bytes of first reads);
+                               # with --only, only that group's figures in results.md change
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import importlib
 import tempfile
 from pathlib import Path
 
-from .common import HERE, PLOTS, Result, write_results
+from .common import HERE, PLOTS, Result, update_section, write_results
 
-GROUPS = ("wan", "lan", "tls", "get")
+GROUPS = ("wan", "lan", "tls", "get", "lean")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.only or GROUPS:
             module = importlib.import_module(f"bench.{name}")
             group = module.run(quick=args.quick, workdir=workdir / name)
+            if args.only:
+                update_section(args.out, name, group, module.headline(group))
+                continue
             results += group
             headline += [*module.headline(group), ""]
             write_results(results, args.out, headline)

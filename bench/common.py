@@ -104,3 +104,17 @@ def write_results(results: list[Result], path: Path, headline: list[str]) -> Non
         body += ["## Bytes over the link over time", ""]
         body += [f"![{p.stem}](plots/{p.name})" for p in plots]
     path.write_text("\n".join(body) + "\n")
+
+
+def update_section(path: Path, group: str, results: list[Result], headline: list[str]) -> None:
+    """Put one group's results into an existing ``bench/results.md`` between markers,
+    leaving every other figure as it was (``python -m bench --only GROUP``)."""
+    start, end = f"<!-- bench:{group} -->", f"<!-- /bench:{group} -->"
+    section = "\n".join([start, *headline, "", *machine(), "", *table(results), end])
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)

@@ -42,5 +42,6 @@ async def get_view(request: web.Request) -> web.StreamResponse:
         offset, length = value
         return await serve_ref(request, n, entry_ref(entry), site=site, window=(offset, offset + length))
     content_type = "application/json" if is_metadata(key) else "application/octet-stream"
+    n.traffic.served += len(value)
     return web.Response(body=value, content_type=content_type,
                         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
