@@ -12,6 +12,8 @@ What a scientist uses::
 
 from __future__ import annotations
 
+import sys
+
 __version__ = "0.1.0"
 
 import importlib
@@ -36,6 +38,9 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
+
+if "IPython" in sys.modules:  # HTML views of entries and catalogs in notebooks
+    from . import jupyter  # noqa: F401
 
 __all__ = [
     "Entry",

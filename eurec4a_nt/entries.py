@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .display import html
 from .errors import BadInput, Corrupt, NotFound, NTError
 from .ids import ObjectId
 from .schema import SITE_PATTERN, TOPIC_PATTERN, EntryBody, convert
@@ -126,10 +127,8 @@ class Entry:
     def with_site(self, site: str) -> Entry:
         return replace(self, site=site)
 
-    def _repr_html_(self) -> str:
-        from .jupyter.reprs import entry_html
-
-        return entry_html(self)
+    def _repr_html_(self) -> str | None:
+        return html("entry", self)
 
     def matches(self, topics: Iterable[str] = (), sites: Iterable[str] = (),
                 names: Iterable[str] = ()) -> bool:
@@ -153,10 +152,8 @@ def selects(topics: Iterable[str], sites: Iterable[str], names: Iterable[str],
 class EntryList(list[Entry]):
     """Entries published together (what ``publish`` of several paths returns)."""
 
-    def _repr_html_(self) -> str:
-        from .jupyter.reprs import entries_html
-
-        return entries_html(self)
+    def _repr_html_(self) -> str | None:
+        return html("entries", self)
 
 
 def find_entry(site: str, entries: Mapping[str, Entry], rest: str) -> tuple[Entry, str]:

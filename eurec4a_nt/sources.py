@@ -21,6 +21,7 @@ import fsspec
 from intake.source.base import DataSource, Schema
 
 from . import __version__
+from .display import html
 from .errors import NotFound
 from .formats import XARRAY_FORMATS
 from .series import Product, stamp_of, time_range
@@ -54,10 +55,8 @@ class EntrySource(DataSource):
     #: Not intake's YAML display, which IPython would ask before the HTML repr below.
     _ipython_display_ = None  # type: ignore[assignment]
 
-    def _repr_html_(self) -> str:
-        from .jupyter.reprs import source_html
-
-        return source_html(self)
+    def _repr_html_(self) -> str | None:
+        return html("source", self)
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:

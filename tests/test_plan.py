@@ -15,9 +15,9 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.stores.local import LocalStore
 from eurec4a_nt.sync import plan
-from eurec4a_nt.sync.links import retry_delay
+from eurec4a_nt.sync.handshake import retry_delay
 from eurec4a_nt.sync.partials import Partials
-from eurec4a_nt.sync.session import Selection, Subscription
+from eurec4a_nt.sync.policy import Selection, Subscription
 from eurec4a_nt.sync.wire import DELTA, PIECE, RAW, ZSTD, Piece, decode, encode, pieces
 
 

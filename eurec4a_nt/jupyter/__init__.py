@@ -1,9 +1,10 @@
 """Notebook support: the catalog browser widget (:mod:`.browser`), HTML reprs
 (:mod:`.reprs`) and site servers for the worked notebooks (:mod:`.demo`).
 
-Importing this package registers the HTML repr of eurec4a-nt intake catalogs with the
-running IPython, if there is one (:func:`register_catalog_repr`); it imports neither
-IPython nor anywidget itself.
+Importing this package registers the HTML views of entries and data sources
+(:mod:`eurec4a_nt.display`) and those of eurec4a-nt intake catalogs with the running
+IPython, if there is one (:func:`register_catalog_repr`); it imports neither IPython
+nor anywidget itself. ``import eurec4a_nt`` imports it when IPython is running.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .reprs import catalog_html
+from .. import display
+from .reprs import catalog_html, entries_html, entry_html, source_html
 
 __all__ = ["register_catalog_repr"]
 
@@ -50,4 +52,7 @@ def register_catalog_repr() -> bool:
     return True
 
 
+display.register("entry", entry_html)
+display.register("entries", entries_html)
+display.register("source", source_html)
 register_catalog_repr()

@@ -19,7 +19,8 @@ from ..manifests import Span, children
 from ..node import Node
 from ..tasks import consume
 from . import plan
-from .session import READ, Session
+from .outbox import Priority
+from .session import Session
 
 #: A read gives up (pending) when the peer sent nothing for this long.
 STALL_TIMEOUT = 30.0
@@ -46,9 +47,11 @@ class Reads:
                 self._waiters[oid] = loop.create_future()
                 ask.append(oid)
             futures.append(self._waiters[oid])
-        for oid in [o for o in ask if self.node.store.objects.has(o)]:  # arrived meanwhile
-            ask.remove(oid)
-            self._waiters.pop(oid).set_result(None)
+        if ask:
+            lacking = set(await asyncio.to_thread(self.node.store.objects.missing, ask))
+            for oid in [o for o in ask if o not in lacking]:  # arrived meanwhile
+                ask.remove(oid)
+                self._waiters.pop(oid).set_result(None)
         if ask:
             session = self.route(site)
             if session is None and (site is None or site not in self.node.store.sites()):
@@ -59,7 +62,8 @@ class Reads:
             else:
                 self._asked.update((oid, session) for oid in ask)
                 self._spans.update((oid, span) for oid, span in (spans or {}).items() if oid in ask)
-                session.want(plan.Wants(shallow=ask, spans=dict(spans or {})), READ, site, hops)
+                wants = plan.Wants(shallow=ask, spans=dict(spans or {}))
+                await session.perform(session.core.want(wants, Priority.READ, site, hops))
         while True:  # as long as the peer keeps sending
             done, pending = await asyncio.wait(futures, timeout=STALL_TIMEOUT)
             if not pending:
@@ -85,17 +89,18 @@ class Reads:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
 
-    async def arrived(self, session: Session, oid: ObjectId) -> None:
-        """After ``oid`` arrived from ``session``: if it is a record asked for with a
-        byte span, its peer sends that span's blocks along; readers wait for them
-        rather than ask again."""
+    async def arrived(self, session: Session, oid: ObjectId, data: bytes) -> None:
+        """After ``oid`` (its bytes ``data``) arrived from ``session``: if it is a record
+        asked for with a byte span, its peer sends that span's blocks along; readers
+        wait for them rather than ask again."""
         span = self._spans.pop(oid, None)
         if span is None:
             return
-        data = await asyncio.to_thread(self.node.store.objects.get, oid)
+        blocks = [block for block, _ in children(data, span)]
+        lacking = set(await asyncio.to_thread(self.node.store.objects.missing, blocks))
         loop = asyncio.get_running_loop()
-        for block, _ in children(data, span):
-            if block not in self._waiters and not self.node.store.objects.has(block):
+        for block in blocks:
+            if block not in self._waiters and block in lacking:
                 self._waiters[block] = loop.create_future()
                 self._waiters[block].add_done_callback(consume)
                 self._asked[block] = session

@@ -1,0 +1,69 @@
+"""What a :class:`~.core.Peer` asks its session to do: the actions it returns.
+
+A session carries out :class:`Say` itself and hands the others to the site's
+exchange; each names the core method to report the outcome to, where there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ids import ObjectId
+from .outbox import Follow, Priority
+from .wire import message
+
+
+@dataclass(frozen=True)
+class Say:
+    """Send a control message to the peer (before any further object piece)."""
+
+    kind: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        return message(self.kind, **self.body)
+
+
+@dataclass(frozen=True)
+class Keep:
+    """An object arrived whole (``payload`` encoded as ``encoding``, maybe as a delta
+    against ``base``): decode, verify and store it, then report :meth:`Peer.stored`."""
+
+    oid: ObjectId
+    encoding: int
+    payload: bytes
+    base: ObjectId | None
+
+
+@dataclass(frozen=True)
+class Relay:
+    """The peer wants objects not held here: fetch them from ``site`` (at most
+    ``hops - 1`` links away), then queue them with :meth:`Peer.relayed`."""
+
+    ids: list[ObjectId]
+    follow: dict[ObjectId, Follow]
+    spans: dict[ObjectId, tuple[int, int]]
+    bases: dict[ObjectId, ObjectId]
+    priority: Priority
+    hops: int
+    site: str | None
+
+
+@dataclass(frozen=True)
+class Receive:
+    """Verify and keep commits the peer sent, then :meth:`Peer.received_commits`."""
+
+    raws: list[bytes]
+
+
+@dataclass(frozen=True)
+class Lacking:
+    """The peer does not hold ``ids`` (``pending``: it waits for them itself)."""
+
+    ids: list[ObjectId]
+    held_at: str
+    pending: bool
+
+
+Action = Say | Keep | Relay | Receive | Lacking

@@ -1,0 +1,253 @@
+"""The sync protocol of one connection as a state machine without I/O.
+
+A :class:`Peer` holds what one side knows of the other (log heads, subscription,
+resume points, whether bulk may flow) and what it still has to send (its
+:class:`~.outbox.Outbox`). Events go in as method calls, with whatever the store
+answered passed in as values (which of some ids are held, an object's bytes); the
+methods return :data:`Action` s for the session to carry out. Nothing here touches a
+socket, a clock, a thread or a store, so every rule is tested with plain values
+(``tests/test_sync_core.py``); docs/design-notes.md lists the events and actions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..entries import Entry, check_topics
+from ..ids import ObjectId
+from ..log import Commit
+from .actions import Action, Keep, Lacking, Receive, Relay, Say
+from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
+from .outbox import Follow, Outbox, Priority, SendItem
+from .partials import Partials, Resume
+from .plan import Wants
+from .policy import Subscription, pushed, rank
+from .wire import DELTA, Piece, pieces
+
+_COMMIT_BATCH = 256 << 10
+_WANT_BATCH = 2000
+
+
+
+
+def parse_partials(body: Mapping[str, Any]) -> dict[ObjectId, Resume]:
+    """``{id: [encoding, base or null, offset]}`` -> parsed resume points."""
+    return {ObjectId.parse(k): (int(v[0]), ObjectId.parse(v[1]) if v[1] else None, int(v[2]))
+            for k, v in body.items()}
+
+
+class Peer:
+    """One connected peer, the same on both ends of a link.
+
+    ``options`` are what the peer said in the handshake: its log ``heads``, what it
+    subscribes to, its resume points and, from a dialling peer, how it wants to be
+    served (topic priority, essential topics, rate cap, whether bulk may flow,
+    topics it pushes). ``link`` is the link's configuration on the dialling side.
+    """
+
+    def __init__(self, peer: str, link: LinkConfig | None, options: Mapping[str, Any],
+                 partials: Partials, bulk: bool = True) -> None:
+        self.peer = peer
+        self.link = link
+        self.partials = partials
+        self.heads = {str(k): int(v) for k, v in (options.get("heads") or {}).items()}
+        self.wants = Subscription.from_json(options.get("subscribe") or {})
+        self.ready = "heads" in options  # until the peer says what it has, send no commits
+        self.resume = parse_partials(options.get("partials") or {})
+        self.push_topics: tuple[str, ...] = ()
+        if link is not None:
+            self.priority, self.essential, self.rate = link.priority, link.essential, link.up_rate
+            self.bulk, self.compress = bulk, link.compress
+        else:
+            self.priority = tuple(options.get("priority") or DEFAULT_PRIORITY)
+            self.essential = tuple(options.get("essential") or DEFAULT_ESSENTIAL)
+            self.rate = int(options["rate"]) if options.get("rate") else None
+            self.bulk, self.compress = bool(options.get("bulk", True)), True
+            self.push_topics = check_topics(options.get("push") or [])
+        self.outbox = Outbox()
+        self.deep_incoming: set[ObjectId] = set()
+
+    # -- commits -----------------------------------------------------------------------
+
+    def behind(self, heads: Mapping[str, int]) -> dict[str, int]:
+        """Sites whose commits the peer lacks, with the last seq it holds (nothing
+        before it said what it has)."""
+        if not self.ready:
+            return {}
+        return {site: self.heads.get(site, 0) for site, seq in heads.items()
+                if seq > self.heads.get(site, 0) and site != self.peer}
+
+    def send_commits(self, commits: Iterable[Commit]) -> list[Say]:
+        """Send commits the peer lacks (from :meth:`behind`), in batches, oldest first."""
+        out, batch, size = [], [], 0
+        for commit in commits:
+            batch.append(commit.raw.decode())
+            size += len(commit.raw)
+            self.heads[commit.site] = max(self.heads.get(commit.site, 0), commit.seq)
+            if size > _COMMIT_BATCH:
+                out.append(Say("commits", {"raws": batch}))
+                batch, size = [], 0
+        if batch:
+            out.append(Say("commits", {"raws": batch}))
+        return out
+
+    # -- entries -----------------------------------------------------------------------
+
+    def pushes(self, entry: Entry) -> bool:
+        """Whether the peer gets ``entry`` unasked (see :func:`.policy.pushed`)."""
+        return pushed(entry, self.peer, self.link, self.wants)
+
+    def rank(self, entry: Entry) -> tuple[Priority, tuple[Any, ...]]:
+        return rank(entry, self.essential, self.priority)
+
+    def push(self, entry: Entry, new: bool) -> list[Action]:
+        """Send an entry held whole here: all of it if ``new``, else only its root (the
+        peer asks for the blocks it lacks, naming delta bases)."""
+        priority, key = self.rank(entry)
+        self.outbox.queue([entry.root], priority, key, follow=Follow.ALL if new else Follow.NOTHING)
+        return [Say("pushing", {"roots": [entry.root]})] if new else []
+
+    def want(self, wants: Wants, priority: Priority, site: str | None = None, hops: int = 1) -> list[Action]:
+        """Ask the peer for objects (in batches), resuming partial transfers."""
+        every = wants.shallow + wants.deep
+        resume = {oid: list(spec) for oid, spec in self.partials.specs(every).items()}
+        deep = set(wants.deep)
+        out: list[Action] = []
+        for i in range(0, len(every), _WANT_BATCH):
+            part = every[i:i + _WANT_BATCH]
+            out.append(Say("want", {
+                "ids": part, "deep": [o for o in part if o in deep], "site": site, "hops": hops,
+                "bases": {k: v for k, v in wants.bases.items() if k in part},
+                "spans": {k: list(v) for k, v in wants.spans.items() if k in part},
+                "resume": {k: v for k, v in resume.items() if k in part}, "class": priority.wire}))
+        self.deep_incoming.update(wants.deep)
+        return out
+
+    # -- messages from the peer --------------------------------------------------------
+
+    @staticmethod
+    def to_check(body: Mapping[str, Any]) -> list[ObjectId]:
+        """The ids whose presence here :meth:`receive` needs for ``body``."""
+        if body.get("type") != "want":
+            return []
+        return [ObjectId.parse(i) for i in body.get("ids") or []]
+
+    def receive(self, body: Mapping[str, Any], held: set[ObjectId] | frozenset[ObjectId] = frozenset()) -> list[Action]:
+        """A control message from the peer; ``held``: which of :meth:`to_check` are here.
+
+        Raises KeyError, ValueError or TypeError (or :class:`~eurec4a_nt.errors.BadInput`)
+        for a malformed message; nothing is changed then.
+        """
+        kind = body["type"]
+        if kind == "commits":
+            return self._on_commits(body)
+        if kind == "heads":
+            for site, seq in (body.get("heads") or {}).items():
+                self.heads[str(site)] = max(self.heads.get(str(site), 0), int(seq))
+        elif kind == "subscribe":
+            self.wants = Subscription.from_json(body)
+        elif kind == "limits":
+            self.bulk = bool(body.get("bulk", True))
+        elif kind == "pushing":
+            self.deep_incoming.update(ObjectId.parse(r) for r in body.get("roots") or [])
+        elif kind == "want":
+            return self._on_want(body, held)
+        elif kind == "lack":
+            return [Lacking([ObjectId.parse(i) for i in body.get("ids") or []],
+                            str(body.get("held_at") or ""), bool(body.get("pending")))]
+        elif kind == "have":
+            self.outbox.had(ObjectId.parse(i) for i in body.get("ids") or [])
+        else:
+            raise ValueError(f"unknown message type {kind!r}")
+        return []
+
+    def _on_commits(self, body: Mapping[str, Any]) -> list[Action]:
+        raws = [str(r).encode() for r in body.get("raws") or []]
+        for raw in raws:  # the peer has them: never echo them back
+            try:
+                head = json.loads(raw)
+                self.heads[head["site"]] = max(self.heads.get(head["site"], 0), int(head["seq"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return [Receive(raws)]
+
+    def received_commits(self, heads: Mapping[str, int]) -> list[Action]:
+        """After the peer's commits were kept: tell it how far this site got."""
+        return [Say("heads", {"heads": dict(heads)})]
+
+    def _on_want(self, body: Mapping[str, Any], held: set[ObjectId] | frozenset[ObjectId]) -> list[Action]:
+        ids = [ObjectId.parse(i) for i in body.get("ids") or []]
+        follow = {ObjectId.parse(i): Follow.ALL for i in body.get("deep") or []}
+        spans = {ObjectId.parse(k): (int(v[0]), int(v[1])) for k, v in (body.get("spans") or {}).items()}
+        follow.update((oid, Follow.within(span)) for oid, span in spans.items())
+        bases = {ObjectId.parse(k): ObjectId.parse(v) for k, v in (body.get("bases") or {}).items()}
+        self.resume.update(parse_partials(body.get("resume") or {}))
+        priority = Priority.from_wire(body.get("class"))
+        if priority is Priority.READ:  # a reader lacks them: the peer lost or evicted what it had
+            self.outbox.resend(ids)
+        for oid in (o for o in ids if o in held):
+            f = follow.get(oid, Follow.NOTHING)
+            self.outbox.queue([oid], priority, (), bases, f.for_reader() if priority is Priority.READ else f)
+        absent = [oid for oid in ids if oid not in held]
+        if not absent:
+            return []
+        return [Relay(absent, follow, spans, bases, priority, int(body.get("hops", 1)), body.get("site"))]
+
+    def relayed(self, relay: Relay) -> None:
+        """The objects of ``relay`` are held here now: queue them for the peer."""
+        for oid in relay.ids:
+            self.outbox.queue([oid], relay.priority, (), relay.bases, relay.follow.get(oid, Follow.NOTHING))
+
+    def piece(self, piece: Piece, held: bool) -> list[Action]:
+        """A piece of an object arrived; ``held``: whether the object is here already."""
+        if held:
+            return [Say("have", {"ids": [piece.oid]})] if piece.offset == 0 else []
+        payload = self.partials.assemble(piece)
+        if payload is None:
+            return []
+        return [Keep(piece.oid, piece.encoding, payload, piece.base)]
+
+    def stored(self, oid: ObjectId) -> bool:
+        """An object from the peer was stored; True if the peer follows it with
+        everything below (then tell it with :meth:`held_below` what is here already)."""
+        if oid in self.deep_incoming:
+            self.deep_incoming.discard(oid)
+            return True
+        return False
+
+    @staticmethod
+    def held_below(ids: list[ObjectId]) -> list[Action]:
+        return [Say("have", {"ids": ids})] if ids else []
+
+    def limits(self, bulk: bool) -> list[Say]:
+        """This side's budget now allows bulk (or not): tell the peer if that changed."""
+        if bulk == self.bulk:
+            return []
+        self.bulk = bulk
+        return [Say("limits", {"bulk": bulk})]
+
+    # -- sending objects -----------------------------------------------------------------
+
+    def next_item(self) -> SendItem | None:
+        """What to send a piece of now (None: nothing, or only bulk while it is held back)."""
+        return self.outbox.next(self.bulk)
+
+    def encoding_of(self, item: SendItem) -> tuple[ObjectId | None, Resume | None]:
+        """The delta base to encode ``item`` against (if held), and where the peer
+        resumes it."""
+        resume = self.resume.pop(item.oid, None)
+        return (resume[1] if resume else item.base), resume
+
+    def cut(self, item: SendItem, data: bytes, base: ObjectId | None, encoding: int, payload: bytes,
+            resume: Resume | None) -> None:
+        """``item`` was read (``data``) and encoded: cut it into the pieces to send."""
+        start = resume[2] if resume and resume[0] == encoding and resume[2] < len(payload) else 0
+        chunks = pieces(item.oid, encoding, base if encoding == DELTA else None, payload, start)
+        self.outbox.begin(item, chunks, item.follow.after(data))
+
+    def missing(self, item: SendItem) -> list[Action]:
+        """``item`` is not held here (evicted meanwhile): tell the peer."""
+        self.outbox.drop(item.oid)
+        return [Say("lack", {"ids": [item.oid], "held_at": ""})]

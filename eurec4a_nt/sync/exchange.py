@@ -1,0 +1,265 @@
+"""What a site exchanges with all its connected peers.
+
+The :class:`Exchange` turns the site's events (commits appended, objects stored,
+prefetch rules changed) and each session's start, actions and end into calls on the
+sessions' cores, after asking the store what they need to know off the event loop:
+it pushes what peers subscribe to once it is held whole, asks for what this site
+lacks of what it subscribes to, stores what arrives, relays wants, hands a dropped
+session's queue to the next one, and keeps each link within its traffic budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from ..entries import Entry
+from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
+from ..ids import ObjectId
+from ..log import Commit
+from ..manifests import held_below
+from ..node import Node
+from ..stores.base import ObjectStore
+from ..tasks import spawn
+from . import answers, plan
+from .actions import Action, Keep, Lacking, Receive, Relay, Say
+from .budget import Traffic, bulk_allowed
+from .config import LinkConfig
+from .outbox import Priority, SendItem
+from .policy import PushWaits, Selection, Subscription, subscription
+from .reads import Reads
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+
+class Exchange:
+    """The sessions of one site, and what flows over them."""
+
+    def __init__(self, node: Node, reads: Reads) -> None:
+        self.node = node
+        self.reads = reads
+        self.sessions: dict[str, Session] = {}
+        self.traffic = Traffic()
+        self._waits: PushWaits[Session] = PushWaits()
+        self._roots: dict[ObjectId, Entry] | None = None
+        self._complete: set[ObjectId] = set()
+        self._backlog: dict[str, list[SendItem]] = {}
+        self._commits = asyncio.Lock()
+        node.listen("commits", lambda commits: self._spawn(self._on_commits()))
+        node.listen("objects", self._on_objects)
+        node.listen("rules", lambda rules: self._spawn(self._on_rules()))
+
+    @staticmethod
+    def _spawn(work: Coroutine[Any, Any, None]) -> None:
+        spawn(work)
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.node.store.objects
+
+    # -- sessions starting and ending --------------------------------------------------
+
+    def subscription(self, link: LinkConfig | None, peer: str, peer_push: tuple[str, ...]) -> Subscription:
+        rules = [Selection(r.topics, r.sites, r.names) for r in self.node.rules()]
+        return subscription(rules, link, peer, peer_push)
+
+    def bulk_allowed(self, link: LinkConfig) -> bool:
+        """Whether the link's daily budget leaves room for bulk transfers today."""
+        sent, received = self.node.index.traffic(link.name)
+        return bulk_allowed(link.budget, sent + received + self.traffic.pending(link.name))
+
+    async def started(self, session: Session) -> None:
+        """Link up: replace an older session to the same peer, take over what it still
+        had to send, send the commits the peer lacks and the entries it subscribes to,
+        ask for what this site lacks, and send wants recorded while the peer was away."""
+        old = self.sessions.get(session.peer)
+        if old is not None and old is not session:
+            spawn(old.ws.close())
+        self.sessions[session.peer] = session
+        session.core.outbox.take(self._backlog.pop(session.peer, []))
+        if not session.core.ready:
+            return
+        sent = await self._send_commits(session)
+        await self._push_entries(session, sent)
+        await self._complete_from(session, self.node.entries())
+        pending = [w for w in self.node.index.wants()
+                   if w.site in (session.peer, "") or session.link is not None]
+        if pending:
+            spans = {w.id: (w.span[0], w.span[1]) for w in pending if w.span}
+            await session.perform(session.core.want(plan.Wants(shallow=[w.id for w in pending], spans=spans),
+                                                    Priority.READ, hops=2))
+
+    def ended(self, session: Session) -> None:
+        """Link down: count its traffic, fail reads waiting on it, and keep what it still
+        had to send for the next session to the peer or, if a newer one already runs,
+        for that one (never for a later one, which would send again what the newer
+        session delivered meanwhile)."""
+        self._flush(session)
+        items = session.core.outbox.hand_over()
+        current = self.sessions.get(session.peer)
+        if current is session:
+            del self.sessions[session.peer]
+            self._backlog[session.peer] = items
+        elif current is not None:
+            current.core.outbox.take(items)
+            current.wake.set()
+        else:
+            self._backlog[session.peer] = items
+        self.reads.session_ended(session)
+
+    # -- commits and pushes ------------------------------------------------------------
+
+    async def _send_commits(self, session: Session) -> list[Commit]:
+        """Send the peer every commit it lacks; return them."""
+        async with self._commits:
+            heads = await asyncio.to_thread(self.node.store.heads)
+            commits = await asyncio.to_thread(answers.commits_after, self.node.store, session.core.behind(heads))
+            await session.perform(list(session.core.send_commits(commits)))
+        return commits
+
+    async def _push_entries(self, session: Session, commits: list[Commit]) -> None:
+        entries = [change.entry.with_site(commit.site) for commit in commits for change in commit.changes
+                   if change.entry is not None]
+        entries = [e for e in entries if session.core.pushes(e)]
+        if not entries:
+            return
+        fresh = [e for e in entries if not self._waits.waits(e.root)]
+        for root, lacking in (await asyncio.to_thread(answers.lacking, fresh, self.store)).items():
+            if not self._waits.waits(root):
+                self._waits.add(root, lacking)
+        for entry in entries:
+            if self._waits.waits(entry.root):
+                self._waits.hold(session, entry)
+            else:
+                await self._push(session, entry)
+
+    async def _push(self, session: Session, entry: Entry) -> None:
+        new = self.node.store.state(entry.site).previous.get(entry.name) is None
+        await session.perform(session.core.push(entry, new))
+
+    async def _on_commits(self) -> None:
+        self._roots = None
+        for session in list(self.sessions.values()):
+            await self._push_entries(session, await self._send_commits(session))
+
+    def _on_objects(self, oids: list[ObjectId]) -> None:
+        for oid in oids:
+            self.reads.stored(oid)
+            for requester in self.node.index.wanted_by(oid):
+                if requester in self.sessions:
+                    self.sessions[requester].core.outbox.queue([oid], Priority.READ)
+                    self.sessions[requester].wake.set()
+        unblocked = self._waits.unblocked(oids)
+        if unblocked:
+            spawn(self._push_unblocked(unblocked))
+
+    async def _push_unblocked(self, unblocked: list[Entry]) -> None:
+        """Push entries that waited for objects, if they are whole now."""
+        for root, lacking in (await asyncio.to_thread(answers.lacking, unblocked, self.store)).items():
+            self._waits.add(root, lacking)
+            if lacking:
+                continue
+            for session, entry in self._waits.release(root):
+                if self.sessions.get(session.peer) is session:
+                    await self._push(session, entry)
+
+    async def _on_rules(self) -> None:
+        self._complete.clear()
+        for session in list(self.sessions.values()):
+            mine = self.subscription(session.link, session.peer, session.core.push_topics)
+            session.tell([Say("subscribe", mine.to_json())])
+            await self._complete_from(session, self.node.entries())
+
+    # -- completing entries ------------------------------------------------------------
+
+    async def _complete_from(self, session: Session, entries: Iterable[Entry]) -> None:
+        """Ask the peer for every object this site lacks of the entries it subscribes to."""
+        core = session.core
+        chosen = self.subscription(session.link, session.peer, core.push_topics)
+        todo = sorted((e for e in entries if e.site != self.node.site and e.root not in self._complete
+                       and e.root not in core.deep_incoming and chosen.selects(e)),
+                      key=lambda e: plan.priority_key(e, core.priority))
+        if not todo:
+            return
+
+        by_priority: dict[Priority, plan.Wants] = {}
+        for entry, wants in await asyncio.to_thread(answers.rounds, todo, self.node.store):
+            if not wants:
+                self._complete.add(entry.root)
+                continue
+            by_priority.setdefault(core.rank(entry)[0], plan.Wants()).extend(wants)
+        for priority, wants in sorted(by_priority.items()):
+            await session.perform(core.want(wants, priority))
+
+    def entry_of_root(self, root: ObjectId) -> Entry | None:
+        if self._roots is None:
+            self._roots = {e.root: e for e in self.node.entries()}
+        return self._roots.get(root)
+
+    # -- actions of sessions -----------------------------------------------------------
+
+    async def act(self, session: Session, action: Action) -> None:
+        if isinstance(action, Keep):
+            await self._keep(session, action)
+        elif isinstance(action, Relay):
+            spawn(self._relay(session, action))
+        elif isinstance(action, Receive):
+            await self.node.receive(action.raws)
+            await session.perform(session.core.received_commits(self.node.store.heads()))
+        elif isinstance(action, Lacking):
+            self.reads.lacking(session, action.ids, action.held_at, action.pending)
+
+    async def _keep(self, session: Session, keep: Keep) -> None:
+        """Decode, verify and store an object that arrived, then follow up on it."""
+        try:
+            data = await asyncio.to_thread(answers.decoded, self.store, keep)
+            await self.node.put_objects([(keep.oid, data)])
+        except (Corrupt, BadInput) as exc:
+            log.warning("%s: dropped %s: %s", session.name, keep.oid.short, exc)
+            self.reads.failed(keep.oid, exc)
+            return
+        await self.reads.arrived(session, keep.oid, data)
+        if session.core.stored(keep.oid):
+            held = await asyncio.to_thread(held_below, keep.oid, self.store)
+            await session.perform(session.core.held_below(held))
+            return
+        entry = self.entry_of_root(keep.oid)
+        if entry is not None:
+            await self._complete_from(session, [entry])
+
+    async def _relay(self, session: Session, relay: Relay) -> None:
+        """Fetch what the peer wants from the site holding it, then send it on."""
+        try:
+            if relay.hops <= 1:
+                raise ObjectMissing("not held here")
+            await self.node.ensure(relay.ids, relay.site, relay.hops - 1, relay.spans)
+        except Pending as exc:
+            self.node.index.want(relay.ids, relay.site or "", session.peer, relay.spans)
+            session.tell([Say("lack", {"ids": relay.ids, "held_at": exc.held_at, "pending": True})])
+            return
+        except NTError:
+            session.tell([Say("lack", {"ids": relay.ids, "held_at": ""})])
+            return
+        session.core.relayed(relay)
+        session.wake.set()
+
+    # -- traffic and budgets -----------------------------------------------------------
+
+    def count(self, session: Session, sent: int, received: int) -> None:
+        if self.traffic.add(session.name, sent, received):
+            self._flush(session)
+
+    def _flush(self, session: Session) -> None:
+        counts = self.traffic.take(session.name)
+        if counts.total:
+            self.node.index.count_traffic(session.name, counts.sent, counts.received)
+        if session.link is not None and session.link.budget:
+            session.tell(session.core.limits(self.bulk_allowed(session.link)))
+
+    def label(self, oid: ObjectId) -> str:
+        """How a queued object is shown: the path of the entry it is the root of."""
+        entry = self.entry_of_root(oid)
+        return entry.path if entry else f"object {oid.short}"

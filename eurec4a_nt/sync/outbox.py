@@ -1,0 +1,221 @@
+"""What one side of a link still has to send, in the order it sends it.
+
+Objects are queued with a :class:`Priority` (reads first, then essential topics, then
+bulk) and a rank within it (the link's topic order, small and new before large and
+old); the sender takes the first item, cuts it into pieces and sends them one by one,
+so an urgent object overtakes a large one within one piece. Each item names what
+:class:`Follow` s it: after an object, what it points to may be sent too.
+
+No I/O here: the session reads and encodes objects and hands the pieces in.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Any, ClassVar
+
+from ..ids import ObjectId
+from ..manifests import Span, children, zarr_metadata
+from .wire import Piece
+
+
+class Priority(IntEnum):
+    """How urgent an object is; a lower value is sent first."""
+
+    READ = 0  #: a reader is waiting for it
+    ESSENTIAL = 1  #: of an essential topic: flows even when the budget is spent
+    BULK = 2  #: everything else: held back when the link's budget is spent
+
+    @property
+    def wire(self) -> str:
+        """The name a want message carries."""
+        return self.name.lower()
+
+    @classmethod
+    def from_wire(cls, name: object) -> Priority:
+        """The priority a want message names (bulk for anything unknown)."""
+        return {"read": cls.READ, "essential": cls.ESSENTIAL}.get(str(name), cls.BULK)
+
+
+class FollowKind(Enum):
+    NOTHING = "nothing"
+    ALL = "all"  #: everything below the object
+    METADATA = "metadata"  #: the metadata documents of a zarr manifest
+    SPAN = "span"  #: the blocks of a file record holding a byte span
+
+
+@dataclass(frozen=True)
+class Follow:
+    """What to send after an object, found from its bytes when it is sent."""
+
+    kind: FollowKind = FollowKind.NOTHING
+    span: Span | None = None
+
+    NOTHING: ClassVar[Follow]
+    ALL: ClassVar[Follow]
+    METADATA: ClassVar[Follow]
+
+    @classmethod
+    def within(cls, span: Span) -> Follow:
+        """The blocks of a record holding bytes ``[start, end)``."""
+        return cls(FollowKind.SPAN, (int(span[0]), int(span[1])))
+
+    def after(self, data: bytes) -> list[tuple[ObjectId, Follow]]:
+        """What follows the object whose bytes are ``data``, as ``(id, follow)``."""
+        if self.kind is FollowKind.METADATA:
+            return [(oid, Follow.NOTHING) for oid in zarr_metadata(data)]
+        if self.kind is FollowKind.NOTHING:
+            return []
+        span = self.span if self.kind is FollowKind.SPAN else None
+        return [(oid, Follow.ALL if deep else Follow.NOTHING) for oid, deep in children(data, span)]
+
+    def for_reader(self) -> Follow:
+        """A reader's want follows the object as asked, else brings a zarr manifest's
+        metadata along (what a reader opening the dataset needs next)."""
+        return self if self.kind is not FollowKind.NOTHING else Follow.METADATA
+
+
+Follow.NOTHING = Follow()
+Follow.ALL = Follow(FollowKind.ALL)
+Follow.METADATA = Follow(FollowKind.METADATA)
+
+_order = itertools.count()
+
+
+@dataclass(frozen=True)
+class SendItem:
+    """An object queued for sending. Items are values: handing one to another outbox
+    keeps its priority, rank and place in line (``seq``)."""
+
+    oid: ObjectId
+    priority: Priority
+    rank: tuple[Any, ...] = ()
+    base: ObjectId | None = None
+    follow: Follow = Follow.NOTHING
+    seq: int = field(default_factory=lambda: next(_order))
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Send order: priority, then rank, then first queued first."""
+        return (self.priority, *self.rank, self.seq)
+
+
+@dataclass
+class Transfer:
+    """An item being sent: its pieces still to go, and what follows it."""
+
+    pieces: list[Piece]
+    after: list[tuple[ObjectId, Follow]]
+
+
+class Outbox:
+    """Objects to send to one peer. Ids already sent or queued are not queued again,
+    except to raise the priority of a queued one."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[tuple[Any, ...], int, SendItem]] = []
+        self._pushes = itertools.count()
+        self.queued: dict[ObjectId, SendItem] = {}
+        self.sent: set[ObjectId] = set()
+        self._transfers: dict[ObjectId, Transfer] = {}
+
+    def __len__(self) -> int:
+        return len(self.queued)
+
+    def add(self, item: SendItem) -> bool:
+        """Queue ``item``; False if its object was sent or is queued as urgently."""
+        if item.oid in self.sent:
+            return False
+        current = self.queued.get(item.oid)
+        if current is not None and current.priority <= item.priority:
+            return False
+        self.queued[item.oid] = item
+        heapq.heappush(self._heap, (item.key, next(self._pushes), item))
+        return True
+
+    def queue(self, oids: Iterable[ObjectId], priority: Priority, rank: tuple[Any, ...] = (),
+              bases: Mapping[ObjectId, ObjectId] | None = None, follow: Follow = Follow.NOTHING) -> bool:
+        """Queue objects alike; True if any was queued."""
+        added = [self.add(SendItem(oid, priority, rank, (bases or {}).get(oid), follow)) for oid in oids]
+        return any(added)
+
+    def next(self, bulk: bool) -> SendItem | None:
+        """The item to send a piece of now (bulk ones only with ``bulk``), or None."""
+        held = []
+        found = None
+        while self._heap:
+            entry = heapq.heappop(self._heap)
+            item = entry[2]
+            if self.queued.get(item.oid) is not item:
+                continue  # cancelled or superseded
+            if item.priority is Priority.BULK and not bulk:
+                held.append(entry)
+                continue
+            found = entry
+            break
+        for entry in held:
+            heapq.heappush(self._heap, entry)
+        if found is not None:
+            heapq.heappush(self._heap, found)  # stays first until its last piece is out
+            return found[2]
+        return None
+
+    def transfer(self, item: SendItem) -> Transfer | None:
+        """The pieces of ``item`` not yet sent, once :meth:`begin` cut them."""
+        return self._transfers.get(item.oid)
+
+    def begin(self, item: SendItem, pieces: list[Piece], after: list[tuple[ObjectId, Follow]]) -> None:
+        """Start sending ``item`` as ``pieces``; ``after`` is what follows it."""
+        self._transfers[item.oid] = Transfer(pieces, after)
+
+    def take_piece(self, item: SendItem) -> tuple[Piece, list[tuple[ObjectId, Follow]] | None]:
+        """The next piece of ``item``; with the last one also what follows it (the
+        item is then sent and leaves the queue)."""
+        transfer = self._transfers[item.oid]
+        piece = transfer.pieces.pop(0)
+        if transfer.pieces:
+            return piece, None
+        del self._transfers[item.oid]
+        if self.queued.get(item.oid) is item:
+            del self.queued[item.oid]
+        self.sent.add(item.oid)
+        return piece, transfer.after
+
+    def follow(self, item: SendItem, held: Iterable[tuple[ObjectId, Follow]]) -> None:
+        """Queue what follows a sent item (those of its follow-ups held here)."""
+        for oid, follow in held:
+            self.add(SendItem(oid, item.priority, item.rank, None, follow))
+
+    def drop(self, oid: ObjectId) -> None:
+        """Forget a queued object (it is not held here after all)."""
+        self.queued.pop(oid, None)
+        self._transfers.pop(oid, None)
+
+    def had(self, oids: Iterable[ObjectId]) -> None:
+        """The peer holds these already: never send them."""
+        for oid in oids:
+            self.drop(oid)
+            self.sent.add(oid)
+
+    def resend(self, oids: Iterable[ObjectId]) -> None:
+        """The peer lost these (a reader lacks them): they may be sent again."""
+        self.sent.difference_update(oids)
+
+    def hand_over(self) -> list[SendItem]:
+        """What is still to send, as the items themselves (for the next session)."""
+        self._transfers.clear()
+        return list(self.queued.values())
+
+    def take(self, items: Iterable[SendItem]) -> None:
+        """Queue items another outbox handed over, as they are."""
+        for item in items:
+            self.add(item)
+
+    def waiting(self, limit: int) -> list[SendItem]:
+        """The first ``limit`` items in send order."""
+        live = (entry for entry in self._heap if self.queued.get(entry[2].oid) is entry[2])
+        return [entry[2] for entry in heapq.nsmallest(limit, live)]

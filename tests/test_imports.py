@@ -1,0 +1,53 @@
+"""The package's modules import each other without circles: read from the source (every
+import, also those inside functions), so no import order can hide one."""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "eurec4a_nt"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules ``path`` imports (``from pkg import module`` counts as the module)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                target = f"{base}.{alias.name}"
+                out.add(target if target in modules else base)
+    return {m for m in out if m in modules and m != name}
+
+
+def graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): imports(p, modules) for p in paths}
+
+
+def test_the_graph_is_read_right() -> None:
+    edges = graph()
+    assert "eurec4a_nt.sync.core" in edges["eurec4a_nt.sync.session"]
+    assert "eurec4a_nt.sync.plan" in edges["eurec4a_nt.sync.answers"]  # from . import plan
+
+
+def test_no_import_circles() -> None:
+    try:
+        graphlib.TopologicalSorter(graph()).prepare()
+    except graphlib.CycleError as exc:
+        raise AssertionError(f"import circle: {' -> '.join(exc.args[1])}") from None
