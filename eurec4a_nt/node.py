@@ -70,7 +70,7 @@ class Node:
         self.traffic = Traffic()
         self.version = 0
         self._changed: asyncio.Condition | None = None
-        self._listeners: dict[str, list[Callable[[Any], None]]] = {}
+        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
         self._evicting = False
         self._damaged: set[ObjectId] = set()
 
@@ -80,7 +80,7 @@ class Node:
 
     # -- events ------------------------------------------------------------------------
 
-    def listen(self, event: str, listener: Callable[[Any], None]) -> None:
+    def listen(self, event: str, listener: Callable[[Any], object]) -> None:
         """Call ``listener`` on ``commits`` (new commits), ``objects`` (ids newly stored)
         or ``rules`` (prefetch rules changed)."""
         self._listeners.setdefault(event, []).append(listener)

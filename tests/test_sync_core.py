@@ -21,7 +21,16 @@ from eurec4a_nt.sync.core import Peer
 from eurec4a_nt.sync.outbox import Follow, FollowKind, Outbox, Priority, SendItem
 from eurec4a_nt.sync.partials import Partials
 from eurec4a_nt.sync.plan import Wants
-from eurec4a_nt.sync.policy import PushWaits, Selection, Subscription, pushed, route, subscription
+from eurec4a_nt.sync.policy import (
+    PushWaits,
+    Selection,
+    Subscription,
+    by_priority,
+    pushed,
+    route,
+    subscription,
+    to_complete,
+)
 from eurec4a_nt.sync.wire import PIECE, RAW, pieces
 
 
@@ -204,6 +213,23 @@ def test_a_site_subscribes_to_its_rules_the_links_prefetch_and_what_a_dialler_pu
     dialled = subscription([], None, "RV-Meteor", ("quicklook",))
     assert dialled.selects(entry("ql.png", ("quicklook",)))
     assert not dialled.selects(entry("ql.png", ("quicklook",), site="BCO"))
+
+
+def test_prefetch_checks_other_sites_subscribed_entries_most_urgent_first() -> None:
+    big = entry("big.nc", ("sondes",), size=10_000)
+    small = entry("small.nc", ("sondes",), size=10)
+    plan_doc = entry("plan.pdf", ("planning",), size=10**6)
+    own = entry("own.nc", ("sondes",), site="OPS")
+    done = entry("done.nc", ("sondes",))
+    chosen = Subscription([Selection(("sondes", "planning"))])
+    todo = to_complete([big, own, done, small, plan_doc, entry("raw", ("raw",))], "OPS", chosen, {done.root},
+                       ("planning", "sondes"))
+    assert todo == [plan_doc, small, big]
+    core = peer(options={"heads": {}, "essential": ["planning"]})
+    rounds = [(big, Wants(shallow=[oid("b1")])), (plan_doc, Wants(deep=[plan_doc.root])), (small, Wants())]
+    merged = by_priority(rounds, core.rank)
+    assert [(p, w.shallow, w.deep) for p, w in merged] == [(Priority.ESSENTIAL, [], [plan_doc.root]),
+                                                          (Priority.BULK, [oid("b1")], [])]
 
 
 def test_wants_go_in_batches_with_resume_points() -> None:

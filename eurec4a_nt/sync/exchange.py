@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from ..entries import Entry
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
@@ -28,7 +27,7 @@ from .actions import Action, Keep, Lacking, Receive, Relay, Say
 from .budget import Traffic, bulk_allowed
 from .config import LinkConfig
 from .outbox import Priority, SendItem
-from .policy import PushWaits, Selection, Subscription, subscription
+from .policy import PushWaits, Selection, Subscription, by_priority, subscription, to_complete
 from .reads import Reads
 from .session import Session
 
@@ -44,17 +43,14 @@ class Exchange:
         self.sessions: dict[str, Session] = {}
         self.traffic = Traffic()
         self._waits: PushWaits[Session] = PushWaits()
+        self._watchers: list[set[ObjectId]] = []
         self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._backlog: dict[str, list[SendItem]] = {}
         self._commits = asyncio.Lock()
-        node.listen("commits", lambda commits: self._spawn(self._on_commits()))
+        node.listen("commits", lambda commits: spawn(self._on_commits()))
         node.listen("objects", self._on_objects)
-        node.listen("rules", lambda rules: self._spawn(self._on_rules()))
-
-    @staticmethod
-    def _spawn(work: Coroutine[Any, Any, None]) -> None:
-        spawn(work)
+        node.listen("rules", lambda rules: spawn(self._on_rules()))
 
     @property
     def store(self) -> ObjectStore:
@@ -127,7 +123,7 @@ class Exchange:
         if not entries:
             return
         fresh = [e for e in entries if not self._waits.waits(e.root)]
-        for root, lacking in (await asyncio.to_thread(answers.lacking, fresh, self.store)).items():
+        for root, lacking in (await self._lacking(fresh)).items():
             if not self._waits.waits(root):
                 self._waits.add(root, lacking)
         for entry in entries:
@@ -145,7 +141,23 @@ class Exchange:
         for session in list(self.sessions.values()):
             await self._push_entries(session, await self._send_commits(session))
 
+    async def _lacking(self, entries: list[Entry]) -> dict[ObjectId, list[ObjectId]]:
+        """What the entries lack here, asked off the loop; asked again if some of it
+        was stored meanwhile (a push must neither wait for an object already here nor
+        go out before what the stored root points to is checked)."""
+        while True:
+            stored: set[ObjectId] = set()
+            self._watchers.append(stored)
+            try:
+                lacking = await asyncio.to_thread(answers.lacking, entries, self.store)
+            finally:
+                self._watchers.remove(stored)
+            if not any(stored.intersection(ids) for ids in lacking.values()):
+                return lacking
+
     def _on_objects(self, oids: list[ObjectId]) -> None:
+        for watcher in self._watchers:
+            watcher.update(oids)
         for oid in oids:
             self.reads.stored(oid)
             for requester in self.node.index.wanted_by(oid):
@@ -158,7 +170,7 @@ class Exchange:
 
     async def _push_unblocked(self, unblocked: list[Entry]) -> None:
         """Push entries that waited for objects, if they are whole now."""
-        for root, lacking in (await asyncio.to_thread(answers.lacking, unblocked, self.store)).items():
+        for root, lacking in (await self._lacking(unblocked)).items():
             self._waits.add(root, lacking)
             if lacking:
                 continue
@@ -179,20 +191,12 @@ class Exchange:
         """Ask the peer for every object this site lacks of the entries it subscribes to."""
         core = session.core
         chosen = self.subscription(session.link, session.peer, core.push_topics)
-        todo = sorted((e for e in entries if e.site != self.node.site and e.root not in self._complete
-                       and e.root not in core.deep_incoming and chosen.selects(e)),
-                      key=lambda e: plan.priority_key(e, core.priority))
-        if not todo:
-            return
-
-        by_priority: dict[Priority, plan.Wants] = {}
-        for entry, wants in await asyncio.to_thread(answers.rounds, todo, self.node.store):
-            if not wants:
-                self._complete.add(entry.root)
-                continue
-            by_priority.setdefault(core.rank(entry)[0], plan.Wants()).extend(wants)
-        for priority, wants in sorted(by_priority.items()):
-            await session.perform(core.want(wants, priority))
+        todo = to_complete(entries, self.node.site, chosen, self._complete | core.deep_incoming, core.priority)
+        if todo:
+            rounds = await asyncio.to_thread(answers.rounds, todo, self.node.store)
+            self._complete.update(entry.root for entry, wants in rounds if not wants)
+            for priority, wants in by_priority(rounds, core.rank):
+                await session.perform(core.want(wants, priority))
 
     def entry_of_root(self, root: ObjectId) -> Entry | None:
         if self._roots is None:

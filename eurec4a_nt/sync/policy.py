@@ -12,7 +12,7 @@ pure rules over entries and link settings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -20,7 +20,7 @@ from ..entries import Entry, check_topics
 from ..ids import ObjectId
 from .config import LinkConfig
 from .outbox import Priority
-from .plan import priority_key
+from .plan import Wants, priority_key
 
 T = TypeVar("T")
 
@@ -89,6 +89,25 @@ def rank(entry: Entry, essential: Iterable[str], priority: Iterable[str]) -> tup
     within them the link's topic order, small before large, new before old."""
     level = Priority.ESSENTIAL if set(entry.topics) & set(essential) else Priority.BULK
     return level, priority_key(entry, priority)
+
+
+def to_complete(entries: Iterable[Entry], own: str, chosen: Subscription, skip: Container[ObjectId],
+                priority: Iterable[str]) -> list[Entry]:
+    """Prefetch: the entries of other sites ``chosen`` selects whose objects to check
+    (all but those with a root in ``skip``), most urgent first."""
+    order = tuple(priority)
+    return sorted((e for e in entries if e.site != own and e.root not in skip and chosen.selects(e)),
+                  key=lambda e: priority_key(e, order))
+
+
+def by_priority(rounds: Iterable[tuple[Entry, Wants]],
+                rank: Callable[[Entry], tuple[Priority, Any]]) -> list[tuple[Priority, Wants]]:
+    """The wants of many entries merged per priority, most urgent first."""
+    merged: dict[Priority, Wants] = {}
+    for entry, wants in rounds:
+        if wants:
+            merged.setdefault(rank(entry)[0], Wants()).extend(wants)
+    return sorted(merged.items())
 
 
 def route(site: str | None, peers: Mapping[str, T], lazy: Callable[[T], bool]) -> T | None:
