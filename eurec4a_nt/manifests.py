@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from .blockindex import block_index
 from .chunking import MAX_BLOCK, FileRecord
 from .entries import Entry
 from .errors import BadInput, Corrupt, NotFound
@@ -159,7 +160,15 @@ class RefReader:
         return self._blocks
 
     def blocks_for(self, start: int, end: int) -> list[tuple[ObjectId, int, int]]:
-        """The blocks overlapping bytes ``[start, end)``."""
+        """The blocks overlapping bytes ``[start, end)``: of a record, found by bisection
+        in its cached :class:`~eurec4a_nt.blockindex.BlockIndex` (the record is parsed
+        once per process, not per read)."""
+        if self.ref.record and self.ref.data is None:
+            index = block_index(self.ref.id, lambda: record_of(self.ref, self.store.get(self.ref.id)))
+            if index.offsets[-1] != self.ref.size:
+                raise Corrupt(f"file record {self.ref.id.short} holds {index.offsets[-1]} bytes, "
+                              f"but its entry says {self.ref.size}")
+            return index.span(start, end)
         return [b for b in self.blocks if b[1] < end and b[1] + b[2] > start]
 
     def read(self, start: int, end: int) -> bytes:
