@@ -33,15 +33,21 @@ PathLike = str | os.PathLike[str]
 
 
 def init_site(site: str, store: PathLike = DEFAULT_STORE, objects: str | None = None,
-              urls: Iterable[str] = ()) -> KeyringSite:
+              urls: Iterable[str] = (), local: PathLike | None = None) -> KeyringSite:
     """Create the store of ``site`` with a new signing key; return its keyring line.
 
-    ``objects`` puts the objects on any fsspec URL (e.g. ``s3://bucket/prefix``)
-    instead of the store folder.
+    ``store`` is a folder, or an S3 URL (``s3://bucket/prefix``) that then holds the
+    objects and the site log, while the key, the config and the state stay in the
+    folder ``local`` (default ``site-cache``). ``objects`` puts only the objects on
+    any fsspec URL.
     """
-    from .sitestore import SiteStore
+    from .sitestore import SiteStore, is_url
 
-    store_ = SiteStore.init(store, site, objects=objects, urls=urls)
+    if is_url(store):
+        store_ = SiteStore.init(local or DEFAULT_STORE, site, objects=str(store), logs=str(store),
+                                urls=urls)
+    else:
+        store_ = SiteStore.init(store, site, objects=objects, urls=urls)
     return store_.keyring.sites[site]
 
 

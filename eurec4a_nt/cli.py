@@ -44,9 +44,17 @@ def _human(size: float) -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from .api import init_site
+    from .sitestore import is_url
 
-    site = init_site(args.site, store=args.store or DEFAULT_STORE, objects=args.objects, urls=args.url)
-    print(f"site {args.site} ready in {args.store or DEFAULT_STORE}; its private key stays there (mode 0600).")
+    store = args.store or DEFAULT_STORE
+    site = init_site(args.site, store=store, objects=args.objects, urls=args.url, local=args.local)
+    if is_url(store):
+        local = args.local or DEFAULT_STORE
+        print(f"site {args.site} ready: objects and site log in {store}; its private key, config and "
+              f"state in the local folder {local} (key mode 0600; copy the folder to every machine "
+              f"that serves {args.site}, then 'eurec4a-nt serve --store {store} --local FOLDER').")
+    else:
+        print(f"site {args.site} ready in {store}; its private key stays there (mode 0600).")
     print("Add this to the campaign keyring (catalogs/keyring.yaml, under 'sites:'):\n")
     print(site.to_yaml())
     return 0
@@ -196,6 +204,18 @@ def cmd_purge(args: argparse.Namespace) -> int:
         report = {"versions": done.versions, "objects": len(done.objects), "bytes": done.bytes}
     verb = "would free" if args.dry_run else "freed"
     print(f"{verb} {_human(report['bytes'])} ({report['objects']} objects) of {report['versions']} old versions")
+    return 0
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    from .join import join
+    from .sitestore import SiteStore
+
+    store = SiteStore(args.store or DEFAULT_STORE)
+    for site in args.site:
+        done = join(store, args.server, site, token=args.token)
+        start = f"from its checkpoint at seq {done['checkpoint']}, " if done["checkpoint"] else ""
+        print(f"{site}: {start}{done['commits']} commits fetched; seq {done['seq']} held")
     return 0
 
 
@@ -412,7 +432,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="create a site store and its signing key")
     p.add_argument("site", help="the site's name, e.g. RV-Meteor")
-    p.add_argument("--store", help=f"folder (default {DEFAULT_STORE})")
+    p.add_argument("--store", help=f"folder (default {DEFAULT_STORE}), or s3://bucket/prefix for objects "
+                   "and the site log on S3 (the key stays in --local)")
+    p.add_argument("--local", help=f"with an s3:// --store: the local folder for key, config and state "
+                   f"(default {DEFAULT_STORE})")
     p.add_argument("--objects", help="keep objects on an fsspec URL (e.g. s3://bucket/prefix)")
     p.add_argument("--url", action="append", default=[], help="URL this site's server is reached at")
     p.set_defaults(func=cmd_init)
@@ -465,6 +488,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="say what would be freed, delete nothing")
     _add_target(p)
     p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser("join", help="start other sites' logs from their newest checkpoint at a server")
+    p.add_argument("server", help="site server URL holding the logs")
+    p.add_argument("--site", action="append", required=True, help="site whose log to join (repeatable)")
+    p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")
+    p.add_argument("--token", help="read token, if the server needs one")
+    p.set_defaults(func=cmd_join)
 
     p = sub.add_parser("fsck", help="re-hash objects, verify logs, list missing objects")
     p.add_argument("--store", help=f"local site store (default {DEFAULT_STORE})")

@@ -338,6 +338,19 @@ class SiteClient:
         raise_for(response)
         return response
 
+    def checkpoint(self, site: str) -> dict[str, Any] | None:
+        """The newest checkpoint of ``site``'s log the server holds (``{"seq", "root",
+        "size"}``), or None."""
+        try:
+            return self._live(f"/logs/{check_site(site)}/checkpoint").json()  # type: ignore[no-any-return]
+        except NotFound:
+            return None
+
+    def commits_after(self, site: str, seq: int, limit: int) -> list[bytes]:
+        """Raw commits of ``site`` after ``seq`` the server holds, oldest first."""
+        answer = self._live(f"/logs/{check_site(site)}?after={int(seq)}&limit={int(limit)}")
+        return [line for line in answer.content.splitlines() if line.strip()]
+
     def _live(self, path: str) -> requests.Response:
         """GET what only makes sense fresh (progress), never from the cache."""
         return self._request("GET", path)

@@ -127,10 +127,11 @@ class Index:
         return rebuilt
 
     def rebuild(self, store: ObjectStore) -> None:
-        """Re-read which objects the store holds and their sizes."""
+        """Re-read which objects the store holds and their sizes, from the store's
+        listing (:meth:`ObjectStore.sizes`: no request per object on S3)."""
         now = time.time()
         known = {row[0]: row[1] for row in self._query("SELECT id, last_access FROM objects")}
-        rows = [(oid, store.size(oid), known.get(oid, now)) for oid in store.ids()]
+        rows = [(oid, size, known.get(oid, now)) for oid, size in store.sizes()]
         with self._tx() as db:
             db.execute("DELETE FROM objects")
             db.executemany("INSERT INTO objects VALUES (?, ?, ?)", rows)

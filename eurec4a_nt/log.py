@@ -20,13 +20,17 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .entries import Entry, check_name, check_site, utc_now
 from .errors import BadCommit, BadInput, Corrupt, Forked
+from .ids import ObjectId
 from .keyring import Keyring, SiteKey
 from .logfiles import LogFiles
 from .logstate import Head, LogState, SiteState
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
 from .schema import CommitBody, convert, decode
 
 __all__ = ["Change", "Commit", "SiteLog", "SiteState", "make_commit", "parse_commit", "verify_commit"]
@@ -54,6 +58,18 @@ class Change:
         return body
 
 
+class CheckpointRef(NamedTuple):
+    """A checkpoint a commit names: the state at ``seq``, in the file record ``root`` of
+    ``size`` bytes (see :mod:`eurec4a_nt.checkpoint`)."""
+
+    seq: int
+    root: ObjectId
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "root": self.root, "size": self.size}
+
+
 @dataclass(frozen=True)
 class Commit:
     """One signed commit of a site log."""
@@ -65,6 +81,7 @@ class Commit:
     changes: tuple[Change, ...]
     signature: str
     raw: bytes
+    checkpoint: CheckpointRef | None = None
 
     @property
     def id(self) -> str:
@@ -82,12 +99,14 @@ class Commit:
 
 
 def make_commit(key: SiteKey, site: str, seq: int, parent: str | None,
-                changes: Iterable[Change]) -> Commit:
-    """Create and sign a commit."""
-    body = {
+                changes: Iterable[Change], checkpoint: CheckpointRef | None = None) -> Commit:
+    """Create and sign a commit (naming ``checkpoint``, if given)."""
+    body: dict[str, Any] = {
         "site": site, "seq": seq, "parent": parent, "time": utc_now(),
         "changes": [c.to_json() for c in changes],
     }
+    if checkpoint is not None:
+        body["checkpoint"] = checkpoint.to_json()
     body["signature"] = key.sign(canonical(body))
     return parse_commit(canonical(body))
 
@@ -119,7 +138,14 @@ def parse_commit(raw: bytes) -> Commit:
         changes.append(Change(change.op, name, entry))
     if canonical(body) != raw:
         raise BadCommit(f"malformed commit {site}#{parsed.seq}: not in canonical form")
-    return Commit(site, parsed.seq, parsed.parent, parsed.time, tuple(changes), parsed.signature, raw)
+    checkpoint = None
+    if parsed.checkpoint is not None:
+        if parsed.checkpoint.seq >= parsed.seq:
+            raise BadCommit(f"malformed commit {site}#{parsed.seq}: it names a checkpoint of a later seq")
+        checkpoint = CheckpointRef(parsed.checkpoint.seq, ObjectId.parse(parsed.checkpoint.root),
+                                   parsed.checkpoint.size)
+    return Commit(site, parsed.seq, parsed.parent, parsed.time, tuple(changes), parsed.signature, raw,
+                  checkpoint)
 
 
 def verify_commit(commit: Commit, keyring: Keyring) -> None:
@@ -159,10 +185,9 @@ class SiteLog:
             head = self.db.head(self.site)
             if not self._checked:
                 self._checked = True
-                if head.seq > head.base and not self.files.ends_with(
-                        self.site, head.position, head.last_at, head.head or ""):
-                    self.db.reset(self.site)
-                    head = Head()
+                if head.seq == 0 or (head.seq > head.base and not self.files.ends_with(
+                        self.site, head.position, head.last_at, head.head or "")):
+                    head = self._restart()
             batch: list[tuple[Commit, int, int]] = []
             for raw, start, end in self.files.read_from(self.site, head.position):
                 try:
@@ -178,6 +203,40 @@ class SiteLog:
             if batch:
                 self.db.apply(batch)
             return self.db.head(self.site) if batch else head
+
+    def _restart(self) -> Head:
+        """Forget the state of this log, to read it again from its start: seq 1, or the
+        checkpoint it began at."""
+        from .checkpoint import parse_checkpoint
+
+        raw = self.files.load_base(self.site)
+        if raw is None:
+            self.db.reset(self.site)
+            return Head()
+        checkpoint = parse_checkpoint(raw, None)
+        head = checkpoint.as_head(self.files.first_position(checkpoint.seq))
+        self.db.reset(self.site, head, checkpoint.entries, checkpoint.previous)
+        return head
+
+    def start_from(self, checkpoint: Checkpoint) -> bool:
+        """Start this (empty) log at a verified checkpoint: its state, then the commits
+        after it as they come. Return False if the log already holds that seq.
+
+        Raises :class:`BadInput` for a log that holds commits before the checkpoint.
+        """
+        if checkpoint.site != self.site:
+            raise BadInput(f"a checkpoint of {checkpoint.site} cannot start the log of {self.site}")
+        with self._lock:
+            head = self.refresh()
+            if head.seq >= checkpoint.seq:
+                return False
+            if head.seq:
+                raise BadInput(f"the log of {self.site} here holds commits up to seq {head.seq}: "
+                               "a checkpoint starts only an empty log")
+            self.files.save_base(self.site, checkpoint.raw)
+            self.db.reset(self.site, checkpoint.as_head(self.files.first_position(checkpoint.seq)),
+                          checkpoint.entries, checkpoint.previous)
+            return True
 
     def _head(self) -> Head:
         return self.refresh() if self.files.cheap_to_poll else self.db.head(self.site)
@@ -246,51 +305,63 @@ class SiteLog:
                     held = self.db.commit_raw(self.site, commit.seq)
                     if held is None or hashlib.sha256(held).hexdigest() == commit.id:
                         return False  # held, or older than the checkpoint this log starts at
-                    self._forked(commit, commit.seq, hashlib.sha256(held).hexdigest(), keyring)
-                    raise BadCommit(f"commit {commit.label} differs from the one already held "
-                                    "with that seq: a forged or diverged log")
+                    reason = f"commit {commit.label} differs from the one already held with that seq"
+                    self._forked(commit, commit.seq, hashlib.sha256(held).hexdigest(), keyring, reason)
+                    raise BadCommit(f"{reason}: a forged or diverged log")
                 if (keyring is not None and commit.seq == head.seq + 1
                         and commit.parent != head.head and commit.site == self.site):
-                    self._forked(commit, head.seq, head.head or "", keyring)
+                    self._forked(commit, head.seq, head.head or "", keyring,
+                                 f"commit {commit.label} does not follow the {self.site}#{head.seq} held here")
                 self._check_next(commit, head)
                 if self._place(commit, head):
                     return True
         raise BadCommit(f"could not append {commit.label}: the log kept changing")
 
-    def _forked(self, commit: Commit, seq: int, held: str, keyring: Keyring | None) -> None:
+    def _forked(self, commit: Commit, seq: int, held: str, keyring: Keyring | None, reason: str) -> None:
+        """Record and raise a fork shown by a commit verified against ``keyring``."""
         if keyring is None:
             return
         self.db.record_fork(self.site, seq, held, commit, utc_now())
-        raise Forked(f"FORK: {self.site} signed two different histories: {self.site}#{seq} held "
-                     f"here is {held[:12]}, {commit.label} ({commit.id[:12]}) contradicts it. "
-                     "The branch held is kept; the site must stop writing from two places")
+        raise Forked(f"FORK: {self.site} signed two different histories: {reason} "
+                     f"({held[:12]} held, {commit.id[:12]} received). The branch held is kept; "
+                     f"{self.site} must stop writing its log from two places")
 
-    def commit(self, key: SiteKey, changes: list[Change]) -> Commit:
+    def commit(self, key: SiteKey, changes: list[Change], checkpoint: CheckpointRef | None = None) -> Commit:
         """Sign ``changes`` as this site's next commit and append it; against another
-        writer, re-read the head and sign again on it."""
+        writer, re-read the head and sign again on it. The commit names ``checkpoint``
+        if that is of the head it follows."""
         if not changes:
             raise BadInput("nothing to commit")
         with self._lock:
             for attempt in range(self.MAX_TRIES):
                 head = self.refresh()
-                commit = make_commit(key, self.site, head.seq + 1, head.head, changes)
+                named = checkpoint if checkpoint is not None and checkpoint.seq == head.seq else None
+                commit = make_commit(key, self.site, head.seq + 1, head.head, changes, named)
                 if self._place(commit, head):
                     return commit
                 time.sleep(random.uniform(0, min(0.001 * attempt, 0.05)))
         raise BadCommit(f"could not commit to {self.site}: {self.MAX_TRIES} other commits got there first")
 
     def verify(self, keyring: Keyring) -> list[str]:
-        """Check the durable log (not its state): every link of the chain and every
-        signature; return problems as ``site#seq: reason`` (a broken chain ends the
-        check: what follows it cannot be judged)."""
+        """Check the durable log (not its state): every link of the chain, every
+        signature, and the checkpoint it starts at if any; return problems as
+        ``site#seq: reason`` (a broken chain ends the check: what follows it cannot be
+        judged)."""
+        from .checkpoint import parse_checkpoint
+
         problems = []
-        base = self.db.head(self.site).base
-        head = Head(base)
-        for raw, _, _ in self.files.read_from(self.site, 0):
+        head = Head()
+        raw = self.files.load_base(self.site)
+        if raw is not None:
+            try:
+                checkpoint = parse_checkpoint(raw, keyring)
+            except BadCommit as exc:
+                return [f"checkpoint the log of {self.site} starts at: {exc}"]
+            head = Head(checkpoint.seq, checkpoint.head)
+        for raw, _, _ in self.files.read_from(self.site, self.files.first_position(head.seq)):
             try:
                 commit = parse_commit(raw)
-                if head.seq > base or not base:
-                    self._check_next(commit, head)
+                self._check_next(commit, head)
             except BadCommit as exc:
                 problems.append(str(exc))
                 break

@@ -53,8 +53,17 @@ class LogFiles(ABC):
         only if the log ends at ``position``; return ``(position after, position
         where it starts)``, or None if another writer got there first."""
 
-    def describe(self) -> str:
-        return repr(self)
+    @abstractmethod
+    def save_base(self, site: str, raw: bytes) -> None:
+        """Keep the checkpoint a log starts at (a site that joined from one)."""
+
+    @abstractmethod
+    def first_position(self, base: int) -> int:
+        """The position before the first commit of a log that starts after seq ``base``."""
+
+    @abstractmethod
+    def load_base(self, site: str) -> bytes | None:
+        """The checkpoint the log starts at, or None for a log kept from seq 1."""
 
 
 class FolderLogs(LogFiles):
@@ -75,6 +84,20 @@ class FolderLogs(LogFiles):
 
     def sites(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.jsonl"))
+
+    def save_base(self, site: str, raw: bytes) -> None:
+        from .stores.local import write_atomic
+
+        write_atomic(self.folder / f"{site}.base", raw, self.folder)
+
+    def first_position(self, base: int) -> int:
+        return 0
+
+    def load_base(self, site: str) -> bytes | None:
+        try:
+            return (self.folder / f"{site}.base").read_bytes()
+        except FileNotFoundError:
+            return None
 
     def read_from(self, site: str, position: int) -> Iterator[Read]:
         try:
@@ -166,6 +189,18 @@ class ObjectLogs(LogFiles):
     def _key(self, site: str, seq: int) -> str:
         return f"{self.root}/{site}/{seq:012d}"
 
+    def save_base(self, site: str, raw: bytes) -> None:
+        self.fs.pipe_file(f"{self.root}/{site}/base", raw)
+
+    def first_position(self, base: int) -> int:
+        return base
+
+    def load_base(self, site: str) -> bytes | None:
+        try:
+            return bytes(self.fs.cat_file(f"{self.root}/{site}/base"))
+        except FileNotFoundError:
+            return None
+
     def sites(self) -> list[str]:
         try:
             listing = self.fs.ls(self.root, detail=False, refresh=True)
@@ -174,16 +209,25 @@ class ObjectLogs(LogFiles):
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in listing)
 
     def read_from(self, site: str, position: int) -> Iterator[Read]:
-        seq = position
+        """One GET for a log that did not grow; catching up, the keys are read in
+        batches that double while every key is found (up to :data:`BATCH` at once)."""
+        seq, batch = position, 1
         while True:
-            keys = [self._key(site, s) for s in range(seq + 1, seq + 1 + self.BATCH)]
-            found = self.fs.cat(keys, on_error="return")
+            keys = [self._key(site, s) for s in range(seq + 1, seq + 1 + batch)]
+            found = self.fs.cat(keys, on_error="return") if batch > 1 else {keys[0]: self._get(keys[0])}
             for key in keys:
                 data = found.get(key)
                 if not isinstance(data, bytes):
                     return
                 yield data, seq, seq + 1
                 seq += 1
+            batch = min(batch * 2, self.BATCH)
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return bytes(self.fs.cat_file(key))
+        except FileNotFoundError:
+            return None
 
     def ends_with(self, site: str, position: int, last_at: int, head: str) -> bool:
         try:

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .entries import Entry
+from .ids import ObjectId
 from .schema import EntryBody
 
 if TYPE_CHECKING:
-    from .log import Commit
+    from .log import CheckpointRef, Commit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS heads (site TEXT PRIMARY KEY, seq INTEGER NOT NULL, head TEXT,
@@ -41,6 +42,8 @@ CREATE TABLE IF NOT EXISTS entries (site TEXT NOT NULL, name TEXT NOT NULL, root
 CREATE INDEX IF NOT EXISTS entries_root ON entries(root);
 CREATE TABLE IF NOT EXISTS previous (site TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (site, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (site TEXT NOT NULL, seq INTEGER NOT NULL, root TEXT NOT NULL,
+    size INTEGER NOT NULL, PRIMARY KEY (site, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS forks (site TEXT NOT NULL, seq INTEGER NOT NULL, held TEXT NOT NULL,
     other TEXT NOT NULL, raw BLOB NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (site, seq, other));
 """
@@ -148,9 +151,10 @@ class LogState:
     def reset(self, site: str, base: Head | None = None, entries: Iterable[Entry] = (),
               previous: Iterable[Entry] = ()) -> None:
         """Forget what is held of ``site``; with ``base``, start from a checkpoint's
-        state (its entries, and the versions they replaced)."""
+        state (its entries, and the versions they replaced) at ``base.seq``, the
+        durable log read up to ``base.position``."""
         with self._tx() as db:
-            for table in ("heads", "commits", "entries", "previous"):
+            for table in ("heads", "commits", "entries", "previous", "checkpoints"):
                 db.execute(f"DELETE FROM {table} WHERE site=?", (site,))
             if base is None:
                 return
@@ -159,7 +163,7 @@ class LogState:
             db.executemany("INSERT INTO previous VALUES (?, ?, ?)",
                            [(site, e.name, _body(e)) for e in previous])
             db.execute("INSERT INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (site, base.seq, base.head, base.time, len(rows), base.seq, 0, 0))
+                       (site, base.seq, base.head, base.time, len(rows), base.seq, base.position, 0))
 
     def apply(self, batch: list[tuple[Commit, int, int]]) -> None:
         """Apply commits of one site, each the next after the one before, with the
@@ -179,6 +183,9 @@ class LogState:
                 db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (site, commit.seq, commit.id, commit.time, count, base, position, last_at))
                 db.execute("INSERT INTO commits VALUES (?, ?, ?)", (site, commit.seq, commit.raw))
+                if commit.checkpoint is not None:
+                    db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+                               (site, *commit.checkpoint))
                 seq = commit.seq
 
     @staticmethod
@@ -211,6 +218,29 @@ class LogState:
     def commit_raw(self, site: str, seq: int) -> bytes | None:
         rows = self._query("SELECT raw FROM commits WHERE site=? AND seq=?", (site, seq))
         return bytes(rows[0][0]) if rows else None
+
+    def snapshot(self, site: str) -> tuple[Head, list[Entry], list[Entry]]:
+        """The head, current entries and replaced versions of ``site``, read in one
+        transaction (so consistent however many writers commit meanwhile)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                head = self.head(site)
+                rows = self._db.execute("SELECT body FROM entries WHERE site=? ORDER BY name", (site,))
+                entries = [_entry(body, site) for (body,) in rows]
+                rows = self._db.execute("SELECT body FROM previous WHERE site=? ORDER BY name", (site,))
+                previous = [_entry(body, site) for (body,) in rows]
+            finally:
+                self._db.execute("COMMIT")
+        return head, entries, previous
+
+    def checkpoint(self, site: str) -> CheckpointRef | None:
+        """The newest checkpoint the log of ``site`` names, as far as it is held here."""
+        from .log import CheckpointRef
+
+        rows = self._query("SELECT seq, root, size FROM checkpoints WHERE site=? ORDER BY seq DESC "
+                           "LIMIT 1", (site,))
+        return CheckpointRef(rows[0][0], ObjectId.parse(rows[0][1]), rows[0][2]) if rows else None
 
     # -- forks -------------------------------------------------------------------------
 

@@ -184,13 +184,23 @@ class Node:
         return commit
 
     async def receive(self, raws: list[bytes]) -> tuple[list[Commit], list[str]]:
-        """Verify and append commits from other sites; return (added, rejected reasons)."""
+        """Verify and append commits from other sites; return (added, rejected reasons).
+        A forked log (see :class:`~eurec4a_nt.errors.Forked`) is logged as an error."""
         added, rejected = await asyncio.to_thread(self.store.receive, raws)
         for reason in rejected:
-            log.warning("rejected: %s", reason)
+            (log.error if reason.startswith("FORK") else log.warning)("rejected: %s", reason)
         if added:
             await self._emit("commits", added)
         return added, rejected
+
+    async def follow_logs(self) -> list[str]:
+        """Read commits other processes made durable in this store's logs (servers
+        sharing a bucket or a folder) and pass them on like any new commits; return
+        the sites whose logs grew."""
+        grown = await asyncio.to_thread(self.store.refresh)
+        if grown:
+            await self._emit("commits", [])
+        return grown
 
     async def rules_changed(self) -> None:
         await self._emit("rules", self.rules())

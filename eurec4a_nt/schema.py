@@ -67,6 +67,15 @@ class ChangeBody(Struct, forbid_unknown_fields=True):
     entry: EntryBody | None = None
 
 
+class CheckpointRefBody(Struct, forbid_unknown_fields=True):
+    """Where a commit says a checkpoint of its log is: the seq it is the state at, and
+    the file record (``root``, ``size``) holding the signed checkpoint."""
+
+    seq: Annotated[int, Meta(ge=1, le=1 << 53)]
+    root: IdText
+    size: Size
+
+
 class CommitBody(Struct, forbid_unknown_fields=True):
     """A signed commit of a site log."""
 
@@ -75,6 +84,21 @@ class CommitBody(Struct, forbid_unknown_fields=True):
     parent: IdText | None
     time: Short
     changes: Annotated[list[ChangeBody], Meta(max_length=100_000)]
+    signature: Annotated[str, Meta(max_length=512)]
+    checkpoint: CheckpointRefBody | None = None
+
+
+class CheckpointBody(Struct, forbid_unknown_fields=True):
+    """A signed checkpoint: a site's entries (and the versions they replaced) at ``seq``,
+    whose commit has id ``head``."""
+
+    type: Literal["checkpoint"]
+    site: SiteName
+    seq: Annotated[int, Meta(ge=1, le=1 << 53)]
+    head: IdText
+    time: Short
+    entries: list[EntryBody]
+    previous: list[EntryBody]
     signature: Annotated[str, Meta(max_length=512)]
 
 

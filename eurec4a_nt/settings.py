@@ -81,6 +81,7 @@ class ServerSettings(Strict):
 
     site: str | None = None
     store: str | None = None
+    local: str | None = None
     host: str = "127.0.0.1"
     port: int = msgspec.field(default=8047)
     read_token: bool = False

@@ -27,7 +27,7 @@ from .entries import Entry, check_name, check_site
 from .errors import BadCommit, BadInput, NotFound
 from .keyring import Keyring, KeyringSite, SiteKey
 from .listing import Folder, Listings, SiteIndex
-from .log import Change, Commit, SiteLog, SiteState, parse_commit, verify_commit
+from .log import Change, Commit, SiteLog, SiteState, parse_commit
 from .logfiles import FolderLogs, LogFiles, ObjectLogs
 from .logstate import Fork, LogState
 from .series import Product
@@ -38,6 +38,28 @@ from .stores.local import LocalStore
 from .versions import At, Version, history, index_at, position, time_at
 
 KEYRING_ENV = "EUREC4A_NT_KEYRING"
+
+
+def is_url(store: str | os.PathLike[str]) -> bool:
+    """Whether a ``--store`` is a URL (objects and logs on object storage), not a folder."""
+    return "://" in os.fspath(store)
+
+
+def local_folder(store: str, local: str | os.PathLike[str] | None, default: str) -> Path:
+    """The local folder of a store given as ``store`` (a folder, or an object-storage URL
+    whose key, config and state are in ``local``, else ``default``).
+
+    Raises :class:`BadInput` if the local folder belongs to another URL.
+    """
+    if not is_url(store):
+        return Path(store)
+    folder = Path(local or default)
+    config = load(folder / "config.yaml", StoreFile, "store config", missing_ok=True)
+    if config.logs != store:
+        raise BadInput(f"the local folder {folder} is not that of {store} (its site log is "
+                       f"{config.logs or 'in the folder'}): give --local FOLDER, the folder "
+                       f"'eurec4a-nt init SITE --store {store}' made, or run that first")
+    return folder
 
 
 class SiteStore:
@@ -281,11 +303,29 @@ class SiteStore:
         raise NotFound(f"no prefetch rule {rule_id}: a local store has none (give server=)")
 
     def commit(self, changes: list[Change]) -> Commit:
-        """Sign and append changes to this site's own log."""
+        """Sign and append changes to this site's own log; every
+        :data:`~eurec4a_nt.checkpoint.CHECKPOINT_EVERY` commits, the commit names a
+        checkpoint of the state it follows (stored in this store's objects first)."""
+        from .checkpoint import checkpoint_due
+
         if not self.site:
             raise NotFound(f"the store at {self.path} has no site of its own: "
                            "run 'eurec4a-nt init SITE' first")
-        return self.log(self.site).commit(self.key, changes)
+        log = self.log(self.site)
+        log.refresh()
+        key = self.key
+        return log.commit(key, changes, checkpoint_due(key, self.db, self.site, self.objects))
+
+    def start_from(self, raw: bytes) -> bool:
+        """Start the log of another site here at the checkpoint ``raw``, once its
+        signature verifies against the keyring (:class:`BadCommit` if not); return
+        False if this store holds that seq already."""
+        from .checkpoint import parse_checkpoint
+
+        checkpoint = parse_checkpoint(raw, self.keyring)
+        if checkpoint.site == self.site:
+            raise BadCommit("a site's own log never starts at a checkpoint")
+        return self.log(checkpoint.site).start_from(checkpoint)
 
     def receive(self, raws: Iterable[bytes]) -> tuple[list[Commit], list[str]]:
         """Verify and append commits from elsewhere, in order.
@@ -302,12 +342,11 @@ class SiteStore:
                 commit = parse_commit(raw)
                 if commit.site in broken:
                     continue
-                verify_commit(commit, self.keyring)
                 log = self.log(commit.site)
                 if commit.site == self.site and commit.seq > log.seq:
                     raise BadCommit(f"commit {commit.label} claims to be from this site; "
                                     "only this site writes its own log")
-                if log.append(commit, None):
+                if log.append(commit, self.keyring):
                     added.append(commit)
             except BadCommit as exc:
                 rejected.append(str(exc))

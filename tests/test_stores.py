@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import fsspec
 import pytest
@@ -32,6 +31,7 @@ from eurec4a_nt.stores.cached import CachingStore
 from eurec4a_nt.stores.capped import CappedStore
 from eurec4a_nt.stores.fsspec import FsspecStore
 from eurec4a_nt.stores.local import LocalStore
+from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_options
 from eurec4a_nt.testing.store_tests import StoreTests, sample
 
 pytestmark = pytest.mark.timeout(120)
@@ -100,31 +100,14 @@ class TestFsspecFileStore(StoreTests):
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server on a free loopback port for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-def s3_options(endpoint: str) -> dict[str, Any]:
-    return {"key": "testing", "secret": "testing",
-            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def s3_bucket(s3_endpoint: str) -> Iterator[str]:
     """A fresh, empty bucket, removed with its contents afterwards."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
-    bucket = f"test-{uuid.uuid4().hex[:16]}"
-    client.create_bucket(Bucket=bucket)
+    bucket = new_bucket(s3_endpoint)
     yield bucket
     fs = fsspec.filesystem("s3", **s3_options(s3_endpoint))
     fs.rm(bucket, recursive=True)

@@ -133,6 +133,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     links = Links(node_, config.links)
     app[LINKS] = links
     flusher = asyncio.create_task(_flush_access(index))
+    follower = asyncio.create_task(_follow_logs(node_))
     await links.start()
     stop_watching = threading.Event()
     watchers = start_watching(node_, config.watch, stop_watching)
@@ -143,9 +144,25 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         for thread in watchers:
             await asyncio.to_thread(thread.join, 10)
         flusher.cancel()
+        follower.cancel()
         await links.stop()
         index.close()
         store.objects.close()
+
+
+#: Seconds between looks for commits other server processes of this store made.
+FOLLOW_LOGS = 1.0
+
+
+async def _follow_logs(node_: Node) -> None:
+    """Pick up commits made through other processes of this store (several servers on
+    one bucket, or on one folder), so this one pushes them over its links too."""
+    while True:
+        await asyncio.sleep(FOLLOW_LOGS)
+        try:
+            await node_.follow_logs()
+        except (NTError, OSError) as exc:  # a damaged log, or the bucket out of reach
+            log.error("reading the site logs: %s", exc)
 
 
 async def _flush_access(index: Index) -> None:

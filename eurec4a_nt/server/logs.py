@@ -68,6 +68,19 @@ async def commits(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/jsonl")
 
 
+@routes.get("/logs/{site}/checkpoint")
+async def checkpoint(request: web.Request) -> web.Response:
+    """The newest checkpoint of a site's log held here: ``{"site", "seq", "root",
+    "size"}`` (its bytes are the file record ``root``: ``GET /objects/<id>``); 404 if
+    there is none."""
+    n = node(request)
+    site = _known_site(request)
+    found = n.store.db.checkpoint(site)
+    if found is None or not await asyncio.to_thread(n.store.objects.has, found.root):
+        raise NotFound(f"no checkpoint of {site} is held here; read its log from seq 1")
+    return web.json_response({"site": site, **found.to_json()})
+
+
 @routes.post("/logs")
 async def append(request: web.Request) -> web.Response:
     """Append commits signed by other sites (JSON lines); each is verified against the

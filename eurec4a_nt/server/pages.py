@@ -48,6 +48,7 @@ def status(request: web.Request) -> dict[str, Any]:
         "traffic": {"served": n.traffic.served, "uploaded": n.traffic.uploaded},
         "sites": sites, "links": request.app[LINKS].status(),
         "wants": len(n.index.wants()), "prefetch": [r.to_json() for r in n.rules()],
+        "forks": [f.to_json() for f in n.store.forks()],
     }
 
 

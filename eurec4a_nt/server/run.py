@@ -28,7 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file with any of the settings below (keys spelled as the "
                    "options: read-token, cache-cap, ...) and links: and watch: lists")
     p.add_argument("--site", help="this server's site (must match the store)")
-    p.add_argument("--store", help=f"site store folder (default {DEFAULT_STORE})")
+    p.add_argument("--store", help=f"site store folder (default {DEFAULT_STORE}), or the s3:// URL "
+                   "given to 'eurec4a-nt init' (then --local names the folder with the key)")
+    p.add_argument("--local", help="with an s3:// --store: the local folder holding its key, "
+                   f"config and state (default {DEFAULT_STORE})")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="port (default 8047; 0: any free port, see --port-file)")
     p.add_argument("--port-file", help="write the port listened on to this file once serving")
@@ -50,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 #: Options that are settings of :class:`ServerSettings` (the rest build links).
-_SETTINGS = ("site", "store", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url",
+_SETTINGS = ("site", "store", "local", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url",
              "tls_cert", "tls_key")
 
 
@@ -63,7 +66,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     import msgspec
 
     from ..settings import LinkSettings, LinksFile, ServerSettings, existing, load, parse
-    from ..sitestore import KEYRING_ENV
+    from ..sitestore import KEYRING_ENV, local_folder
     from .context import ServerConfig
 
     file = load(args.config, ServerSettings, "--config") if args.config else ServerSettings()
@@ -82,7 +85,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         existing(keyring, "--keyring" if settings.keyring else KEYRING_ENV,
                  "give the campaign keyring file, e.g. catalogs/keyring.yaml")
     return ServerConfig(
-        store=Path(settings.store or DEFAULT_STORE), site=settings.site, host=settings.host,
+        store=local_folder(settings.store or DEFAULT_STORE, settings.local, DEFAULT_STORE),
+        site=settings.site, host=settings.host,
         port=settings.port, read_token=settings.read_token, cache_cap=settings.cache_cap,
         pinned_topics=list(settings.pin), links=links, keyring=Path(keyring) if keyring else None,
         public_url=settings.public_url, watch=list(file.watch),

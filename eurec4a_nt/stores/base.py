@@ -101,6 +101,15 @@ class ObjectStore(ABC):
 
     # -- built on the core --------------------------------------------------------------
 
+    def sizes(self) -> Iterator[tuple[ObjectId, int]]:
+        """Every id held with its size. Backends that list sizes with names (a folder,
+        S3) override this so no object is asked for its size one by one."""
+        for oid in self.ids():
+            try:
+                yield oid, self.size(oid)
+            except ObjectMissing:  # deleted meanwhile
+                continue
+
     def get(self, oid: ObjectId, verify: bool = False) -> bytes:
         """The object's bytes. With ``verify``, re-hash and raise :class:`Corrupt` on mismatch."""
         data = self._read(oid)

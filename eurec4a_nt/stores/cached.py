@@ -93,5 +93,8 @@ class CachingStore(ObjectStore):
     def ids(self) -> Iterator[ObjectId]:
         return self.cache.ids()
 
+    def sizes(self) -> Iterator[tuple[ObjectId, int]]:
+        return self.cache.sizes()
+
     def local_path(self, oid: ObjectId) -> str | None:
         return self.cache.local_path(oid)

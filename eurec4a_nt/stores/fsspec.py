@@ -16,6 +16,9 @@ from ..errors import ObjectMissing
 from ..ids import ObjectId
 from .base import ObjectStore
 
+#: Protocols whose filesystems would answer "absent" from a cached listing for an object
+#: another process wrote since: existence is asked of the store every time.
+NO_LISTING_CACHE = {"s3", "s3a", "gs", "gcs", "az", "abfs"}
 #: Protocols whose single-object PUT is atomic (no partial object is ever visible).
 ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "memory"}
 
@@ -25,6 +28,8 @@ class FsspecStore(ObjectStore):
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         self.url = url
+        if url.split("://", 1)[0] in NO_LISTING_CACHE:
+            storage_options = {"use_listings_cache": False, **storage_options}
         self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
         self.root = self.root.rstrip("/")
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
@@ -88,14 +93,18 @@ class FsspecStore(ObjectStore):
             pass
 
     def ids(self) -> Iterator[ObjectId]:
+        return (oid for oid, _ in self.sizes())
+
+    def sizes(self) -> Iterator[tuple[ObjectId, int]]:
+        """Ids and sizes from one listing (pages of 1,000 keys on S3, not a HEAD each)."""
         try:
-            paths = self.fs.find(f"{self.root}/objects")
+            found = self.fs.find(f"{self.root}/objects", detail=True)
         except FileNotFoundError:
             return
-        for path in paths:
+        for path, info in found.items():
             try:
-                yield ObjectId.parse(path.rsplit("/", 1)[-1])
-            except ValueError:
+                yield ObjectId.parse(path.rsplit("/", 1)[-1]), int(info["size"])
+            except (ValueError, KeyError, TypeError):
                 continue
 
     def quarantine(self, oid: ObjectId) -> str:

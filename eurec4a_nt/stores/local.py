@@ -189,6 +189,16 @@ class LocalStore(ObjectStore):
                 except ValueError:
                     continue
 
+    def sizes(self) -> Iterator[tuple[ObjectId, int]]:
+        for prefix in os.scandir(self.objects):
+            if not prefix.is_dir():
+                continue
+            for entry in os.scandir(prefix.path):
+                try:
+                    yield ObjectId.parse(entry.name), entry.stat().st_size
+                except (ValueError, FileNotFoundError):
+                    continue
+
     def local_path(self, oid: ObjectId) -> str | None:
         path = self._path(oid)
         return str(path) if path.exists() else None

@@ -242,6 +242,7 @@ class StoreTests:
         assert len(listed) == len(set(listed))
         assert set(listed) == written
         assert all(isinstance(oid, ObjectId) for oid in listed)
+        assert dict(store.sizes()) == {oid: store.size(oid) for oid in written}
         if self.supports_delete:
             gone = next(iter(written))
             store.delete(gone)
