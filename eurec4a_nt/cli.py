@@ -337,7 +337,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     rule: WatchRule = parse_rules([{
         "dir": args.dir, "prefix": args.prefix, "name": args.name, "topics": args.topic,
-        "topics_by_pattern": parse_topic_patterns(args.topic_for),
+        "topics-by-pattern": parse_topic_patterns(args.topic_for),
         "include": args.include or ["*"], "exclude": args.exclude,
         "settle": args.settle, "poll": args.poll, "interval": args.interval,
     }], "watch options")[0]

@@ -110,7 +110,7 @@ def test_server_watches_the_folders_of_its_config(tmp_path: Path) -> None:
     folder.mkdir()
     config = tmp_path / "server.yaml"
     config.write_text(f"watch:\n  - dir: {folder}\n    prefix: radar/\n    topics: [radar]\n"
-                      f"    include: ['*.nc']\n    settle: {SETTLE}\n")
+                      f"    include: ['*.nc']\n    settle: {SETTLE}\n    topics-by-pattern: {{'r2*': [quicklook]}}\n")
     server = start(tmp_path, "RV-Meteor", args=["--config", str(config)])
     writer = write_slowly(folder, ["r1.nc", "r2.nc", "skip.txt"])
     try:
@@ -119,6 +119,8 @@ def test_server_watches_the_folders_of_its_config(tmp_path: Path) -> None:
         assert sorted(puts(server.store, "RV-Meteor")) == ["radar/r1.nc", "radar/r2.nc"]
         data = requests.get(f"{server.url}/data/RV-Meteor/radar/r2.nc", timeout=TIMEOUT)
         assert data.content == expected("r2.nc")
+        r2 = requests.get(f"{server.url}/api/sites/RV-Meteor/entries/radar/r2.nc", timeout=TIMEOUT).json()
+        assert r2["entry"]["topics"] == ["quicklook", "radar"]
         status = requests.get(f"{server.url}/api/status", headers=auth(server), timeout=TIMEOUT).json()
         assert status["objects"]["count"] > 0  # counted by the server's index
         server.stop()

@@ -8,7 +8,7 @@ A rule is parsed strictly (unknown keys and wrong types are refused) from the
         prefix: lidar/                 # entry name = prefix + name template
         name: "{path}"                 # {path} (relative, with folders), {name}, {stem}, {suffix}, {parent}
         topics: [lidar]                # topics of every file
-        topics_by_pattern:             # more topics for files matching a glob
+        topics-by-pattern:             # more topics for files matching a glob
           "*.png": [quicklook]
         include: ["*.nc", "*.png"]     # globs on the relative path (default: everything)
         exclude: ["*.partial"]         # on top of hidden files and *.part, *.tmp, *.swp, *~
@@ -32,7 +32,7 @@ ALWAYS_EXCLUDED = ("*.part", "*.tmp", "*.swp", "*~", ".*", "*/.*")
 _FIELDS = ("path", "name", "stem", "suffix", "parent")
 
 
-class WatchRule(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class WatchRule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, rename="kebab"):
     """One watched folder."""
 
     dir: str
