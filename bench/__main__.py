@@ -2,8 +2,9 @@
 
     python -m bench            # everything (takes a while)
     python -m bench --quick    # smaller data, a few minutes
-    python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan, tls, get
-                               # or lean (hash passes, round trips, bytes of first reads);
+    python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan, tls, get,
+                               # lean (hash passes, round trips, bytes of first reads) or
+                               # bundle (offline bundles against tar);
                                # with --only, only that group's figures in results.md change
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .common import HERE, PLOTS, Result, update_section, write_results
 
-GROUPS = ("wan", "lan", "tls", "get", "lean")
+GROUPS = ("wan", "lan", "tls", "get", "lean", "bundle")
 
 
 def main(argv: list[str] | None = None) -> int:

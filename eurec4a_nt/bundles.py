@@ -23,7 +23,7 @@ import msgspec
 from . import car
 from .entries import Entry, check_site, check_topics, utc_now
 from .errors import BadCommit, BadInput, Corrupt, NotFound
-from .ids import ObjectId
+from .ids import Hashed, ObjectId
 from .log import Commit, parse_commit, verify_commit
 from .manifests import walk
 from .versions import parse_time
@@ -139,7 +139,7 @@ def _check_commits(commits: list[Commit], store: SiteStore) -> None:
         heads[commit.site] = (commit.seq, commit.id)
 
 
-def _read_start(f: BinaryIO) -> tuple[BundleManifest, list[Commit], Iterator[tuple[ObjectId, bytes]]]:
+def _read_start(f: BinaryIO) -> tuple[BundleManifest, list[Commit], Iterator[Hashed]]:
     root = car.read_header(f)
     blocks = car.read_blocks(f)
     oid, data = next(blocks, (None, b""))
@@ -182,12 +182,12 @@ def import_bundle(path: str | os.PathLike[str], target: SiteStore | SiteClient) 
             _check_commits(commits, target)
         sink = target.objects if isinstance(target, SiteStore) else target.sink
         new = count = 0
-        batch: list[tuple[ObjectId, bytes]] = []
+        batch: list[Hashed] = []
         size = 0
         try:
-            for oid, data in blocks:
-                batch.append((oid, data))
-                count, size = count + 1, size + len(data)
+            for block in blocks:
+                batch.append(block)
+                count, size = count + 1, size + len(block.data)
                 if size >= _BATCH_BYTES:
                     new += len(sink.put_many(batch))
                     batch, size = [], 0

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from .errors import BadInput, Corrupt
-from .ids import ObjectId
+from .ids import Hashed, ObjectId
 
 RAW, SHA2_256 = 0x55, 0x12
 _CID_PREFIX = bytes([0x01, RAW, SHA2_256, 32])
@@ -89,8 +89,9 @@ def read_header(f: BinaryIO) -> ObjectId:
     return ObjectId.parse(body[len(_HEADER_HEAD):-len(_HEADER_TAIL)].hex())
 
 
-def read_blocks(f: BinaryIO) -> Iterator[tuple[ObjectId, bytes]]:
-    """Every block after the header as ``(id, bytes)``, each verified against its CID.
+def read_blocks(f: BinaryIO) -> Iterator[Hashed]:
+    """Every block after the header as ``(id, bytes)``, each verified against its CID
+    (as :class:`~eurec4a_nt.ids.Hashed`, so a store does not hash it again).
 
     Raises :class:`Corrupt` at the first block whose bytes do not match its CID, or
     where the file is truncated; :class:`BadInput` for a CID that is not raw sha2-256.
@@ -108,4 +109,4 @@ def read_blocks(f: BinaryIO) -> Iterator[tuple[ObjectId, bytes]]:
         if hashlib.sha256(data).digest() != digest:
             raise Corrupt(f"block {index} of the bundle ({digest.hex()[:12]}) does not match its "
                           "hash: the file was damaged; nothing of it was made visible")
-        yield ObjectId.parse(digest.hex()), data
+        yield Hashed(ObjectId.parse(digest.hex()), data)
