@@ -8,17 +8,15 @@ Everything here except wants, rules and byte counts can be rebuilt from the stor
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .ids import ObjectId
+from .sqlitefile import SQLiteFile
 from .stores.base import ObjectStore
 
 _SCHEMA = """
@@ -71,39 +69,17 @@ class Rule:
                 "names": list(self.names)}
 
 
-class Index:
+class Index(SQLiteFile):
     """SQLite state of one site server; safe to use from several threads."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        super().__init__(path, _SCHEMA)
         self._touched: dict[str, float] = {}
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
 
     def close(self) -> None:
         self.flush_access()
         self.set_meta("clean", "1")
-        with self._lock:
-            self._db.close()
+        self._close()
 
     # -- meta and recovery -------------------------------------------------------------
 
