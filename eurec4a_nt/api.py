@@ -6,8 +6,10 @@ Every call works on a local site store (``store=``) or through the site server
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +92,8 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
     names = [check_name(f"{name}/{Path(os.fspath(p)).name}") for p in items] if many else [name]
     target = _target(store, server, token)
     tmp_dir = getattr(target, "tmp_dir", None)
-    with (progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress) as bar,
+    with (progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress,
+                       estimated=True) as bar,
           GroupCommit(target.sink) as sink):
         batches = Batches(target, len(items), durable=sink.flush)
         for item, item_name in zip(items, names, strict=True):
@@ -98,7 +101,9 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
                                     description=description, metadata=metadata, format=format,
                                     tmp_dir=tmp_dir, progress=bar.update))
         batches.close()
-    by_name = {e.name: e.with_site(target.site) for e in batches.published}
+    where = f"server={json.dumps(target.server)}" if hasattr(target, "server") else \
+        f"store={json.dumps(str(target.path))}"
+    by_name = {e.name: replace(e.with_site(target.site), opened_with=where) for e in batches.published}
     published = [by_name[n] for n in names]
     return EntryList(published) if many else published[0]
 

@@ -28,6 +28,9 @@ from .api import publish
 from .sync.emulator import LinkProfile, Outages
 from .testing.campaign import Campaign, Remote
 
+#: The soundings the README opens (one, and their day as a series); published first.
+EXAMPLE_SONDES = ("sondes/20200202T1045.nc", "sondes/20200202T1445.nc")
+EXAMPLE_SONDE = EXAMPLE_SONDES[0]
 SHIP_LINK = {"push": ["quicklook", "sondes", "planning"], "prefetch": ["planning", "quicklook"],
              "budget": "200MB", "essential": ["planning", "quicklook"]}
 BCO_LINK = {"push": ["quicklook", "processed"], "prefetch": ["planning"]}
@@ -81,7 +84,10 @@ class Demo:
         self.say(f"{site:9} published {name} ({entry.size / 1e3:.0f} KB, {topic}): {where}")
 
     def schedule(self) -> None:
-        """Publish on a timeline, forever (until stopped)."""
+        """Publish the README's example soundings, then on a timeline, forever (until stopped)."""
+        for seed, name in enumerate(EXAMPLE_SONDES, 1):
+            self.publish("RV-Meteor", sampledata.sonde(self.data / f"example-{seed}.nc", seed=seed,
+                                                       platform="RV-Meteor"), name, "sondes")
         for step in itertools.count():
             for site, make, name, topic in self._actions(step):
                 if self.stop.wait(4 / self.speed):
@@ -158,7 +164,9 @@ def run_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="eurec4a-nt-demo-") as tmp, campaign:
         for name, site in campaign.sites.items():
             print(f"  {name:9} http://127.0.0.1:{site.port}/")
-        print(f"\nopen the catalog in Python: eurec4a_nt.open_catalog(server='{campaign.hub.url}')")
+        print(f"\nopen the catalog in Python:\n  import eurec4a_nt as nt\n"
+              f"  cat = nt.open_catalog(server=\"{campaign.hub.url}\")\n"
+              f"  ds = cat[\"RV-Meteor\"][\"{EXAMPLE_SONDE}\"].to_dask()")
         print("Ctrl-C stops the demo.\n" if args.duration is None else f"running for {args.duration:.0f} s.\n")
         demo = Demo(campaign, Path(tmp), args.speed)
         threads = [threading.Thread(target=demo.schedule, daemon=True),

@@ -86,6 +86,9 @@ class Entry:
     metadata: dict[str, Any] = field(default_factory=dict)
     published: str = ""
     site: str = ""
+    #: The arguments of ``nt.open_catalog`` that reach the entry where it was published
+    #: (``server="URL"``), for the code its HTML shows; not part of the entry itself.
+    opened_with: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_name(self.name)

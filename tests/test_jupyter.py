@@ -94,11 +94,12 @@ def shown_html(shell: Any, obj: object) -> str:
 
 
 @pytest.mark.timeout(60)
-def test_entry_and_publish_result_reprs(published: dict[str, nt.Entry]) -> None:
+def test_entry_and_publish_result_reprs(server: SiteProcess, published: dict[str, nt.Entry]) -> None:
     html = published[SONDE]._repr_html_()
     assert SONDE in html and "RV-Meteor" in html and "sondes" in html and "processed" in html
     assert "<script>" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp;" in html
     assert f'cat[&quot;RV-Meteor&quot;][&quot;{SONDE}&quot;].to_dask()' in html
+    assert f"cat = nt.open_catalog(server=&quot;{server.url}&quot;)" in html  # code that runs as shown
     assert "<details>" in html and "var(--jp-content-font-color0" in html
 
 
@@ -175,13 +176,16 @@ def test_small_helpers() -> None:
 def test_markdown_is_rendered_and_safe() -> None:
     html = markdown.render(
         "# Title <i>\n\nSome *rain* and **sun**; `<b>code</b>`.\n\n- [ok](https://eurec4a.eu/?a=1&b=2)\n"
-        "- [bad](javascript:alert(1))\n\n![fig](fig.png) ![gone](missing.png)\n\n```\nx < y\n```\n",
+        "- [bad](javascript:alert(1))\n\n![fig](fig.png) ![gone](missing.png)\n\n```\nx < y\n```\n\n"
+        "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>\n",
         image=lambda src: "data:image/png;base64,AAAA" if src == "fig.png" else None)
     assert "<h1>Title &lt;i&gt;</h1>" in html and "<em>rain</em>" in html and "<strong>sun</strong>" in html
-    assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in html and "<pre><code>x &lt; y</code></pre>" in html
-    assert '<a href="https://eurec4a.eu/?a=1&amp;b=2"' in html and "javascript" not in html
+    assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in html and "<pre><code>x &lt; y\n</code></pre>" in html
+    assert '<a href="https://eurec4a.eu/?a=1&amp;b=2" target="_blank" rel="noopener">ok</a>' in html
+    assert 'href="javascript' not in html and "<script" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html  # raw HTML is shown as text, never run
     assert '<img src="data:image/png;base64,AAAA" alt="fig">' in html and "[gone]" in html
-    assert "<ul><li>" in html
+    assert "<ul>\n<li>" in html
 
 
 # -- the browser widget ---------------------------------------------------------------

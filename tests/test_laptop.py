@@ -60,11 +60,13 @@ def test_block_cache_keeps_to_its_cap(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_capped_store_evicts_least_recently_used(tmp_path: Path) -> None:
     store = CappedStore(LocalStore(tmp_path / "c"), cap=3000)
     a, b, c = (store.put(bytes([i]) * 1000) for i in range(3))
-    store.get(a)  # a is now used more recently than b
-    os.utime(store.inner.local_path(b), (1, 1))  # b last used long ago
-    store.put(b"\x09" * 1000)
-    assert not store.has(b) and store.has(a) and store.usage()[1] <= 3000
-    assert store.clear() > 0 and store.usage() == (0, 0) and not store.has(c)
+    for oid, used in ((a, 50), (b, 1), (c, 100)):  # last used long ago: b, then a, then c
+        os.utime(store.inner.local_path(oid), (used, used))
+    store.get(a)  # now a is the most recently used of the three
+    new = store.put(b"\x09" * 1000)  # 4000 B > 3000: evicted down to 90 % of the cap
+    assert [store.has(oid) for oid in (a, b, c, new)] == [True, False, False, True]
+    assert store.usage() == (2, 2000)
+    assert store.clear() == 2000 and store.usage() == (0, 0)
 
 
 def test_cache_command_shows_caps_and_clears(tmp_path: Path) -> None:
@@ -112,3 +114,21 @@ def test_get_copies_to_disk_checks_blocks_and_leaves_the_cache_empty(tmp_path: P
         assert not list(tmp_path.glob("*.part"))
     finally:
         proc.stop()
+
+
+def test_progress_bars_end_at_their_real_total_in_decimal_units(capsys: pytest.CaptureFixture[str]) -> None:
+    from eurec4a_nt.progress import progress_bar
+
+    with progress_bar(10 * MB, "publish ds", True, estimated=True) as bar:  # a dataset's guessed size
+        bar.update(2 * MB)
+        shown = str(bar)
+    assert (bar.n, bar.total) == (2 * MB, 2 * MB)  # ends full, at what was counted
+    assert "2.00M/10.0M" in shown and "MiB" not in shown  # decimal MB, as ls and the page show
+    with pytest.raises(RuntimeError), progress_bar(10 * MB, "publish x", True, estimated=True) as bar:
+        bar.update(1 * MB)
+        raise RuntimeError("cut short")
+    assert (bar.n, bar.total) == (1 * MB, 10 * MB)  # stops where the work stopped
+    with progress_bar(5, "prefetch", True, unit=" objects") as bar:
+        bar.update(3)
+    assert (bar.n, bar.total) == (3, 5)  # an exact total is never rewritten
+    capsys.readouterr()

@@ -108,7 +108,8 @@ def _entry_rows(entries: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _entry_body(site: str, name: str, kind: str, format: str, size: int, topics: Sequence[str],
-                published: str, description: str, root: str, metadata: Mapping[str, Any]) -> str:
+                published: str, description: str, root: str, metadata: Mapping[str, Any],
+                opened_with: str = "") -> str:
     head = (f'<div class="nt-head"><span class="nt-type">eurec4a_nt entry</span>'
             f"{escape(site or '?')} / {escape(name)}</div>"
             f'<div>{escape(format)} · {human_size(size)} · {_tags(topics)}'
@@ -117,14 +118,15 @@ def _entry_body(site: str, name: str, kind: str, format: str, size: int, topics:
         head += f"<div>{escape(description)}</div>"
     facts = {"kind": kind, "root": root, **{k: json.dumps(v, default=str) for k, v in metadata.items()}}
     table = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in facts.items())
-    code = f"cat = nt.open_catalog()\n{open_code(site, name, format, kind)}"
+    code = f"import eurec4a_nt as nt\ncat = nt.open_catalog({opened_with})\n{open_code(site, name, format, kind)}"
     return (head + f'<details><summary>details</summary><table class="nt-table">{table}</table></details>'
             f'<details><summary>open</summary><pre class="nt-code">{escape(code)}</pre></details>')
 
 
 def _entry_of(entry: Any) -> str:
     return _entry_body(entry.site, entry.name, entry.kind, entry.format, entry.size, entry.topics,
-                       entry.published, entry.description, str(entry.root), entry.metadata)
+                       entry.published, entry.description, str(entry.root), entry.metadata,
+                       getattr(entry, "opened_with", ""))
 
 
 def entry_html(entry: Any) -> str:
@@ -150,7 +152,16 @@ def source_html(source: Any) -> str:
     return _box(_entry_body(str(own["site"] or ""), str(own["name"] or ""), str(own["kind"] or source.kind),
                             str(own["format"] or source.format), int(own["size"] or 0),
                             list(own["topics"] or ()), str(own["published"] or ""),
-                            source.description or "", str(own["root"] or ""), md))
+                            source.description or "", str(own["root"] or ""), md,
+                            _where(getattr(source, "storage_options", {}))))
+
+
+def _where(options: Mapping[str, Any]) -> str:
+    """``server="URL"`` or ``store="PATH"`` of an entry's storage options (no token)."""
+    for key in ("server", "store"):
+        if options.get(key):
+            return f"{key}={json.dumps(str(options[key]))}"
+    return ""
 
 
 def _site_summary(site: str, info: Mapping[str, Any]) -> str:

@@ -1,0 +1,54 @@
+"""``eurec4a-nt demo`` in a real subprocess: the README's example opens while it runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import eurec4a_nt as nt
+from eurec4a_nt.demo import EXAMPLE_SONDE
+from eurec4a_nt.testing.sites import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_readme_example_opens_in_the_demo(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r'ds = cat\["RV-Meteor"\]\["([^"]+)"\]\.to_dask\(\)', readme)
+    assert example and example.group(1) == EXAMPLE_SONDE
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EUREC4A_NT_")}
+    proc = subprocess.Popen([sys.executable, "-m", "eurec4a_nt", "demo", "--duration", "150", "--dir",
+                             str(tmp_path), "--port", str(port), "--speed", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    hub = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the demo's example never reached OPS"
+            try:
+                names = [e["name"] for e in requests.get(f"{hub}/api/sites/RV-Meteor/entries", timeout=5)
+                         .json()["entries"]]
+            except (requests.RequestException, ValueError, KeyError):
+                names = []
+            if EXAMPLE_SONDE in names:
+                break
+            time.sleep(1)
+        cat = nt.open_catalog(server=hub)
+        ds = cat["RV-Meteor"][EXAMPLE_SONDE].to_dask()
+        assert ds.sizes and "RV-Meteor" in str(ds.attrs) + str(dict(ds.variables))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert f'cat = nt.open_catalog(server="{hub}")' in out
+    assert f'ds = cat["RV-Meteor"]["{EXAMPLE_SONDE}"].to_dask()' in out
