@@ -9,13 +9,14 @@ entries. :class:`Listings` keeps the newest index of every site of a store.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .entries import Entry
 from .errors import NotFound
@@ -25,8 +26,19 @@ from .series import DEFAULT_DIM, Product, product_key, stamp_of, template_of
 if TYPE_CHECKING:
     from .sitestore import SiteStore
 
+#: Items sorted in one call at most (see gently_sorted).
+_SLICE = 4096
 #: Sorts after every character a name may hold.
 _END = "\x7f"
+
+
+def gently_sorted(items: list[Any]) -> list[Any]:
+    """``sorted(items)``, in slices merged by Python code: no single call holds the
+    interpreter long, so a server's event loop keeps answering while an index of
+    100,000 entries is sorted in a worker thread."""
+    if len(items) <= _SLICE:
+        return sorted(items)
+    return list(heapq.merge(*(sorted(items[i:i + _SLICE]) for i in range(0, len(items), _SLICE))))
 
 
 @lru_cache(maxsize=1 << 18)
@@ -72,9 +84,10 @@ class SiteIndex:
                  recent: list[tuple[str, str]] | None = None) -> None:
         self.site, self.seq, self.head = site, seq, head
         self.entries = entries if entries is not None else {}
-        self.names = names if names is not None else sorted(self.entries)
+        self.names = names if names is not None else gently_sorted(list(self.entries))
         #: ``(published, name)`` of every entry, oldest first.
-        self.recent = recent if recent is not None else sorted((e.published, n) for n, e in self.entries.items())
+        self.recent = recent if recent is not None else gently_sorted(
+            [(e.published, n) for n, e in self.entries.items()])
         self._folder = cache(self._make_folder)
         self._topics: list[str] | None = None
 
@@ -268,3 +281,8 @@ class Listings:
                 index = index.advance(log.commits_after(index.seq))
             self._by_site[site] = index
             return index
+
+    def warm(self) -> None:
+        """Bring the index of every site up to date now (a server does this as it starts)."""
+        for site in self.store.sites():
+            self.get(site)

@@ -134,6 +134,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[LINKS] = links
     flusher = asyncio.create_task(_flush_access(index))
     follower = asyncio.create_task(_follow_logs(node_))
+    # every site's catalog index, built before the first reader asks for it
+    warming = asyncio.create_task(asyncio.to_thread(store.listings.warm))
     await links.start()
     stop_watching = threading.Event()
     watchers = start_watching(node_, config.watch, stop_watching)
@@ -146,6 +148,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         flusher.cancel()
         follower.cancel()
         await links.stop()
+        await asyncio.gather(warming, return_exceptions=True)
         index.close()
         store.objects.close()
 
