@@ -14,7 +14,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .chunking import FileRecord
 from .ids import ObjectId
@@ -30,19 +30,22 @@ class BlockIndex:
 
     offsets: array
     ids: bytes
+    #: Hash tree roots of the blocks that have one (read in verified parts), by id.
+    trees: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, record: FileRecord) -> BlockIndex:
         offsets = array("Q", (b.offset for b in record.blocks))
         offsets.append(record.size)
-        return cls(offsets, b"".join(bytes.fromhex(b.id) for b in record.blocks))
+        trees = {b.id: b.tree for b in record.blocks if b.tree}
+        return cls(offsets, b"".join(bytes.fromhex(b.id) for b in record.blocks), trees)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     @property
     def nbytes(self) -> int:
-        return self.offsets.itemsize * len(self.offsets) + len(self.ids)
+        return self.offsets.itemsize * len(self.offsets) + len(self.ids) + 200 * len(self.trees)
 
     def block(self, i: int) -> tuple[ObjectId, int, int]:
         """``(id, offset, length)`` of block ``i``."""

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
+from . import hashtree
 from .errors import Corrupt
 from .ids import Hashed, ObjectId
 from .schema import FileRecordBody, decode
@@ -48,6 +49,7 @@ class Block:
     id: ObjectId
     offset: int
     length: int
+    tree: str | None = None  # hash tree root (see hashtree.py), where parts are read verified
 
     @property
     def end(self) -> int:
@@ -78,7 +80,7 @@ class FileRecord:
         body: dict[str, object] = {"type": "file", "size": self.size}
         if self.sha256 is not None:
             body["sha256"] = self.sha256
-        body["blocks"] = [[b.id, b.offset, b.length] for b in self.blocks]
+        body["blocks"] = [[b.id, b.offset, b.length, *([b.tree] if b.tree else [])] for b in self.blocks]
         if self.refs is not None:
             body["refs"] = {k: v if isinstance(v, str) else list(v) for k, v in sorted(self.refs.items())}
         return json.dumps(body, separators=(",", ":")).encode()
@@ -88,7 +90,7 @@ class FileRecord:
         """Parse a stored record; raise :class:`Corrupt` if it is not one, or if its
         blocks do not tile exactly its size."""
         body = decode(data, FileRecordBody, "damaged file record", error=Corrupt)
-        blocks = tuple(Block(ObjectId.parse(b.id), b.offset, b.length) for b in body.blocks)
+        blocks = tuple(Block(ObjectId.parse(b.id), b.offset, b.length, b.tree) for b in body.blocks)
         expected = 0
         for block in blocks:
             if block.offset != expected:
@@ -119,12 +121,19 @@ def cut(stream: BinaryIO) -> Iterator[tuple[Block, bytes]]:
         yield Block(ObjectId.of(data), chunk.offset, chunk.length), data
 
 
-def cut_bytes(data: bytes) -> Iterator[tuple[Block, bytes]]:
-    """Cut bytes held in memory into content-defined blocks."""
+def _hashes(data: bytes, trees: bool) -> tuple[ObjectId, str | None]:
+    """A block's id and, with ``trees``, its hash tree root."""
+    return ObjectId.of(data), hashtree.root(data) if trees else None
+
+
+def cut_bytes(data: bytes, trees: bool = False) -> Iterator[tuple[Block, bytes]]:
+    """Cut bytes held in memory into content-defined blocks (with ``trees``, each with
+    its hash tree root)."""
     view = memoryview(data)
     for chunk in _chunker().cut_buf(view):
         piece = bytes(chunk.data)
-        yield Block(ObjectId.of(piece), chunk.offset, chunk.length), piece
+        oid, tree = _hashes(piece, trees)
+        yield Block(oid, chunk.offset, chunk.length, tree), piece
 
 
 @functools.cache
@@ -133,7 +142,7 @@ def _hashers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(2, thread_name_prefix="eurec4a-nt-hash")
 
 
-_Cut = tuple["Future[ObjectId]", int, int, bytes]
+_Cut = tuple["Future[tuple[ObjectId, str | None]]", int, int, bytes]
 
 
 class _CutAhead:
@@ -146,8 +155,8 @@ class _CutAhead:
     stops the thread.
     """
 
-    def __init__(self, path: str | os.PathLike[str], limit: int = _READ_AHEAD) -> None:
-        self.path, self.limit = path, limit
+    def __init__(self, path: str | os.PathLike[str], trees: bool = False, limit: int = _READ_AHEAD) -> None:
+        self.path, self.limit, self.trees = path, limit, trees
         self.ready: deque[_Cut] = deque()
         self.held = 0
         self.done = self.stop = False
@@ -159,7 +168,7 @@ class _CutAhead:
             with open(self.path, "rb", buffering=0) as f:
                 for chunk in _chunker().cut_stream(f):
                     data = bytes(chunk.data)
-                    item = (_hashers().submit(ObjectId.of, data), chunk.offset, chunk.length, data)
+                    item = (_hashers().submit(_hashes, data, self.trees), chunk.offset, chunk.length, data)
                     with self.changed:  # when full, wait until half is taken (fewer wake-ups)
                         if self.held >= self.limit:
                             self.changed.wait_for(lambda: self.held <= self.limit // 2 or self.stop)
@@ -188,7 +197,8 @@ class _CutAhead:
                     self.held -= length
                     if self.held <= self.limit // 2:
                         self.changed.notify_all()
-                yield Block(hashing.result(), offset, length), data
+                oid, tree = hashing.result()
+                yield Block(oid, offset, length, tree), data
             if self.error is not None:
                 raise self.error
         finally:
@@ -205,26 +215,29 @@ def record_file(
     path: str | os.PathLike[str],
     put_blocks: PutBlocks,
     progress: Callable[[int], None] | None = None,
+    trees: bool = False,
 ) -> FileRecord:
     """Cut the file at ``path`` into blocks, hand them to ``put_blocks`` and return its record.
 
     Every byte is hashed once, for its block's id, and that hash is the store's check
-    of the write. A file larger than one read is cut and hashed in a thread a little
-    ahead of ``put_blocks`` (see :class:`_CutAhead`), so that reading and hashing
-    overlap with storing or uploading. ``progress`` is called with byte counts. Raise
+    of the write; with ``trees`` (for files read in verified parts) once more, for the
+    block's hash tree root (see :mod:`.hashtree`), in the same hashing thread. A file
+    larger than one block is cut and hashed in a thread a little ahead of
+    ``put_blocks`` (see :class:`_CutAhead`), so that reading and hashing overlap with
+    storing or uploading. ``progress`` is called with byte counts. Raise
     :class:`Corrupt` if the file changes size while it is read.
     """
     if os.path.getsize(path) <= MAX_BLOCK:
         with open(path, "rb", buffering=0) as f:
             data = f.read()
-        record = record_bytes(data, put_blocks)
+        record = record_bytes(data, put_blocks, trees)
         if progress and data:
             progress(len(data))
     else:
         blocks: list[Block] = []
 
         def produce() -> Iterator[Hashed]:
-            for block, data in _CutAhead(path):
+            for block, data in _CutAhead(path, trees):
                 blocks.append(block)
                 yield Hashed(block.id, data)
                 if progress:
@@ -241,12 +254,12 @@ def record_file(
     return record
 
 
-def record_bytes(data: bytes, put_blocks: PutBlocks) -> FileRecord:
+def record_bytes(data: bytes, put_blocks: PutBlocks, trees: bool = False) -> FileRecord:
     """Like :func:`record_file` for bytes held in memory."""
     blocks: list[Block] = []
 
     def produce() -> Iterator[Hashed]:
-        for block, piece in cut_bytes(data):
+        for block, piece in cut_bytes(data, trees):
             blocks.append(block)
             yield Hashed(block.id, piece)
 

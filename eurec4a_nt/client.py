@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 import requests
 import requests_cache
 
+from . import hashtree
 from .config import cache_cap as configured_cap
 from .entries import Entry, check_name, check_site
 from .errors import BadInput, NotFound, Unreachable, from_json
@@ -115,6 +116,19 @@ class HTTPStore(ObjectStore):
     def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
         headers = {"Range": f"bytes={start}-{end - 1}"}
         return self._request("GET", f"/objects/{oid}", params=self._params(), headers=headers).content
+
+    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
+        """The leaves holding bytes ``[start, end)`` with their proof in one request
+        (``GET /objects/<id>?proof=1``), checked against ``tree``; raise :class:`Corrupt`
+        if they do not match."""
+        first, last = hashtree.span(size, start, end)
+        response = self._request("GET", f"/objects/{oid}", params={**self._params(), "proof": "1"},
+                                 headers={"Range": f"bytes={first}-{last - 1}"})
+        count, body = int(response.headers.get("X-Proof-Hashes", "0")), response.content
+        proof = [body[i * 32:(i + 1) * 32] for i in range(count)]
+        part = body[count * 32:]
+        hashtree.verify(part, size, first, proof, tree)
+        return part[start - first:end - first]
 
     def get_many(self, oids: list[ObjectId]) -> Iterator[tuple[ObjectId, bytes]]:
         """Many objects in one request; absent ones are skipped."""

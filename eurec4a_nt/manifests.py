@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .blockindex import block_index
+from .blockindex import BlockIndex, block_index
 from .chunking import MAX_BLOCK, FileRecord
 from .entries import Entry
 from .errors import BadInput, Corrupt, NotFound
@@ -144,7 +144,7 @@ class RefReader:
     """Random access to a ref's bytes, reading only the objects that hold a range.
 
     The block list is read once; each read asks the store for just the byte span it
-    needs from each block.
+    needs from each block, verified against the block's hash tree where it has one.
     """
 
     def __init__(self, ref: Ref, store: ObjectStore) -> None:
@@ -159,16 +159,19 @@ class RefReader:
             self._blocks = blocks_of(self.ref, self.store.get)
         return self._blocks
 
+    def _index(self) -> BlockIndex:
+        index = block_index(self.ref.id, lambda: record_of(self.ref, self.store.get(self.ref.id)))
+        if index.offsets[-1] != self.ref.size:
+            raise Corrupt(f"file record {self.ref.id.short} holds {index.offsets[-1]} bytes, "
+                          f"but its entry says {self.ref.size}")
+        return index
+
     def blocks_for(self, start: int, end: int) -> list[tuple[ObjectId, int, int]]:
         """The blocks overlapping bytes ``[start, end)``: of a record, found by bisection
         in its cached :class:`~eurec4a_nt.blockindex.BlockIndex` (the record is parsed
         once per process, not per read)."""
         if self.ref.record and self.ref.data is None:
-            index = block_index(self.ref.id, lambda: record_of(self.ref, self.store.get(self.ref.id)))
-            if index.offsets[-1] != self.ref.size:
-                raise Corrupt(f"file record {self.ref.id.short} holds {index.offsets[-1]} bytes, "
-                              f"but its entry says {self.ref.size}")
-            return index.span(start, end)
+            return self._index().span(start, end)
         return [b for b in self.blocks if b[1] < end and b[1] + b[2] > start]
 
     def read(self, start: int, end: int) -> bytes:
@@ -179,9 +182,11 @@ class RefReader:
         if self.ref.data is not None:
             return self.ref.data[start:end]
         parts = []
+        trees = self._index().trees if self.ref.record else {}
         for oid, offset, length in self.blocks_for(start, end):
             lo, hi = max(start - offset, 0), min(end - offset, length)
-            parts.append(self.store.get_range(oid, lo, hi))
+            tree = trees.get(oid)
+            parts.append(self.store.get_part(oid, lo, hi, length, tree) if tree else self.store.get_range(oid, lo, hi))
         return b"".join(parts)
 
 

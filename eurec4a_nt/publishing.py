@@ -24,7 +24,7 @@ from .errors import BadInput, NotFound
 from .formats import guess_format
 from .ids import Hashed, ObjectId
 from .manifests import Manifest, Ref, small_enough
-from .references import hdf5_references
+from .references import HDF5_SIGNATURE, hdf5_references
 from .stores.base import Sink
 
 if TYPE_CHECKING:
@@ -48,9 +48,12 @@ def _put_record(record: FileRecord, sink: Sink) -> ObjectId:
 def store_file(path: Path, sink: Sink, progress: Progress | None = None) -> tuple[ObjectId, int]:
     """Store a file as blocks plus a file record; return the record's id and the size.
 
-    The record of a netCDF4/HDF5 file carries its zarr view (see :mod:`.references`)."""
-    record = record_file(path, sink.put_many, progress)
-    refs = hdf5_references(path)
+    The record of a netCDF4/HDF5 file carries its zarr view (see :mod:`.references`)
+    and the hash tree root of each block, so its chunks can be read in verified parts."""
+    with open(path, "rb") as f:
+        hdf5 = f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    record = record_file(path, sink.put_many, progress, trees=hdf5)  # its chunks are read in parts
+    refs = hdf5_references(path) if hdf5 else None
     if refs is not None:
         record = dataclasses.replace(record, refs=refs)
     return _put_record(record, sink), record.size

@@ -103,11 +103,13 @@ class CheckpointBody(Struct, forbid_unknown_fields=True):
 
 
 class BlockBody(Struct, array_like=True, forbid_unknown_fields=True):
-    """``[id, offset, length]`` of one block in a file record."""
+    """``[id, offset, length]`` of one block in a file record, ``[..., tree]`` with its
+    hash tree root where it is read in verified parts."""
 
     id: IdText
     offset: Size
     length: Annotated[int, Meta(gt=0, le=MAX_SIZE)]
+    tree: IdText | None = None
 
 
 class FileRecordBody(Struct, forbid_unknown_fields=True):

@@ -7,14 +7,16 @@ import logging
 
 from aiohttp import web
 
+from .. import hashtree
 from ..entries import check_site
 from ..errors import BadInput, ObjectMissing, Pending
 from ..frames import header, read_frames
 from ..ids import ObjectId
 from ..manifests import Ref
+from ..node import Node
 from ..schema import IdsBody, decode
 from .context import node, reader, require_write
-from .respond import IMMUTABLE, serve_ref
+from .respond import IMMUTABLE, parse_range, serve_ref
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -45,7 +47,22 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304, headers={"ETag": f'"{oid}"', "Cache-Control": IMMUTABLE})
     await n.ensure([oid], site, reader=reader(request))
     size = await asyncio.to_thread(n.store.objects.size, oid)
+    if request.query.get("proof"):
+        return await _proven(request, n, oid, size)
     return await serve_ref(request, n, Ref(oid, size), site=site, immutable=True)
+
+
+async def _proven(request: web.Request, n: Node, oid: ObjectId, size: int) -> web.Response:
+    """``?proof=1``: the leaves holding the requested range, after the hashes that prove
+    them against the block's hash tree root (``X-Proof-Hashes`` of 32 bytes each)."""
+    start, end = parse_range(request.headers.get("Range"), size) or (0, size)
+    first, last = hashtree.span(size, start, end)
+    data = await asyncio.to_thread(n.store.objects.get, oid)
+    proof = await asyncio.to_thread(hashtree.prove, data, first, last)
+    n.traffic.served += last - first
+    return web.Response(status=206, body=b"".join(proof) + data[first:last], headers={
+        "Content-Type": "application/octet-stream", "X-Proof-Hashes": str(len(proof)),
+        "Content-Range": f"bytes {first}-{last - 1}/{size}", "Cache-Control": IMMUTABLE})
 
 
 @routes.post("/objects/missing")

@@ -121,6 +121,13 @@ class ObjectStore(ABC):
         """Bytes ``[start, end)`` of the object."""
         return self._read(oid)[start:end]
 
+    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
+        """Bytes ``[start, end)`` of an object of ``size`` whose hash tree root is ``tree``
+        (see :mod:`eurec4a_nt.hashtree`). A store that holds objects whole (verified when
+        written) reads the range; one that fetches parts from elsewhere checks them
+        against ``tree`` and raises :class:`Corrupt` on a mismatch."""
+        return self.get_range(oid, start, end)
+
     def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
         """Store ``data`` and return its id.
 

@@ -1,0 +1,84 @@
+"""Verified parts of blocks: the hash tree, its proofs, and lazy reads through a server
+that move only the leaves a reader needs."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import xarray as xr
+from server_kit import TIMEOUT, start, status
+
+import eurec4a_nt as nt
+from eurec4a_nt import hashtree
+from eurec4a_nt.chunking import FileRecord
+from eurec4a_nt.errors import Corrupt
+from eurec4a_nt.fs import NTFileSystem
+from eurec4a_nt.sitestore import SiteStore
+
+SITE = "RV-Meteor"
+
+
+@pytest.mark.parametrize("size", [1, hashtree.LEAF, hashtree.LEAF + 1, 5 * hashtree.LEAF + 7, 1 << 20, 3_900_000])
+def test_any_range_verifies_and_any_change_is_caught(size: int) -> None:
+    rng = random.Random(size)
+    data = os.urandom(size)
+    root = hashtree.root(data)
+    for _ in range(20):
+        start = rng.randrange(size)
+        first, last = hashtree.span(size, start, rng.randint(start + 1, size))
+        proof = hashtree.prove(data, first, last)
+        hashtree.verify(data[first:last], size, first, proof, root)
+        damaged = bytearray(data[first:last])
+        damaged[rng.randrange(len(damaged))] ^= 1
+        with pytest.raises(Corrupt):
+            hashtree.verify(bytes(damaged), size, first, proof, root)
+        if proof:
+            with pytest.raises(Corrupt):
+                hashtree.verify(data[first:last], size, first, proof[:-1], root)
+            with pytest.raises(Corrupt):
+                hashtree.verify(data[first:last], size, first, [bytes(32), *proof[1:]], root)
+
+
+def test_a_proof_costs_under_one_percent_of_what_it_proves() -> None:
+    data = os.urandom(4 << 20)  # the largest block
+    first, last = hashtree.span(len(data), 1_000_000, 1_000_000 + (64 << 10))
+    assert len(hashtree.prove(data, first, last)) * 32 < 0.01 * (last - first)
+
+
+@pytest.mark.timeout(120)
+def test_lazy_netcdf_reads_through_a_server_move_only_verified_leaves(tmp_path: Path) -> None:
+    proc = start(tmp_path / "sites", SITE)
+    try:
+        path = tmp_path / "spectra.nc"
+        rng = np.random.default_rng(3)
+        xr.Dataset({"spectra": (("time", "bin"), rng.random((4000, 500)))}).to_netcdf(path, engine="h5netcdf")
+        entry = nt.publish(path, name="raw/spectra.nc", server=proc.url, token=proc.token, progress=False)
+        record = FileRecord.from_bytes(SiteStore(tmp_path / "sites" / SITE).objects.get(entry.root))
+        assert all(b.tree for b in record.blocks)
+        fs = NTFileSystem(server=proc.url, cache=str(tmp_path / "cache"))
+        before = status(proc.url)["traffic"]["served"]
+        middle = record.size // 2
+        assert fs.cat_file(f"{SITE}/raw/spectra.nc", middle, middle + 1000) == path.read_bytes()[middle:middle + 1000]
+        moved = status(proc.url)["traffic"]["served"] - before
+        assert 1000 <= moved <= 2 * hashtree.LEAF  # a leaf or two, not the ~1 MiB block
+        cached = {p.name for p in (tmp_path / "cache").rglob("*")}
+        assert not cached & {b.id for b in record.blocks}  # a part is not cached as the block
+
+        block = next(b for b in record.blocks if b.offset <= middle < b.end)
+        answer = requests.get(f"{proc.url}/objects/{block.id}", params={"proof": "1"},
+                              headers={"Range": "bytes=20000-20999"}, timeout=TIMEOUT)
+        count = int(answer.headers["X-Proof-Hashes"])
+        proof = [answer.content[i * 32:(i + 1) * 32] for i in range(count)]
+        part = bytearray(answer.content[count * 32:])
+        assert answer.headers["Content-Range"] == f"bytes 16384-32767/{block.length}"
+        hashtree.verify(bytes(part), block.length, 16384, proof, str(block.tree))
+        part[5] ^= 0xFF
+        with pytest.raises(Corrupt):
+            hashtree.verify(bytes(part), block.length, 16384, proof, str(block.tree))
+    finally:
+        proc.stop()
