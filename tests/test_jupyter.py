@@ -273,6 +273,20 @@ def test_preview_of_image_and_markdown(browser: CatalogBrowser, server: SiteProc
 
 
 @pytest.mark.timeout(60)
+def test_versions_of_an_entry(browser: CatalogBrowser, server: SiteProcess, tmp_path: Path) -> None:
+    again = sampledata.quicklook_png(tmp_path / "again.png", seed=11)
+    nt.publish(again, name=QUICKLOOKS[0], server=server.url, token=server.token, progress=False)
+    browser._on_message(browser, {"action": "versions", "site": "RV-Meteor", "name": QUICKLOOKS[0]}, [])
+    shown = browser.preview
+    assert shown["kind"] == "versions" and len(shown["versions"]) == 2
+    newest, first = shown["versions"]
+    assert newest["replaces"] == first["seq"] and first["replaced_by"] == newest["seq"]
+    assert newest["replaced_by"] is None
+    assert newest["code"] == f"cat['RV-Meteor'][{QUICKLOOKS[0]!r}].at({newest['seq']})"
+    assert browser.show_versions("RV-Meteor", "never/published.png")["kind"] == "error"
+
+
+@pytest.mark.timeout(60)
 def test_browser_with_a_read_token(tmp_path: Path) -> None:
     proc = start(tmp_path / "sites", "RV-Meteor", args=["--read-token"])
     try:

@@ -109,7 +109,9 @@ function render({ model, el }) {
         title: "hold it at this site, now and when it changes",
         onclick: () => model.send({ action: "prefetch", names: [`${row.site}/${row.name}`] }) }),
       row.preview ? h("button", { class: "nt-button nt-show", text: "preview",
-        onclick: () => model.send({ action: "preview", site: row.site, name: row.name }) }) : null);
+        onclick: () => model.send({ action: "preview", site: row.site, name: row.name }) }) : null,
+      h("button", { class: "nt-button nt-versions", text: "versions", title: "every version, and the code that opens one",
+        onclick: () => model.send({ action: "versions", site: row.site, name: row.name }) }));
     return h("tr", { class: "nt-row", dataset: { site: row.site, name: row.name } },
       name, topics, h("td", { class: "nt-num" }, row.size_text, h("div", { class: "nt-muted", text: row.format })),
       h("td", { class: "nt-time", text: when(row.published) }), state, actions);
@@ -189,6 +191,17 @@ function render({ model, el }) {
       h("button", { class: "nt-button nt-confirm-no", text: "cancel", onclick: () => model.send({ action: "cancel" }) }));
   }
 
+  function versionsTable(versions) {
+    const head = h("tr", {}, ...["seq", "time", "", "size", "history", "open it"].map((c) => h("th", { text: c })));
+    const rows = versions.map((v) => h("tr", { class: "nt-version" },
+      h("td", { class: "nt-num", text: `#${v.seq}` }), h("td", { class: "nt-time", text: when(v.time) }),
+      h("td", { text: v.op === "put" ? v.format : "removed" }), h("td", { class: "nt-num", text: v.size_text }),
+      h("td", { class: "nt-muted", text: [v.replaces ? `replaces #${v.replaces}` : "",
+        v.replaced_by ? `replaced by #${v.replaced_by}` : v.op === "put" ? "current" : ""].filter(Boolean).join(", ") }),
+      h("td", {}, v.code ? h("code", { text: v.code }) : null)));
+    return h("table", { class: "nt-table nt-versions-table" }, head, ...rows);
+  }
+
   function drawPreview() {
     const p = model.get("preview");
     if (!p.kind) { preview.hidden = true; return; }
@@ -196,8 +209,10 @@ function render({ model, el }) {
     if (p.kind === "loading") body = h("div", { class: "nt-muted", text: "loading…" });
     else if (p.kind === "image") body = h("img", { src: p.src, alt: p.name });
     else if (p.kind === "markdown") { body = h("div", { class: "nt-markdown" }); body.innerHTML = p.html; }
+    else if (p.kind === "versions") body = versionsTable(p.versions);
     else body = h("div", { class: "nt-error", text: p.message });
-    preview.replaceChildren(panelTitle(preview, `preview ${p.site}/${p.name}`, () => set("preview", {})), body);
+    const title = `${p.kind === "versions" ? "versions of" : "preview"} ${p.site}/${p.name}`;
+    preview.replaceChildren(panelTitle(preview, title, () => set("preview", {})), body);
     preview.hidden = false;
   }
 

@@ -202,6 +202,8 @@ class CatalogBrowser(anywidget.AnyWidget):
                 self._set(confirm={}, message="prefetch cancelled")
             elif action == "preview":
                 self.show_preview(str(content["site"]), str(content["name"]))
+            elif action == "versions":
+                self.show_versions(str(content["site"]), str(content["name"]))
             elif action == "refresh":
                 self.refresh()
         except (NTError, OSError) as exc:  # a click shows what went wrong, never raises
@@ -245,6 +247,22 @@ class CatalogBrowser(anywidget.AnyWidget):
         except (NTError, OSError) as exc:
             shown = {"kind": "error", "message": str(exc)}
         self._set(preview={"site": site, "name": name, **shown})
+        return self.preview
+
+    def show_versions(self, site: str, name: str) -> dict[str, Any]:
+        """Show every version of an entry below the table, newest first, each with the
+        code that opens it; return what is shown."""
+        try:
+            found = self._target.versions(site, name)
+        except (NTError, OSError) as exc:
+            self._set(preview={"site": site, "name": name, "kind": "error", "message": str(exc)})
+            return self.preview
+        rows = [{"seq": v.seq, "time": v.time, "op": v.op, "replaces": v.replaces,
+                 "replaced_by": v.replaced_by, "format": v.entry.format if v.entry else "",
+                 "size_text": human_size(v.entry.size) if v.entry else "",
+                 "code": f"cat[{site!r}][{name!r}].at({v.seq})" if v.entry else ""}
+                for v in reversed(found)]
+        self._set(preview={"site": site, "name": name, "kind": "versions", "versions": rows})
         return self.preview
 
     def _preview(self, site: str, name: str) -> dict[str, Any]:
