@@ -20,6 +20,7 @@ from .index import Index, Rule
 from .log import Change, Commit
 from .manifests import Span, children, walk
 from .sitestore import SiteStore
+from .stores import offloop
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Node:
     async def put_objects(self, items: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         """Verify and store objects; return those new here."""
         try:
-            new = await asyncio.to_thread(self.store.objects.put_many, items)
+            new = await offloop.call(self.store.objects.put_many, items)
         except Corrupt:  # objects before the bad one were kept: index them
             self.index.added((oid, len(d)) for oid, d in items if self.store.objects.has(oid))
             raise
@@ -137,7 +138,7 @@ class Node:
         """Make sure the objects are here, fetching missing ones over links (once, however
         many readers ask). Raises Pending or ObjectMissing as :class:`Fetcher` does; on
         Pending, what ``reader`` earned is recorded as wants (see :meth:`want`)."""
-        missing = await asyncio.to_thread(self.store.objects.missing, oids)
+        missing = await offloop.call(self.store.objects.missing, oids)
         if not missing:
             return
         if self.fetcher is None or hops <= 0:

@@ -1,5 +1,5 @@
 """What the sync core needs to know from the stores: blocking functions that sessions
-and the exchange run off the event loop (``asyncio.to_thread``), handing the answers
+and the exchange run off the event loop (:func:`~eurec4a_nt.stores.offloop.call`), handing the answers
 to the core as values.
 """
 

@@ -20,6 +20,7 @@ from ..ids import ObjectId
 from ..log import Commit
 from ..manifests import held_below
 from ..node import Node
+from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
 from . import answers, plan
@@ -149,7 +150,7 @@ class Exchange:
             stored: set[ObjectId] = set()
             self._watchers.append(stored)
             try:
-                lacking = await asyncio.to_thread(answers.lacking, entries, self.store)
+                lacking = await offloop.call(answers.lacking, entries, self.store)
             finally:
                 self._watchers.remove(stored)
             if not any(stored.intersection(ids) for ids in lacking.values()):
@@ -193,7 +194,7 @@ class Exchange:
         chosen = self.subscription(session.link, session.peer, core.push_topics)
         todo = to_complete(entries, self.node.site, chosen, self._complete | core.deep_incoming, core.priority)
         if todo:
-            rounds = await asyncio.to_thread(answers.rounds, todo, self.node.store)
+            rounds = await offloop.call(answers.rounds, todo, self.node.store)
             self._complete.update(entry.root for entry, wants in rounds if not wants)
             for priority, wants in by_priority(rounds, core.rank):
                 await session.perform(core.want(wants, priority))
@@ -219,7 +220,7 @@ class Exchange:
     async def _keep(self, session: Session, keep: Keep) -> None:
         """Decode, verify and store an object that arrived, then follow up on it."""
         try:
-            data = await asyncio.to_thread(answers.decoded, self.store, keep)
+            data = await offloop.call(answers.decoded, self.store, keep)
             await self.node.put_objects([(keep.oid, data)])
         except (Corrupt, BadInput) as exc:
             log.warning("%s: dropped %s: %s", session.name, keep.oid.short, exc)
@@ -227,7 +228,7 @@ class Exchange:
             return
         await self.reads.arrived(session, keep.oid, data)
         if session.core.stored(keep.oid):
-            held = await asyncio.to_thread(held_below, keep.oid, self.store)
+            held = await offloop.call(held_below, keep.oid, self.store)
             await session.perform(session.core.held_below(held))
             return
         entry = self.entry_of_root(keep.oid)

@@ -17,6 +17,7 @@ from ..errors import ObjectMissing, Pending
 from ..ids import ObjectId
 from ..manifests import Span, children
 from ..node import Node
+from ..stores import offloop
 from ..tasks import consume
 from . import plan
 from .outbox import Priority
@@ -48,7 +49,7 @@ class Reads:
                 ask.append(oid)
             futures.append(self._waiters[oid])
         if ask:
-            lacking = set(await asyncio.to_thread(self.node.store.objects.missing, ask))
+            lacking = set(await offloop.call(self.node.store.objects.missing, ask))
             for oid in [o for o in ask if o not in lacking]:  # arrived meanwhile
                 ask.remove(oid)
                 self._waiters.pop(oid).set_result(None)
@@ -97,7 +98,7 @@ class Reads:
         if span is None:
             return
         blocks = [block for block, _ in children(data, span)]
-        lacking = set(await asyncio.to_thread(self.node.store.objects.missing, blocks))
+        lacking = set(await offloop.call(self.node.store.objects.missing, blocks))
         loop = asyncio.get_running_loop()
         for block in blocks:
             if block not in self._waiters and block in lacking:

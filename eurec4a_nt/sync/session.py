@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
 
 from ..errors import NTError, ObjectMissing
+from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
 from . import answers
@@ -116,7 +117,7 @@ class Session:
         except (ValueError, KeyError, TypeError, AttributeError, NTError):
             log.warning("%s: ignoring a malformed message", self.name)
             return
-        here = await asyncio.to_thread(answers.held, self.store, held) if held else set()
+        here = await offloop.call(answers.held, self.store, held) if held else set()
         await self._guarded(body.get("type"), self._receive(body, here))
 
     async def _receive(self, body: dict[str, Any], held: set[Any]) -> None:
@@ -138,7 +139,7 @@ class Session:
 
     async def _on_piece(self, message: bytes) -> None:
         piece = Piece.unpack(message)
-        held = await asyncio.to_thread(self.store.has, piece.oid)
+        held = await offloop.call(self.store.has, piece.oid)
         await self.perform(self.core.piece(piece, held))
 
     # -- sending -----------------------------------------------------------------------
@@ -164,7 +165,7 @@ class Session:
             await self.ws.send_bytes(data)
             self._count(sent=len(data))
             if after:
-                here = await asyncio.to_thread(answers.held, self.store, [oid for oid, _ in after])
+                here = await offloop.call(answers.held, self.store, [oid for oid, _ in after])
                 self.core.outbox.follow(item, [(o, f) for o, f in after if o in here])
 
     async def _encode(self, item: SendItem) -> bool:
@@ -172,7 +173,7 @@ class Session:
         is not held here (the peer is told)."""
         base, resume = self.core.encoding_of(item)
         try:
-            data, based, encoding, payload = await asyncio.to_thread(
+            data, based, encoding, payload = await offloop.call(
                 answers.encoded, self.store, item.oid, base, self.core.compress)
         except ObjectMissing:
             await self.perform(self.core.missing(item))
