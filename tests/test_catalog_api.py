@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import requests
 import xarray as xr
+import yaml
 from server_kit import assert_error, start
 
 import eurec4a_nt as nt
@@ -163,6 +164,8 @@ sources:
     found = {path: driver for path, driver, _ in _walk(intake.open_catalog(str(campaign)))}
     assert set(found.values()) <= CAMPAIGN_DRIVERS and set(found.values()) <= {*STOCK_DRIVERS}, found
     assert {f"/{SITE}/sondes/2020-02-01", f"/{SITE}/surface/met.zarr", f"/{SITE}/notes/day-1"} <= set(found)
+    surface = yaml.safe_load(requests.get(f"{server.url}/sites/{SITE}/surface/catalog.yaml", timeout=TIMEOUT).text)
+    assert surface["sources"]["met.zarr"]["args"]["consolidated"] is True  # published with consolidated metadata
     ship = intake.open_catalog(str(campaign))[SITE]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning about consolidated metadata either

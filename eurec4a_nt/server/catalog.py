@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +22,9 @@ from aiohttp import web
 
 from .. import catalog as catalogs
 from ..entries import Entry, check_name, check_site, check_topics
-from ..errors import BadInput
+from ..errors import BadInput, NTError
 from ..listing import SiteIndex
-from ..manifests import load_manifest
+from ..manifests import RefReader, load_manifest
 from ..node import Node
 from ..series import parse_time
 from ..versions import at_text
@@ -142,11 +143,20 @@ async def days_catalog(request: web.Request) -> web.Response:
 
 
 def _consolidated(n: Node, entry: Entry) -> bool | None:
-    """Whether a zarr entry has consolidated metadata (``.zmetadata``); None when its
-    manifest is not held here."""
-    if not n.store.objects.has(entry.root):
+    """Whether a zarr entry has consolidated metadata (v2 ``.zmetadata``, or v3
+    ``consolidated_metadata`` in the root ``zarr.json``); None when its manifest or root
+    document is not held here."""
+    try:
+        manifest = load_manifest(entry, n.store.objects.get)
+        if manifest.ref(".zmetadata") is not None:
+            return True
+        root = manifest.ref("zarr.json")
+        if root is None:
+            return False
+        doc = json.loads(RefReader(root, n.store.objects).read(0, root.size))
+    except (NTError, ValueError):
         return None
-    return ".zmetadata" in load_manifest(entry, n.store.objects.get).items
+    return isinstance(doc, dict) and bool(doc.get("consolidated_metadata"))
 
 
 # -- JSON ----------------------------------------------------------------------------
