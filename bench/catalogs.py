@@ -218,12 +218,14 @@ def _fmt(value: float) -> str:
 
 
 def write_section(path: Path, lines: list[str]) -> None:
-    """Replace the section in ``path`` (or add it before "All figures")."""
+    """Replace the section whose title is ``lines[0]`` in ``path`` (or add it before
+    "All figures")."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     body = "\n".join(lines) + "\n\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
+    title = lines[0]
+    if title in text:
+        start = text.index(title)
+        end = text.find("\n## ", start + len(title))
         text = text[:start] + body + (text[end + 1:] if end >= 0 else "")
     elif "## All figures" in text:
         at = text.index("## All figures")
