@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +273,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{status['site']}: {objects['count']} objects, {_human(objects['bytes'])}, "
           f"{status['wants']} pending wants")
     for link in status["links"]:
-        state = "connected" if link.get("connected") else f"offline {link.get('error', '')}".strip()
+        since = link.get("offline_since")
+        state = "connected" if link.get("connected") else " ".join(filter(None, [
+            "offline", f"since {time.strftime('%H:%M:%S', time.gmtime(since))} UTC" if since else "",
+            f"({link['error']})" if link.get("error") else ""]))
         budget = f" / budget {_human(link['budget'])}" if link.get("budget") else ""
         print(f"  link {link['link']:28} {state:12} queue {link.get('queue', 0):5}  "
               f"sent {_human(link['sent_today'])} received {_human(link['received_today'])}{budget}")

@@ -19,10 +19,25 @@ import yaml
 from .config import server_url
 from .entries import check_topics
 from .errors import BadInput
-from .sync.config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig, parse_size
+from .sync.config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .watch.rules import WatchRule
 
 T = TypeVar("T")
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*(?:/s)?\s*")
+
+
+
+def parse_size(value: object) -> int:
+    """``250KB``, ``1.5 MiB``, ``1000`` -> bytes (decimal units: KB = 1000 B)."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = _SIZE.fullmatch(str(value))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise BadInput(f"bad size {value!r}: use a number with B, KB, MB, GB, KiB, MiB or GiB")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 class Size(int):

@@ -166,7 +166,8 @@ function render({ model, el }) {
     const linkList = model.get("links");
     links.replaceChildren(h("span", { class: "nt-muted", text: "links: " }),
       ...(linkList.length ? linkList.map((l) => h("span", { class: `nt-link ${l.connected ? "nt-up" : "nt-down"}`,
-        text: `● ${l.peer} ${l.connected ? "connected" : "offline"}` })) : [h("span", { class: "nt-muted", text: "none" })]));
+        text: `● ${l.peer} ${l.connected ? "connected" : "offline"}${!l.connected && l.offline_since ? ` since ${l.offline_since}` : ""}` }))
+        : [h("span", { class: "nt-muted", text: "none" })]));
     error.textContent = model.get("error");
     error.hidden = !model.get("error");
     message.textContent = model.get("message");

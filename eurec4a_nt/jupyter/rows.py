@@ -152,7 +152,9 @@ class ServerView:
             sites=[{"site": s, **sites["sites"][s]} for s in names],
             rows=rows, rules=[_rule(r) for r in rules],
             links=[{"peer": link.get("peer") or link.get("link") or "?",
-                    "connected": bool(link.get("connected"))} for link in status["links"]], **counts)
+                    "connected": bool(link.get("connected")),
+                    "offline_since": time.strftime("%H:%M UTC", time.gmtime(link["offline_since"]))
+                    if link.get("offline_since") else ""} for link in status["links"]], **counts)
 
     def wait_change(self, version: int | None, timeout: float) -> int:
         """The server's change counter; with a ``version``, wait (at most ``timeout`` s)

@@ -35,6 +35,7 @@ def human(size: float) -> str:
 
 _templates.filters["human"] = human
 _templates.filters["ago"] = lambda t: f"{max(time.time() - t, 0):.0f} s ago" if t else "never"
+_templates.filters["clock"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
 def status(request: web.Request) -> dict[str, Any]:

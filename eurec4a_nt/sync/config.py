@@ -1,7 +1,7 @@
 """Link configuration: which site to dial, and what flows over the link.
 
 A link is configured at the side that dials out (a ship dials the hub). A YAML file
-holds a list of links::
+holds a list of links (parsed strictly by :mod:`eurec4a_nt.settings`)::
 
     links:
       - url: http://ops.example:8047
@@ -17,33 +17,11 @@ holds a list of links::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
-
-import yaml
-
-from ..entries import check_topics
-from ..errors import BadInput
-
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*(?:/s)?\s*")
 
 DEFAULT_PRIORITY = ("planning", "quicklook", "sondes")
 DEFAULT_ESSENTIAL = ("planning", "quicklook")
-
-
-def parse_size(value: object) -> int:
-    """``250KB``, ``1.5 MiB``, ``1000`` -> bytes (decimal units: KB = 1000 B)."""
-    if isinstance(value, (int, float)):
-        return int(value)
-    match = _SIZE.fullmatch(str(value))
-    if not match or match.group(2).lower() not in _UNITS:
-        raise BadInput(f"bad size {value!r}: use a number with B, KB, MB, GB, KiB, MiB or GiB")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 @dataclass(frozen=True)
@@ -66,41 +44,3 @@ class LinkConfig:
     def name(self) -> str:
         """A short label: ``host:port`` of the URL."""
         return urlparse(self.url).netloc or self.url
-
-    @classmethod
-    def from_dict(cls, body: dict[str, Any]) -> LinkConfig:
-        if not isinstance(body, dict) or "url" not in body:
-            raise BadInput(f"a link needs a url: {body!r}")
-        url = str(body["url"]).rstrip("/")
-        if urlparse(url).scheme not in ("http", "https"):
-            raise BadInput(f"link url {url!r} must start with http:// or https://")
-        rate = body.get("rate") or {}
-        known = {"url", "push", "prefetch", "names", "lazy", "rate", "budget", "essential",
-                 "priority", "compress"}
-        unknown = set(body) - known
-        if unknown:
-            raise BadInput(f"unknown link setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(
-            url=url,
-            push=check_topics(body.get("push") or ()),
-            prefetch=check_topics(body.get("prefetch") or ()),
-            names=tuple(str(n) for n in body.get("names") or ()),
-            lazy=bool(body.get("lazy", True)),
-            up_rate=parse_size(rate["up"]) if rate.get("up") else None,
-            down_rate=parse_size(rate["down"]) if rate.get("down") else None,
-            budget=parse_size(body["budget"]) if body.get("budget") else None,
-            essential=tuple(body.get("essential", DEFAULT_ESSENTIAL)),
-            priority=tuple(body.get("priority", DEFAULT_PRIORITY)),
-            compress=bool(body.get("compress", True)),
-        )
-
-
-def load_links(path: Path) -> list[LinkConfig]:
-    """Read the ``links:`` list of a YAML file."""
-    try:
-        body = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise BadInput(f"no links file at {path}") from None
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path} is not valid YAML: {exc}") from None
-    return [LinkConfig.from_dict(item) for item in body.get("links") or []]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from ..entries import check_topics
-from ..errors import Forbidden
+from ..errors import Forbidden, NTError
 from ..node import Node
 from ..tasks import spawn
 from . import handshake
@@ -30,6 +31,10 @@ from .session import Session, WebSocket
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 15.0
+#: Close code a dialler sends when the site it reached did not prove to be the one trusted.
+UNTRUSTED = 4403
+#: Header of a refused dial: why (the dialler shows it instead of a bare 403).
+REFUSED = "X-NT-Refused"
 
 routes = web.RouteTableDef()
 
@@ -41,7 +46,13 @@ class Links:
         self.node = node
         self.configs = list(configs)
         self.dialed: dict[str, str] = {}
+        #: Per configured link: why it is down now (cleared once a session runs).
         self.last_error: dict[str, str] = {}
+        #: Per link name (a dialled link) or peer (one that dialled in): when it went
+        #: down, while it is down; peers stay listed after their session ended.
+        self.offline_since: dict[str, float] = {}
+        #: Per site (or address) refused at a handshake here: when and why.
+        self.refused: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._replies: dict[str, Any] = {}
         self.partials = Partials()
@@ -56,6 +67,8 @@ class Links:
     # -- life cycle --------------------------------------------------------------------
 
     async def start(self) -> None:
+        now = time.time()
+        self.offline_since.update({c.name: now for c in self.configs})
         self._tasks = [asyncio.create_task(self._dial(c)) for c in self.configs]
 
     async def stop(self) -> None:
@@ -69,6 +82,9 @@ class Links:
     async def _run(self, peer: Peer, ws: WebSocket) -> None:
         session = Session(peer, ws, self.node.store.objects, self.exchange)
         handshake.tune(ws.get_extra_info("socket"))
+        key = session.link.name if session.link is not None else session.peer
+        self.offline_since.pop(key, None)
+        self.refused.pop(session.peer, None)
         start = spawn(self.exchange.started(session))
         try:
             await session.run()
@@ -76,6 +92,11 @@ class Links:
             start.cancel()
             await asyncio.gather(start, return_exceptions=True)
             self.exchange.ended(session)
+            if self.sessions.get(session.peer) is None:
+                self.offline_since.setdefault(key, time.time())
+            if ws.close_code == UNTRUSTED:
+                log.warning("link from %s closed at once: it does not trust this site's key "
+                            "(check both sides' keyrings)", session.peer)
 
     def _state(self, link: LinkConfig | None, peer: str, peer_push: tuple[str, ...]) -> dict[str, Any]:
         """What a handshake tells the peer: heads, subscription, resume points."""
@@ -96,8 +117,16 @@ class Links:
                 try:
                     if await self._connect(http, config):
                         attempt = 0
-                    self.last_error.pop(config.name, None)
-                except (TimeoutError, aiohttp.ClientError, OSError, Forbidden) as exc:
+                    self.last_error[config.name] = "the session ended; reconnecting"
+                except aiohttp.WSServerHandshakeError as exc:
+                    why = (exc.headers or {}).get(REFUSED) if exc.headers else None
+                    self.last_error[config.name] = (f"refused by {config.url}: {why}" if why else
+                                                    f"{config.url} answered {exc.status} {exc.message}")
+                    log.warning("link %s: %s", config.name, self.last_error[config.name])
+                except Forbidden as exc:
+                    self.last_error[config.name] = f"refused {config.url}: {exc}"
+                    log.warning("link %s: %s", config.name, self.last_error[config.name])
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     self.last_error[config.name] = f"{type(exc).__name__}: {exc}"
                     log.info("link %s: %s", config.name, self.last_error[config.name])
                 attempt += 1
@@ -120,8 +149,13 @@ class Links:
             async with http.ws_connect(config.url + "/link", headers=headers, heartbeat=HEARTBEAT,
                                        max_msg_size=0, compress=0) as ws:
                 reply = self._replies.pop(nonce, {})
-                peer = handshake.check_reply(self.node.store.keyring, nonce, reply)
+                try:
+                    peer = handshake.check_reply(self.node.store.keyring, nonce, reply)
+                except Forbidden as exc:
+                    await ws.close(code=UNTRUSTED, message=str(exc).encode()[:120])
+                    raise
                 self.dialed[config.name] = peer
+                self.last_error.pop(config.name, None)
                 core = Peer(peer, config, handshake.options(reply), self.partials,
                             bulk=self.exchange.bulk_allowed(config))
                 await self._run(core, ws)
@@ -134,7 +168,14 @@ class Links:
     async def accept(self, request: web.Request) -> web.StreamResponse:
         """Take a peer's dialled connection after checking its signed nonce."""
         store = self.node.store
-        site = handshake.check_dial(store.keyring, self.node.site, request.headers)
+        try:
+            site = handshake.check_dial(store.keyring, self.node.site, request.headers)
+        except NTError as exc:
+            who = request.headers.get("X-NT-Site") or request.remote or "?"
+            log.warning("refused a link from %s (%s): %s", who, request.remote, exc)
+            self.refused[who] = {"at": time.time(), "reason": str(exc)}
+            return web.json_response(exc.to_json(), status=exc.status,
+                                     headers={REFUSED: " ".join(str(exc).split())[:300]})
         options = handshake.options(request.headers)
         mine = self._state(None, site, check_topics(options.get("push") or []))
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0, compress=False)
@@ -151,7 +192,9 @@ class Links:
         return route(site, self.sessions, lambda s: s.link is not None and s.link.lazy)
 
     def status(self) -> list[dict[str, Any]]:
-        """Per link and connected peer: state, last contact, queue and traffic today."""
+        """Per link and peer, as things are now: connected (last contact, queue) or since
+        when offline and why; traffic today. Peers that dialled in stay listed, offline,
+        after their session ended; sites refused at a handshake are listed with why."""
         label = self.exchange.label
         out = []
         for config in self.configs:
@@ -161,7 +204,8 @@ class Links:
             live = session is not None and session.link is config
             out.append({
                 "link": config.name, "url": config.url, "peer": peer, "dialled": True,
-                "connected": live, "error": self.last_error.get(config.name, ""),
+                "connected": live, "error": "" if live else self.last_error.get(config.name, ""),
+                "offline_since": None if live else self.offline_since.get(config.name),
                 "push": list(config.push), "prefetch": list(config.prefetch), "lazy": config.lazy,
                 "budget": config.budget, "sent_today": sent, "received_today": received,
                 **({k: v for k, v in session.status(label).items() if k not in ("link", "peer", "dialled")}
@@ -171,7 +215,18 @@ class Links:
             if session.link is None:
                 sent, received = self.node.index.traffic(session.name)
                 out.append({**session.status(label), "connected": True, "sent_today": sent,
+                            "received_today": received, "error": "", "offline_since": None})
+        dialled_in = {s.peer for s in self.sessions.values() if s.link is None}
+        for peer, since in sorted(self.offline_since.items()):
+            if peer not in dialled_in and all(c.name != peer for c in self.configs):
+                sent, received = self.node.index.traffic(f"{peer} (dialled in)")
+                out.append({"link": f"{peer} (dialled in)", "peer": peer, "dialled": False, "connected": False,
+                            "offline_since": since, "error": "", "sent_today": sent,
                             "received_today": received})
+        for who, refusal in sorted(self.refused.items()):
+            out.append({"link": who, "peer": who, "dialled": False, "connected": False,
+                        "offline_since": refusal["at"], "error": f"refused here: {refusal['reason']}",
+                        "sent_today": 0, "received_today": 0})
         return out
 
 
