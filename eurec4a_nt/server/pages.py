@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from typing import Any
 
@@ -73,10 +75,9 @@ async def page(request: web.Request) -> web.Response:
     n = node(request)
     topic = request.query.get("topic", "")
     text = request.query.get("q", "")
-    rows, topics = await asyncio.to_thread(_rows, n, topic, text.lower())
+    rows, topics, matched = await asyncio.to_thread(_rows, n, topic, text)
     html = _templates.get_template("index.html").render(
-        status=status(request), rows=rows[:MAX_ROWS], shown=len(rows), topics=topics,
-        topic=topic, q=text)
+        status=status(request), rows=rows, shown=matched, topics=topics, topic=topic, q=text)
     return web.Response(text=html, content_type="text/html")
 
 
@@ -99,22 +100,24 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _rows(n: Node, topic: str, text: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Entries matching the filters, newest first, with what is held here; and every topic.
+def _rows(n: Node, topic: str, text: str) -> tuple[list[dict[str, Any]], list[str], int]:
+    """The newest :data:`MAX_ROWS` entries matching the filters (from every site's
+    catalog index, see :mod:`eurec4a_nt.listing`) with what is held here; every topic;
+    how many match in all.
 
     Runs in a thread: it reads the manifests of the entries it shows.
     """
-    rows, topics = [], set()
-    for entry in sorted(n.entries(), key=lambda e: e.published, reverse=True):
-        topics.update(entry.topics)
-        if topic and topic not in entry.topics:
-            continue
-        if text and text not in f"{entry.path} {entry.description}".lower():
-            continue
-        if len(rows) < MAX_ROWS:
-            held, needed = n.presence(entry)
-            rows.append({"entry": entry, "held": "here" if held == needed else
-                         "partly" if held else "remote", "held_count": held, "needed": needed})
-        else:
-            rows.append({"entry": entry})
-    return rows, sorted(topics)
+    pages, topics, matched = [], set(), 0
+    for site in n.store.sites():
+        index = n.store.listings.get(site)
+        page = index.search(topic=topic, q=text, limit=MAX_ROWS, newest=True)
+        pages.append(page.entries)
+        topics.update(index.topics())
+        matched += page.matched
+    newest = heapq.merge(*pages, key=lambda e: (e.published, e.name), reverse=True)
+    rows = []
+    for entry in itertools.islice(newest, MAX_ROWS):
+        held, needed = n.presence(entry)
+        rows.append({"entry": entry, "held": "here" if held == needed else "partly" if held else "remote",
+                     "held_count": held, "needed": needed})
+    return rows, sorted(topics), matched
