@@ -13,7 +13,7 @@ import gc
 import heapq
 import itertools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
@@ -258,6 +258,22 @@ def _matches(entry: Entry, topic: str, q: str, since: str, until: str) -> bool:
     return True
 
 
+def _quietly(build: Callable[[], SiteIndex]) -> SiteIndex:
+    """``build()`` without the garbage collector's passes, then its objects left out of
+    later full passes: each pass walks every object (30 ms at 30,000 entries), time in
+    which a server's event loop waits. The index's objects are still freed when it is
+    replaced; only what was already garbage in reference cycles stays."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        index = build()
+    finally:
+        if enabled:
+            gc.enable()
+    gc.freeze()
+    return index
+
+
 class Listings:
     """The newest :class:`SiteIndex` of every site of a store, advanced from the new
     commits of its log when asked (blocking: call it in a thread on a server)."""
@@ -275,18 +291,16 @@ class Listings:
         with self._lock:
             index = self._by_site.get(site)
             if index is None or log.seq < index.seq:  # first, or the log was replaced: from the state
-                state = self.store.state(site)
-                index = SiteIndex(site, state.seq, state.head,
-                                  {e.name: e.with_site(site) for e in state.entries.values()})
-                # The index's objects live long: leave them out of the garbage collector's
-                # full passes, which would otherwise walk them all (30 ms per pass at 30,000
-                # entries, time a server's event loop waits). They are still freed when the
-                # index is replaced; only what was already garbage in cycles stays.
-                gc.freeze()
+                index = _quietly(lambda: self._from_state(site))
             if log.seq != index.seq:  # commits since (a commit already in the state changes nothing)
                 index = index.advance(log.commits_after(index.seq))
             self._by_site[site] = index
             return index
+
+    def _from_state(self, site: str) -> SiteIndex:
+        state = self.store.state(site)
+        return SiteIndex(site, state.seq, state.head,
+                         {e.name: e.with_site(site) for e in state.entries.values()})
 
     def warm(self) -> None:
         """Bring the index of every site up to date now (a server does this as it starts)."""
