@@ -25,7 +25,7 @@ from .entries import Entry, check_site, check_topics, utc_now
 from .errors import BadCommit, BadInput, Corrupt, NotFound
 from .ids import Hashed, ObjectId
 from .log import Commit, parse_commit, verify_commit
-from .manifests import walk
+from .tree import walk
 from .versions import parse_time
 
 if TYPE_CHECKING:
@@ -97,9 +97,9 @@ def export_bundle(store: SiteStore, path: str | os.PathLike[str], sites: Iterabl
     oids: dict[ObjectId, None] = {}
     missing = 0
     for entry in _selected(store, chosen, check_topics(list(topics)), list(names), start, end):
-        for oid, present in walk(entry, store.objects):
-            if present:
-                oids.setdefault(oid)
+        for node in walk(entry, store.objects):
+            if node.held:
+                oids.setdefault(node.id)
             else:
                 missing += 1
     manifest = msgspec.json.encode(BundleManifest(FORMAT, 1, utc_now(), [c.id for c in commits],

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from .entries import Entry
 from .errors import Corrupt, NTError, ObjectMissing
 from .ids import ObjectId
-from .manifests import Manifest, walk
+from .manifests import Manifest
 from .sitestore import SiteStore
 from .stores.base import ObjectStore
+from .tree import walk
 
 
 @dataclass
@@ -69,7 +70,7 @@ def fsck(store: SiteStore, progress: Callable[[int], None] | None = None) -> Rep
         report.bad_commits += log.verify(store.keyring)
         for entry in list(log.current().entries.values()):
             try:
-                absent = [oid for oid, present in walk(entry, objects) if not present]
+                absent = [n.id for n in walk(entry, objects) if not n.held]
                 _check_item_sizes(entry, objects)
             except Corrupt as exc:
                 report.bad_entries.append(f"{entry.path}: {exc}")

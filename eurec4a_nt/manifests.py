@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .blockindex import BlockIndex, block_index
@@ -193,7 +193,7 @@ class RefReader:
 Span = tuple[int, int]
 
 
-def _kind(data: bytes) -> str | None:
+def kind_of(data: bytes) -> str | None:
     """``file``, ``zarr`` or ``directory`` for a record or manifest (from its first
     bytes), else None."""
     if not data.startswith(b'{"type":'):
@@ -208,7 +208,7 @@ def children(data: bytes, span: Span | None = None) -> list[tuple[ObjectId, bool
     """The objects a record or manifest points to, as ``(id, has children)``; with
     ``span``, only the blocks of a record holding bytes ``[start, end)``. Any other
     object has none."""
-    kind = _kind(data)
+    kind = kind_of(data)
     if kind == "file":
         blocks = FileRecord.from_bytes(data).blocks
         if span is not None:
@@ -219,58 +219,16 @@ def children(data: bytes, span: Span | None = None) -> list[tuple[ObjectId, bool
     return []
 
 
-def walk(entry: Entry, store: ObjectStore) -> Iterator[tuple[ObjectId, bool]]:
-    """Every object an entry needs, as ``(id, present in store)``; roots and records first.
-
-    An absent record or manifest is reported as absent and its blocks are skipped.
-    """
-    if entry.kind == "file":
-        refs: list[Ref] = [entry_ref(entry)]
-    elif not store.has(entry.root):
-        yield entry.root, False
-        return
-    else:
-        yield entry.root, True
-        manifest = Manifest.from_bytes(store.get(entry.root))
-        if manifest.size != entry.size:
-            raise Corrupt(f"{entry.path}: size {entry.size} differs from its manifest's {manifest.size}")
-        refs = list(manifest.items.values())
-    for ref in refs:
-        present = store.has(ref.id)
-        yield ref.id, present
-        if ref.record and present:
-            for block in record_of(ref, store.get(ref.id)).blocks:
-                yield block.id, store.has(block.id)
-
-
 def zarr_metadata(data: bytes) -> list[ObjectId]:
     """The objects a reader opening a zarr store reads right after its manifest ([] for
     any other object): metadata documents and coordinate chunks not inline in it."""
-    if _kind(data) != "zarr":
+    if kind_of(data) != "zarr":
         return []
     manifest = Manifest.from_bytes(data)
     meta = {k: v for k, v in manifest.inline.items() if is_metadata(k)}
     sizes = {k: r.size for k, r in manifest.items.items()}
     first = opening_keys(meta, sizes)
     return [manifest.items[k].id for k in first if not manifest.items[k].record]
-
-
-def held_below(root: ObjectId, store: ObjectStore) -> list[ObjectId]:
-    """Objects below ``root`` that ``store`` holds, leaving out records and manifests
-    it holds only in part (a sender following ``root`` may skip what is listed)."""
-    held: list[ObjectId] = []
-
-    def visit(oid: ObjectId) -> bool:
-        complete = True
-        for child, deeper in children(store.get(oid)):
-            if not store.has(child) or (deeper and not visit(child)):
-                complete = False
-            else:
-                held.append(child)
-        return complete
-
-    visit(root)
-    return held
 
 
 def small_enough(size: int) -> bool:

@@ -18,9 +18,10 @@ from .errors import Corrupt, ObjectMissing, Pending
 from .ids import ObjectId
 from .index import Index, Rule
 from .log import Change, Commit
-from .manifests import Span, children, walk
+from .manifests import Span, children
 from .sitestore import SiteStore
 from .stores import offloop
+from .tree import walk
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ class Node:
         """
         held = needed = 0
         try:
-            for _, present in walk(entry, self.store.objects):
+            for present in (n.held for n in walk(entry, self.store.objects)):
                 needed += 1
                 held += present
         except Corrupt as exc:
@@ -253,7 +254,7 @@ class Node:
             if (entry.site == self.site or set(entry.topics) & self.pinned_topics
                     or self.wanted_here(entry)):
                 try:
-                    keep.update(oid for oid, present in walk(entry, self.store.objects) if present)
+                    keep.update(n.id for n in walk(entry, self.store.objects) if n.held)
                 except Corrupt as exc:
                     self._report_damaged(entry, exc)
         return keep

@@ -19,8 +19,8 @@ from .entries import Entry
 from .errors import BadInput
 from .ids import ObjectId
 from .index import Index
-from .manifests import walk
 from .sitestore import SiteStore
+from .tree import walk
 from .versions import parse_time
 
 
@@ -65,17 +65,17 @@ def purge(store: SiteStore, rule: Retention, dry_run: bool = False) -> PurgeRepo
     keep: set[ObjectId] = set()
     for site in store.sites():
         for entry in store.state(site).entries.values():
-            keep.update(oid for oid, present in walk(entry, store.objects) if present)
+            keep.update(n.id for n in walk(entry, store.objects) if n.held)
     dropped: list[Entry] = []
     for entry, kept in _old_versions(store, rule, now):
         if kept:
-            keep.update(oid for oid, present in walk(entry, store.objects) if present)
+            keep.update(n.id for n in walk(entry, store.objects) if n.held)
         else:
             dropped.append(entry)
     doomed: dict[ObjectId, int] = {}
     versions = 0
     for entry in dropped:
-        held = [oid for oid, present in walk(entry, store.objects) if present and oid not in keep]
+        held = [n.id for n in walk(entry, store.objects) if n.held and n.id not in keep]
         versions += bool(held)
         for oid in held:
             doomed.setdefault(oid, store.objects.size(oid))

@@ -17,8 +17,8 @@ import eurec4a_nt as nt
 from eurec4a_nt import sampledata as sd
 from eurec4a_nt.chunking import FileRecord
 from eurec4a_nt.fsck import fsck
-from eurec4a_nt.manifests import walk
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.tree import walk
 
 SITE = "RV-Meteor"
 
@@ -142,11 +142,11 @@ def test_kill_9_during_publish_leaves_a_consistent_store(store: SiteStore, scrat
         entries = reopened.entries(SITE)
         assert acknowledged <= set(entries)
         for entry in entries.values():
-            absent = [oid for oid, present in walk(entry, reopened.objects) if not present]
+            absent = [n.id for n in walk(entry, reopened.objects) if not n.held]
             assert absent == [], f"{entry.name} is committed but lacks {len(absent)} objects"
     assert acknowledged, "no publish finished before its kill: the test proved nothing"
     final = SiteStore(store.path)
-    referenced = {oid for e in final.entries(SITE).values() for oid, _ in walk(e, final.objects)}
+    referenced = {n.id for e in final.entries(SITE).values() for n in walk(e, final.objects)}
     assert set(final.objects.ids()) - referenced, "no kill landed inside a publish"
     report = fsck(final)
     assert report.bad_objects == [] and report.bad_commits == [] and report.missing == {}

@@ -52,11 +52,11 @@ def meteor(tmp_path: Path) -> SiteStore:
 
 
 def copy_objects(source: SiteStore, target: LocalStore, entry: Entry, skip: set[ObjectId] = frozenset()) -> None:
-    from eurec4a_nt.manifests import walk
+    from eurec4a_nt.tree import walk
 
-    for oid, _ in walk(entry, source.objects):
-        if oid not in skip:
-            target.put(source.objects.get(oid), oid)
+    for node in walk(entry, source.objects):
+        if node.id not in skip:
+            target.put(source.objects.get(node.id), node.id)
 
 
 def test_missing_asks_for_a_new_entry_deep_and_a_new_version_by_its_root(meteor: SiteStore, tmp_path: Path) -> None:
@@ -97,7 +97,8 @@ def test_missing_for_a_zarr_entry_names_changed_chunks_only(meteor: SiteStore, t
 
 
 def test_held_below_lists_what_a_sender_following_a_root_may_skip(meteor: SiteStore, tmp_path: Path) -> None:
-    from eurec4a_nt.manifests import FileRecord, held_below
+    from eurec4a_nt.manifests import FileRecord
+    from eurec4a_nt.tree import held_below
 
     folder = tmp_path / "flight"
     folder.mkdir()
@@ -107,14 +108,14 @@ def test_held_below_lists_what_a_sender_following_a_root_may_skip(meteor: SiteSt
     manifest = meteor.objects.get(entry.root)
     receiver = LocalStore(tmp_path / "receiver")
     copy_objects(meteor, receiver, entry)
-    everything = set(held_below(entry.root, receiver))
+    everything = set(held_below(entry.root, manifest, receiver))
     assert entry.root not in everything and len(everything) >= 4  # two files, a record, its blocks
 
     big = next(oid for oid in everything if meteor.objects.get(oid).startswith(b'{"type":"file"'))
     lost = FileRecord.from_bytes(meteor.objects.get(big)).blocks[0].id
     receiver.delete(lost)
     assert receiver.get(entry.root) == manifest
-    partly = set(held_below(entry.root, receiver))
+    partly = set(held_below(entry.root, manifest, receiver))
     assert partly == everything - {big, lost}  # the record held in part is not "had": it must be followed
 
 

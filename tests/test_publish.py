@@ -18,9 +18,10 @@ import eurec4a_nt as nt
 from eurec4a_nt import sampledata as sd
 from eurec4a_nt.errors import Corrupt, NotFound
 from eurec4a_nt.ids import ObjectId
-from eurec4a_nt.manifests import Manifest, walk
+from eurec4a_nt.manifests import Manifest
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.stores.local import LocalStore
+from eurec4a_nt.tree import walk
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -283,7 +284,7 @@ def test_publishing_several_paths_is_one_commit(store: SiteStore, tmp_path: Path
     assert [e.name for e in entries] == [f"sondes/RF05/D{k}.nc" for k in range(3)]
     assert store.log(SITE).seq == 1
     for entry in entries:
-        assert all(present for _, present in walk(entry, store.objects))
+        assert all(n.held for n in walk(entry, store.objects))
 
 
 def test_many_small_files_are_written_in_groups(store: SiteStore, tmp_path: Path,

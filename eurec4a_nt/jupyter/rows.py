@@ -20,8 +20,8 @@ import requests
 from ..client import unreachable
 from ..entries import Entry, selects
 from ..errors import from_json
-from ..manifests import walk
 from ..sitestore import SiteStore
+from ..tree import walk
 from .reprs import human_size, open_code
 
 #: Formats the browser previews as an image.
@@ -194,7 +194,7 @@ class StoreView:
                             limit=int(params["limit"]), newest=True)
         entries = []
         for entry in page.entries:
-            present = [held for _, held in walk(entry, self.store.objects)] if "held" in params else []
+            present = [n.held for n in walk(entry, self.store.objects)] if "held" in params else []
             entries.append({**entry.to_json(), "held": sum(present), "objects": len(present)})
         return {"entries": entries, "next": page.next, "matched": page.matched, "total": index.count(),
                 "topics": index.topics()}

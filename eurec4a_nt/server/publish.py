@@ -9,15 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from ..catalog import RESERVED_METADATA
-from ..chunking import FileRecord
 from ..entries import Entry, check_name, check_topics
 from ..errors import BadInput, Corrupt, NotFound, ObjectMissing
 from ..ids import ObjectId
 from ..log import Change
-from ..manifests import Manifest, entry_ref
 from ..purge import Retention, purge
 from ..schema import CommitRequest, PrefetchBody, PurgeBody, decode
 from ..stores.base import ObjectStore
+from ..tree import Kind, walk
 from .context import node, require_write
 
 routes = web.RouteTableDef()
@@ -49,38 +48,16 @@ def _absent(entry: Entry, store: ObjectStore) -> list[ObjectId]:
     Raises :class:`BadInput` if a held record, manifest or block does not match the
     sizes the entry claims: the server never signs an entry it could not serve.
     """
-    if not store.has(entry.root):
-        return [entry.root]
-    if entry.kind == "file":
-        refs = [entry_ref(entry)]
-    else:
-        try:
-            manifest = Manifest.from_bytes(store.get(entry.root))
-        except Corrupt as exc:
-            raise BadInput(f"{entry.name}: the root is not a {entry.kind} manifest ({exc})") from None
-        if manifest.size != entry.size:
-            raise BadInput(f"{entry.name}: size {entry.size} differs from its manifest's {manifest.size}")
-        refs = list(manifest.items.values())
     absent: list[ObjectId] = []
-    for ref in refs:
-        if not store.has(ref.id):
-            absent.append(ref.id)
-            continue
-        parts = [(ref.id, ref.size)]
-        if ref.record:
-            try:
-                record = FileRecord.from_bytes(store.get(ref.id))
-            except Corrupt as exc:
-                raise BadInput(f"{entry.name}: {ref.id.short} is not a file record ({exc})") from None
-            if record.size != ref.size:
-                raise BadInput(f"{entry.name}: size {ref.size} differs from its file record's {record.size}")
-            parts = [(b.id, b.length) for b in record.blocks]
-        for oid, length in parts:
-            if not store.has(oid):
-                absent.append(oid)
-            elif store.size(oid) != length:
-                raise BadInput(f"{entry.name}: object {oid.short} has {store.size(oid)} bytes, "
-                               f"not the {length} its entry says")
+    try:
+        for node in walk(entry, store):
+            if not node.held:
+                absent.append(node.id)
+            elif node.kind in (Kind.VALUE, Kind.BLOCK) and store.size(node.id) != node.size:
+                raise BadInput(f"{entry.name}: object {node.id.short} has {store.size(node.id)} bytes, "
+                               f"not the {node.size} its entry says")
+    except Corrupt as exc:
+        raise BadInput(f"{entry.name}: {exc}") from None
     return absent
 
 

@@ -5,10 +5,11 @@ to the core as values.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from ..entries import Entry
-from ..errors import ObjectMissing
+from ..errors import Corrupt, ObjectMissing
 from ..ids import ObjectId
 from ..log import Commit
 from ..sitestore import SiteStore
@@ -17,12 +18,24 @@ from . import plan
 from .actions import Keep
 from .wire import decode, encode
 
+log = logging.getLogger(__name__)
+
+
+def _missing(entry: Entry, previous: Entry | None, store: ObjectStore) -> plan.Wants:
+    """What ``entry`` still lacks; nothing for an entry its objects contradict (it is
+    never completed, so never pushed; fsck reports it)."""
+    try:
+        return plan.missing(entry, previous, store)
+    except Corrupt as exc:
+        log.warning("%s: %s", entry.path, exc)
+        return plan.Wants()
+
 
 def lacking(entries: Iterable[Entry], store: ObjectStore) -> dict[ObjectId, list[ObjectId]]:
     """Per entry root, the objects of the entry not held (its next round of wants)."""
     out = {}
     for entry in entries:
-        wants = plan.missing(entry, None, store)
+        wants = _missing(entry, None, store)
         out[entry.root] = wants.shallow + wants.deep
     return out
 
@@ -31,7 +44,7 @@ def rounds(entries: Iterable[Entry], site_store: SiteStore) -> list[tuple[Entry,
     """Per entry, the next round of wants to complete it (with delta bases from its
     previous version)."""
     state = site_store.state
-    return [(e, plan.missing(e, state(e.site).previous.get(e.name), site_store.objects)) for e in entries]
+    return [(e, _missing(e, state(e.site).previous.get(e.name), site_store.objects)) for e in entries]
 
 
 def commits_after(site_store: SiteStore, behind: dict[str, int]) -> list[Commit]:

@@ -18,11 +18,11 @@ from ..entries import Entry
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..log import Commit
-from ..manifests import held_below
 from ..node import Node
 from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
+from ..tree import held_below
 from . import answers, plan
 from .actions import Action, Keep, Lacking, Receive, Relay, Say
 from .budget import Traffic, bulk_allowed
@@ -228,7 +228,7 @@ class Exchange:
             return
         await self.reads.arrived(session, keep.oid, data)
         if session.core.stored(keep.oid):
-            held = await offloop.call(held_below, keep.oid, self.store)
+            held = await offloop.call(held_below, keep.oid, data, self.store)
             await session.perform(session.core.held_below(held))
             return
         entry = self.entry_of_root(keep.oid)

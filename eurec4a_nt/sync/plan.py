@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..chunking import FileRecord
 from ..entries import Entry
+from ..errors import Corrupt
 from ..ids import ObjectId
-from ..manifests import Manifest, Ref, entry_ref
+from ..manifests import Manifest, Ref, entry_ref, record_of
 from ..stores.base import ObjectStore
+from ..tree import Kind, walk
 
 Blocks = list[tuple[ObjectId, int, int]]
 
@@ -77,19 +78,35 @@ def delta_bases(new: Blocks, old: Blocks, held: Callable[[ObjectId], bool]) -> d
     return bases
 
 
-def _record_blocks(store: ObjectStore, ref: Ref | None) -> Blocks:
-    if ref is None or not ref.record or not store.has(ref.id):
-        return []
-    return [(b.id, b.offset, b.length) for b in FileRecord.from_bytes(store.get(ref.id)).blocks]
+class _Previous:
+    """The previous version of an entry, as far as it is held: delta bases."""
 
+    def __init__(self, entry: Entry | None, store: ObjectStore) -> None:
+        self.store = store
+        self.refs: dict[str, Ref] = {}
+        if entry is not None and store.has(entry.root):
+            try:
+                self.refs = ({"": entry_ref(entry)} if entry.kind == "file"
+                             else Manifest.from_bytes(store.get(entry.root)).items)
+            except Corrupt:  # a damaged old version: no delta bases from it
+                pass
 
-def _refs(store: ObjectStore, entry: Entry | None) -> dict[str, Ref] | None:
-    """Path -> ref of an entry whose root is held ("" for a file entry); None if not held."""
-    if entry is None or not store.has(entry.root):
-        return None
-    if entry.kind == "file":
-        return {"": entry_ref(entry)}
-    return Manifest.from_bytes(store.get(entry.root)).items
+    def value(self, path: str, new: ObjectId) -> ObjectId | None:
+        """A held old value at ``path`` to send ``new`` as a delta against."""
+        ref = self.refs.get(path)
+        if ref is None or ref.record or ref.id == new or not self.store.has(ref.id):
+            return None
+        return ref.id
+
+    def blocks(self, path: str) -> Blocks:
+        """The blocks of the old file record at ``path`` ([] if none is held)."""
+        ref = self.refs.get(path)
+        if ref is None or not ref.record or not self.store.has(ref.id):
+            return []
+        try:
+            return [(b.id, b.offset, b.length) for b in record_of(ref, self.store.get(ref.id)).blocks]
+        except Corrupt:
+            return []
 
 
 def missing(entry: Entry, previous: Entry | None, store: ObjectStore) -> Wants:
@@ -98,28 +115,30 @@ def missing(entry: Entry, previous: Entry | None, store: ObjectStore) -> Wants:
     Without the root: the root alone if an earlier version may share blocks with it,
     else the root with everything under it (``deep``). With the root: every missing
     value, record or block, with delta bases from ``previous`` where it has them.
+    Raises :class:`~eurec4a_nt.errors.Corrupt` for an entry its objects contradict.
     """
     wants = Wants()
-    refs = _refs(store, entry)
-    if refs is None:
+    nodes = walk(entry, store)
+    if not next(nodes).held:
         (wants.shallow if previous is not None else wants.deep).append(entry.root)
         return wants
-    old = _refs(store, previous) or {}
-    for path, ref in refs.items():
-        old_ref = old.get(path)
-        if not ref.record:
-            if not store.has(ref.id):
-                wants.shallow.append(ref.id)
-                if old_ref and not old_ref.record and old_ref.id != ref.id and store.has(old_ref.id):
-                    wants.bases[ref.id] = old_ref.id
+    old = _Previous(previous, store)
+    absent: dict[str, Blocks] = {}
+    for node in nodes:
+        if node.held:
             continue
-        if not store.has(ref.id):
-            (wants.shallow if old_ref else wants.deep).append(ref.id)
-            continue
-        blocks = _record_blocks(store, ref)
-        absent = [b for b in blocks if not store.has(b[0])]
-        wants.shallow += [b[0] for b in absent]
-        wants.bases.update(delta_bases(absent, _record_blocks(store, old_ref), store.has))
+        if node.kind is Kind.VALUE:
+            wants.shallow.append(node.id)
+            base = old.value(node.path, node.id)
+            if base is not None:
+                wants.bases[node.id] = base
+        elif node.kind is Kind.RECORD:
+            (wants.shallow if node.path in old.refs else wants.deep).append(node.id)
+        else:
+            wants.shallow.append(node.id)
+            absent.setdefault(node.path, []).append((node.id, node.offset, node.size))
+    for path, blocks in absent.items():
+        wants.bases.update(delta_bases(blocks, old.blocks(path), store.has))
     return wants
 
 
