@@ -57,7 +57,7 @@ def _absent(entry: Entry, store: ObjectStore) -> list[ObjectId]:
                 raise BadInput(f"{entry.name}: object {node.id.short} has {store.size(node.id)} bytes, "
                                f"not the {node.size} its entry says")
     except Corrupt as exc:
-        raise BadInput(f"{entry.name}: {exc}") from None
+        raise BadInput(f"{entry.name}: its objects do not match the entry's size ({exc})") from None
     return absent
 
 
