@@ -18,6 +18,7 @@ from eurec4a_nt.fsck import fsck
 from eurec4a_nt.keyring import SiteKey
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.sync.budget import PIECE_ROOM
 from eurec4a_nt.sync.emulator import LinkProfile, Outages
 from eurec4a_nt.testing.campaign import Campaign, Remote, wait_until
 
@@ -226,13 +227,18 @@ def test_budget_spent_stops_bulk_but_not_quicklooks(tmp_path: Path) -> None:
         ship = c.sites["RV-Meteor"]
         raw = sampledata.raw_file(tmp_path / "raw.bin", size=3_000_000, seed=7)
         publish(ship, raw, "raw/big.bin", ["raw"])
-        wait_until(lambda: c.links["RV-Meteor"].stats["sent_up"] > 300_000, 20, "budget spent")
+        wait_until(lambda: ship.status()["links"][0].get("bulk") is False, 20, "budget spent")
+        spent = ship.status()["links"][0]
+        assert 300_000 - PIECE_ROOM <= spent["sent_today"] + spent["received_today"] <= 300_000
         ql = sampledata.quicklook_png(tmp_path / "ql.png", seed=8, target_bytes=100_000)
         publish(ship, ql, "quicklooks/late.png", ["quicklook"])
         wait_until(lambda: held(c.hub, "RV-Meteor/quicklooks/late.png"), 30, "quicklook despite budget")
         sent = c.links["RV-Meteor"].stats["sent_up"]
         assert not held(c.hub, "RV-Meteor/raw/big.bin")
         assert sent < 1_500_000  # bulk stopped soon after the budget was spent
+        link = ship.status()["links"][0]
+        bulk_counted = link["sent_today"] + link["received_today"] - 100_000 * 1.1  # less the quicklook
+        assert bulk_counted <= 300_000 + PIECE_ROOM, link  # the budget held to within one piece
 
 
 @pytest.mark.timeout(120)

@@ -15,7 +15,7 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Commit
 from eurec4a_nt.manifests import Manifest, Ref
 from eurec4a_nt.sync.actions import Keep, Lacking, Receive, Relay, Say
-from eurec4a_nt.sync.budget import FLUSH_BYTES, TokenBucket, Traffic, bulk_allowed
+from eurec4a_nt.sync.budget import FLUSH_BYTES, PIECE_ROOM, STOP_MARGIN, TokenBucket, Traffic, bulk_allowed
 from eurec4a_nt.sync.config import LinkConfig
 from eurec4a_nt.sync.core import Peer
 from eurec4a_nt.sync.outbox import Follow, FollowKind, Outbox, Priority, SendItem
@@ -107,10 +107,21 @@ def test_a_spent_budget_holds_bulk_back_but_not_essential_topics() -> None:
 
 
 def test_the_peer_is_told_only_when_bulk_changes() -> None:
-    core = peer(link=LinkConfig("http://hub", budget=1000))
-    assert core.limits(True) == []
-    assert says(core.limits(False), "limits") == [{"bulk": False}]
-    assert core.limits(False) == []
+    core = peer(link=LinkConfig("http://hub", budget=10 * STOP_MARGIN))
+    assert core.budget(9 * STOP_MARGIN) == []
+    assert says(core.budget(STOP_MARGIN // 2), "limits") == [{"bulk": False}]
+    assert core.budget(STOP_MARGIN // 3) == []
+    assert says(core.budget(10 * STOP_MARGIN), "limits") == [{"bulk": True}]  # a new day
+
+
+def test_a_budget_holds_to_within_one_piece() -> None:
+    core = peer(link=LinkConfig("http://hub", budget=10 * STOP_MARGIN))
+    core.outbox.queue([oid("raw")], Priority.BULK)
+    core.budget(STOP_MARGIN + PIECE_ROOM + 10)
+    assert core.next_item() is not None  # a whole piece fits
+    assert says(core.moved(PIECE_ROOM + 20), "limits") == [{"bulk": False}]  # the peer stops its bulk early
+    assert core.next_item() is not None and core.moved(STOP_MARGIN - 20) == []
+    assert core.allowance == 10 and core.next_item() is None  # not one more piece: it would not fit
 
 
 def test_token_bucket_keeps_to_the_rate() -> None:

@@ -59,6 +59,18 @@ class Traffic:
         return counts.total if counts else 0
 
 
+#: Room one more piece takes on the wire (payload and header), checked before sending it.
+PIECE_ROOM = (64 << 10) + 128
+#: When what is left of a budget falls below this, the peer is told to stop bulk: about
+#: what it has in flight on a satellite link (1 MB/s, 0.7 s round trip) plus a piece.
+STOP_MARGIN = 1 << 20
+
+
+def remaining(budget: int | None, used_today: int) -> int | None:
+    """Bytes a link with a daily ``budget`` may still move today (None: no budget)."""
+    return None if budget is None or budget <= 0 else budget - used_today
+
+
 def bulk_allowed(budget: int | None, used_today: int) -> bool:
     """Whether a link with a daily ``budget`` (bytes, both directions; None for none)
     that moved ``used_today`` bytes today may still move bulk data."""

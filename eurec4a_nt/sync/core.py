@@ -19,6 +19,7 @@ from ..entries import Entry, check_topics
 from ..ids import ObjectId
 from ..log import Commit
 from .actions import Action, Keep, Lacking, Receive, Relay, Say
+from .budget import PIECE_ROOM, STOP_MARGIN
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .outbox import Follow, Outbox, Priority, SendItem
 from .partials import Partials, Resume
@@ -68,6 +69,11 @@ class Peer:
             self.push_topics = check_topics(options.get("push") or [])
         self.outbox = Outbox()
         self.deep_incoming: set[ObjectId] = set()
+        #: Bytes this side's budget still allows today (None: no budget here); bulk is
+        #: sent only while a whole piece fits, so the budget holds to within a piece.
+        self.allowance: int | None = None
+        #: Whether the peer was last told (or, in the handshake, said) that bulk may come.
+        self.peer_bulk = self.bulk
 
     # -- commits -----------------------------------------------------------------------
 
@@ -221,18 +227,34 @@ class Peer:
     def held_below(ids: list[ObjectId]) -> list[Action]:
         return [Say("have", {"ids": ids})] if ids else []
 
-    def limits(self, bulk: bool) -> list[Say]:
-        """This side's budget now allows bulk (or not): tell the peer if that changed."""
-        if bulk == self.bulk:
+    def budget(self, left: int | None) -> list[Say]:
+        """This side's daily budget leaves ``left`` bytes (None: no budget). Bulk flows
+        from here while a whole piece fits; the peer is told to hold its bulk back while
+        less is left than it may have in flight, and told again when a new day frees it."""
+        self.allowance = left
+        self.bulk = left is None or left >= PIECE_ROOM
+        return self._peer_bulk(left is None or left >= STOP_MARGIN)
+
+    def moved(self, size: int) -> list[Say]:
+        """``size`` bytes went over the link either way; they count against the budget."""
+        if self.allowance is None:
             return []
-        self.bulk = bulk
-        return [Say("limits", {"bulk": bulk})]
+        self.allowance -= size
+        return self._peer_bulk(False) if self.allowance < STOP_MARGIN else []
+
+    def _peer_bulk(self, allowed: bool) -> list[Say]:
+        if allowed == self.peer_bulk:
+            return []
+        self.peer_bulk = allowed
+        return [Say("limits", {"bulk": allowed})]
 
     # -- sending objects -----------------------------------------------------------------
 
     def next_item(self) -> SendItem | None:
-        """What to send a piece of now (None: nothing, or only bulk while it is held back)."""
-        return self.outbox.next(self.bulk)
+        """What to send a piece of now (None: nothing, or only bulk while it is held back:
+        a budget is spent, or this side's has no room for one more piece)."""
+        room = self.allowance is None or self.allowance >= PIECE_ROOM
+        return self.outbox.next(self.bulk and room)
 
     def encoding_of(self, item: SendItem) -> tuple[ObjectId | None, Resume | None]:
         """The delta base to encode ``item`` against (if held), and where the peer

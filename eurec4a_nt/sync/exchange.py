@@ -25,7 +25,7 @@ from ..tasks import spawn
 from ..tree import held_below
 from . import answers, plan
 from .actions import Action, Keep, Lacking, Receive, Relay, Say
-from .budget import Traffic, bulk_allowed
+from .budget import Traffic, bulk_allowed, remaining
 from .config import LinkConfig
 from .outbox import Priority, SendItem
 from .policy import PushWaits, Selection, Subscription, by_priority, subscription, to_complete
@@ -65,8 +65,11 @@ class Exchange:
 
     def bulk_allowed(self, link: LinkConfig) -> bool:
         """Whether the link's daily budget leaves room for bulk transfers today."""
+        return bulk_allowed(link.budget, self._used(link))
+
+    def _used(self, link: LinkConfig) -> int:
         sent, received = self.node.index.traffic(link.name)
-        return bulk_allowed(link.budget, sent + received + self.traffic.pending(link.name))
+        return sent + received + self.traffic.pending(link.name)
 
     async def started(self, session: Session) -> None:
         """Link up: replace an older session to the same peer, take over what it still
@@ -76,6 +79,8 @@ class Exchange:
         if old is not None and old is not session:
             spawn(old.ws.close())
         self.sessions[session.peer] = session
+        if session.link is not None and session.link.budget:
+            session.tell(session.core.budget(remaining(session.link.budget, self._used(session.link))))
         session.core.outbox.take(self._backlog.pop(session.peer, []))
         if not session.core.ready:
             return
@@ -254,6 +259,11 @@ class Exchange:
     # -- traffic and budgets -----------------------------------------------------------
 
     def count(self, session: Session, sent: int, received: int) -> None:
+        """Bytes moved: against the link's allowance at once (the peer is told to stop
+        bulk while what it has in flight still fits), to the index now and then."""
+        told = session.core.moved(sent + received)
+        if told:
+            session.tell(told)
         if self.traffic.add(session.name, sent, received):
             self._flush(session)
 
@@ -262,7 +272,7 @@ class Exchange:
         if counts.total:
             self.node.index.count_traffic(session.name, counts.sent, counts.received)
         if session.link is not None and session.link.budget:
-            session.tell(session.core.limits(self.bulk_allowed(session.link)))
+            session.tell(session.core.budget(remaining(session.link.budget, self._used(session.link))))
 
     def label(self, oid: ObjectId) -> str:
         """How a queued object is shown: the path of the entry it is the root of."""
