@@ -238,6 +238,25 @@ def test_browser_pages_through_the_entries(browser: CatalogBrowser, published: d
 
 
 @pytest.mark.timeout(60)
+def test_browser_filters_what_it_read_when_the_server_is_gone(tmp_path: Path) -> None:
+    proc = start(tmp_path / "sites", "RV-Meteor")
+    try:
+        publish_sample(proc, tmp_path / "files")
+        widget = nt.browse(server=proc.url, token=proc.token)
+    finally:
+        proc.stop()
+    try:
+        widget.stop()
+        widget.topic = "quicklook"
+        assert sorted(r["name"] for r in widget.rows) == QUICKLOOKS and widget.matched == 2
+        assert widget.total == 4 and "filtering the 4 entries read last" in widget.error
+        widget.query = "RADAR"
+        assert [r["name"] for r in widget.rows] == ["quicklooks/cloud-radar.png"]
+    finally:
+        widget.close()
+
+
+@pytest.mark.timeout(60)
 def test_browser_refreshes_when_an_entry_arrives(browser: CatalogBrowser, server: SiteProcess,
                                                  tmp_path: Path) -> None:
     browser.topic = "quicklook"

@@ -37,7 +37,7 @@ from ..fs import NTFileSystem
 from ..sitestore import SiteStore
 from . import markdown
 from .reprs import human_size
-from .rows import IMAGE_FORMATS, ServerView, Snapshot, Start, StoreView, to_come
+from .rows import IMAGE_FORMATS, ServerView, Snapshot, Start, StoreView, matches, to_come
 
 #: Rows in one page of the widget (``matched`` says how many match the filters; the
 #: next and previous buttons move through the pages).
@@ -95,6 +95,8 @@ class CatalogBrowser(anywidget.AnyWidget):
         self._snapshot = Snapshot(site="")
         #: Where each page visited starts (filters changed: back to the first).
         self._starts: list[Start] = [(0, "")]
+        #: The first page without filters, as read last (filtered here when offline).
+        self._unfiltered: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="eurec4a-nt browser", daemon=True)
         self._view: ServerView | StoreView
@@ -124,6 +126,8 @@ class CatalogBrowser(anywidget.AnyWidget):
         with self._lock:
             page = min(self.page, len(self._starts) - 1)
             snapshot = self._view.snapshot(self.topic, self.query, self._starts[page], self.page_size)
+            if not (self.topic or self.query or page):
+                self._unfiltered = snapshot.rows
             with self.hold_sync():
                 self._snapshot = snapshot
                 self.site, self.sites, self.topics = snapshot.site, snapshot.sites, snapshot.topics
@@ -139,7 +143,16 @@ class CatalogBrowser(anywidget.AnyWidget):
             if self.page:
                 self.page = 0  # refreshes
             else:
-                self.refresh()
+                self._show()
+
+    def _show(self) -> None:
+        """Refresh; when the server cannot be reached, filter the rows read last."""
+        try:
+            self.refresh()
+        except NTError as exc:
+            found = [r for r in self._unfiltered if matches(r, self.topic, self.query)]
+            self._set(rows=found, matched=len(found), more=False,
+                      error=f"{exc} (filtering the {len(self._unfiltered)} entries read last)")
 
     @traitlets.observe("page")
     def _page_changed(self, change: Any) -> None:
@@ -151,7 +164,7 @@ class CatalogBrowser(anywidget.AnyWidget):
             if wanted >= len(self._starts):
                 self.page = len(self._starts) - 1
                 return
-            self.refresh()
+            self._show()
 
     def _set(self, **traits: Any) -> None:
         with self._lock, self.hold_sync():

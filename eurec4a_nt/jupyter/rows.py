@@ -103,6 +103,14 @@ def make_row(entry: Entry, held: int, objects: int, rules: Iterable[Mapping[str,
     }
 
 
+def matches(row: Mapping[str, Any], topic: str = "", query: str = "") -> bool:
+    """Whether a row has ``topic`` (any if empty) and contains ``query`` (any case) in its
+    name, description or format, as the catalog API searches."""
+    if topic and topic not in row["topics"]:
+        return False
+    return query.strip().lower() in f"{row['name']} {row['description']} {row['format']}".lower()
+
+
 def to_come(rows: Iterable[Mapping[str, Any]], topics: Sequence[str], sites: Sequence[str],
             names: Sequence[str]) -> tuple[int, int]:
     """What a prefetch rule would bring here: entries not all here, and about how many
