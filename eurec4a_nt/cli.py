@@ -616,7 +616,7 @@ def _explained(exc: BaseException) -> BaseException:
         return exc
     from urllib.parse import urlsplit
 
-    from .client import unreachable
+    from .stores.http import unreachable
 
     url = urlsplit(str(getattr(getattr(exc, "request", None), "url", "") or ""))
     return unreachable(f"{url.scheme}://{url.netloc}" if url.netloc else "the site server", exc)

@@ -13,7 +13,6 @@ import hashlib
 import logging
 import time
 import warnings
-from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,19 +21,16 @@ from urllib.parse import quote, urlencode
 import requests
 import requests_cache
 
-from . import hashtree
 from .config import cache_cap as configured_cap
 from .entries import Entry, check_name, check_site
-from .errors import BadInput, NotFound, Unreachable, from_json
-from .frames import header, iter_frames
-from .ids import ObjectId
+from .errors import NotFound
 from .listing import Folder
 from .log import Change, Commit, parse_commit
 from .progress import progress_bar
 from .series import Product, stamp_of, template_of
-from .stores.base import ObjectStore, batches, verified
 from .stores.cached import CachingStore
 from .stores.capped import CappedStore
+from .stores.http import BATCH_BYTES, TIMEOUT, HTTPStore, raise_for, unreachable
 from .stores.local import LocalStore
 from .versions import At, Version, at_text
 
@@ -43,144 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BATCH_BYTES = 16 << 20
-_BATCH_COUNT = 512
 _ENTRIES_TTL = 2.0
-TIMEOUT = (10, 120)
 
 
 class OfflineWarning(UserWarning):
     """The site server could not be reached; cached data is shown."""
-
-
-_REASONS = (("refused", "connection refused: is the server running, on this port?"),
-            ("name or service not known", "unknown host: check the name"),
-            ("nodename nor servname", "unknown host: check the name"),
-            ("name resolution", "unknown host: check the name, or the network"),
-            ("network is unreachable", "network unreachable: is this machine online?"),
-            ("no route to host", "no route to host: is this machine on the right network?"),
-            ("aborted", "the connection was dropped"), ("reset", "the connection was dropped"))
-
-
-def unreachable(server: str, exc: BaseException, hint: str = "") -> Unreachable | BadInput:
-    """One line saying why ``server`` could not be reached and what to do, for a
-    requests exception (never urllib3's internals). A malformed URL is :class:`BadInput`."""
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
-        return BadInput(f"bad site server URL {server!r}: write http://HOST:PORT")
-    if isinstance(exc, requests.exceptions.Timeout):
-        reason = "no answer in time: the server or the network is slow or down"
-    else:
-        text = str(exc).lower()
-        reason = next((why for key, why in _REASONS if key in text), type(exc).__name__)
-    return Unreachable(f"cannot reach the site server at {server} ({reason}); check the URL "
-                       f"(--server, server= or EUREC4A_NT_SERVER){hint}")
-
-
-def raise_for(response: requests.Response) -> None:
-    """Raise our error for an error answer of a site server (its JSON body, or the status)."""
-    if response.status_code < 400:
-        return
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": "error", "message": f"HTTP {response.status_code}: {response.text[:200]}"}
-    raise from_json(body)
-
-
-class HTTPStore(ObjectStore):
-    """The objects of a site server. ``site`` is a hint for where missing objects live."""
-
-    def __init__(self, server: str, session: requests.Session, site: str | None = None) -> None:
-        self.server = server.rstrip("/")
-        self.http = session
-        self.site = site
-
-    def __repr__(self) -> str:
-        return f"HTTPStore({self.server!r})"
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
-        except requests.RequestException as exc:
-            raise unreachable(self.server, exc) from None
-        raise_for(response)
-        return response
-
-    def _params(self) -> dict[str, str]:
-        return {"site": self.site} if self.site else {}
-
-    def _read(self, oid: ObjectId) -> bytes:
-        return self._request("GET", f"/objects/{oid}", params=self._params()).content
-
-    def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
-        headers = {"Range": f"bytes={start}-{end - 1}"}
-        return self._request("GET", f"/objects/{oid}", params=self._params(), headers=headers).content
-
-    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
-        """The leaves holding bytes ``[start, end)`` with their proof in one request
-        (``GET /objects/<id>?proof=1``), checked against ``tree``; raise :class:`Corrupt`
-        if they do not match."""
-        first, last = hashtree.span(size, start, end)
-        response = self._request("GET", f"/objects/{oid}", params={**self._params(), "proof": "1"},
-                                 headers={"Range": f"bytes={first}-{last - 1}"})
-        count, body = int(response.headers.get("X-Proof-Hashes", "0")), response.content
-        proof = [body[i * 32:(i + 1) * 32] for i in range(count)]
-        part = body[count * 32:]
-        hashtree.verify(part, size, first, proof, tree)
-        return part[start - first:end - first]
-
-    def get_many(self, oids: list[ObjectId]) -> Iterator[tuple[ObjectId, bytes]]:
-        """Many objects in one request; absent ones are skipped."""
-        body = {"ids": oids, "site": self.site}
-        with self._request("POST", "/objects/batch", json=body, stream=True) as response:
-            for oid, data in iter_frames(response.raw):
-                if data is not None:
-                    verified(data, oid)
-                    yield oid, data
-
-    def has(self, oid: ObjectId) -> bool:
-        return not self.missing([oid])
-
-    def missing(self, oids: Iterable[ObjectId]) -> list[ObjectId]:
-        ids = list(dict.fromkeys(oids))
-        out: list[ObjectId] = []
-        for i in range(0, len(ids), 5000):
-            answer = self._request("POST", "/objects/missing", json={"ids": ids[i:i + 5000]}).json()
-            out += [ObjectId.parse(x) for x in answer["missing"]]
-        return out
-
-    def size(self, oid: ObjectId) -> int:
-        return int(self._request("HEAD", f"/objects/{oid}", params=self._params()).headers["Content-Length"])
-
-    def _write(self, oid: ObjectId, data: bytes) -> None:
-        self._request("PUT", f"/objects/{oid}", data=data)
-
-    def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
-        oid = verified(data, oid)
-        self.put_many([(oid, data)])
-        return oid
-
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
-        """Upload what the server lacks, in batches; each batch is durable when sent."""
-        return [oid for batch in batches(items, _BATCH_BYTES, _BATCH_COUNT) for oid in self._upload(batch)]
-
-    def _upload(self, batch: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
-        lacking = set(self.missing(oid for oid, _ in batch))
-        send = [(oid, data) for oid, data in dict(batch).items() if oid in lacking]
-        if send:
-            def body() -> Iterator[bytes]:
-                for oid, data in send:
-                    yield header(oid, len(data))
-                    yield data
-            self._request("POST", "/objects", data=body())
-        return [oid for oid, _ in send]
-
-    def delete(self, oid: ObjectId) -> None:
-        raise BadInput("objects on a site server are not deleted by clients")
-
-    def ids(self) -> Iterator[ObjectId]:
-        raise BadInput("a site server does not list its objects to clients")
 
 
 class SiteClient:
@@ -389,7 +252,7 @@ class SiteClient:
         start = 0
         while start < len(raws):  # requests well under the server's body limit
             end, size = start, 0
-            while end < len(raws) and (end == start or size + len(raws[end]) < _BATCH_BYTES // 2):
+            while end < len(raws) and (end == start or size + len(raws[end]) < BATCH_BYTES // 2):
                 size, end = size + len(raws[end]) + 1, end + 1
             answer = self._post("/logs", None, data=b"".join(r + b"\n" for r in raws[start:end])).json()
             added.update(answer["added"])

@@ -18,9 +18,10 @@ from urllib.parse import quote
 
 import requests
 
-from .client import SiteClient, raise_for, unreachable
+from .client import SiteClient
 from .errors import Corrupt
 from .ids import ObjectId
+from .stores.http import raise_for, unreachable
 
 #: Range requests at once (runs of blocks).
 STREAMS = 4

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from .checkpoint import read_checkpoint
-from .client import HTTPStore, SiteClient
+from .client import SiteClient
 from .errors import BadCommit
 from .ids import ObjectId
 from .log import CheckpointRef
 from .sitestore import SiteStore
+from .stores.http import HTTPStore
 
 #: Commits asked for per request when catching up.
 PAGE = 5000

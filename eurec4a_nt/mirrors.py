@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from .client import HTTPStore, SiteClient
+from .client import SiteClient
 from .entries import Entry
 from .errors import NotFound, Unreachable
 from .stores.cached import CachingStore
 from .stores.fallback import PASSED_OVER, FallbackStore
+from .stores.http import HTTPStore
 from .versions import At, Version
 
 log = logging.getLogger(__name__)

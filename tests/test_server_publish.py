@@ -15,7 +15,7 @@ from server_kit import TIMEOUT, assert_error, auth, object_files, start, status
 
 import eurec4a_nt
 from eurec4a_nt.chunking import cut
-from eurec4a_nt.client import HTTPStore
+from eurec4a_nt.stores.http import HTTPStore
 from eurec4a_nt.testing.sites import SiteProcess
 
 MB = 1_000_000

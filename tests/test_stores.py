@@ -17,6 +17,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+import requests
 import xarray as xr
 import yaml
 
@@ -30,8 +31,10 @@ from eurec4a_nt.stores.base import ObjectStore
 from eurec4a_nt.stores.cached import CachingStore
 from eurec4a_nt.stores.capped import CappedStore
 from eurec4a_nt.stores.fsspec import FsspecStore
+from eurec4a_nt.stores.http import HTTPStore
 from eurec4a_nt.stores.local import LocalStore
 from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_options
+from eurec4a_nt.testing.sites import SiteProcess, make_sites
 from eurec4a_nt.testing.store_tests import StoreTests, sample
 
 pytestmark = pytest.mark.timeout(120)
@@ -151,9 +154,6 @@ class TestFsspecS3Store(StoreTests):
 class TestCachingStore(StoreTests):
     """A read-through cache over an origin: writes go to the origin, ``ids()`` lists the
     cache, and ``delete`` only drops the cached copy."""
-
-    supports_delete = False
-    supports_listing = False
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> CachingStore:
@@ -390,3 +390,24 @@ def test_site_store_with_objects_on_s3(tmp_path: Path, s3_endpoint: str, s3_buck
     xr.testing.assert_identical(cat["MPI"]["bco/met.zarr"].to_dask().load(),
                                 sd.timeseries(seed=3, hours=6))
     assert fsck(site).ok
+
+
+@pytest.fixture(scope="module")
+def site_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
+    root = tmp_path_factory.mktemp("http-store")
+    make_sites(root, ["BCO"])
+    with SiteProcess(root / "BCO") as proc:
+        yield proc
+
+
+class TestHTTPStore(StoreTests):
+    """A site server's object API, over real HTTP (one server for the class: it neither
+    deletes nor lists, so the tests do not need it empty)."""
+
+    large_object_size = 1 << 20
+
+    @pytest.fixture
+    def store(self, site_server: SiteProcess) -> Iterator[HTTPStore]:
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Bearer {site_server.token}"
+            yield HTTPStore(site_server.url, http)

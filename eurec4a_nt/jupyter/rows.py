@@ -17,10 +17,10 @@ from typing import Any
 
 import requests
 
-from ..client import unreachable
 from ..entries import Entry, selects
 from ..errors import from_json
 from ..sitestore import SiteStore
+from ..stores.http import unreachable
 from ..tree import walk
 from .reprs import human_size, open_code
 

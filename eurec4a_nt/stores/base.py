@@ -69,6 +69,10 @@ class ObjectStore(ABC):
 
     #: True when objects live as plain files that can be served with sendfile.
     supports_local_paths = False
+    #: True when :meth:`delete` removes the object, so :meth:`has` is False afterwards.
+    supports_delete = True
+    #: True when :meth:`ids` lists every object written through this store.
+    supports_listing = True
 
     # -- the core a backend implements ------------------------------------------------
 

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 class CachingStore(ObjectStore):
     """``cache`` in front of ``origin``."""
 
+    #: Deleting drops only the cached copy; listing shows only what is cached.
+    supports_delete = False
+    supports_listing = False
+
     def __init__(self, cache: ObjectStore, origin: ObjectStore) -> None:
         self.cache = cache
         self.origin = origin

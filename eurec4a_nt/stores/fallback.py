@@ -31,6 +31,10 @@ class FallbackStore(ObjectStore):
     than the first one answered.
     """
 
+    #: Read-only: it neither deletes nor lists.
+    supports_delete = False
+    supports_listing = False
+
     def __init__(self, sources: Sequence[tuple[str, ObjectStore]],
                  on_fallback: Callable[[str, list[tuple[str, str]]], None] | None = None) -> None:
         if not sources:

@@ -20,16 +20,10 @@ empty store, and inherits every test::
             Path(store.local_path(oid)).write_bytes(data)
             return True
 
-Class attributes describe what a backend can do; a test of a capability the backend
-lacks is skipped, never silently passed:
-
-``supports_delete``
-    ``delete()`` removes the object so ``has()`` is False afterwards (a read-through
-    cache only drops its copy, so it sets this to False).
-``supports_listing``
-    ``ids()`` lists every object written through this store.
-``large_object_size``
-    Bytes of the large round-trip object (5 MiB by default).
+A store declares what it can do (``supports_delete``, ``supports_listing`` on its
+class, see :class:`~eurec4a_nt.stores.base.ObjectStore`); a test of a capability the
+store lacks is skipped, never silently passed. ``large_object_size`` on the test class
+sets the bytes of the large round-trip object (5 MiB by default).
 
 The optional hook :meth:`StoreTests.damage` overwrites an object's stored bytes
 behind the store's back; backends where a test can do that get the
@@ -70,8 +64,6 @@ ABSENT = ObjectId.of(b"this object is never stored by any test")
 class StoreTests:
     """Tests every object store backend must pass. Subclass it and define ``store``."""
 
-    supports_delete: bool = True
-    supports_listing: bool = True
     large_object_size: int = 5 << 20
 
     @pytest.fixture
@@ -115,7 +107,7 @@ class StoreTests:
             store.put(data, claimed)
         assert not store.has(claimed)
         assert not store.has(ObjectId.of(data))
-        if self.supports_listing:
+        if store.supports_listing:
             assert list(store.ids()) == []
 
     def test_put_is_idempotent(self, store: ObjectStore) -> None:
@@ -124,7 +116,7 @@ class StoreTests:
         second = store.put(data)
         assert first == second
         assert store.get(first) == data
-        if self.supports_listing:
+        if store.supports_listing:
             assert list(store.ids()) == [first]
 
     def test_put_many_returns_only_new_ids(self, store: ObjectStore) -> None:
@@ -220,7 +212,7 @@ class StoreTests:
     # -- delete and listing --------------------------------------------------------------
 
     def test_delete(self, store: ObjectStore) -> None:
-        if not self.supports_delete:
+        if not store.supports_delete:
             pytest.skip(f"{type(self).__name__}: delete does not remove objects")
         keep, drop = store.put(sample(10, seed=18)), store.put(sample(10, seed=19))
         store.delete(drop)
@@ -234,7 +226,7 @@ class StoreTests:
         assert store.get(drop) == sample(10, seed=19)
 
     def test_ids_lists_every_object(self, store: ObjectStore) -> None:
-        if not self.supports_listing:
+        if not store.supports_listing:
             pytest.skip(f"{type(self).__name__}: ids() does not list what was put")
         assert list(store.ids()) == []
         written = {store.put(sample(n, seed=n)) for n in range(1, 40)}
@@ -243,7 +235,7 @@ class StoreTests:
         assert set(listed) == written
         assert all(isinstance(oid, ObjectId) for oid in listed)
         assert dict(store.sizes()) == {oid: store.size(oid) for oid in written}
-        if self.supports_delete:
+        if store.supports_delete:
             gone = next(iter(written))
             store.delete(gone)
             assert set(store.ids()) == written - {gone}
@@ -263,7 +255,7 @@ class StoreTests:
         assert set(ids) == {ObjectId.of(data)}
         assert store.get(ids[0], verify=True) == data
         assert store.size(ids[0]) == len(data)
-        if self.supports_listing:
+        if store.supports_listing:
             assert list(store.ids()) == [ids[0]]
 
     def test_concurrent_writers_of_different_objects(self, store: ObjectStore) -> None:

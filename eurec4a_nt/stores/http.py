@@ -1,0 +1,172 @@
+"""A site server's object API (``/objects``) as an :class:`~.base.ObjectStore`.
+
+Uploads ask first which objects the server lacks and send many per request; reads
+name the site whose objects they are, so a server lacking them can fetch them over
+its links. Errors of the server arrive as this package's errors; a server out of
+reach is :class:`~eurec4a_nt.errors.Unreachable`, with the reason in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import requests
+
+from .. import hashtree
+from ..errors import BadInput, ObjectMissing, Unreachable, from_json
+from ..frames import header, iter_frames
+from ..ids import ObjectId
+from .base import ObjectStore, batches, verified
+
+BATCH_BYTES = 16 << 20
+_BATCH_COUNT = 512
+#: Seconds to connect and to wait for an answer.
+TIMEOUT = (10, 120)
+
+
+_REASONS = (("refused", "connection refused: is the server running, on this port?"),
+            ("name or service not known", "unknown host: check the name"),
+            ("nodename nor servname", "unknown host: check the name"),
+            ("name resolution", "unknown host: check the name, or the network"),
+            ("network is unreachable", "network unreachable: is this machine online?"),
+            ("no route to host", "no route to host: is this machine on the right network?"),
+            ("aborted", "the connection was dropped"), ("reset", "the connection was dropped"))
+
+
+def unreachable(server: str, exc: BaseException, hint: str = "") -> Unreachable | BadInput:
+    """One line saying why ``server`` could not be reached and what to do, for a
+    requests exception (never urllib3's internals). A malformed URL is :class:`BadInput`."""
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return BadInput(f"bad site server URL {server!r}: write http://HOST:PORT")
+    if isinstance(exc, requests.exceptions.Timeout):
+        reason = "no answer in time: the server or the network is slow or down"
+    else:
+        text = str(exc).lower()
+        reason = next((why for key, why in _REASONS if key in text), type(exc).__name__)
+    return Unreachable(f"cannot reach the site server at {server} ({reason}); check the URL "
+                       f"(--server, server= or EUREC4A_NT_SERVER){hint}")
+
+
+def raise_for(response: requests.Response) -> None:
+    """Raise our error for an error answer of a site server (its JSON body, or the status)."""
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": "error", "message": f"HTTP {response.status_code}: {response.text[:200]}"}
+    raise from_json(body)
+
+
+class HTTPStore(ObjectStore):
+    """The objects of a site server. ``site`` is a hint for where missing objects live."""
+
+    #: A server neither deletes nor lists its objects for clients.
+    supports_delete = False
+    supports_listing = False
+
+    def __init__(self, server: str, session: requests.Session, site: str | None = None) -> None:
+        self.server = server.rstrip("/")
+        self.http = session
+        self.site = site
+
+    def __repr__(self) -> str:
+        return f"HTTPStore({self.server!r})"
+
+    def _request(self, method: str, path: str, allow: tuple[int, ...] = (), **kwargs: Any) -> requests.Response:
+        """The server's answer; its error raised as ours (but statuses in ``allow``)."""
+        try:
+            response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
+        except requests.RequestException as exc:
+            raise unreachable(self.server, exc) from None
+        if response.status_code not in allow:
+            raise_for(response)
+        return response
+
+    def _params(self) -> dict[str, str]:
+        return {"site": self.site} if self.site else {}
+
+    def _read(self, oid: ObjectId) -> bytes:
+        return self._request("GET", f"/objects/{oid}", params=self._params()).content
+
+    def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)``, clipped to the object's size like a slice."""
+        if end <= start:
+            self.require(oid)
+            return b""
+        response = self._request("GET", f"/objects/{oid}", params=self._params(), allow=(416,),
+                                 headers={"Range": f"bytes={start}-{end - 1}"})
+        if response.status_code == 416:  # the range starts at or past the end
+            self.require(oid)
+            return b""
+        return response.content
+
+    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
+        """The leaves holding bytes ``[start, end)`` with their proof in one request
+        (``GET /objects/<id>?proof=1``), checked against ``tree``; raise :class:`Corrupt`
+        if they do not match."""
+        first, last = hashtree.span(size, start, end)
+        response = self._request("GET", f"/objects/{oid}", params={**self._params(), "proof": "1"},
+                                 headers={"Range": f"bytes={first}-{last - 1}"})
+        count, body = int(response.headers.get("X-Proof-Hashes", "0")), response.content
+        proof = [body[i * 32:(i + 1) * 32] for i in range(count)]
+        part = body[count * 32:]
+        hashtree.verify(part, size, first, proof, tree)
+        return part[start - first:end - first]
+
+    def get_many(self, oids: list[ObjectId]) -> Iterator[tuple[ObjectId, bytes]]:
+        """Many objects in one request; absent ones are skipped."""
+        body = {"ids": oids, "site": self.site}
+        with self._request("POST", "/objects/batch", json=body, stream=True) as response:
+            for oid, data in iter_frames(response.raw):
+                if data is not None:
+                    verified(data, oid)
+                    yield oid, data
+
+    def has(self, oid: ObjectId) -> bool:
+        return not self.missing([oid])
+
+    def missing(self, oids: Iterable[ObjectId]) -> list[ObjectId]:
+        ids = list(dict.fromkeys(oids))
+        out: list[ObjectId] = []
+        for i in range(0, len(ids), 5000):
+            answer = self._request("POST", "/objects/missing", json={"ids": ids[i:i + 5000]}).json()
+            out += [ObjectId.parse(x) for x in answer["missing"]]
+        return out
+
+    def size(self, oid: ObjectId) -> int:
+        response = self._request("HEAD", f"/objects/{oid}", params=self._params(), allow=(404,))
+        if response.status_code == 404:  # an answer to HEAD has no body saying why
+            raise ObjectMissing(f"object {oid} is not on {self.server}")
+        return int(response.headers["Content-Length"])
+
+    def _write(self, oid: ObjectId, data: bytes) -> None:
+        self._request("PUT", f"/objects/{oid}", data=data)
+
+    def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
+        oid = verified(data, oid)
+        self.put_many([(oid, data)])
+        return oid
+
+    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+        """Upload what the server lacks, in batches; each batch is durable when sent."""
+        return [oid for batch in batches(items, BATCH_BYTES, _BATCH_COUNT) for oid in self._upload(batch)]
+
+    def _upload(self, batch: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+        lacking = set(self.missing(oid for oid, _ in batch))
+        send = [(oid, data) for oid, data in dict(batch).items() if oid in lacking]
+        if send:
+            def body() -> Iterator[bytes]:
+                for oid, data in send:
+                    yield header(oid, len(data))
+                    yield data
+            self._request("POST", "/objects", data=body())
+        return [oid for oid, _ in send]
+
+    def delete(self, oid: ObjectId) -> None:
+        raise BadInput("objects on a site server are not deleted by clients")
+
+    def ids(self) -> Iterator[ObjectId]:
+        raise BadInput("a site server does not list its objects to clients")
