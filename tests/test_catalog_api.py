@@ -96,6 +96,10 @@ def test_entries_are_searched_by_prefix_topic_text_and_time(server: SiteProcess)
     assert [e["name"] for e in get(server, path, q="CEILOMETER TODAY")["entries"]] == ["quicklooks/ceilometer.png"]
     day = get(server, path, prefix="sondes/", since="2020-02-02", until="2020-02-02T23:59")
     assert [e["name"] for e in day["entries"]] == [f"sondes/{t}.nc" for t in LAUNCHES[3:]]
+    newest = get(server, path, order="newest", limit=4)["entries"]
+    assert newest[0]["name"] == "surface/met.zarr"  # published last
+    assert [e["published"] for e in newest] == sorted((e["published"] for e in newest), reverse=True)
+    assert_error(requests.get(server.url + path, params={"order": "random"}, timeout=TIMEOUT), 400, "bad-input")
     paged = get(server, path, prefix="sondes/", since="2020-02-01", limit=2)
     assert paged["matched"] == 5 and paged["next"] == "sondes/2020-02-01T1045.nc"
     for bad in ({"limit": "0"}, {"limit": "many"}, {"since": "yesterday"}, {"topic": "Bad Topic"}):
