@@ -239,8 +239,14 @@ def test_prefetch_checks_other_sites_subscribed_entries_most_urgent_first() -> N
     core = peer(options={"heads": {}, "essential": ["planning"]})
     rounds = [(big, Wants(shallow=[oid("b1")])), (plan_doc, Wants(deep=[plan_doc.root])), (small, Wants())]
     merged = by_priority(rounds, core.rank)
-    assert [(p, w.shallow, w.deep) for p, w in merged] == [(Priority.ESSENTIAL, [], [plan_doc.root]),
-                                                          (Priority.BULK, [oid("b1")], [])]
+    assert [(p, site, w.shallow, w.deep) for p, site, w in merged] == [
+        (Priority.ESSENTIAL, None, [], [plan_doc.root]), (Priority.BULK, None, [oid("b1")], [])]
+    # asked of a hub for a third site's entries: grouped by that site, for the hub to fetch
+    third = entry("far.nc", ("sondes",), site="RV-Merian")
+    merged = by_priority([*rounds, (third, Wants(shallow=[oid("f1")]))], core.rank,
+                         lambda e: e.site if e.site == "RV-Merian" else None)
+    assert [(p, site, w.shallow) for p, site, w in merged] == [
+        (Priority.ESSENTIAL, None, []), (Priority.BULK, None, [oid("b1")]), (Priority.BULK, "RV-Merian", [oid("f1")])]
 
 
 def test_wants_go_in_batches_with_resume_points() -> None:

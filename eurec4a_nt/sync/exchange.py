@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..entries import Entry
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
@@ -79,6 +79,7 @@ class Exchange:
         if old is not None and old is not session:
             spawn(old.ws.close())
         self.sessions[session.peer] = session
+        spawn(self._fetch_for("", [e for e in self._waits.entries() if e.site == session.peer]))
         if session.link is not None and session.link.budget:
             session.tell(session.core.budget(remaining(session.link.budget, self._used(session.link))))
         session.core.outbox.take(self._backlog.pop(session.peer, []))
@@ -132,11 +133,31 @@ class Exchange:
         for root, lacking in (await self._lacking(fresh)).items():
             if not self._waits.waits(root):
                 self._waits.add(root, lacking)
+        waiting = []
         for entry in entries:
             if self._waits.waits(entry.root):
                 self._waits.hold(session, entry)
+                waiting.append(entry)
             else:
                 await self._push(session, entry)
+        await self._fetch_for(session.peer, waiting)
+
+    async def _fetch_for(self, peer: str, entries: Iterable[Entry]) -> None:
+        """Entries a peer subscribes to, not held whole here, of a third site: ask that
+        site for them whole, ranked as its link ranks them (so its budget and topic order
+        apply). Asked once however many peers wait; what arrives is pushed to each of
+        them. A site not connected now is asked when it connects."""
+        far: dict[str, list[Entry]] = {}
+        for entry in entries:
+            if entry.site not in (peer, self.node.site) and entry.site in self.sessions:
+                far.setdefault(entry.site, []).append(entry)
+        for site, group in far.items():
+            origin = self.sessions[site]
+            ranked: dict[Priority, list[ObjectId]] = {}
+            for entry in group:
+                ranked.setdefault(origin.core.rank(entry)[0], []).append(entry.root)
+            for priority, roots in sorted(ranked.items()):
+                await origin.perform(origin.core.want(plan.Wants(deep=roots), priority))
 
     async def _push(self, session: Session, entry: Entry) -> None:
         new = self.node.store.state(entry.site).previous.get(entry.name) is None
@@ -201,8 +222,16 @@ class Exchange:
         if todo:
             rounds = await offloop.call(answers.rounds, todo, self.node.store)
             self._complete.update(entry.root for entry, wants in rounds if not wants)
-            for priority, wants in by_priority(rounds, core.rank):
-                await session.perform(core.want(wants, priority))
+            for priority, site, wants in by_priority(rounds, core.rank, self._through(session)):
+                await session.perform(core.want(wants, priority, site, hops=2 if site else 1))
+
+    def _through(self, session: Session) -> Callable[[Entry], str | None]:
+        """For a dialled link (a ship asking its hub): the site of an entry of a third
+        site, which the hub then fetches once on behalf of every site asking, at the
+        priority asked (so the third site's budget and topic order apply)."""
+        if session.link is None:
+            return lambda entry: None
+        return lambda entry: entry.site if entry.site not in (session.peer, self.node.site) else None
 
     def entry_of_root(self, root: ObjectId) -> Entry | None:
         if self._roots is None:
@@ -245,7 +274,7 @@ class Exchange:
         try:
             if relay.hops <= 1:
                 raise ObjectMissing("not held here")
-            await self.node.ensure(relay.ids, relay.site, relay.hops - 1, relay.spans)
+            await self.node.ensure(relay.ids, relay.site, relay.hops - 1, relay.spans, priority=relay.priority)
         except Pending as exc:
             self.node.index.want(relay.ids, relay.site or "", session.peer, relay.spans)
             session.tell([Say("lack", {"ids": relay.ids, "held_at": exc.held_at, "pending": True})])

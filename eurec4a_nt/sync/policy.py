@@ -100,14 +100,17 @@ def to_complete(entries: Iterable[Entry], own: str, chosen: Subscription, skip: 
                   key=lambda e: priority_key(e, order))
 
 
-def by_priority(rounds: Iterable[tuple[Entry, Wants]],
-                rank: Callable[[Entry], tuple[Priority, Any]]) -> list[tuple[Priority, Wants]]:
-    """The wants of many entries merged per priority, most urgent first."""
-    merged: dict[Priority, Wants] = {}
+def by_priority(rounds: Iterable[tuple[Entry, Wants]], rank: Callable[[Entry], tuple[Priority, Any]],
+                through: Callable[[Entry], str | None] = lambda e: None,
+                ) -> list[tuple[Priority, str | None, Wants]]:
+    """The wants of many entries merged per priority and per site a peer must fetch them
+    from on this side's behalf (``through(entry)``; None: the peer holds them or gets
+    them anyway), most urgent first."""
+    merged: dict[tuple[Priority, str], Wants] = {}
     for entry, wants in rounds:
         if wants:
-            merged.setdefault(rank(entry)[0], Wants()).extend(wants)
-    return sorted(merged.items())
+            merged.setdefault((rank(entry)[0], through(entry) or ""), Wants()).extend(wants)
+    return [(priority, site or None, wants) for (priority, site), wants in sorted(merged.items())]
 
 
 def route(site: str | None, peers: Mapping[str, T], lazy: Callable[[T], bool]) -> T | None:
@@ -149,6 +152,10 @@ class PushWaits(Generic[T]):
         for oid in stored:
             roots |= self._blockers.pop(oid, set())
         return [self._waiting[r][0][1] for r in roots if self._waiting.get(r)]
+
+    def entries(self) -> list[Entry]:
+        """One entry per root whose pushes wait."""
+        return [waiting[0][1] for waiting in self._waiting.values() if waiting]
 
     def release(self, root: ObjectId) -> list[tuple[T, Entry]]:
         """The pushes of a root now held whole, to send."""

@@ -40,7 +40,9 @@ class Reads:
         self._spans: dict[ObjectId, Span] = {}
 
     async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
-                    spans: Mapping[ObjectId, Span] | None = None) -> None:
+                    spans: Mapping[ObjectId, Span] | None = None, priority: Priority | None = None) -> None:
+        """Bring ``oids`` of ``site`` here over the link that reaches it, once however many
+        ask; asked at ``priority`` (default: a reader's). Raises Pending or ObjectMissing."""
         loop = asyncio.get_running_loop()
         futures, ask = [], []
         for oid in oids:
@@ -64,7 +66,7 @@ class Reads:
                 self._asked.update((oid, session) for oid in ask)
                 self._spans.update((oid, span) for oid, span in (spans or {}).items() if oid in ask)
                 wants = plan.Wants(shallow=ask, spans=dict(spans or {}))
-                await session.perform(session.core.want(wants, Priority.READ, site, hops))
+                await session.perform(session.core.want(wants, priority or Priority.READ, site, hops))
         while True:  # as long as the peer keeps sending
             done, pending = await asyncio.wait(futures, timeout=STALL_TIMEOUT)
             if not pending:
