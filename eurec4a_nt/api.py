@@ -103,7 +103,7 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
         batches.close()
     where = f"server={json.dumps(target.server)}" if hasattr(target, "server") else \
         f"store={json.dumps(str(target.path))}"
-    by_name = {e.name: replace(e.with_site(target.site), opened_with=where) for e in batches.published}
+    by_name = {e.name: replace(e.with_site(target.site or ""), opened_with=where) for e in batches.published}
     published = [by_name[n] for n in names]
     return EntryList(published) if many else published[0]
 
@@ -114,7 +114,7 @@ def remove(name: str | Sequence[str], *, store: PathLike | None = None, server: 
     names = [name] if isinstance(name, str) else list(name)
     target = _target(store, server, token)
     for n in names:
-        target.entry(target.site, check_name(n))  # raises NotFound for a wrong name
+        target.entry(target.site or "", check_name(n))  # raises NotFound for a wrong name
     target.commit([Change("remove", n) for n in names])
 
 

@@ -37,7 +37,7 @@ class BlockIndex:
     def of(cls, record: FileRecord) -> BlockIndex:
         offsets = array("Q", (b.offset for b in record.blocks))
         offsets.append(record.size)
-        trees = {b.id: b.tree for b in record.blocks if b.tree}
+        trees = {str(b.id): b.tree for b in record.blocks if b.tree}
         return cls(offsets, b"".join(bytes.fromhex(b.id) for b in record.blocks), trees)
 
     def __len__(self) -> int:

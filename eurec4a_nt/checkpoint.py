@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .chunking import record_bytes
 from .entries import Entry
 from .errors import BadCommit
+from .ids import ObjectId
 from .keyring import Keyring, SiteKey
 from .log import CheckpointRef, canonical
 from .logstate import Head, LogState
@@ -89,7 +90,7 @@ def _builtins(body: CheckpointBody) -> dict[str, object]:
 
 def store_checkpoint(raw: bytes, seq: int, sink: ObjectStore) -> CheckpointRef:
     """Store a checkpoint as a file record of blocks; return what a commit names."""
-    objects = []
+    objects: list[tuple[ObjectId, bytes]] = []
     record = record_bytes(raw, objects.extend)
     sink.put_many(objects)
     root = sink.put(record.to_bytes())

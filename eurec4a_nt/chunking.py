@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -236,7 +236,7 @@ def record_file(
     else:
         blocks: list[Block] = []
 
-        def produce() -> Iterator[Hashed]:
+        def produce() -> Generator[Hashed, None, None]:
             for block, data in _CutAhead(path, trees):
                 blocks.append(block)
                 yield Hashed(block.id, data)

@@ -142,7 +142,8 @@ def cmd_get(args: argparse.Namespace) -> int:
     dest = Path(args.dest or source.rsplit("/", 1)[-1])
     with progress_bar(info["size"], f"get {source}", False if args.quiet else None) as bar:
         ref, objects = fs.ref(source) if info["type"] == "file" else (None, None)
-        if ref is not None and ref.data is None and isinstance(fs.backend, SiteClient) and args.at is None:
+        if (ref is not None and objects is not None and ref.data is None and isinstance(fs.backend, SiteClient)
+                and args.at is None):
             download(fs.backend, source, dest, RefReader(ref, objects).blocks, bar.update)
         elif info["type"] == "file":
             tmp = dest.with_name(dest.name + ".part")

@@ -76,24 +76,24 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
     """
     file = _config_file()
 
-    def pick(arg: object, key: str) -> str | None:
+    def pick(arg: str | os.PathLike[str] | None, key: str) -> str | None:
         if arg is not None:
-            return os.fspath(arg)  # type: ignore[arg-type]
+            return os.fspath(arg)
         return os.environ.get(f"EUREC4A_NT_{key.upper()}") or file.get(key)
 
     token = pick(token, "token")
     cache = cache_dir(cache)
-    common = {"token": token, "cache": cache, "cache_cap": cache_cap()}
+    common = (token, cache, cache_cap())
     if store is not None:
-        return Settings(os.fspath(store), None, **common)
+        return Settings(os.fspath(store), None, *common)
     if server is not None:
-        return Settings(None, server_url(server), **common)
+        return Settings(None, server_url(server), *common)
     env_store, env_server = pick(None, "store"), pick(None, "server")
     if env_server and not env_store:
-        return Settings(None, server_url(env_server, "EUREC4A_NT_SERVER"), **common)
+        return Settings(None, server_url(env_server, "EUREC4A_NT_SERVER"), *common)
     if not env_store and not Path(DEFAULT_STORE).is_dir():
         raise NotFound(NOTHING_CONFIGURED)
-    return Settings(env_store or DEFAULT_STORE, None, **common)
+    return Settings(env_store or DEFAULT_STORE, None, *common)
 
 
 def cache_dir(arg: str | os.PathLike[str] | None = None) -> str:

@@ -25,6 +25,7 @@ import requests
 
 from . import sampledata
 from .api import publish
+from .entries import Entry
 from .sync.emulator import LinkProfile, Outages
 from .testing.campaign import Campaign, Remote
 
@@ -77,6 +78,7 @@ class Demo:
         server = self.c.sites[site]
         start = time.time()
         entry = publish(path, name=name, topics=[topic], server=server.url, token=server.token, progress=False)
+        assert isinstance(entry, Entry)  # one path: one entry
         with self.lock:
             self.published.append(Published(site, entry.name, topic, entry.size, start))
         where = ("stays on board" if topic == "raw" else
@@ -100,7 +102,7 @@ class Demo:
         tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         d = self.data
         ship = ("RV-Meteor", "RV-Merian")[step % 2]
-        actions = [
+        actions: list[tuple[str, Callable[[], Path], str, str]] = [
             (ship, partial(sampledata.quicklook_png, d / f"ql-{seed}.png", seed=seed, target_bytes=200_000,
                            title=f"{ship} cloud radar"), f"quicklooks/radar-{tag}.png", "quicklook"),
             (ship, partial(sampledata.sonde, d / f"sonde-{seed}.nc", seed=seed, platform=ship),

@@ -12,6 +12,7 @@ entries are shown as they were at that point of its log (:mod:`eurec4a_nt.versio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
@@ -42,7 +43,7 @@ class NTFileSystem(AbstractFileSystem):
         #: The point of the logs this filesystem shows (None: now).
         self.at: At | None = None if at is None else parse_at(at)
 
-    def entries(self, site: str) -> dict[str, Entry]:
+    def entries(self, site: str) -> Mapping[str, Entry]:
         """``site``'s entries, now or at :attr:`at`."""
         return self.backend.entries(site) if self.at is None else self.backend.entries_at(site, self.at)
 

@@ -130,7 +130,8 @@ class SiteIndex:
     def children(self, prefix: str = "") -> tuple[list[str], list[str]]:
         """The last parts of the names directly in the folder ``prefix``, and its
         sub-folders."""
-        files, dirs = [], []
+        files: list[str] = []
+        dirs: list[str] = []
         for name in self._range(prefix):
             sub, slash, _ = name[len(prefix):].partition("/")
             if not slash:

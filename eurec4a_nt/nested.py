@@ -95,7 +95,7 @@ class SitesCatalog(_Lazy):
 
     def __init__(self, backend: str, **kwargs: Any) -> None:
         super().__init__(backend, **kwargs)
-        self.metadata = {**top_catalog({}, "")["metadata"], **(self.metadata or {})}
+        self.metadata: dict[str, Any] = {**top_catalog({}, "")["metadata"], **(self.metadata or {})}
 
     def _read(self) -> dict[str, LocalCatalogEntry]:
         out = {}

@@ -213,7 +213,7 @@ class Node:
 
     def entries(self) -> list[Entry]:
         """Every current entry of every site."""
-        out = []
+        out: list[Entry] = []
         for site in self.store.sites():
             out.extend(self.store.state(site).entries.values())
         return out

@@ -13,6 +13,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import h5netcdf
 import numpy as np
@@ -232,8 +233,8 @@ def planning_pdf(path, *, seed: int, pages: int = 3, title: str = "Flight plan",
     iw = 512
     ih = max(16, (target - sum(map(len, contents)) - 600 - 300 * pages) // (3 * iw))
     coarse = rng.uniform(40, 230, (ih // 16 + 1, iw // 16, 1))
-    image = np.repeat(np.repeat(coarse, 16, 0), 16, 1)[:ih] + rng.normal(0, 12, (ih, iw, 3))
-    image = np.clip(image, 0, 255).astype(np.uint8).tobytes()
+    pixels = np.repeat(np.repeat(coarse, 16, 0), 16, 1)[:ih] + rng.normal(0, 12, (ih, iw, 3))
+    image = np.clip(pixels, 0, 255).astype(np.uint8).tobytes()
 
     def stream(dictionary: bytes, data: bytes) -> bytes:
         return b"<< %s /Length %d >>\nstream\n%s\nendstream" % (dictionary, len(data), data)
@@ -339,7 +340,7 @@ def timeseries(*, seed: int, hours: int = 24, start: str = "2020-01-20T00:00",
     dbz = np.where(inside, -45 + 35 * np.sin(np.pi * np.clip(rel, 0, 1)) * np.minimum(
         cloudiness, 1)[:, None] + 3 * radar[:, :_GATES.size], np.nan)
     vm = np.where(inside, -0.3 - 0.05 * (dbz + 45) + 0.3 * radar[:, _GATES.size:], np.nan)
-    data = {}
+    data: dict[str, tuple[Any, Any, dict[str, str]]] = {}
     for k, (name, (units, long_name, standard_name, mean, amp, std)) in enumerate(
             _SURFACE.items()):
         value = mean + amp * diurnal + std * surface[:, k]

@@ -15,7 +15,7 @@ and ignored here); every other struct refuses unknown fields.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
 from msgspec import Meta, Struct
@@ -272,7 +272,7 @@ def link_message(text: str | bytes) -> dict[str, Any]:
     """A link's control message, checked against :data:`LinkMessage` (type, fields,
     bounds; spans with start <= end), as the plain dict the sync core reads; raise
     :class:`BadInput` naming what is wrong."""
-    message = decode(text.encode() if isinstance(text, str) else text, LinkMessage, "link message")
+    message: Any = decode(text.encode() if isinstance(text, str) else text, cast(Any, LinkMessage), "link message")
     if isinstance(message, WantMessage) and any(s.start > s.end for s in message.spans.values()):
         raise BadInput("link message: a span ends before it starts")
     return msgspec.to_builtins(message)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import yaml
@@ -291,7 +291,7 @@ class SiteStore:
         write_atomic(top, dump(top_catalog(sites, "{{{{ CATALOG_DIR }}}}/sites/{site}.yaml")))
         return top
 
-    def prefetch(self, *args: Any, **kwargs: Any) -> None:
+    def prefetch(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise BadInput("prefetch asks a site server to fetch data from other sites: "
                        "give server= (or set EUREC4A_NT_SERVER)")
 

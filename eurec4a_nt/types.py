@@ -25,7 +25,7 @@ class Backend(Protocol):
         """The current entries of ``site`` by name; raise NotFound for an unknown site."""
         ...
 
-    def entries_at(self, site: str, at: At) -> dict[str, Entry]:
+    def entries_at(self, site: str, at: At) -> Mapping[str, Entry]:
         """The entries of ``site`` at a past point of its log."""
         ...
 

@@ -62,17 +62,17 @@ class CatalogBrowser(anywidget.AnyWidget):
     source = traitlets.Unicode("").tag(sync=True)
     site = traitlets.Unicode("").tag(sync=True)
     setup = traitlets.Unicode("").tag(sync=True)
-    sites = traitlets.List().tag(sync=True)
-    topics = traitlets.List().tag(sync=True)
+    sites: Any = traitlets.List().tag(sync=True)
+    topics: Any = traitlets.List().tag(sync=True)
     topic = traitlets.Unicode("").tag(sync=True)
     query = traitlets.Unicode("").tag(sync=True)
-    rows = traitlets.List().tag(sync=True)
+    rows: Any = traitlets.List().tag(sync=True)
     total = traitlets.Int(0).tag(sync=True)
     matched = traitlets.Int(0).tag(sync=True)
     page = traitlets.Int(0).tag(sync=True)
     more = traitlets.Bool(False).tag(sync=True)
-    rules = traitlets.List().tag(sync=True)
-    links = traitlets.List().tag(sync=True)
+    rules: Any = traitlets.List().tag(sync=True)
+    links: Any = traitlets.List().tag(sync=True)
     preview = traitlets.Dict().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
@@ -105,7 +105,7 @@ class CatalogBrowser(anywidget.AnyWidget):
             self._fs = NTFileSystem(store=str(target.path))
             self.source, where = str(target.path), f"store={json.dumps(str(target.path))}"
         else:
-            self._view = ServerView(target.server, dict(target.http.headers))
+            self._view = ServerView(target.server, {k: str(v) for k, v in target.http.headers.items()})
             self._fs = NTFileSystem(server=target.server, token=target.token, cache=str(target.cache_dir))
             self.source, where = target.server, f"server={json.dumps(target.server)}"
         self.setup = f"import eurec4a_nt as nt\ncat = nt.open_catalog({where})"

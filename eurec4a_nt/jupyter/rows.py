@@ -153,7 +153,7 @@ class ServerView:
         rules = self._get("/api/prefetch")["rules"]
         status = self._get("/api/status")
         names = sorted(sites["sites"])
-        rows, counts = page_of(names, lambda site, params: self._get(f"/api/sites/{site}/entries", **params),
+        rows, counts = page_of(names, lambda site, params: self._get(f"/api/sites/{site}/entries", 30, **params),
                                rules, topic, query, start, limit)
         return Snapshot(
             site=sites["site"],

@@ -88,8 +88,8 @@ def _listing(request: web.Request, path: str, files: list[str], dirs: list[str],
     title = html.escape(path)
     links = [f'<li><a href="{quote(d)}/">{html.escape(d)}/</a></li>' for d in dirs]
     links += [f'<li><a href="{quote(f)}">{html.escape(f)}</a></li>' for f in files]
-    body = (f'<!doctype html>\n<html><head><meta charset="utf-8"><base href="/{base}/">'
+    page = (f'<!doctype html>\n<html><head><meta charset="utf-8"><base href="/{base}/">'
             f"<title>{title}</title></head>\n<body><h1>{title}</h1>\n<ul>\n"
             + "\n".join(links) + "\n</ul></body></html>\n")
-    return web.Response(text=body, content_type="text/html", headers=user_content_headers("text/html"))
+    return web.Response(text=page, content_type="text/html", headers=user_content_headers("text/html"))
 

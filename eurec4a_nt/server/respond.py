@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from aiohttp import web
 
@@ -131,7 +131,7 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
                 await response.write(await asyncio.to_thread(store.get_range, oid, lo, hi))
                 continue
             with file:
-                await loop.sendfile(transport, file, lo, hi - lo)
+                await loop.sendfile(cast(asyncio.WriteTransport, transport), file, lo, hi - lo)
     finally:
         for file in opened.values():
             if file is not None:
@@ -179,13 +179,13 @@ class _Ahead:
                                                              reader=self.reader))
                 task.add_done_callback(consume)  # a read given up leaves fetches to finish
                 self.tasks[j] = task
-        task = self.tasks.get(i)
-        while task is not None and not task.done():  # never cancelled: others share fetches
-            await asyncio.wait([task], timeout=self.RECHECK)
-            if not task.done() and await asyncio.to_thread(store.has, self.ids[i]):
+        pending = self.tasks.get(i)
+        while pending is not None and not pending.done():  # never cancelled: others share fetches
+            await asyncio.wait([pending], timeout=self.RECHECK)
+            if not pending.done() and await asyncio.to_thread(store.has, self.ids[i]):
                 return
-        if task is not None:
-            task.result()
+        if pending is not None:
+            pending.result()
 
 
 def _open_all(store: ObjectStore, oids: list[ObjectId]) -> list[BinaryIO | None]:

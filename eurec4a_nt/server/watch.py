@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ..entries import Entry
@@ -83,7 +83,7 @@ class NodeTarget:
     def sites(self) -> list[str]:
         return self.node.store.sites()
 
-    def entries(self, site: str) -> dict[str, Entry]:
+    def entries(self, site: str) -> Mapping[str, Entry]:
         return self.node.store.entries(site)
 
     def commit(self, changes: list[Change]) -> Commit:

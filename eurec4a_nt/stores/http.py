@@ -9,7 +9,7 @@ reach is :class:`~eurec4a_nt.errors.Unreachable`, with the reason in one line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import requests
 
@@ -120,7 +120,7 @@ class HTTPStore(ObjectStore):
         """Many objects in one request; absent ones are skipped."""
         body = {"ids": oids, "site": self.site}
         with self._request("POST", "/objects/batch", json=body, stream=True) as response:
-            for oid, data in iter_frames(response.raw):
+            for oid, data in iter_frames(cast(BinaryIO, response.raw)):
                 if data is not None:
                     verified(data, oid)
                     yield oid, data

@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -40,7 +40,7 @@ _SIZES = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "KiB": 1024, "MiB": 1024**2}
 _TIMES = {"": 1.0, "s": 1.0, "ms": 1e-3}
 
 
-def _quantity(text: str, units: dict[str, float]) -> float:
+def _quantity(text: str, units: Mapping[str, float]) -> float:
     m = re.fullmatch(r"\s*(\d*\.?\d+)\s*([A-Za-z]*)\s*", text)
     if not m or m[2] not in units:
         raise ValueError(f"bad quantity {text!r} (units: {', '.join(u for u in units if u)})")

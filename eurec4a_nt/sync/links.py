@@ -119,7 +119,7 @@ class Links:
                         attempt = 0
                     self.last_error[config.name] = "the session ended; reconnecting"
                 except aiohttp.WSServerHandshakeError as exc:
-                    why = (exc.headers or {}).get(REFUSED) if exc.headers else None
+                    why = exc.headers.get(REFUSED) if exc.headers else None
                     self.last_error[config.name] = (f"refused by {config.url}: {why}" if why else
                                                     f"{config.url} answered {exc.status} {exc.message}")
                     log.warning("link %s: %s", config.name, self.last_error[config.name])

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,7 +51,7 @@ class Target(Protocol):
 
     def sites(self) -> list[str]: ...
 
-    def entries(self, site: str) -> dict[str, Entry]: ...
+    def entries(self, site: str) -> Mapping[str, Entry]: ...
 
     def commit(self, changes: list[Change]) -> Commit: ...
 
