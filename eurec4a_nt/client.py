@@ -283,13 +283,15 @@ class SiteClient:
         if not wait:
             return status
         deadline = time.monotonic() + timeout
-        with progress_bar(status["objects_needed"], "prefetch", progress, unit=" objects") as bar:
+        # in bytes of the entries selected: a total that does not grow as blocks are found
+        with progress_bar(status["bytes"], "prefetch", progress) as bar:
+            bar.update(status["bytes"] - status["bytes_missing"])
             while status["objects_held"] < status["objects_needed"] and time.monotonic() < deadline:
                 time.sleep(0.5)
                 rules = self._live("/api/prefetch").json()["rules"]
                 status = next((r for r in rules if r["id"] == status["id"]), status)
-                bar.total = status["objects_needed"]
-                bar.n = status["objects_held"]
+                bar.total = status["bytes"]  # grows only when new entries match the rule
+                bar.n = status["bytes"] - status["bytes_missing"]
                 bar.refresh()
         return status
 

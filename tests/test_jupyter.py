@@ -168,8 +168,8 @@ def test_small_helpers() -> None:
     assert open_code("BCO", "a/b.zarr", "zarr", "zarr") == 'ds = cat["BCO"]["a/b.zarr"].to_dask()'
     assert open_code("BCO", "q.png", "png") == 'data = cat["BCO"]["q.png"].read()'
     assert open_code("BCO", "blog/x", "directory", "directory").endswith(".local_path()")
-    assert [state_of(3, 3, False), state_of(1, 3, False), state_of(0, 3, False), state_of(1, 3, True)] == [
-        "here", "partly", "remote", "pending"]
+    assert [state_of(3, 3, False), state_of(1, 3, False), state_of(0, 3, False), state_of(1, 3, True),
+            state_of(0, 3, True)] == ["here", "partly", "remote", "arriving", "pending"]
 
 
 @pytest.mark.timeout(30)

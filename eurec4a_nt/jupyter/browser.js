@@ -2,7 +2,8 @@
 // It only draws the model's traits and sends clicks; filtering, prefetch and
 // preview run in the kernel (eurec4a_nt/jupyter/browser.py).
 
-const STATE_LABEL = { here: "here", partly: "partly here", remote: "only remote", pending: "pending" };
+const STATE_LABEL = { here: "here", partly: "partly here", remote: "only remote", pending: "pending",
+  arriving: "arriving" };
 const COLUMNS = ["name", "topics", "size", "published", "held here", ""];
 
 function h(tag, props = {}, ...children) {

@@ -81,12 +81,13 @@ def page_of(sites: list[str], fetch: Fetch, rules: list[dict[str, Any]], topic: 
 
 
 def state_of(held: int, objects: int, wanted: bool) -> str:
-    """``here`` (every object held), ``pending`` (a prefetch rule wants it and it is
-    not all here yet), ``partly`` (some objects held) or ``remote`` (none)."""
+    """``here`` (every object held), ``arriving`` (a prefetch rule wants it and part of
+    it is here), ``pending`` (a rule wants it and none of it is here yet), ``partly``
+    (some objects held) or ``remote`` (none)."""
     if objects and held >= objects:
         return "here"
     if wanted:
-        return "pending"
+        return "arriving" if held else "pending"
     return "partly" if held else "remote"
 
 

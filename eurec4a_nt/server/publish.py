@@ -93,7 +93,8 @@ def rule_status(n: Any, rule: Any) -> dict[str, Any]:
         held, needed, complete = held + h, needed + k, complete + (h == k)
         missing += entry.size * (k - h) // k if k else 0
     return {**rule.to_json(), "entries": len(entries), "complete": complete,
-            "objects_held": held, "objects_needed": needed, "bytes_missing": missing}
+            "objects_held": held, "objects_needed": needed, "bytes": sum(e.size for e in entries),
+            "bytes_missing": missing}
 
 
 @routes.post("/api/prefetch")
