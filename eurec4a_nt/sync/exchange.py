@@ -18,6 +18,7 @@ from ..entries import Entry
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..log import Commit
+from ..manifests import children
 from ..node import Node
 from ..stores import offloop
 from ..stores.base import ObjectStore
@@ -28,6 +29,7 @@ from .actions import Action, Keep, Lacking, Receive, Relay, Say
 from .budget import Traffic, bulk_allowed, remaining
 from .config import LinkConfig
 from .outbox import Priority, SendItem
+from .pen import Pen
 from .policy import PushWaits, Selection, Subscription, by_priority, subscription, to_complete
 from .reads import Reads
 from .session import Session
@@ -49,6 +51,7 @@ class Exchange:
         self._complete: set[ObjectId] = set()
         self._backlog: dict[str, list[SendItem]] = {}
         self._commits = asyncio.Lock()
+        self.pen: Pen[Session] = Pen()
         node.listen("commits", lambda commits: spawn(self._on_commits()))
         node.listen("objects", self._on_objects)
         node.listen("rules", lambda rules: spawn(self._on_rules()))
@@ -82,10 +85,12 @@ class Exchange:
         spawn(self._fetch_for("", [e for e in self._waits.entries() if e.site == session.peer]))
         if session.link is not None and session.link.budget:
             session.tell(session.core.budget(remaining(session.link.budget, self._used(session.link))))
-        session.core.outbox.take(self._backlog.pop(session.peer, []))
+        backlog = self._backlog.pop(session.peer, [])
         if not session.core.ready:
+            session.core.outbox.take(backlog)
             return
         sent = await self._send_commits(session)
+        session.core.outbox.take(backlog)  # after the commits: the peer keeps only objects its entries name
         await self._push_entries(session, sent)
         await self._complete_from(session, self.node.entries())
         pending = [w for w in self.node.index.wants()
@@ -246,26 +251,52 @@ class Exchange:
         elif isinstance(action, Relay):
             spawn(self._relay(session, action))
         elif isinstance(action, Receive):
-            await self.node.receive(action.raws)
+            added, _ = await self.node.receive(action.raws)
             await session.perform(session.core.received_commits(self.node.store.heads()))
+            roots = [c.entry.root for commit in added for c in commit.changes if c.entry is not None]
+            for oid, source, data in self.pen.release(roots):  # roots that came before their commit
+                await self._store(source, oid, data)
         elif isinstance(action, Lacking):
             self.reads.lacking(session, action.ids, action.held_at, action.pending)
+            if not action.pending:  # the holder has none: nothing to ask it again for
+                await asyncio.to_thread(self.node.index.forget_wants, action.ids, session.peer)
 
     async def _keep(self, session: Session, keep: Keep) -> None:
-        """Decode, verify and store an object that arrived, then follow up on it."""
+        """Decode and verify an object that arrived; store it if something asked for it
+        (a read waits for it, or a known entry names it), else hold it back in the
+        :class:`~.pen.Pen` until something names it."""
         try:
             data = await offloop.call(answers.decoded, self.store, keep)
-            await self.node.put_objects([(keep.oid, data)])
         except (Corrupt, BadInput) as exc:
             log.warning("%s: dropped %s: %s", session.name, keep.oid.short, exc)
             self.reads.failed(keep.oid, exc)
             return
-        await self.reads.arrived(session, keep.oid, data)
-        if session.core.stored(keep.oid):
-            held = await offloop.call(held_below, keep.oid, data, self.store)
-            await session.perform(session.core.held_below(held))
+        if self.reads.awaited(keep.oid) or await offloop.call(self.node.named, [keep.oid]):
+            await self._store(session, keep.oid, data)
             return
-        entry = self.entry_of_root(keep.oid)
+        dropped = self.pen.add(keep.oid, session, data)
+        if dropped:
+            session.unsolicited += dropped
+            if session.unsolicited == dropped:
+                log.warning("%s: dropping objects nobody asked for (first %s)", session.name, keep.oid.short)
+
+    async def _store(self, session: Session, oid: ObjectId, data: bytes) -> None:
+        """Store an object that arrived (and what it names that arrived before it), then
+        follow up on it."""
+        try:
+            await self.node.put_objects([(oid, data)])
+        except (Corrupt, BadInput) as exc:
+            log.warning("%s: dropped %s: %s", session.name, oid.short, exc)
+            self.reads.failed(oid, exc)
+            return
+        for child, source, held in self.pen.release(c for c, _ in children(data)):
+            await self._store(source, child, held)
+        await self.reads.arrived(session, oid, data)
+        if session.core.stored(oid):
+            below = await offloop.call(held_below, oid, data, self.store)
+            await session.perform(session.core.held_below(below))
+            return
+        entry = self.entry_of_root(oid)
         if entry is not None:
             await self._complete_from(session, [entry])
 

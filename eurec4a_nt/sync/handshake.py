@@ -1,10 +1,20 @@
-"""Opening a link: who the peers are, proven with their site keys, and what each says
-about itself (``X-NT-Options``).
+"""Opening a link: who the peers are, proven with their site keys on fresh challenges,
+and what each says about itself.
 
-The dialler signs a fresh nonce and time; the listener checks it against the keyring
-and answers with its own signature over the nonce, so no tokens are exchanged
-between sites. Both sides put their log heads, subscription and resume points in
-the handshake, so they send from the first moment of a session.
+1. The dialler opens ``GET /link`` naming its site (``X-NT-Site``) and a fresh nonce
+   (``X-NT-Nonce``). The listener refuses a site not in its keyring before anything
+   else, and upgrades with its own site and a fresh challenge (``X-NT-Challenge``).
+2. The dialler's first message, ``hello``, signs both nonces and both site names with
+   its site key, and carries its options.
+3. The listener checks it and answers with its own ``hello``, signing the same with
+   its key, and its options. The dialler checks that, and the session begins.
+
+Each side signs a challenge the other made up for this connection, so a recorded
+handshake proves nothing on another connection (replaying one is refused), and no
+clock or nonce store is needed. Nothing but the two site names crosses before the
+dialler's proof; the options are parsed strictly (:class:`~eurec4a_nt.schema.LinkOptions`).
+Over plain HTTP a man in the middle could still relay a whole session; TLS
+(``https://`` links) closes that (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,80 +23,113 @@ import json
 import random
 import secrets
 import socket
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..entries import check_site
-from ..errors import Forbidden, Unauthorized
-from ..keyring import Keyring, SiteKey, verify_signature
+import msgspec
 
-#: A dialler's signed time may be off by this many seconds.
-MAX_SKEW = 600
+from ..entries import check_site
+from ..errors import BadInput, Forbidden, NTError, Unauthorized
+from ..keyring import Keyring, SiteKey, verify_signature
+from ..schema import LinkOptions, decode
+
+#: Seconds a side waits for the other's ``hello``.
+HELLO_TIMEOUT = 30.0
+#: Largest WebSocket message a link accepts (a batch of commits fits; a piece is 64 KiB).
+MAX_MESSAGE = 16 << 20
 _NOTSENT_LOWAT = 128 << 10
 
 
-def _proof_text(kind: str, site: str, nonce: str, when: str = "") -> bytes:
-    return f"eurec4a-nt link {kind}\n{site}\n{nonce}\n{when}".encode()
+class HandshakeError(NTError):
+    """The peer did not complete the handshake (wrong proof, wrong message, silence)."""
+
+    status = 403
+    code = "forbidden"
 
 
-def dial_headers(site: str, key: SiteKey, options: Mapping[str, Any]) -> dict[str, str]:
-    """The headers a dialling site sends: who it is, its signed nonce, its options."""
-    nonce, when = secrets.token_hex(16), str(int(time.time()))
-    return {"X-NT-Site": site, "X-NT-Nonce": nonce, "X-NT-Time": when,
-            "X-NT-Signature": key.sign(_proof_text("dial", site, nonce, when)),
-            "X-NT-Options": json.dumps(options, separators=(",", ":"))}
+def nonce() -> str:
+    """A fresh random nonce (a dialler's ``X-NT-Nonce``, a listener's challenge)."""
+    return secrets.token_hex(16)
 
 
-def check_proof(keyring: Keyring, site: str, signature: str, text: bytes) -> None:
-    """Raise :class:`Forbidden` unless ``site`` is in the keyring and signed ``text``."""
-    known = keyring.sites.get(site)
-    if known is None:
-        raise Forbidden(f"site {site or '?'} is not in the keyring")
-    if not verify_signature(known.public_key, text, signature):
-        raise Forbidden(f"site {site} did not prove its identity")
+def _proof_text(kind: str, signer: str, other: str, dial_nonce: str, challenge: str) -> bytes:
+    return f"eurec4a-nt link 2 {kind}\n{signer}\n{other}\n{dial_nonce}\n{challenge}".encode()
 
 
-def check_dial(keyring: Keyring, own: str, headers: Mapping[str, str]) -> str:
-    """The dialling site named in ``headers``, once its proof is checked.
+def dial_headers(site: str, dial_nonce: str) -> dict[str, str]:
+    """The headers a dialling site opens with: who it is and its fresh nonce."""
+    return {"X-NT-Site": site, "X-NT-Nonce": dial_nonce}
 
-    Raises :class:`Unauthorized` without a proof, :class:`Forbidden` for a wrong or
-    stale one or a site dialling itself.
+
+def check_dial(keyring: Keyring, own: str, headers: Mapping[str, str]) -> tuple[str, str]:
+    """The dialling site and its nonce, if the site may link here at all.
+
+    Raises :class:`BadInput` for a malformed site or nonce, :class:`Forbidden` for a
+    site not in the keyring or this site itself (before any upgrade or signature).
     """
     site = check_site(headers.get("X-NT-Site", ""))
-    nonce = headers.get("X-NT-Nonce", "")
-    when = headers.get("X-NT-Time", "0")
-    if not nonce or not when.isdigit():
-        raise Unauthorized("a link must send X-NT-Nonce, X-NT-Time and X-NT-Signature")
-    if abs(time.time() - int(when)) > MAX_SKEW:
-        raise Forbidden("link proof is too old or from the future: check the clocks")
+    dial_nonce = headers.get("X-NT-Nonce", "")
+    if len(dial_nonce) != 32 or not all(c in "0123456789abcdef" for c in dial_nonce):
+        raise Unauthorized("a link must name its site (X-NT-Site) and a fresh nonce (X-NT-Nonce, 32 hex digits)")
     if site == own:
         raise Forbidden("a site cannot link to itself")
-    check_proof(keyring, site, headers.get("X-NT-Signature", ""), _proof_text("dial", site, nonce, when))
-    return site
+    if site not in keyring.sites:
+        raise Forbidden(f"site {site} is not in the keyring")
+    return site, dial_nonce
 
 
-def reply_headers(site: str, key: SiteKey, nonce: str, options: Mapping[str, Any]) -> dict[str, str]:
-    """The headers a listening site answers with: who it is, its proof, its options."""
-    return {"X-NT-Site": site, "X-NT-Proof": key.sign(_proof_text("reply", site, nonce)),
-            "X-NT-Options": json.dumps(options, separators=(",", ":"))}
+def reply_headers(site: str, challenge: str) -> dict[str, str]:
+    """The headers a listening site upgrades with: who it is and its fresh challenge."""
+    return {"X-NT-Site": site, "X-NT-Challenge": challenge}
 
 
-def check_reply(keyring: Keyring, nonce: str, headers: Mapping[str, str]) -> str:
-    """The listening site named in ``headers``; raise :class:`Forbidden` unless it
-    signed our ``nonce``."""
-    peer = headers.get("X-NT-Site", "")
-    check_proof(keyring, peer, headers.get("X-NT-Proof", ""), _proof_text("reply", peer, nonce))
-    return peer
+def hello(kind: str, key: SiteKey, me: str, peer: str, dial_nonce: str, challenge: str,
+          options: Mapping[str, Any]) -> str:
+    """A ``hello`` message: ``kind`` is ``dial`` or ``reply``."""
+    signature = key.sign(_proof_text(kind, me, peer, dial_nonce, challenge))
+    return json.dumps({"type": "hello", "signature": signature, "options": dict(options)}, separators=(",", ":"))
 
 
-def options(headers: Mapping[str, str]) -> dict[str, Any]:
-    """The peer's handshake options (``X-NT-Options``, JSON); {} if absent or malformed."""
+class _Hello(msgspec.Struct, tag_field="type", tag="hello", forbid_unknown_fields=True):
+    signature: str
+    options: LinkOptions = msgspec.field(default_factory=LinkOptions)
+
+
+def check_hello(kind: str, keyring: Keyring, signer: str, me: str, dial_nonce: str, challenge: str,
+                text: object) -> dict[str, Any]:
+    """The options of ``signer``'s ``hello`` (a text message), once its signature over
+    this connection's nonces checks out with ``signer``'s key from the keyring.
+
+    Raises :class:`HandshakeError` saying what was wrong.
+    """
+    if not isinstance(text, str):
+        raise HandshakeError(f"{signer or 'the peer'} did not start with a hello message "
+                             "(another version of eurec4a-nt?)")
     try:
-        body = json.loads(headers.get("X-NT-Options", "{}"))
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+        body = decode(text.encode(), _Hello, "hello")
+    except (BadInput, NTError) as exc:
+        raise HandshakeError(f"{signer}: malformed handshake ({exc})") from None
+    known = keyring.sites.get(signer)
+    if known is None:
+        raise HandshakeError(f"site {signer or '?'} is not in the keyring")
+    if not verify_signature(known.public_key, _proof_text(kind, signer, me, dial_nonce, challenge), body.signature):
+        raise HandshakeError(f"site {signer} did not prove its identity for this connection "
+                             "(a wrong key, or a replayed handshake)")
+    return {k: v for k, v in msgspec.to_builtins(body.options).items() if v is not None}
+
+
+def peer_site(headers: Mapping[str, str]) -> tuple[str, str]:
+    """The listener's site and challenge from its upgrade answer; :class:`HandshakeError`
+    if it sent none (another version, or not a site server)."""
+    site, challenge = headers.get("X-NT-Site", ""), headers.get("X-NT-Challenge", "")
+    try:
+        check_site(site)
+    except BadInput:
+        raise HandshakeError("the server answering is not a site server of this version "
+                             "(no X-NT-Site in its answer)") from None
+    if len(challenge) != 32:
+        raise HandshakeError(f"site {site} sent no challenge: it runs another version of eurec4a-nt")
+    return site, challenge
 
 
 def retry_delay(attempt: int) -> float:

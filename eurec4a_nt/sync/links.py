@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..entries import check_topics
 from ..errors import Forbidden, NTError
@@ -107,28 +107,38 @@ class Links:
     # -- dialling ----------------------------------------------------------------------
 
     async def _dial(self, config: LinkConfig) -> None:
-        """Keep one session to ``config.url`` up, backing off (with jitter) while it fails."""
+        """Keep one session to ``config.url`` up, backing off (with jitter) while it fails.
+
+        Whatever ends a session (the network, a refusal, a handshake the peer got
+        wrong, another version, a bug) ends only that session: the error is kept for
+        ``status``, logged once (not at every redial), and the link dials again.
+        """
         attempt = 0
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
         tracing = aiohttp.TraceConfig()
         tracing.on_request_end.append(self._answered)
         async with aiohttp.ClientSession(timeout=timeout, trace_configs=[tracing]) as http:
             while True:
+                quiet = False
                 try:
                     if await self._connect(http, config):
                         attempt = 0
-                    self.last_error[config.name] = "the session ended; reconnecting"
+                    error = "the session ended; reconnecting"
                 except aiohttp.WSServerHandshakeError as exc:
                     why = exc.headers.get(REFUSED) if exc.headers else None
-                    self.last_error[config.name] = (f"refused by {config.url}: {why}" if why else
-                                                    f"{config.url} answered {exc.status} {exc.message}")
-                    log.warning("link %s: %s", config.name, self.last_error[config.name])
-                except Forbidden as exc:
-                    self.last_error[config.name] = f"refused {config.url}: {exc}"
-                    log.warning("link %s: %s", config.name, self.last_error[config.name])
+                    error = (f"refused by {config.url}: {why}" if why else
+                             f"{config.url} answered {exc.status} {exc.message}")
+                except (Forbidden, handshake.HandshakeError) as exc:
+                    error = f"refused {config.url}: {exc}"
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                    self.last_error[config.name] = f"{type(exc).__name__}: {exc}"
-                    log.info("link %s: %s", config.name, self.last_error[config.name])
+                    error, quiet = _describe(exc), True
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure ends this session only
+                    error = _describe(exc)
+                if self.last_error.get(config.name) != error:
+                    (log.info if quiet else log.warning)("link %s: %s", config.name, error)
+                self.last_error[config.name] = error
                 attempt += 1
                 await asyncio.sleep(handshake.retry_delay(attempt))
 
@@ -139,25 +149,31 @@ class Links:
             self._replies[nonce] = params.response.headers
 
     async def _connect(self, http: aiohttp.ClientSession, config: LinkConfig) -> bool:
-        """One session over the link; True once it was established."""
-        options = {"priority": list(config.priority), "essential": list(config.essential),
-                   "rate": config.down_rate, "bulk": self.exchange.bulk_allowed(config),
-                   "push": list(config.push), **self._state(config, "", ())}
-        headers = handshake.dial_headers(self.node.site, self.node.store.key, options)
-        nonce = headers["X-NT-Nonce"]
+        """One session over the link; True once it was established.
+
+        Raises :class:`~.handshake.HandshakeError` if the listener does not prove its
+        site on this connection's nonce (the connection is closed with :data:`UNTRUSTED`).
+        """
+        site, nonce = self.node.site, handshake.nonce()
         try:
-            async with http.ws_connect(config.url + "/link", headers=headers, heartbeat=HEARTBEAT,
-                                       max_msg_size=0, compress=0) as ws:
-                reply = self._replies.pop(nonce, {})
+            async with http.ws_connect(config.url + "/link", headers=handshake.dial_headers(site, nonce),
+                                       heartbeat=HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=0) as ws:
                 try:
-                    peer = handshake.check_reply(self.node.store.keyring, nonce, reply)
-                except Forbidden as exc:
+                    peer, challenge = handshake.peer_site(self._replies.pop(nonce, {}))
+                    options = {"priority": list(config.priority), "essential": list(config.essential),
+                               "rate": config.down_rate, "bulk": self.exchange.bulk_allowed(config),
+                               "push": list(config.push), **self._state(config, "", ())}
+                    await ws.send_str(handshake.hello("dial", self.node.store.key, site, peer, nonce, challenge,
+                                                      options))
+                    answer = await ws.receive(timeout=handshake.HELLO_TIMEOUT)
+                    theirs = handshake.check_hello("reply", self.node.store.keyring, peer, site, nonce, challenge,
+                                                   answer.data if answer.type == WSMsgType.TEXT else None)
+                except handshake.HandshakeError as exc:
                     await ws.close(code=UNTRUSTED, message=str(exc).encode()[:120])
                     raise
                 self.dialed[config.name] = peer
                 self.last_error.pop(config.name, None)
-                core = Peer(peer, config, handshake.options(reply), self.partials,
-                            bulk=self.exchange.bulk_allowed(config))
+                core = Peer(peer, config, theirs, self.partials, bulk=self.exchange.bulk_allowed(config))
                 await self._run(core, ws)
         finally:
             self._replies.pop(nonce, None)
@@ -166,23 +182,39 @@ class Links:
     # -- accepting ---------------------------------------------------------------------
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
-        """Take a peer's dialled connection after checking its signed nonce."""
-        store = self.node.store
+        """Take a peer's dialled connection: refuse a site not in the keyring at once,
+        else upgrade with a fresh challenge and run a session once the peer's
+        ``hello`` proves its site on it (else close, with one log line)."""
+        store, own = self.node.store, self.node.site
         try:
-            site = handshake.check_dial(store.keyring, self.node.site, request.headers)
+            site, nonce = handshake.check_dial(store.keyring, own, request.headers)
         except NTError as exc:
-            who = request.headers.get("X-NT-Site") or request.remote or "?"
-            log.warning("refused a link from %s (%s): %s", who, request.remote, exc)
-            self.refused[who] = {"at": time.time(), "reason": str(exc)}
-            return web.json_response(exc.to_json(), status=exc.status,
-                                     headers={REFUSED: " ".join(str(exc).split())[:300]})
-        options = handshake.options(request.headers)
-        mine = self._state(None, site, check_topics(options.get("push") or []))
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=0, compress=False)
-        ws.headers.update(handshake.reply_headers(self.node.site, store.key, request.headers["X-NT-Nonce"], mine))
+            return self._refuse(request.headers.get("X-NT-Site") or request.remote or "?", request, exc)
+        challenge = handshake.nonce()
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=False)
+        ws.headers.update(handshake.reply_headers(own, challenge))
         await ws.prepare(request)
+        try:
+            hello = await ws.receive(timeout=handshake.HELLO_TIMEOUT)
+            options = handshake.check_hello("dial", store.keyring, site, own, nonce, challenge,
+                                            hello.data if hello.type == WSMsgType.TEXT else None)
+        except (handshake.HandshakeError, TimeoutError) as exc:
+            self._refuse(site, request, exc)
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"handshake refused")
+            return ws
+        mine = self._state(None, site, check_topics(options.get("push") or []))
+        await ws.send_str(handshake.hello("reply", store.key, own, site, nonce, challenge, mine))
         await self._run(Peer(site, None, options, self.partials), ws)
         return ws
+
+    def _refuse(self, who: str, request: web.Request, exc: BaseException) -> web.Response:
+        """Log and list a refused dial; the answer that says why (before an upgrade)."""
+        reason = _describe(exc)
+        log.warning("refused a link from %s (%s): %s", who, request.remote, reason)
+        self.refused[who] = {"at": time.time(), "reason": reason}
+        body = exc.to_json() if isinstance(exc, NTError) else {"error": "forbidden", "message": reason}
+        status = exc.status if isinstance(exc, NTError) else 403
+        return web.json_response(body, status=status, headers={REFUSED: reason[:300]})
 
     # -- routing reads -----------------------------------------------------------------
 
@@ -228,6 +260,12 @@ class Links:
                         "offline_since": refusal["at"], "error": f"refused here: {refusal['reason']}",
                         "sent_today": 0, "received_today": 0})
         return out
+
+
+def _describe(exc: BaseException) -> str:
+    """One line saying what ended a session."""
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 LINKS = web.AppKey("links", Links)

@@ -11,7 +11,7 @@ from ..ids import ObjectId
 from .wire import Piece
 
 #: Bytes of partial objects kept; the oldest are dropped beyond this.
-MAX_HELD = 256 << 20
+MAX_HELD = 64 << 20
 
 Resume = tuple[int, ObjectId | None, int]
 

@@ -61,7 +61,7 @@ class Reads:
                 for oid in ask:
                     self._waiters.pop(oid).set_exception(ObjectMissing(f"object {oid} is not held here"))
             elif session is None:
-                self._give_up(ask, site, spans, "not reachable now")
+                self._give_up(ask, site, "not reachable now")
             else:
                 self._asked.update((oid, session) for oid in ask)
                 self._spans.update((oid, span) for oid, span in (spans or {}).items() if oid in ask)
@@ -77,12 +77,11 @@ class Reads:
                        and (oid not in self._asked or
                             time.time() - self._asked[oid].last_contact > STALL_TIMEOUT)]
             if stalled:
-                self._give_up(stalled, site, spans, "not sending now")
+                self._give_up(stalled, site, "not sending now")
 
-    def _give_up(self, oids: list[ObjectId], site: str | None, spans: Mapping[ObjectId, Span] | None,
-                 why: str) -> None:
-        """Record wants for objects a link cannot bring now and fail their readers with Pending."""
-        self.node.index.want(oids, site or "", "local", dict(spans or {}))
+    def _give_up(self, oids: list[ObjectId], site: str | None, why: str) -> None:
+        """Fail the readers of objects a link cannot bring now with Pending (the node
+        records what they earned as wants)."""
         held = site or "another site"
         error = Pending(f"pending: held at {held}, {why}, queued", held, RETRY_AFTER)
         for oid in oids:
@@ -107,6 +106,10 @@ class Reads:
                 self._waiters[block] = loop.create_future()
                 self._waiters[block].add_done_callback(consume)
                 self._asked[block] = session
+
+    def awaited(self, oid: ObjectId) -> bool:
+        """Whether a read waits for ``oid`` (so a peer sending it was asked to)."""
+        return oid in self._waiters
 
     def stored(self, oid: ObjectId) -> None:
         """``oid`` is held now: its readers go on."""
@@ -139,7 +142,7 @@ class Reads:
         """Fail reads waiting on a dropped session at once (their wants are recorded)."""
         lost = [oid for oid, asked in self._asked.items() if asked is session]
         if lost:
-            self._give_up(lost, session.peer, None, "the link dropped")
+            self._give_up(lost, session.peer, "the link dropped")
 
     def stop(self) -> None:
         for waiter in self._waiters.values():

@@ -10,7 +10,6 @@ commits, relaying wants) goes to the site's :class:`Actor`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
 
 from ..errors import NTError, ObjectMissing
+from ..schema import link_message
 from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
@@ -57,6 +57,8 @@ class Session:
         self.control: asyncio.Queue[str] = asyncio.Queue()
         self.wake = asyncio.Event()
         self.sent_bytes = self.received_bytes = 0
+        #: Objects the peer sent that nobody asked for (dropped).
+        self.unsolicited = 0
         self.connected = self.last_contact = time.time()
         self._bucket = TokenBucket(peer.rate, time.monotonic()) if peer.rate else None
 
@@ -112,10 +114,10 @@ class Session:
 
     async def _on_text(self, text: str) -> None:
         try:
-            body = json.loads(text)
+            body = link_message(text)
             held = self.core.to_check(body)
-        except (ValueError, KeyError, TypeError, AttributeError, NTError):
-            log.warning("%s: ignoring a malformed message", self.name)
+        except NTError as exc:
+            log.warning("%s: ignoring a malformed message: %s", self.name, exc)
             return
         here = await offloop.call(answers.held, self.store, held) if held else set()
         await self._guarded(body.get("type"), self._receive(body, here))

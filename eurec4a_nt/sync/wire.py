@@ -23,6 +23,9 @@ from ..errors import BadInput, Corrupt
 from ..ids import ObjectId
 
 PIECE = 64 << 10
+#: Largest object a link carries, encoded or decoded: a peer cannot make this site hold
+#: more for one object (blocks are at most 4 MiB; records and manifests are smaller).
+MAX_OBJECT = 32 << 20
 RAW, ZSTD, DELTA = 0, 1, 2
 _HEADER = struct.Struct(">cB32s32sQQ")
 _NO_BASE = bytes(32)
@@ -57,6 +60,8 @@ class Piece:
         data = message[_HEADER.size:]
         if offset + len(data) > total:
             raise BadInput("piece runs past the end of its object")
+        if total > MAX_OBJECT:
+            raise BadInput(f"object of {total} bytes in a piece; a link carries at most {MAX_OBJECT}")
         return cls(ObjectId.parse(oid.hex()), encoding, ObjectId.parse(base.hex()) if base != _NO_BASE else None,
                    offset, total, data)
 
@@ -81,18 +86,21 @@ def encode(data: bytes, base: bytes | None = None, compress: bool = True) -> tup
 
 
 def decode(encoding: int, payload: bytes, base: bytes | None, oid: ObjectId) -> bytes:
-    """Decode and verify; raise :class:`Corrupt` if the result is not ``oid``."""
+    """Decode and verify; raise :class:`Corrupt` if the result is not ``oid`` or would
+    be larger than :data:`MAX_OBJECT` (a decompression bomb stops there, whatever size
+    its frame claims)."""
     try:
         if encoding == RAW:
             data = payload
-        elif encoding == ZSTD:
-            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=1 << 30)
         else:
-            if base is None:
+            if encoding == DELTA and base is None:
                 raise Corrupt(f"delta for {oid.short} arrived but its base is not held")
-            dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-            data = zstandard.ZstdDecompressor(dict_data=dictionary).decompress(
-                payload, max_output_size=1 << 30)
+            dictionary = (zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+                          if encoding == DELTA else None)
+            reader = zstandard.ZstdDecompressor(dict_data=dictionary).stream_reader(payload)
+            data = reader.read(MAX_OBJECT + 1)
+            if len(data) > MAX_OBJECT:
+                raise Corrupt(f"object {oid.short} decodes to more than {MAX_OBJECT} bytes: dropped")
     except zstandard.ZstdError as exc:
         raise Corrupt(f"object {oid.short} arrived damaged: {exc}") from None
     if ObjectId.of(data) != oid:

@@ -1,0 +1,323 @@
+"""A hostile peer on a link, against a real hub: replayed handshakes, malformed and
+oversized messages, decompression bombs, objects nobody asked for, floods of wants,
+and a hub that answers a ship's dial with nonsense. Each is refused or dropped with
+one log line; the hub stays up with its memory under 200 MB; a ship's dial loop
+never dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import pytest
+import requests
+import zstandard
+from aiohttp import web
+from server_kit import TIMEOUT, assert_consistent, start, state, status
+
+from eurec4a_nt.entries import Entry
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.log import Change, make_commit
+from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.sync import handshake
+from eurec4a_nt.sync.wire import RAW, ZSTD, Piece, pieces
+from eurec4a_nt.testing.campaign import wait_until
+from eurec4a_nt.testing.sites import SiteProcess, free_port
+
+MEMORY_LIMIT = 200 << 20
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
+    """The hub OPS in a campaign with RV-Meteor (offline) and BCO (played by the tests)."""
+    root = tmp_path_factory.mktemp("hostile-link")
+    proc = start(root / "sites", "OPS", sites=["OPS", "RV-Meteor", "BCO"])
+    try:
+        yield proc
+        assert_consistent(proc)
+        assert "Traceback" not in proc.log_path.read_text(), proc.log_path.read_text()[-3000:]
+    finally:
+        proc.stop()
+
+
+def bco(hub: SiteProcess) -> SiteStore:
+    return SiteStore(hub.store.parent / "BCO")
+
+
+class Dialler:
+    """The test playing site BCO: opens /link, and with ``prove`` completes the handshake."""
+
+    def __init__(self, hub: SiteProcess) -> None:
+        self.hub = hub
+        self.replies: dict[str, Any] = {}
+        self.sent_hello = ""
+
+    async def _answered(self, session: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        self.replies[params.headers.get("X-NT-Nonce", "")] = params.response.headers
+
+    async def open(self, http: aiohttp.ClientSession, nonce: str | None = None,
+                   hello: str | None = None) -> tuple[aiohttp.ClientWebSocketResponse, aiohttp.WSMessage]:
+        """Dial; send ``hello`` (default: a proper one for this connection); return the
+        socket and the hub's first answer."""
+        nonce = nonce or handshake.nonce()
+        ws = await http.ws_connect(self.hub.url + "/link", headers=handshake.dial_headers("BCO", nonce),
+                                   max_msg_size=0)
+        peer, challenge = handshake.peer_site(self.replies[nonce])
+        if hello is None:
+            hello = handshake.hello("dial", bco(self.hub).key, "BCO", peer, nonce, challenge,
+                                    {"heads": {}, "subscribe": {"any": []}})
+        self.sent_hello = hello
+        await ws.send_str(hello)
+        return ws, await ws.receive(timeout=20)
+
+    def session(self) -> aiohttp.ClientSession:
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_end.append(self._answered)
+        return aiohttp.ClientSession(trace_configs=[tracing])
+
+
+class PeakMemory:
+    """The highest RSS of a process, sampled every 20 ms while in the ``with`` block."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def log_since(proc: SiteProcess, before: str) -> str:
+    return proc.log_path.read_text()[len(before):]
+
+
+@pytest.mark.timeout(60)
+def test_a_replayed_handshake_is_refused(hub: SiteProcess) -> None:
+    dialler = Dialler(hub)
+
+    async def run() -> None:
+        async with dialler.session() as http:
+            nonce = handshake.nonce()
+            ws, answer = await dialler.open(http, nonce)
+            assert answer.type == aiohttp.WSMsgType.TEXT and json.loads(answer.data)["type"] == "hello"
+            recorded = dialler.sent_hello
+            await ws.close()
+            # the same nonce and the same signed hello on a new connection: a new challenge
+            ws, answer = await dialler.open(http, nonce, recorded)
+            assert answer.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+            await ws.close()
+
+    before = hub.log_path.read_text()
+    asyncio.run(run())
+    added = log_since(hub, before)
+    assert "replayed" in added and "Traceback" not in added, added
+    assert not any(link.get("peer") == "BCO" for link in status(hub.url)["links"])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-NT-Site": "BCO"},
+    {"X-NT-Site": "BCO", "X-NT-Nonce": "z" * 32},
+    {"X-NT-Site": "Nowhere", "X-NT-Nonce": "a" * 32},
+    {"X-NT-Site": "OPS", "X-NT-Nonce": "a" * 32},
+    {"X-NT-Site": "../x", "X-NT-Nonce": "a" * 32},
+    {"X-NT-Site": "BCO", "X-NT-Nonce": ("\u0661" * 32).encode()},  # Arabic-Indic digits
+    {"X-NT-Site": "BCO", "X-NT-Nonce": "1" * 5000},
+])
+def test_a_dial_without_a_proper_opening_is_4xx(hub: SiteProcess, headers: dict[str, Any]) -> None:
+    r = requests.get(hub.url + "/link", timeout=TIMEOUT, headers={
+        "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", **headers})
+    assert r.status_code in (400, 401, 403), (r.status_code, r.text[:200])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("hello", [
+    "not json",
+    "[" * 100_000 + "]" * 100_000,
+    json.dumps({"type": "hello", "signature": "AAAA"}),
+    json.dumps({"type": "hello", "signature": "x", "options": {"heads": {"BCO": "many"}}}),
+    json.dumps({"type": "want", "ids": []}),
+])
+def test_a_malformed_hello_ends_the_connection(hub: SiteProcess, hello: str) -> None:
+    async def run() -> aiohttp.WSMessage:
+        dialler = Dialler(hub)
+        async with dialler.session() as http:
+            ws, answer = await dialler.open(http, hello=hello)
+            await ws.close()
+            return answer
+
+    before = hub.log_path.read_text()
+    assert asyncio.run(run()).type != aiohttp.WSMsgType.TEXT
+    added = log_since(hub, before)
+    assert "Traceback" not in added and 1 <= len(added.strip().splitlines()) <= 2, added
+
+
+def zstd_bomb(size: int = 1 << 30) -> bytes:
+    """``size`` zero bytes compressed with zstd (about 32 KB for 1 GiB), made in pieces."""
+    out = zstandard.ZstdCompressor(level=3).compressobj(size=size)
+    zeros = bytes(1 << 20)
+    parts = [out.compress(zeros) for _ in range(size >> 20)]
+    return b"".join([*parts, out.flush()])
+
+
+@pytest.mark.timeout(120)
+def test_messages_and_pieces_a_peer_should_not_send(hub: SiteProcess) -> None:
+    """After a proper handshake: malformed messages, a negative resume offset, objects
+    nobody asked for, a zstd bomb for an entry's root, an oversized message. The hub
+    drops each, stores nothing, stays up and under 200 MB."""
+    key = bco(hub).key
+    root = ObjectId.of(b"the real record")
+    entry = Entry("bomb.bin", "file", root, 10, "binary")
+    commit = make_commit(key, "BCO", 1, None, [Change("put", entry.name, entry)])
+    bomb = zstd_bomb()
+    before_state, before_log = state(hub), hub.log_path.read_text()
+
+    async def run() -> None:
+        dialler = Dialler(hub)
+        async with dialler.session() as http:
+            ws, answer = await dialler.open(http)
+            assert json.loads(answer.data)["type"] == "hello"
+            for text in ("not json", json.dumps({"type": "want", "ids": ["x"]}),
+                         json.dumps({"type": "want", "ids": [], "resume": {"ab" * 32: [0, None, -5]}}),
+                         json.dumps({"type": "heads", "heads": {"BCO": "x"}}),
+                         json.dumps({"type": "piece"}), "[" * 100_000 + "]" * 100_000):
+                await ws.send_str(text)
+            await ws.send_bytes(b"O\x01short")
+            for size in [1000] * 50 + [1 << 20] * 24:  # objects nobody asked for: 24 MiB in all
+                data = os.urandom(size)
+                for piece in pieces(ObjectId.of(data), RAW, None, data):
+                    await ws.send_bytes(piece.pack())
+            await ws.send_str(json.dumps({"type": "commits", "raws": [commit.raw.decode()]}))
+            await ws.send_bytes(Piece(root, ZSTD, None, 0, len(bomb), bomb).pack())
+            await ws.send_str(json.dumps({"type": "heads", "heads": {"BCO": 1}}))
+            await asyncio.sleep(2)
+            assert not ws.closed  # all of the above was dropped, the session goes on
+            try:
+                await ws.send_bytes(bytes(64 << 20))  # over the message limit: the hub closes
+                closing = await ws.receive(timeout=30)
+                assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+            except ConnectionError:
+                pass  # closed while the message was still being sent
+            await ws.close()
+
+    with PeakMemory(hub.proc.pid) as memory:  # type: ignore[union-attr]
+        asyncio.run(run())
+        assert requests.get(hub.url + "/health", timeout=TIMEOUT).ok
+    assert memory.peak < MEMORY_LIMIT, f"peak RSS {memory.peak >> 20} MB"
+    count, heads, files = state(hub)
+    assert (count, files) == before_state[::2] and heads.get("BCO") == 1  # the commit is kept, no object
+    added = log_since(hub, before_log)
+    assert "Traceback" not in added and "ERROR" not in added, added
+    assert len(added.strip().splitlines()) <= 15, added
+
+
+@pytest.mark.timeout(60)
+def test_a_flood_of_made_up_ids_records_no_wants(hub: SiteProcess) -> None:
+    ids = [ObjectId.of(os.urandom(8)) for _ in range(10_000)]
+    t0 = time.monotonic()
+    r = requests.post(hub.url + "/objects/batch", json={"ids": ids, "site": "RV-Meteor"}, timeout=60)
+    assert r.status_code == 200 and time.monotonic() - t0 < 30
+    for oid in ids[:20]:
+        assert requests.get(f"{hub.url}/objects/{oid}", params={"site": "RV-Meteor"}, timeout=TIMEOUT).status_code \
+            in (404, 503)
+    assert status(hub.url)["wants"] == 0
+    assert "Traceback" not in hub.log_path.read_text()
+
+
+class FakeHub:
+    """A server at /link that answers dials with a nonsense handshake, counting them."""
+
+    def __init__(self, behaviour: str, recorded: str = "") -> None:
+        self.behaviour, self.recorded = behaviour, recorded
+        self.dials = 0
+        self.port = free_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._stop: asyncio.Event | None = None
+
+    async def link(self, request: web.Request) -> web.StreamResponse:
+        self.dials += 1
+        if self.behaviour == "plain":
+            return web.Response(text="hello")
+        ws = web.WebSocketResponse()
+        challenge = "c" * 32 if self.behaviour != "no-challenge" else ""
+        ws.headers.update({"X-NT-Site": "OPS", "X-NT-Challenge": challenge})
+        await ws.prepare(request)
+        await ws.receive(timeout=10)
+        await ws.send_str(self.recorded or "{\"type\": \"hello\", \"signature\": 12}")
+        await ws.receive(timeout=10)
+        return ws
+
+    def _serve(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            app = web.Application()
+            app.router.add_get("/link", self.link)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            await self._stop.wait()
+            await runner.cleanup()
+
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(main())
+
+    def __enter__(self) -> FakeHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("behaviour", ["plain", "no-challenge", "garbage", "replayed"])
+def test_a_dial_loop_survives_a_hub_answering_nonsense(hub: SiteProcess, tmp_path: Path, behaviour: str) -> None:
+    recorded = ""
+    if behaviour == "replayed":  # a real hub's hello, signed for another connection
+        dialler = Dialler(hub)
+
+        async def record() -> str:
+            async with dialler.session() as http:
+                ws, answer = await dialler.open(http)
+                await ws.close()
+                return str(answer.data)
+
+        recorded = asyncio.run(record())
+    with FakeHub(behaviour, recorded) as fake:
+        root = hub.store.parent
+        ship = SiteProcess(root / "RV-Meteor", args=["--link", f"http://127.0.0.1:{fake.port}"],
+                           log=tmp_path / f"ship-{behaviour}.log").start()
+        try:
+            wait_until(lambda: fake.dials >= 3, 60, "three dials")
+            error = wait_until(lambda: ship.status()["links"][0]["error"], 20, "the link's error")
+            assert not ship.status()["links"][0]["connected"]
+        finally:
+            ship.stop()
+    log = (tmp_path / f"ship-{behaviour}.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert error and len(error) < 400, error
