@@ -123,7 +123,7 @@ class Links:
                 try:
                     if await self._connect(http, config):
                         attempt = 0
-                    error = "the session ended; reconnecting"
+                    error, quiet = "the session ended; reconnecting", True
                 except aiohttp.WSServerHandshakeError as exc:
                     why = exc.headers.get(REFUSED) if exc.headers else None
                     error = (f"refused by {config.url}: {why}" if why else
@@ -209,7 +209,7 @@ class Links:
 
     def _refuse(self, who: str, request: web.Request, exc: BaseException) -> web.Response:
         """Log and list a refused dial; the answer that says why (before an upgrade)."""
-        reason = _describe(exc)
+        reason = " ".join(str(exc).split())[:300] if isinstance(exc, NTError) else _describe(exc)
         log.warning("refused a link from %s (%s): %s", who, request.remote, reason)
         self.refused[who] = {"at": time.time(), "reason": reason}
         body = exc.to_json() if isinstance(exc, NTError) else {"error": "forbidden", "message": reason}
