@@ -271,7 +271,7 @@ class Exchange:
             log.warning("%s: dropped %s: %s", session.name, keep.oid.short, exc)
             self.reads.failed(keep.oid, exc)
             return
-        if self.reads.awaited(keep.oid) or await offloop.call(self.node.named, [keep.oid]):
+        if self.reads.awaited(keep.oid) or bool(await offloop.call(self.node.named, [keep.oid])):
             await self._store(session, keep.oid, data)
             return
         dropped = self.pen.add(keep.oid, session, data)

@@ -93,10 +93,11 @@ def decode(encoding: int, payload: bytes, base: bytes | None, oid: ObjectId) -> 
         if encoding == RAW:
             data = payload
         else:
-            if encoding == DELTA and base is None:
-                raise Corrupt(f"delta for {oid.short} arrived but its base is not held")
-            dictionary = (zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-                          if encoding == DELTA else None)
+            dictionary = None
+            if encoding == DELTA:
+                if base is None:
+                    raise Corrupt(f"delta for {oid.short} arrived but its base is not held")
+                dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
             reader = zstandard.ZstdDecompressor(dict_data=dictionary).stream_reader(payload)
             data = reader.read(MAX_OBJECT + 1)
             if len(data) > MAX_OBJECT:
