@@ -37,16 +37,18 @@ def run(quick: bool, workdir: Path) -> list[Result]:
     eurec4a_nt.publish(data, name="big.bin", store=workdir / "sites" / "OPS", progress=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EUREC4A_NT_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(EUREC4A_NT_CONFIG=str(workdir / "none.yaml"), EUREC4A_NT_CACHE=str(workdir / "cache"))
-    best = {"curl": float("inf"), "eurec4a-nt": float("inf")}
     with SiteProcess(workdir / "sites" / "OPS", env={"EUREC4A_NT_LOG": "warning"}) as server:
         url = f"{server.url}/data/OPS/big.bin"
         get = [sys.executable, "-m", "eurec4a_nt", "get", "OPS/big.bin", str(workdir / "got.bin"),
                "--server", server.url, "-q"]
         _run(get, env)  # writes the bytecode cache, warms the page cache
+        runs: dict[str, list[float]] = {"curl": [], "eurec4a-nt": []}
         for _ in range(reps):
-            best["curl"] = min(best["curl"], _run(["curl", "-sS", "-o", str(workdir / "curl.bin"), url], env))
+            runs["curl"].append(_run(["curl", "-sS", "-o", str(workdir / "curl.bin"), url], env))
             subprocess.run(["rm", "-rf", str(workdir / "cache")], check=True)
-            best["eurec4a-nt"] = min(best["eurec4a-nt"], _run(get, env))
+            runs["eurec4a-nt"].append(_run(get, env))
+        best = {tool: min(times) for tool, times in runs.items()}
+        print("get runs:", {tool: [round(t, 2) for t in times] for tool, times in runs.items()}, flush=True)
     if (workdir / "got.bin").read_bytes() != data.read_bytes():
         raise RuntimeError("eurec4a-nt get wrote other bytes than were published")
     for path in ("big.bin", "got.bin", "curl.bin"):

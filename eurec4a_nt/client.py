@@ -9,6 +9,7 @@ and prefetch, and reads through a local content-addressed block cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import requests
-import requests_cache
 
 from .config import cache_cap as configured_cap
 from .entries import Entry, check_name, check_site
@@ -35,6 +35,8 @@ from .stores.local import LocalStore
 from .versions import At, Version, at_text
 
 if TYPE_CHECKING:
+    import requests_cache
+
     from .purge import Retention
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,6 @@ class SiteClient:
         key = hashlib.sha256(self.server.encode()).hexdigest()[:16]
         self.meta_dir = self.cache_dir / "servers" / key
         self.meta_dir.mkdir(parents=True, exist_ok=True)
-        # Every answer is revalidated (ETag) while the server answers; the stored copy
-        # is only used, with a warning, when it does not (see _get).
-        self.cached = requests_cache.CachedSession(str(self.meta_dir / "http"), backend="sqlite",
-                                                   cache_control=True,
-                                                   expire_after=requests_cache.EXPIRE_IMMEDIATELY)
-        self.cached.headers.update(self.http.headers)
         self.sink = HTTPStore(self.server, self.http)
         #: The block cache (shared by every client using ``cache``), at most ``cache_cap``
         #: bytes (default: :func:`eurec4a_nt.config.cache_cap`), least recently used out.
@@ -132,11 +128,24 @@ class SiteClient:
         self._entries[site] = (time.monotonic(), entries)
         return entries
 
-    def entry(self, site: str, name: str, at: At | None = None) -> Entry:
-        """One entry (one request; at a past point with ``at``); :class:`NotFound` if
-        ``site`` has none of that name."""
+    @functools.cached_property
+    def cached(self) -> requests_cache.CachedSession:
+        """The HTTP cache of metadata: every answer is revalidated (ETag) while the server
+        answers; the stored copy is only used, with a warning, when it does not (see
+        :meth:`_get`). Made on first use (a copy to disk does not need it)."""
+        import requests_cache
+
+        session = requests_cache.CachedSession(str(self.meta_dir / "http"), backend="sqlite", cache_control=True,
+                                               expire_after=requests_cache.EXPIRE_IMMEDIATELY)
+        session.headers.update(self.http.headers)
+        return session
+
+    def entry(self, site: str, name: str, at: At | None = None, fresh: bool = False) -> Entry:
+        """One entry (one request; at a past point with ``at``; with ``fresh``, never
+        from the metadata cache); :class:`NotFound` if ``site`` has none of that name."""
         check_site(site)
-        body = self._get(f"/api/sites/{site}/entries/{quote(check_name(name))}{_at(at, '?')}").json()
+        path = f"/api/sites/{site}/entries/{quote(check_name(name))}{_at(at, '?')}"
+        body = (self._live(path) if fresh else self._get(path)).json()
         self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
         return Entry.from_json(body["entry"], site)
 
