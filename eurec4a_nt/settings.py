@@ -108,6 +108,7 @@ class ServerSettings(Strict):
     watch: list[WatchRule] = []
     tls_cert: str | None = None
     tls_key: str | None = None
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

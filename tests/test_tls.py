@@ -44,10 +44,13 @@ def held(url: str, ca: Path, path: str) -> bool:
     return r.ok and any(e["name"] == name and e["held"] == e["objects"] for e in r.json()["entries"])
 
 
-def ship_pushes(stores: Path, running: list[SiteProcess], hub_url: str, ca: Path | None, tmp_path: Path) -> Path:
-    """Start RV-Meteor dialling ``hub_url`` (trusting ``ca``), publish a quicklook there."""
-    env = {"SSL_CERT_FILE": str(ca)} if ca else {}
-    ship = start(stores, "RV-Meteor", args=["--link", hub_url, "--push", "quicklook"], env=env)
+def ship_pushes(stores: Path, running: list[SiteProcess], hub_url: str, ca: Path | None, tmp_path: Path,
+                ca_option: bool = False) -> Path:
+    """Start RV-Meteor dialling ``hub_url`` (trusting ``ca``, given as ``--ca-file`` or in
+    SSL_CERT_FILE), publish a quicklook there."""
+    env = {"SSL_CERT_FILE": str(ca)} if ca and not ca_option else {}
+    args = ["--ca-file", str(ca)] if ca and ca_option else []
+    ship = start(stores, "RV-Meteor", args=["--link", hub_url, "--push", "quicklook", *args], env=env)
     running.append(ship)
     png = tmp_path / "ql.png"
     png.write_bytes(os.urandom(300_000))
@@ -61,7 +64,7 @@ def test_a_link_over_native_tls(stores: Path, certs: Certificates, running: list
     hub = start(stores, "OPS", args=["--tls-cert", str(certs.cert), "--tls-key", str(certs.key)], ca=certs.ca)
     running.append(hub)
     assert hub.url.startswith("https://")
-    png = ship_pushes(stores, running, hub.url, certs.ca, tmp_path)
+    png = ship_pushes(stores, running, hub.url, certs.ca, tmp_path, ca_option=True)
     wait_until(lambda: held(hub.url, certs.ca, "RV-Meteor/ql.png"), 60, "quicklook at the hub over TLS")
     got = requests.get(f"{hub.url}/data/RV-Meteor/ql.png", timeout=TIMEOUT, verify=str(certs.ca))
     assert got.content == png.read_bytes()

@@ -130,7 +130,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                  "index rebuilt from the store (last run did not stop cleanly)")
     node_ = Node(store, index, cache_cap=config.cache_cap, pinned_topics=config.pinned_topics)
     app[NODE] = node_
-    links = Links(node_, config.links)
+    links = Links(node_, config.links, ca_file=config.ca_file)
     app[LINKS] = links
     flusher = asyncio.create_task(_flush_access(index))
     follower = asyncio.create_task(_follow_logs(node_))

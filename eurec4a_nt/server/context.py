@@ -38,6 +38,8 @@ class ServerConfig:
     #: Certificate chain and key to listen with TLS (https://, wss://); None: plain HTTP.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: CA certificates the servers this one dials are verified against (None: the system's).
+    ca_file: Path | None = None
 
 
 NODE = web.AppKey("node", Node)

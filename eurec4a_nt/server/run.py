@@ -50,11 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--public-url", metavar="URL", help="URL clients use to reach this server (for catalogs)")
     p.add_argument("--tls-cert", metavar="PEM", help="listen with TLS (https://, wss://): certificate chain")
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    p.add_argument("--ca-file", metavar="PEM", help="verify the https:// servers this one dials against "
+                   "these CA certificates (e.g. the campaign's own CA) instead of the system's")
 
 
 #: Options that are settings of :class:`ServerSettings` (the rest build links).
 _SETTINGS = ("site", "store", "local", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url",
-             "tls_cert", "tls_key")
+             "tls_cert", "tls_key", "ca_file")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
@@ -91,6 +93,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         pinned_topics=list(settings.pin), links=links, keyring=Path(keyring) if keyring else None,
         public_url=settings.public_url, watch=list(file.watch),
         tls_cert=_file(settings.tls_cert, "--tls-cert"), tls_key=_file(settings.tls_key, "--tls-key"),
+        ca_file=_file(settings.ca_file, "--ca-file"),
     )
 
 

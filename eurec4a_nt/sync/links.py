@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from ..entries import check_topics
 from ..errors import Forbidden, NTError
 from ..node import Node
 from ..tasks import spawn
+from ..tls import client_context
 from . import handshake
 from .config import LinkConfig
 from .core import Peer
@@ -42,9 +44,11 @@ routes = web.RouteTableDef()
 class Links:
     """Every link of one site, and the sessions currently connected."""
 
-    def __init__(self, node: Node, configs: Iterable[LinkConfig]) -> None:
+    def __init__(self, node: Node, configs: Iterable[LinkConfig], ca_file: Path | None = None) -> None:
         self.node = node
         self.configs = list(configs)
+        #: With ``https://`` links: verify the servers dialled against these CAs, not the system's.
+        self.tls = client_context(ca_file) if ca_file else None
         self.dialed: dict[str, str] = {}
         #: Per configured link: why it is down now (cleared once a session runs).
         self.last_error: dict[str, str] = {}
@@ -117,7 +121,8 @@ class Links:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
         tracing = aiohttp.TraceConfig()
         tracing.on_request_end.append(self._answered)
-        async with aiohttp.ClientSession(timeout=timeout, trace_configs=[tracing]) as http:
+        connector = aiohttp.TCPConnector(ssl=self.tls) if self.tls else None
+        async with aiohttp.ClientSession(timeout=timeout, trace_configs=[tracing], connector=connector) as http:
             while True:
                 quiet = False
                 try:
