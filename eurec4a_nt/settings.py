@@ -29,12 +29,12 @@ _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4
 _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*(?:/s)?\s*")
 
 
-
 def parse_size(value: object) -> int:
-    """``250KB``, ``1.5 MiB``, ``1000`` -> bytes (decimal units: KB = 1000 B)."""
-    if isinstance(value, (int, float)):
+    """``250KB``, ``1.5 MiB``, ``1000`` -> bytes (decimal units: KB = 1000 B); :class:`BadInput`
+    for anything else (``true``, a negative number, an unknown unit)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return int(value)
-    match = _SIZE.fullmatch(str(value))
+    match = _SIZE.fullmatch(str(value)) if isinstance(value, str) else None
     if not match or match.group(2).lower() not in _UNITS:
         raise BadInput(f"bad size {value!r}: use a number with B, KB, MB, GB, KiB, MiB or GiB")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
@@ -155,8 +155,6 @@ class StoreFile(Strict, rename=None, omit_defaults=True):
 
 def _dec_hook(kind: type, value: Any) -> Any:
     if kind is Size:
-        if isinstance(value, bool) or (isinstance(value, (int, float)) and value < 0):
-            raise ValueError(f"bad size {value!r}: use a number with B, KB, MB, GB, KiB, MiB or GiB")
         return Size(parse_size(value))
     raise NotImplementedError(kind)
 
