@@ -45,3 +45,25 @@ def test_a_ships_prefetch_of_another_ships_topic_reaches_through_the_hub(tmp_pat
         size = sonde.stat().st_size
         sent = c.links["RV-Meteor"].stats["sent_up"]
         assert size * 0.5 < sent < size * 1.5, (sent, size)  # once over the ship's link, not twice
+
+
+@pytest.mark.timeout(180)
+def test_what_the_hub_fetches_on_behalf_keeps_to_the_far_ships_budget(tmp_path: Path) -> None:
+    remotes = {"RV-Meteor": Remote(FAST, link={"push": ["quicklook"], "budget": "50KB",
+                                               "essential": ["quicklook"]}),
+               "RV-Merian": Remote(FAST, link={"prefetch": ["sondes", "quicklook"]})}
+    with Campaign(tmp_path / "c", "OPS", remotes) as c:
+        c.wait_connected()
+        meteor = c.sites["RV-Meteor"]
+        big = sampledata.raw_file(tmp_path / "s.nc", size=400_000, seed=4)
+        nt.publish(big, name="sondes/s1.nc", topics=["sondes"], server=meteor.url, token=meteor.token,
+                   progress=False)
+        ql = sampledata.quicklook_png(tmp_path / "ql.png", seed=5, target_bytes=20_000)
+        nt.publish(ql, name="quicklooks/q.png", topics=["quicklook"], server=meteor.url, token=meteor.token,
+                   progress=False)
+        # the essential quicklook flows; the sounding (bulk) waits for the far ship's next budget day
+        wait_until(lambda: held(c.sites["RV-Merian"], "RV-Meteor/quicklooks/q.png"), 60, "the quicklook")
+        assert not held(c.hub, "RV-Meteor/sondes/s1.nc")
+        assert not held(c.sites["RV-Merian"], "RV-Meteor/sondes/s1.nc")
+        link = meteor.status()["links"][0]
+        assert link["sent_today"] + link["received_today"] < 50_000 + 100_000  # budget, quicklook, messages
