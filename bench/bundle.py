@@ -30,8 +30,8 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
 
 def run(quick: bool, workdir: Path) -> list[Result]:
     import eurec4a_nt
-    from eurec4a_nt.sampledata import raw_file, sonde
-    from eurec4a_nt.testing.sites import make_sites
+    from eurec4a_nt.demokit.sampledata import raw_file, sonde
+    from eurec4a_nt.demokit.sites import make_sites
 
     size, reps = (200 * MB, 3) if quick else (500 * MB, 3)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import requests
 
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Change
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import SiteProcess
 
 from .common import HERE, machine
 

@@ -166,7 +166,7 @@ def cpu_seconds(pids: list[int]) -> float:
 @contextmanager
 def site_server(store: Path, args: list[str] | None = None) -> Iterator[Any]:
     """``eurec4a-nt serve`` on a free loopback port, stopped on exit."""
-    from eurec4a_nt.testing.sites import SiteProcess
+    from eurec4a_nt.demokit.sites import SiteProcess
 
     server = SiteProcess(store, args=args or [], env={"EUREC4A_NT_LOG": "warning"})
     server.start()
@@ -180,8 +180,8 @@ def site_server(store: Path, args: list[str] | None = None) -> Iterator[Any]:
 def nginx(root: Path, files: dict[str, Path]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """nginx in the foreground on a free loopback port serving ``files`` (name -> path,
     symlinked under ``root/www``) with sendfile on; yields (base URL, master process)."""
+    from eurec4a_nt.demokit.sites import free_port
     from eurec4a_nt.testing import proxy
-    from eurec4a_nt.testing.sites import free_port
 
     www = root / "www"
     www.mkdir(parents=True, exist_ok=True)
@@ -244,7 +244,7 @@ def _runs(runs: list[dict[str, Any]]) -> str:
 
 def _fresh_site(root: Path) -> Path:
     """A new, empty store of site OPS under ``root`` (which is emptied first)."""
-    from eurec4a_nt.testing.sites import make_sites
+    from eurec4a_nt.demokit.sites import make_sites
 
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -355,7 +355,7 @@ def _sparse_file(path: Path, size: int) -> Path:
 
 def bench_memory(size: int, workdir: Path) -> list[Result]:
     """Scenario 2: peak RSS of publishing ``size`` bytes, generated and sparse."""
-    from eurec4a_nt.sampledata import raw_file
+    from eurec4a_nt.demokit.sampledata import raw_file
 
     results = []
     label = _label(size)
@@ -506,9 +506,9 @@ def _link_sent(status: dict[str, Any]) -> int:
 def bench_readthrough(size: int, readers: int, workdir: Path) -> list[Result]:
     """Scenario 4: ``readers`` concurrent readers at BCO of an OPS entry BCO lacks."""
     import eurec4a_nt
-    from eurec4a_nt.sampledata import raw_file
-    from eurec4a_nt.sync.emulator import EmulatorThread, LinkProfile
-    from eurec4a_nt.testing.sites import make_sites
+    from eurec4a_nt.demokit.emulator import EmulatorThread, LinkProfile
+    from eurec4a_nt.demokit.sampledata import raw_file
+    from eurec4a_nt.demokit.sites import make_sites
 
     root = workdir / "readthrough"
     shutil.rmtree(root, ignore_errors=True)
@@ -582,7 +582,7 @@ def run(quick: bool, workdir: Path) -> list[Result]:
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data" / "big.bin"
     data.parent.mkdir(exist_ok=True)
-    from eurec4a_nt.sampledata import raw_file
+    from eurec4a_nt.demokit.sampledata import raw_file
 
     raw_file(data, size=sizes.publish, seed=1)
     results: list[Result] = []

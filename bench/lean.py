@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata
+from eurec4a_nt.demokit import sampledata
 
 from .common import Result
 from .lan import _fresh_site, _hash_tool, publish_measured

@@ -1,6 +1,6 @@
 """The peers the WAN benchmark compares against, and the plumbing every tool shares:
 
-- :class:`Link`: an :class:`~eurec4a_nt.sync.emulator.EmulatorThread` that notes when the
+- :class:`Link`: an :class:`~eurec4a_nt.demokit.emulator.EmulatorThread` that notes when the
   first connection through it was accepted (the common start of every timed sync),
   restarts its counters and timeline then, and can start its outage schedule at that
   moment, so that every tool sees the same link phase.
@@ -30,9 +30,9 @@ from typing import Any
 
 import requests
 
-from eurec4a_nt.sync.emulator import EmulatorThread, LinkEmulator, LinkProfile, Outages
-from eurec4a_nt.testing.campaign import wait_until
-from eurec4a_nt.testing.sites import free_port
+from eurec4a_nt.demokit.campaign import wait_until
+from eurec4a_nt.demokit.emulator import EmulatorThread, LinkEmulator, LinkProfile, Outages
+from eurec4a_nt.demokit.sites import free_port
 
 # -- the link ------------------------------------------------------------------------------
 

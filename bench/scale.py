@@ -94,7 +94,7 @@ def rss(pid: int) -> int:
 def measure_size(n: int, root: Path) -> dict[str, float]:
     """Every figure of one size."""
     import eurec4a_nt as nt
-    from eurec4a_nt.testing.sites import SiteProcess, make_sites
+    from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 
     make_sites(root, [SITE, HUB, "OPS"])
     store = root / SITE
@@ -164,10 +164,10 @@ def hub_on_s3(publishes: int, root: Path) -> dict[str, float]:
     """Three server processes of one site on one moto bucket, publishers spread over
     them, a ship linked to the third."""
     import eurec4a_nt as nt
+    from eurec4a_nt.demokit.sites import SiteProcess
     from eurec4a_nt.keyring import Keyring
     from eurec4a_nt.sitestore import SiteStore
     from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_env
-    from eurec4a_nt.testing.sites import SiteProcess
 
     with moto_s3() as endpoint:
         env = s3_env(endpoint)

@@ -23,7 +23,7 @@ import requests
 import xarray as xr
 
 import eurec4a_nt as nt
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 
 from .catalogs import write_section
 from .common import HERE, machine

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from eurec4a_nt import sampledata
+from eurec4a_nt.demokit import sampledata
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.testing.proxy import nginx_command, tls_proxy
-from eurec4a_nt.testing.sites import SiteProcess
 from eurec4a_nt.testing.tls import Certificates, make_certificates
 
 from . import wan

@@ -34,9 +34,9 @@ from typing import Any
 import requests
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata
-from eurec4a_nt.sync.emulator import LinkProfile, Outages
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
+from eurec4a_nt.demokit import sampledata
+from eurec4a_nt.demokit.emulator import LinkProfile, Outages
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 
 from .common import PLOTS, Result
 from .peers import (

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import requests
 
-from . import sampledata
 from .api import publish
+from .demokit import sampledata
+from .demokit.campaign import Campaign, Remote
+from .demokit.emulator import LinkProfile, Outages
 from .entries import Entry
-from .sync.emulator import LinkProfile, Outages
-from .testing.campaign import Campaign, Remote
 
 #: The soundings the README opens (one, and their day as a series); published first.
 EXAMPLE_SONDES = ("sondes/20200202T1045.nc", "sondes/20200202T1445.nc")

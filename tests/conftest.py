@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
 
 
 @pytest.fixture(autouse=True)

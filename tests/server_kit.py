@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 
 TIMEOUT = 30
 

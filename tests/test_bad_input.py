@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.entries import Entry, check_name, check_site, check_topics
 from eurec4a_nt.errors import BadInput, NotFound, NTError
 from eurec4a_nt.ids import ObjectId

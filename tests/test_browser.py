@@ -24,7 +24,7 @@ import psutil
 import pytest
 import requests
 
-from eurec4a_nt.testing.sites import free_port
+from eurec4a_nt.demokit.sites import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

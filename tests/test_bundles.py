@@ -16,13 +16,13 @@ from server_kit import TIMEOUT, start
 
 import eurec4a_nt as nt
 from eurec4a_nt import car
-from eurec4a_nt import sampledata as sd
 from eurec4a_nt.bundles import export_bundle, import_bundle
+from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.demokit.sites import make_sites
 from eurec4a_nt.errors import BadCommit, BadInput, Corrupt
 from eurec4a_nt.fsck import fsck
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import make_sites
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,7 +14,7 @@ import intake
 import pytest
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)

@@ -23,10 +23,10 @@ import yaml
 from server_kit import assert_error, start
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
 from eurec4a_nt.catalog import STOCK_DRIVERS
+from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.errors import BadInput, NotFound
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,7 +10,7 @@ import pytest
 from server_kit import start
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
+from eurec4a_nt.demokit import sampledata as sd
 
 pytestmark = pytest.mark.timeout(180)
 

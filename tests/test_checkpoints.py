@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from eurec4a_nt import checkpoint as checkpoints
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadCommit
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.keyring import SiteKey
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eurec4a_nt import sampledata as sd
 from eurec4a_nt.chunking import (
     AVG_BLOCK,
     MAX_BLOCK,
@@ -23,6 +22,7 @@ from eurec4a_nt.chunking import (
     record_bytes,
     record_file,
 )
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.errors import Corrupt
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.publishing import store_file

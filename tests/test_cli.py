@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eurec4a_nt import sampledata as sd
 from eurec4a_nt.cli import parser
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -195,7 +195,7 @@ def test_without_a_server_the_advice_fits_a_laptop(tmp_path: Path) -> None:
 
 
 def test_network_errors_say_what_to_do_in_one_line(tmp_path: Path) -> None:
-    from eurec4a_nt.testing.sites import free_port
+    from eurec4a_nt.demokit.sites import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     for cmd in (["ls"], ["get", "RV-Meteor/x.nc"], ["status"], ["publish", __file__, "--name", "x.py"]):

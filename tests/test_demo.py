@@ -17,8 +17,8 @@ import requests
 
 import eurec4a_nt as nt
 from eurec4a_nt.demo import EXAMPLE_SONDE, EXAMPLE_SONDES
+from eurec4a_nt.demokit.sites import free_port
 from eurec4a_nt.errors import Pending
-from eurec4a_nt.testing.sites import free_port
 
 T = TypeVar("T")
 

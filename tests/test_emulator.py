@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from eurec4a_nt.sync.emulator import EmulatorThread, LinkEmulator, LinkProfile, Outages
+from eurec4a_nt.demokit.emulator import EmulatorThread, LinkEmulator, LinkProfile, Outages
 
 KB = 1000
 
@@ -232,7 +232,7 @@ def test_parse() -> None:
 
 @pytest.mark.timeout(30)
 def test_cli_help() -> None:
-    cmd = [sys.executable, "-m", "eurec4a_nt.sync.emulator", "--help"]
+    cmd = [sys.executable, "-m", "eurec4a_nt.demokit.emulator", "--help"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=25, check=False)
     assert result.returncode == 0, result.stderr
     assert "--outages" in result.stdout

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
 from eurec4a_nt.chunking import FileRecord
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.errors import BadInput, ObjectMissing
 from eurec4a_nt.fs import NTFileSystem
 from eurec4a_nt.sitestore import SiteStore

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
 from eurec4a_nt.chunking import FileRecord
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.fsck import fsck
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.tree import walk
@@ -103,7 +103,7 @@ def test_a_tampered_commit_fails_fsck_with_site_and_seq(store: SiteStore, tmp_pa
 
 _PUBLISHER = textwrap.dedent("""
     import sys
-    from eurec4a_nt import sampledata as sd
+    from eurec4a_nt.demokit import sampledata as sd
     from eurec4a_nt.api import publish
 
     store, work, run = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -18,10 +18,10 @@ from server_kit import TIMEOUT, auth, start
 
 import eurec4a_nt
 from eurec4a_nt.chunking import record_bytes
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import canonical
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import SiteProcess
 
 ROOT = "ab" * 32
 

@@ -14,7 +14,7 @@ import requests
 from server_kit import TIMEOUT, assert_consistent, auth, raw, start, state
 
 import eurec4a_nt
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 
 DEEP = 100_000
 

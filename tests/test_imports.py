@@ -69,5 +69,24 @@ def test_no_import_circles_in_sync() -> None:
     assert circle("eurec4a_nt.sync") == [], f"import circle: {' -> '.join(circle('eurec4a_nt.sync'))}"
 
 
+def importers(of: str) -> set[str]:
+    """Modules outside package ``of`` that import from it."""
+    return {m for m, targets in graph().items() if not m.startswith(of) and any(t.startswith(of) for t in targets)}
+
+
+def test_nothing_shipped_imports_the_test_kit() -> None:
+    assert importers("eurec4a_nt.testing") == set()
+
+
+def test_only_the_demo_imports_the_demo_kit() -> None:
+    assert importers("eurec4a_nt.demokit") <= {"eurec4a_nt.demo", "eurec4a_nt.jupyter.demo"}
+
+
+def test_core_modules_import_no_notebook_code() -> None:
+    """Only the package (to register HTML views inside IPython) and ``browse()`` (the
+    catalog browser widget) reach into :mod:`eurec4a_nt.jupyter`."""
+    assert importers("eurec4a_nt.jupyter") <= {"eurec4a_nt", "eurec4a_nt.api"}
+
+
 if __name__ == "__main__":
     print(" -> ".join(circle()) or "no import circles")

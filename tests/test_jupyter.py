@@ -14,16 +14,16 @@ import pytest
 from server_kit import start
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata
+from eurec4a_nt.demokit import sampledata
+from eurec4a_nt.demokit.campaign import Campaign, Remote
+from eurec4a_nt.demokit.emulator import LinkProfile
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.errors import BadInput, Unauthorized
 from eurec4a_nt.jupyter import markdown, register_catalog_repr
 from eurec4a_nt.jupyter.browser import CatalogBrowser
 from eurec4a_nt.jupyter.reprs import catalog_html, human_size, open_code
 from eurec4a_nt.jupyter.rows import state_of
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.sync.emulator import LinkProfile
-from eurec4a_nt.testing.campaign import Campaign, Remote
-from eurec4a_nt.testing.sites import SiteProcess
 
 NASTY = "<script>alert('x')</script> & \"quoted\""
 SONDE = "sondes/EUREC4A_RV-Meteor_sonde_L2_20200205T1045.nc"

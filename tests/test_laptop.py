@@ -14,8 +14,8 @@ from server_kit import start
 
 import eurec4a_nt as nt
 from eurec4a_nt.client import SiteClient
+from eurec4a_nt.demokit.sampledata import raw_file
 from eurec4a_nt.fs import NTFileSystem
-from eurec4a_nt.sampledata import raw_file
 from eurec4a_nt.stores.capped import CappedStore
 from eurec4a_nt.stores.local import LocalStore
 

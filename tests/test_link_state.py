@@ -13,9 +13,9 @@ import pytest
 import requests
 from server_kit import TIMEOUT, wait_for
 
+from eurec4a_nt.demokit.sites import SiteProcess, free_port, make_sites
 from eurec4a_nt.keyring import Keyring
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import SiteProcess, free_port, make_sites
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,10 +15,10 @@ import requests
 from server_kit import TIMEOUT, assert_error, auth, start, wait_for
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata
+from eurec4a_nt.demokit import sampledata
+from eurec4a_nt.demokit.campaign import Campaign, Remote
+from eurec4a_nt.demokit.emulator import LinkProfile
 from eurec4a_nt.errors import NotFound
-from eurec4a_nt.sync.emulator import LinkProfile
-from eurec4a_nt.testing.campaign import Campaign, Remote
 
 SONDES = [f"sondes/sonde-{i}.nc" for i in range(3)]
 

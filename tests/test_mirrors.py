@@ -12,13 +12,13 @@ import pytest
 import xarray as xr
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
 from eurec4a_nt.bundles import export_bundle, import_bundle
+from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.demokit.sites import SiteProcess, free_port, make_sites
 from eurec4a_nt.errors import Pending
 from eurec4a_nt.keyring import Keyring, KeyringSite
 from eurec4a_nt.mirrors import FallbackWarning
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import SiteProcess, free_port, make_sites
 
 pytestmark = pytest.mark.timeout(180)
 

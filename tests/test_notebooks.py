@@ -14,7 +14,7 @@ import pytest
 import requests
 from nbclient import NotebookClient
 
-from eurec4a_nt.testing.sites import SiteProcess
+from eurec4a_nt.demokit.sites import SiteProcess
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 WIDGET = "application/vnd.jupyter.widget-view+json"

@@ -19,13 +19,13 @@ import pytest
 import requests
 
 import eurec4a_nt as nt
+from eurec4a_nt.demokit.campaign import wait_until
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.keyring import Keyring
 from eurec4a_nt.log import Change
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.campaign import wait_until
 from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_env
-from eurec4a_nt.testing.sites import SiteProcess
 
 pytestmark = pytest.mark.timeout(240)
 

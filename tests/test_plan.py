@@ -84,7 +84,7 @@ def test_missing_asks_for_a_new_entry_deep_and_a_new_version_by_its_root(meteor:
 
 
 def test_missing_for_a_zarr_entry_names_changed_chunks_only(meteor: SiteStore, tmp_path: Path) -> None:
-    from eurec4a_nt import sampledata
+    from eurec4a_nt.demokit import sampledata
 
     day = publish(sampledata.timeseries(seed=1, hours=24).chunk(time=36), "model/bco.zarr", store=meteor.path)
     more = publish(sampledata.timeseries(seed=1, hours=25).chunk(time=36), "model/bco.zarr", store=meteor.path)

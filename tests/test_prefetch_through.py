@@ -10,9 +10,9 @@ import pytest
 import requests
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata
-from eurec4a_nt.sync.emulator import LinkProfile
-from eurec4a_nt.testing.campaign import Campaign, Remote, wait_until
+from eurec4a_nt.demokit import sampledata
+from eurec4a_nt.demokit.campaign import Campaign, Remote, wait_until
+from eurec4a_nt.demokit.emulator import LinkProfile
 
 FAST = LinkProfile(down=4_000_000, up=2_000_000, delay=0.02)
 

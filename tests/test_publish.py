@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.errors import Corrupt, NotFound
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.manifests import Manifest

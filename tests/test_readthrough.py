@@ -15,8 +15,8 @@ import requests
 from server_kit import TIMEOUT, object_files, start, status, wait_for
 
 import eurec4a_nt
-from eurec4a_nt.sync.emulator import EmulatorThread, LinkProfile
-from eurec4a_nt.testing.sites import SiteProcess
+from eurec4a_nt.demokit.emulator import EmulatorThread, LinkProfile
+from eurec4a_nt.demokit.sites import SiteProcess
 
 MB = 1_000_000
 SITES = ["RV-Meteor", "OPS", "BCO", "HALO", "P3"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from eurec4a_nt import sampledata as sd
+from eurec4a_nt.demokit import sampledata as sd
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:

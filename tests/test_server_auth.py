@@ -14,10 +14,10 @@ from server_kit import TIMEOUT, assert_error, object_files, start, status
 
 import eurec4a_nt
 from eurec4a_nt.chunking import Block, FileRecord
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.errors import Forbidden, Unauthorized
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.server.auth import Tokens
-from eurec4a_nt.testing.sites import SiteProcess
 
 DATA = b"a quicklook" * 100
 OID = hashlib.sha256(DATA).hexdigest()

@@ -16,8 +16,8 @@ import requests
 from server_kit import TIMEOUT, object_files, start, status
 
 import eurec4a_nt
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.errors import NTError
-from eurec4a_nt.testing.sites import SiteProcess
 
 KILLS = 3
 PUBLISHERS = 4

@@ -17,7 +17,7 @@ from server_kit import TIMEOUT, assert_error, start, status
 
 import eurec4a_nt
 from eurec4a_nt.client import OfflineWarning
-from eurec4a_nt.testing.sites import SiteProcess
+from eurec4a_nt.demokit.sites import SiteProcess
 
 NC = "sondes/radiosondes.nc"
 ZARR = "model/forecast.zarr"

@@ -13,10 +13,10 @@ import requests
 from server_kit import TIMEOUT, assert_consistent, assert_error, auth, raw, start, state
 
 import eurec4a_nt
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.keyring import SiteKey
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.sites import SiteProcess
 
 ABSENT = "ef" * 32
 

@@ -15,10 +15,10 @@ import requests
 from server_kit import TIMEOUT, assert_error, auth, start, status
 
 import eurec4a_nt
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.frames import iter_frames
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.stores.http import HTTPStore
-from eurec4a_nt.testing.sites import SiteProcess
 
 DATA = os.urandom(100_000)
 OID = hashlib.sha256(DATA).hexdigest()

@@ -15,8 +15,8 @@ from server_kit import TIMEOUT, assert_error, auth, object_files, start, status
 
 import eurec4a_nt
 from eurec4a_nt.chunking import cut
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.stores.http import HTTPStore
-from eurec4a_nt.testing.sites import SiteProcess
 
 MB = 1_000_000
 

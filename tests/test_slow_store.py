@@ -18,13 +18,13 @@ import yaml
 from aiohttp import web
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata
+from eurec4a_nt.demokit import sampledata
+from eurec4a_nt.demokit.campaign import wait_until
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.server.app import make_app
 from eurec4a_nt.server.context import NODE, ServerConfig
 from eurec4a_nt.stores.base import ObjectStore
-from eurec4a_nt.testing.campaign import wait_until
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
 
 
 class GatedStore(ObjectStore):

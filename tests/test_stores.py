@@ -22,7 +22,8 @@ import xarray as xr
 import yaml
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
+from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.errors import Corrupt, ObjectMissing, StoreFull
 from eurec4a_nt.fsck import fsck
 from eurec4a_nt.ids import ObjectId
@@ -34,7 +35,6 @@ from eurec4a_nt.stores.fsspec import FsspecStore
 from eurec4a_nt.stores.http import HTTPStore
 from eurec4a_nt.stores.local import LocalStore
 from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_options
-from eurec4a_nt.testing.sites import SiteProcess, make_sites
 from eurec4a_nt.testing.store_tests import StoreTests, sample
 
 pytestmark = pytest.mark.timeout(120)

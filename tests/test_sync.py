@@ -12,15 +12,15 @@ import requests
 import xarray as xr
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata
+from eurec4a_nt.demokit import sampledata
+from eurec4a_nt.demokit.campaign import Campaign, Remote, wait_until
+from eurec4a_nt.demokit.emulator import LinkProfile, Outages
 from eurec4a_nt.errors import Pending
 from eurec4a_nt.fsck import fsck
 from eurec4a_nt.keyring import SiteKey
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.sync.budget import PIECE_ROOM
-from eurec4a_nt.sync.emulator import LinkProfile, Outages
-from eurec4a_nt.testing.campaign import Campaign, Remote, wait_until
 
 FAST = LinkProfile(down=4_000_000, up=2_000_000, delay=0.02)
 

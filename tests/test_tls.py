@@ -13,9 +13,9 @@ import requests
 from server_kit import TIMEOUT, start
 
 import eurec4a_nt as nt
-from eurec4a_nt.testing.campaign import wait_until
+from eurec4a_nt.demokit.campaign import wait_until
+from eurec4a_nt.demokit.sites import SiteProcess, free_port, make_sites
 from eurec4a_nt.testing.proxy import nginx_command, tls_proxy
-from eurec4a_nt.testing.sites import SiteProcess, free_port, make_sites
 from eurec4a_nt.testing.tls import Certificates, make_certificates
 
 

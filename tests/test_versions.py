@@ -16,7 +16,7 @@ import xarray as xr
 from server_kit import TIMEOUT, start
 
 import eurec4a_nt as nt
-from eurec4a_nt import sampledata as sd
+from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.errors import NotFound, ObjectMissing
 from eurec4a_nt.sitestore import SiteStore
 

@@ -2,7 +2,7 @@
 the server named by ``EUREC4A_NT_SERVER``.
 
 ``Demo()`` starts a hub (``OPS``) and sites that dial it over emulated satellite links
-(:class:`~eurec4a_nt.testing.campaign.Campaign`), each a real ``eurec4a-nt serve`` in a
+(:class:`~eurec4a_nt.demokit.campaign.Campaign`), each a real ``eurec4a-nt serve`` in a
 subprocess on a loopback port. With ``EUREC4A_NT_SERVER`` set, nothing is started:
 that server plays every site (with ``EUREC4A_NT_TOKEN`` to publish). ``demo.scratch``
 is a temporary folder for the files a notebook makes. While a campaign runs, the
@@ -24,8 +24,8 @@ from typing import Any
 
 import requests
 
-from ..sync.emulator import LinkProfile
-from ..testing.campaign import Campaign, Remote, wait_until
+from ..demokit.campaign import Campaign, Remote, wait_until
+from ..demokit.emulator import LinkProfile
 
 _CACHE = "EUREC4A_NT_CACHE"
 

@@ -94,7 +94,7 @@ def _write_profile(path, rng, *, alt, speed, ascending, platform, launch_time, t
         nc.dimensions = {"alt": n}
         nc.attrs.update({"title": title, "campaign": "EUREC4A", "platform": platform,
                          "launch_time": launch_time, "Conventions": "CF-1.8",
-                         "source": "sample data from eurec4a_nt.sampledata"})
+                         "source": "sample data from eurec4a_nt.demokit.sampledata"})
         nc.create_variable("alt", ("alt",), "f8", data=alt).attrs.update(
             {"units": "m", "long_name": "geopotential altitude", "standard_name": "altitude"})
         for name, (units, long_name, standard_name) in _SONDE_VARS.items():

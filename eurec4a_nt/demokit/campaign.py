@@ -1,7 +1,7 @@
 """A small campaign on one machine: a hub and sites dialling it over emulated links.
 
 Each dialling site runs a real site server whose link goes through a
-:class:`~eurec4a_nt.sync.emulator.EmulatorThread` to the hub, so tests, benchmarks
+:class:`~eurec4a_nt.demokit.emulator.EmulatorThread` to the hub, so tests, benchmarks
 and the demo see satellite bandwidth, delay and outages on loopback.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import requests
 import yaml
 
-from ..sync.emulator import EmulatorThread, LinkProfile, Outages
+from .emulator import EmulatorThread, LinkProfile, Outages
 from .sites import SiteProcess, make_sites
 
 

@@ -433,7 +433,7 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one emulator until Ctrl-C, printing its stats every few seconds."""
     parser = argparse.ArgumentParser(
-        prog="python -m eurec4a_nt.sync.emulator",
+        prog="python -m eurec4a_nt.demokit.emulator",
         description="TCP proxy on 127.0.0.1 emulating a slow, intermittent link.",
     )
     parser.add_argument("--target", type=int, required=True, help="port of the server on 127.0.0.1")
