@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .sites import free_port
+from ..demokit.sites import free_port
 
 
 def nginx_command() -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .sites import free_port
+from ..demokit.sites import free_port
 
 KEY = SECRET = "testing"
 REGION = "us-east-1"
