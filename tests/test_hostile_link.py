@@ -23,14 +23,14 @@ import zstandard
 from aiohttp import web
 from server_kit import TIMEOUT, assert_consistent, start, state, status
 
+from eurec4a_nt.demokit.campaign import wait_until
+from eurec4a_nt.demokit.sites import SiteProcess, free_port
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.sync import handshake
 from eurec4a_nt.sync.wire import RAW, ZSTD, Piece, pieces
-from eurec4a_nt.testing.campaign import wait_until
-from eurec4a_nt.testing.sites import SiteProcess, free_port
 
 MEMORY_LIMIT = 200 << 20
 
