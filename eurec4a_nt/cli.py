@@ -632,7 +632,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a small campaign on this machine: hub, ships, observatory")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--dir", default=DEFAULT_STORE, help=f"where the sites keep their stores (default {DEFAULT_STORE})")
-    p.add_argument("--port", type=int, default=8047, help="port of the hub (others follow)")
+    p.add_argument("--port", type=int, default=8047, help="port of the hub (others follow; 0: any free ports)")
     p.add_argument("--speed", type=float, default=1.0, help="publish this many times faster")
     p.set_defaults(func=cmd_demo)
     return top

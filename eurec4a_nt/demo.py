@@ -159,8 +159,9 @@ def run_demo(args: argparse.Namespace) -> int:
     """Start the campaign, run the timeline until ``--duration`` or Ctrl-C, then stop cleanly."""
     root = Path(args.dir) / "demo"
     root.mkdir(parents=True, exist_ok=True)
-    campaign = Campaign(root, "OPS", _remotes(), ports={"OPS": args.port, "RV-Meteor": args.port + 1,
-                                                        "RV-Merian": args.port + 2, "BCO": args.port + 3})
+    sites = ("OPS", "RV-Meteor", "RV-Merian", "BCO")
+    ports = {name: args.port + i for i, name in enumerate(sites)} if args.port else {}  # 0: any free
+    campaign = Campaign(root, "OPS", _remotes(), ports=ports)
     print(__doc__.split("\n\n")[1].replace("\n", " "))
     print()
     with tempfile.TemporaryDirectory(prefix="eurec4a-nt-demo-") as tmp, campaign:
@@ -169,7 +170,8 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"\nopen the catalog in Python:\n  import eurec4a_nt as nt\n"
               f"  cat = nt.open_catalog(server=\"{campaign.hub.url}\")\n"
               f"  ds = cat[\"RV-Meteor\"][\"{EXAMPLE_SONDE}\"].to_dask()")
-        print("Ctrl-C stops the demo.\n" if args.duration is None else f"running for {args.duration:.0f} s.\n")
+        print("Ctrl-C stops the demo.\n" if args.duration is None else f"running for {args.duration:.0f} s.\n",
+              flush=True)
         demo = Demo(campaign, Path(tmp), args.speed)
         threads = [threading.Thread(target=demo.schedule, daemon=True),
                    threading.Thread(target=demo.watch, daemon=True)]

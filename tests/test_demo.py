@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,6 @@ import requests
 
 import eurec4a_nt as nt
 from eurec4a_nt.demo import EXAMPLE_SONDE, EXAMPLE_SONDES
-from eurec4a_nt.demokit.sites import free_port
 from eurec4a_nt.errors import Pending
 
 T = TypeVar("T")
@@ -43,16 +43,30 @@ def test_the_readme_example_opens_in_the_demo(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     example = re.search(r'ds = cat\["RV-Meteor"\]\["([^"]+)"\]\.to_dask\(\)', readme)
     assert example and example.group(1) == EXAMPLE_SONDE
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EUREC4A_NT_")}
     proc = subprocess.Popen([sys.executable, "-m", "eurec4a_nt", "demo", "--duration", "150", "--dir",
-                             str(tmp_path), "--port", str(port), "--speed", "4"],
+                             str(tmp_path), "--port", "0", "--speed", "4"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    hub = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
+        hub = ""
         while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "the demo's example never reached OPS"
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                "the demo's example never reached OPS:\n" + "".join(lines)[-3000:]
+            if not hub:
+                said = re.search(r'open_catalog\(server="([^"]+)"\)', "".join(lines))
+                hub = said.group(1) if said else ""
+                time.sleep(0.2)
+                continue
             try:
                 names = [e["name"] for e in requests.get(f"{hub}/api/sites/RV-Meteor/entries", timeout=5)
                          .json()["entries"]]
@@ -70,6 +84,8 @@ def test_the_readme_example_opens_in_the_demo(tmp_path: Path) -> None:
         assert sum(both.sizes.values()) > sum(ds.sizes.values())
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(60)
+        reader.join(10)
+    out = "".join(lines)
     assert f'cat = nt.open_catalog(server="{hub}")' in out
     assert f'ds = cat["RV-Meteor"]["{EXAMPLE_SONDE}"].to_dask()' in out
