@@ -8,7 +8,9 @@
    link (goal: <= 2 round trips plus the transfer of what is read);
 4. a lazy read of 100 values from a ~40 MB netCDF entry at the ship, by a reader at the hub:
    bytes over the link against the bytes the reader read, through the entry's zarr view
-   and, as before, with h5netcdf over ``/data`` (goal <= 1.2x).
+   and, as before, with h5netcdf over ``/data`` (goal <= 1.2x);
+5. a 200 KB quicklook published during an 8 MB bulk push, both ways, without a
+   configured rate, against the same quicklook alone (goal <= 1.3x).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from eurec4a_nt.demokit import sampledata
 from .common import Result
 from .lan import _fresh_site, _hash_tool, publish_measured
 from .peers import Processes, wait_for
-from .wan import SAT, SETTLE, SHIP, Context, Settings, Sites, entries, human, verdict
+from .wan import HUB, SAT, SETTLE, SHIP, Context, Settings, Sites, entries, holds, human, verdict
 
 GROUP = "lean"
 MB = 1_000_000
@@ -228,6 +230,46 @@ def bench_first_reads(ctx: Context, days: int, nc_days: int) -> list[Result]:
     return out
 
 
+def _quicklook_time(site: object, other: object, owner: str, path: Path) -> float:
+    """Seconds from publishing ``path`` at ``site`` until ``other`` holds it."""
+    name = f"quicklooks/{path.name}"
+    start = time.monotonic()
+    nt.publish(path, name=name, topics=["quicklook"], server=site.url, token=site.token,  # type: ignore[attr-defined]
+               progress=False)
+    wait_for(lambda: holds(other, owner, name), 120, "quicklook at the other side", 0.02)  # type: ignore[arg-type]
+    return time.monotonic() - start
+
+
+def bench_quicklook_during_bulk(ctx: Context, bulk_size: int) -> list[Result]:
+    """A 200 KB quicklook published 1 s into an 8 MB bulk push, both ways, no ``rate:``."""
+    root = ctx.dir("lean-bulk")
+    sites = Sites(ctx, root)
+    hub, link = sites.start_link()
+    ship = sites.connect_ship(link, push=("quicklook", "raw"), prefetch=("quicklook", "raw"))
+    files = root / "files"
+    files.mkdir()
+    out = []
+    for site, other, owner, direction in ((ship, hub, SHIP, "ship -> hub"), (hub, ship, HUB, "hub -> ship")):
+        _quicklook_time(site, other, owner, sampledata.quicklook_png(  # warm-up, not timed
+            files / f"warm-{owner}.png", seed=30, target_bytes=20_000))
+        alone = _quicklook_time(site, other, owner, sampledata.quicklook_png(
+            files / f"alone-{owner}.png", seed=31, target_bytes=200_000))
+        bulk = sampledata.raw_file(files / f"bulk-{owner}.bin", size=bulk_size, seed=32 if owner == SHIP else 33)
+        nt.publish(bulk, name=f"raw/{bulk.name}", topics=["raw"], server=site.url, token=site.token, progress=False)
+        time.sleep(1.0)
+        during = _quicklook_time(site, other, owner, sampledata.quicklook_png(
+            files / f"during-{owner}.png", seed=34, target_bytes=200_000))
+        wait_for(lambda b=bulk, o=other, w=owner: holds(o, w, f"raw/{b.name}"), 300, "bulk at the other side")
+        ratio = during / alone
+        _say(f"quicklook {direction}: alone {alone:.2f} s, during bulk {during:.2f} s")
+        out.append(Result(f"{GROUP}: 200 KB quicklook during an {bulk_size / MB:.0f} MB bulk push, {direction}",
+                          "eurec4a-nt", during, goal=f"<= 1.3x alone, no rate: {verdict(ratio <= 1.3)}", value=ratio,
+                          note=f"{during:.2f} s during the bulk push vs {alone:.2f} s alone; no rate: configured"))
+    link.stop()
+    sites.stop()
+    return out
+
+
 def run(quick: bool, workdir: Path) -> list[Result]:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -240,10 +282,13 @@ def run(quick: bool, workdir: Path) -> list[Result]:
             results.append(Result(f"{GROUP}: {name}", "eurec4a-nt", note=f"FAILED: {exc}"[:300]))
     with Processes() as procs:
         ctx = Context(Settings.make(quick), workdir, procs)
-        try:
-            results += bench_first_reads(ctx, 8 if quick else 30, 8 if quick else 34)
-        except Exception as exc:  # noqa: BLE001
-            results.append(Result(f"{GROUP}: first reads", "eurec4a-nt", note=f"FAILED: {exc}"[:300]))
+        for name, step in (("first reads", lambda: bench_first_reads(ctx, 8 if quick else 30, 8 if quick else 34)),
+                           ("quicklook during bulk", lambda: bench_quicklook_during_bulk(ctx, 8 << 20))):
+            try:
+                results += step()
+            except Exception as exc:  # noqa: BLE001 - reported in the table
+                results.append(Result(f"{GROUP}: {name}", "eurec4a-nt", note=f"FAILED: {exc}"[:300]))
+            procs.close()
     return results
 
 

@@ -239,7 +239,7 @@ def test_link_options_are_typed_or_refused(raw: bytes) -> None:
 @given(st.binary(max_size=200))
 def test_pieces_are_parsed_or_refused(raw: bytes) -> None:
     try:
-        piece = Piece.unpack(b"O" + raw)
+        piece = Piece.unpack(b"P" + raw)
     except BadInput:
         return
     assert 0 <= piece.offset and piece.offset + len(piece.data) <= piece.total

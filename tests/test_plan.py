@@ -10,7 +10,7 @@ import pytest
 
 from eurec4a_nt import publish
 from eurec4a_nt.entries import Entry
-from eurec4a_nt.errors import Corrupt
+from eurec4a_nt.errors import BadInput, Corrupt
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.stores.local import LocalStore
@@ -163,6 +163,42 @@ def test_pieces_reassemble_and_resume_after_a_drop() -> None:
     assert resumed[0].offset == 3 * PIECE
     out = [held.assemble(p) for p in resumed]
     assert out[-1] == data and not held.specs()
+
+
+def test_piece_headers_are_compact_and_name_a_base_only_for_a_delta() -> None:
+    data = os.urandom(PIECE)
+    oid, base = ObjectId.of(data), ObjectId.of(b"base")
+    plain = Piece(oid, RAW, None, 512 << 10, 1 << 20, data)  # a piece of a 1 MiB block
+    delta = Piece(oid, DELTA, base, 512 << 10, 1 << 20, data)
+    assert len(plain.pack()) - PIECE == 40  # 'P', flags, id, two 3-byte varints
+    assert len(delta.pack()) - PIECE == 72
+    assert Piece.unpack(plain.pack()) == plain and Piece.unpack(delta.pack()) == delta
+    huge = Piece(oid, ZSTD, None, 2**24, 2**25, b"x")  # as large as a link carries
+    assert Piece.unpack(huge.pack()) == huge
+    for bad in (plain.pack()[:34], plain.pack()[:35] + b"\xff" * 12, b"O" + plain.pack()[1:]):
+        with pytest.raises(BadInput):
+            Piece.unpack(bad)
+
+
+def test_large_control_messages_travel_compressed_and_bombs_are_refused() -> None:
+    import json
+
+    import zstandard
+
+    from eurec4a_nt.sync.actions import Say, merge_pushing
+    from eurec4a_nt.sync.wire import squeeze, unsqueeze
+
+    text = json.dumps({"type": "commits", "raws": [json.dumps({"site": "RV-Meteor", "seq": i}) for i in range(300)]})
+    packed = squeeze(text)
+    assert isinstance(packed, bytes) and len(packed) < len(text) / 4 and unsqueeze(packed) == text
+    assert squeeze('{"type":"heads"}') == '{"type":"heads"}'  # small ones stay text
+    bomb = b"Z" + zstandard.ZstdCompressor().compress(b" " * (65 << 20))
+    with pytest.raises(BadInput):
+        unsqueeze(bomb)
+    with pytest.raises(BadInput):
+        unsqueeze(b"Znot zstd")
+    merged = merge_pushing([Say("pushing", {"roots": ["a"]}), Say("heads", {}), Say("pushing", {"roots": ["b"]})])
+    assert merged == [Say("pushing", {"roots": ["a", "b"]}), Say("heads", {})]
 
 
 def test_the_handshake_names_the_newest_partial_objects_and_stays_small() -> None:

@@ -25,6 +25,21 @@ class Say:
         return message(self.kind, **self.body)
 
 
+def merge_pushing(actions: list[Action]) -> list[Action]:
+    """``actions`` with every ``pushing`` message folded into one, in the place of the
+    first: a batch of entries is announced in one message, not one per entry."""
+    roots = [r for a in actions if isinstance(a, Say) and a.kind == "pushing" for r in a.body["roots"]]
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, Say) and action.kind == "pushing":
+            if roots:
+                out.append(Say("pushing", {"roots": roots}))
+                roots = []
+            continue
+        out.append(action)
+    return out
+
+
 @dataclass(frozen=True)
 class Keep:
     """An object arrived whole (``payload`` encoded as ``encoding``, maybe as a delta

@@ -25,7 +25,7 @@ from ..stores.base import ObjectStore
 from ..tasks import spawn
 from ..tree import held_below
 from . import answers, plan
-from .actions import Action, Keep, Lacking, Receive, Relay, Say
+from .actions import Action, Keep, Lacking, Receive, Relay, Say, merge_pushing
 from .budget import Traffic, bulk_allowed, remaining
 from .config import LinkConfig
 from .outbox import Priority, SendItem
@@ -138,13 +138,14 @@ class Exchange:
         for root, lacking in (await self._lacking(fresh)).items():
             if not self._waits.waits(root):
                 self._waits.add(root, lacking)
-        waiting = []
+        waiting, ready = [], []
         for entry in entries:
             if self._waits.waits(entry.root):
                 self._waits.hold(session, entry)
                 waiting.append(entry)
             else:
-                await self._push(session, entry)
+                ready.append(entry)
+        await self._push(session, ready)
         await self._fetch_for(session.peer, waiting)
 
     async def _fetch_for(self, peer: str, entries: Iterable[Entry]) -> None:
@@ -164,9 +165,13 @@ class Exchange:
             for priority, roots in sorted(ranked.items()):
                 await origin.perform(origin.core.want(plan.Wants(deep=roots), priority))
 
-    async def _push(self, session: Session, entry: Entry) -> None:
-        new = self.node.store.state(entry.site).previous.get(entry.name) is None
-        await session.perform(session.core.push(entry, new))
+    async def _push(self, session: Session, entries: list[Entry]) -> None:
+        """Queue entries held whole here, announcing the new ones in one message."""
+        actions: list[Action] = []
+        for entry in entries:
+            new = self.node.store.state(entry.site).previous.get(entry.name) is None
+            actions += session.core.push(entry, new)
+        await session.perform(merge_pushing(actions))
 
     async def _on_commits(self) -> None:
         self._roots = None
@@ -208,7 +213,7 @@ class Exchange:
                 continue
             for session, entry in self._waits.release(root):
                 if self.sessions.get(session.peer) is session:
-                    await self._push(session, entry)
+                    await self._push(session, [entry])
 
     async def _on_rules(self) -> None:
         self._complete.clear()

@@ -28,7 +28,7 @@ from .actions import Action, Say
 from .budget import TokenBucket
 from .core import Peer
 from .outbox import Priority, SendItem
-from .wire import Piece
+from .wire import Piece, squeeze, unsqueeze
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,9 @@ class Session:
                 if msg.type == WSMsgType.TEXT:
                     self._count(received=len(msg.data))
                     await self._on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY and msg.data[:1] == b"Z":
+                    self._count(received=len(msg.data))
+                    await self._guarded("message", self._on_squeezed(msg.data))
                 elif msg.type == WSMsgType.BINARY:
                     self._count(received=len(msg.data))
                     await self._guarded("piece", self._on_piece(msg.data))
@@ -122,6 +125,9 @@ class Session:
         here = await offloop.call(answers.held, self.store, held) if held else set()
         await self._guarded(body.get("type"), self._receive(body, here))
 
+    async def _on_squeezed(self, message: bytes) -> None:
+        await self._on_text(await asyncio.to_thread(unsqueeze, message))
+
     async def _receive(self, body: dict[str, Any], held: set[Any]) -> None:
         try:
             actions = self.core.receive(body, held)
@@ -149,9 +155,9 @@ class Session:
     async def _writer(self) -> None:
         while True:
             while not self.control.empty():
-                text = self.control.get_nowait()
-                await self.ws.send_str(text)
-                self._count(sent=len(text))
+                out = squeeze(self.control.get_nowait())
+                await (self.ws.send_str(out) if isinstance(out, str) else self.ws.send_bytes(out))
+                self._count(sent=len(out))
             item = self.core.next_item()
             if item is None:
                 self.wake.clear()

@@ -2,12 +2,19 @@
 
 An object travels as one or more pieces, each a binary WebSocket message::
 
-    'O' | encoding (1 byte) | id (32 bytes) | base id (32 bytes) | offset (8) | total (8) | bytes
+    'P' | flags (1 byte) | id (32 bytes) | [base id (32 bytes)] | offset | total | bytes
 
-``offset`` and ``total`` count bytes of the *encoded* object, so a transfer cut by a
-drop resumes where it stopped. Encodings: raw, zstd, or a zstd delta against a base
-object the receiver said it holds. The receiver always verifies the decoded bytes
-against the id before keeping them.
+The flags hold the encoding (low two bits) and whether a base id follows (``0x80``:
+only a delta names one); ``offset`` and ``total`` are unsigned LEB128 varints (three
+bytes for a 1 MiB block), so a piece of 64 KiB carries 40 bytes of header. They count
+bytes of the *encoded* object, so a transfer cut by a drop resumes where it stopped.
+Encodings: raw, zstd, or a zstd delta against a base object the receiver said it
+holds. The receiver always verifies the decoded bytes against the id before keeping
+them.
+
+A control message is JSON text; one of more than :data:`SQUEEZE_ABOVE` bytes that
+zstd shrinks travels as a binary message ``'Z' | zstd(JSON)`` (commit batches, want
+lists), see :func:`squeeze` and :func:`unsqueeze`.
 """
 
 from __future__ import annotations
@@ -27,8 +34,12 @@ PIECE = 64 << 10
 #: more for one object (blocks are at most 4 MiB; records and manifests are smaller).
 MAX_OBJECT = 32 << 20
 RAW, ZSTD, DELTA = 0, 1, 2
-_HEADER = struct.Struct(">cB32s32sQQ")
-_NO_BASE = bytes(32)
+_HEAD = struct.Struct(">cB32s")
+_HAS_BASE = 0x80
+#: Control messages above this size are sent compressed when that saves bytes.
+SQUEEZE_ABOVE = 512
+#: A compressed control message may not expand past this (a bomb is refused).
+_MAX_MESSAGE = 64 << 20
 _LEVEL = 3
 #: Keep a compressed encoding only when it saves at least this fraction.
 _WORTH = 0.9
@@ -46,24 +57,73 @@ class Piece:
     data: bytes
 
     def pack(self) -> bytes:
-        base = bytes.fromhex(self.base) if self.base else _NO_BASE
-        return _HEADER.pack(b"O", self.encoding, bytes.fromhex(self.oid), base,
-                            self.offset, self.total) + self.data
+        flags = self.encoding | (_HAS_BASE if self.base else 0)
+        head = _HEAD.pack(b"P", flags, bytes.fromhex(self.oid))
+        base = bytes.fromhex(self.base) if self.base else b""
+        return b"".join((head, base, _varint(self.offset), _varint(self.total), self.data))
 
     @classmethod
     def unpack(cls, message: bytes) -> Piece:
-        if len(message) < _HEADER.size:
+        if len(message) < _HEAD.size:
             raise BadInput("short object piece")
-        kind, encoding, oid, base, offset, total = _HEADER.unpack_from(message)
-        if kind != b"O" or encoding not in (RAW, ZSTD, DELTA):
+        kind, flags, oid = _HEAD.unpack_from(message)
+        encoding = flags & 0x7F
+        if kind != b"P" or encoding not in (RAW, ZSTD, DELTA):
             raise BadInput("unknown piece kind or encoding")
-        data = message[_HEADER.size:]
+        at, base = _HEAD.size, None
+        if flags & _HAS_BASE:
+            if len(message) < at + 32:
+                raise BadInput("short object piece")
+            base, at = ObjectId.parse(message[at:at + 32].hex()), at + 32
+        offset, at = _read_varint(message, at)
+        total, at = _read_varint(message, at)
+        data = message[at:]
         if offset + len(data) > total:
             raise BadInput("piece runs past the end of its object")
         if total > MAX_OBJECT:
             raise BadInput(f"object of {total} bytes in a piece; a link carries at most {MAX_OBJECT}")
-        return cls(ObjectId.parse(oid.hex()), encoding, ObjectId.parse(base.hex()) if base != _NO_BASE else None,
-                   offset, total, data)
+        return cls(ObjectId.parse(oid.hex()), encoding, base, offset, total, data)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(message: bytes, at: int) -> tuple[int, int]:
+    """The varint at ``at`` and where it ends; :class:`BadInput` if cut or over 9 bytes."""
+    value = shift = 0
+    for i in range(at, min(at + 9, len(message))):
+        value |= (message[i] & 0x7F) << shift
+        shift += 7
+        if not message[i] & 0x80:
+            return value, i + 1
+    raise BadInput("bad length in an object piece")
+
+
+def squeeze(text: str) -> str | bytes:
+    """A control message as sent: the JSON text, or ``'Z' | zstd(text)`` if that is smaller."""
+    if len(text) <= SQUEEZE_ABOVE:
+        return text
+    packed = b"Z" + zstandard.ZstdCompressor(level=_LEVEL).compress(text.encode())
+    return packed if len(packed) < len(text) * _WORTH else text
+
+
+def unsqueeze(message: bytes) -> str:
+    """The JSON text of a compressed control message; :class:`BadInput` if it is damaged
+    or expands past the limit."""
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(message[1:]) as reader:
+            text = reader.read(_MAX_MESSAGE + 1)
+        if len(text) > _MAX_MESSAGE:
+            raise BadInput("a compressed control message expands too far")
+        return text.decode()
+    except (zstandard.ZstdError, UnicodeDecodeError) as exc:
+        raise BadInput(f"damaged compressed control message: {exc}") from None
 
 
 def encode(data: bytes, base: bytes | None = None, compress: bool = True) -> tuple[int, bytes]:
