@@ -12,12 +12,11 @@ What a scientist uses::
 
 from __future__ import annotations
 
-import sys
-
-__version__ = "0.1.0"
-
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
+
+from .version import __version__
 
 if TYPE_CHECKING:
     from .api import browse, init_site, open_catalog, prefetch, prefetch_rules, publish, remove, unprefetch

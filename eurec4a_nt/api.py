@@ -14,9 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .backends import open_backend
 from .batches import Batches
 from .catalog import RESERVED_METADATA
-from .config import DEFAULT_STORE, open_backend
+from .config import DEFAULT_STORE
 from .entries import Entry, EntryList, check_name, check_topics
 from .errors import BadInput
 from .extras import require

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .entries import Entry
-from .log import MAX_COMMIT_BYTES, Change, Commit, canonical
+from .log import MAX_COMMIT_BYTES, Change, Commit
+from .schema import canonical
 
 #: Bytes of changes in one commit at most (the rest of the limit is the envelope's).
 BATCH_BYTES = MAX_COMMIT_BYTES * 3 // 4

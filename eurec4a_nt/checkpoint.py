@@ -17,10 +17,9 @@ from .entries import Entry
 from .errors import BadCommit
 from .ids import ObjectId
 from .keyring import Keyring, SiteKey
-from .log import CheckpointRef, canonical
-from .logstate import Head, LogState
+from .logstate import CheckpointRef, Head, LogState
 from .manifests import Ref, RefReader
-from .schema import CheckpointBody, decode
+from .schema import CheckpointBody, canonical, decode
 from .stores.base import ObjectStore
 
 #: Commits between two checkpoints of a site's log.

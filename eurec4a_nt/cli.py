@@ -27,7 +27,7 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 
 def _backend(args: argparse.Namespace) -> Any:
-    from .config import open_backend
+    from .backends import open_backend
 
     return open_backend(store=args.store, server=args.server, token=args.token)
 

@@ -11,16 +11,10 @@ local store ``site-cache`` if it exists here.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-from .errors import BadInput, NotFound
-
-if TYPE_CHECKING:
-    from .types import Backend
+from .errors import NotFound
 
 DEFAULT_STORE = "site-cache"
 #: The client block cache's cap when nothing sets one.
@@ -58,14 +52,6 @@ NOTHING_CONFIGURED = ("no site server given: pass --server URL (server= in Pytho
                       "on a site's own machine, pass --store FOLDER (or create one with 'eurec4a-nt init SITE')")
 
 
-def server_url(url: str, where: str = "server") -> str:
-    """``url`` without a trailing slash; :class:`BadInput` unless it is http(s)://HOST[:PORT]."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadInput(f"{where} {url!r} is not a site server URL (write http://HOST:PORT)")
-    return url.rstrip("/")
-
-
 def settings(store: str | os.PathLike[str] | None = None, server: str | None = None,
              token: str | None = None, cache: str | os.PathLike[str] | None = None) -> Settings:
     """Resolve settings from arguments, environment and config file.
@@ -74,6 +60,8 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
     :class:`NotFound` when nothing names a server or store and there is no ``site-cache``
     here (saying how to name a server).
     """
+    from .settings import server_url
+
     file = _config_file()
 
     def pick(arg: str | os.PathLike[str] | None, key: str) -> str | None:
@@ -132,22 +120,3 @@ def cache_cap() -> int:
     if os.environ.get("EUREC4A_NT_CACHE_CAP"):
         return size_setting(os.environ["EUREC4A_NT_CACHE_CAP"], "EUREC4A_NT_CACHE_CAP")
     return int(_config_file().get("cache_cap") or DEFAULT_CACHE_CAP)
-
-
-def open_backend(store: str | os.PathLike[str] | None = None, server: str | None = None,
-                 token: str | None = None, cache: str | os.PathLike[str] | None = None,
-                 mirrors: Sequence[str] = ()) -> Backend:
-    """The local site store or the site-server client the settings point to; with
-    ``mirrors``, the server and then each mirror in turn (see :mod:`eurec4a_nt.mirrors`)."""
-    s = settings(store, server, token, cache)
-    if s.server and mirrors:
-        from .mirrors import Mirrors
-
-        return Mirrors([s.server, *mirrors], token=s.token, cache=s.cache)
-    if s.server:
-        from .client import SiteClient
-
-        return SiteClient(s.server, token=s.token, cache=s.cache, cache_cap=s.cache_cap)
-    from .sitestore import SiteStore
-
-    return SiteStore(s.store)  # type: ignore[arg-type]

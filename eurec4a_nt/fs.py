@@ -36,7 +36,7 @@ class NTFileSystem(AbstractFileSystem):
                  mirrors: list[str] | tuple[str, ...] = (), at: str | int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        from .config import open_backend
+        from .backends import open_backend
 
         self.backend: Backend = open_backend(store=store, server=server, token=token, cache=cache,
                                              mirrors=mirrors)

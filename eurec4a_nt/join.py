@@ -15,7 +15,7 @@ from .checkpoint import read_checkpoint
 from .client import SiteClient
 from .errors import BadCommit
 from .ids import ObjectId
-from .log import CheckpointRef
+from .logstate import CheckpointRef
 from .sitestore import SiteStore
 from .stores.http import HTTPStore
 

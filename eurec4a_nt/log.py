@@ -20,27 +20,22 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .entries import Entry, check_name, check_site, utc_now
 from .errors import BadCommit, BadInput, Corrupt, Forked
 from .ids import ObjectId
 from .keyring import Keyring, SiteKey
 from .logfiles import LogFiles
-from .logstate import Head, LogState, SiteState
+from .logstate import CheckpointRef, Head, LogState, SiteState
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
-from .schema import CommitBody, convert, decode
+from .schema import CommitBody, canonical, convert, decode
 
 __all__ = ["Change", "Commit", "SiteLog", "SiteState", "make_commit", "parse_commit", "verify_commit"]
 
 MAX_COMMIT_BYTES = 4 << 20
-
-
-def canonical(body: Any) -> bytes:
-    """The canonical JSON bytes of ``body`` (sorted keys, no spaces, UTF-8)."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)
@@ -56,18 +51,6 @@ class Change:
         if self.entry is not None:
             body["entry"] = self.entry.to_json()
         return body
-
-
-class CheckpointRef(NamedTuple):
-    """A checkpoint a commit names: the state at ``seq``, in the file record ``root`` of
-    ``size`` bytes (see :mod:`eurec4a_nt.checkpoint`)."""
-
-    seq: int
-    root: ObjectId
-    size: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "root": self.root, "size": self.size}
 
 
 @dataclass(frozen=True)

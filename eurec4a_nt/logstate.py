@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -28,7 +28,7 @@ from .schema import EntryBody
 from .sqlitefile import SQLiteFile
 
 if TYPE_CHECKING:
-    from .log import CheckpointRef, Commit
+    from .log import Commit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS heads (site TEXT PRIMARY KEY, seq INTEGER NOT NULL, head TEXT,
@@ -65,6 +65,18 @@ def _body(entry: Entry) -> str:
 def _entry(body: str, site: str) -> Entry:
     """An entry as stored by :func:`_body` (checked when its commit was parsed)."""
     return Entry.from_body(_decoder.decode(body), site)
+
+
+class CheckpointRef(NamedTuple):
+    """A checkpoint a commit names: the state at ``seq``, in the file record ``root`` of
+    ``size`` bytes (see :mod:`eurec4a_nt.checkpoint`)."""
+
+    seq: int
+    root: ObjectId
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "root": self.root, "size": self.size}
 
 
 @dataclass(frozen=True)
@@ -212,8 +224,6 @@ class LogState(SQLiteFile):
 
     def checkpoint(self, site: str) -> CheckpointRef | None:
         """The newest checkpoint the log of ``site`` names, as far as it is held here."""
-        from .log import CheckpointRef
-
         rows = self._query("SELECT seq, root, size FROM checkpoints WHERE site=? ORDER BY seq DESC "
                            "LIMIT 1", (site,))
         return CheckpointRef(rows[0][0], ObjectId.parse(rows[0][1]), rows[0][2]) if rows else None

@@ -2,8 +2,8 @@
 built in Python, read from a site store or a site server one folder at a time.
 
 ``cat`` lists the sites (one request); ``cat[site]`` the top folder of a site: its
-sub-folders (nested catalogs), its series products (:class:`~eurec4a_nt.sources.
-SeriesSource`, opened by date) and the entries that belong to neither
+sub-folders (nested catalogs), its series products (:class:`SeriesSource`, opened
+by date) and the entries that belong to neither
 (:class:`~eurec4a_nt.sources.EntrySource`). Each folder is read when first opened,
 so opening the catalog costs the same at 100,000 entries as at 100.
 ``cat[site]["a/b/c.nc"]`` reaches any entry by its full name without listing folders.
@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from intake.catalog import Catalog
 from intake.catalog.local import LocalCatalogEntry
+from intake.source.base import DataSource, Schema
 
-from . import __version__
 from .catalog import entry_metadata, top_catalog
 from .entries import Entry
 from .errors import BadInput, NotFound
+from .formats import XARRAY_FORMATS
+from .series import Product, stamp_of, time_range
 from .sitestore import SiteStore
-from .sources import EntrySource, SeriesSource
+from .sources import EntrySource
+from .version import __version__
 from .versions import Pinned, at_text
 
 if TYPE_CHECKING:
@@ -163,3 +166,84 @@ class FolderCatalog(_Lazy):
         except (NotFound, BadInput):
             return False
         return True
+
+
+class SeriesSource(DataSource):
+    """A series product of a site: pick a day or a range by calling it
+    (``cat["RV-Meteor"].sondes(date="2020-02-01")``, ``(start=..., end=...)``, or
+    ``sondes["2020-02-01"]``); :meth:`to_dask` concatenates the selected entries
+    lazily along the product's ``series_dim`` (a new dimension gets the times in the
+    entries' names as its coordinate)."""
+
+    name = "eurec4a_nt_series"
+    version = __version__
+    partition_access = False
+
+    def __init__(self, backend: str, site: str, product: dict[str, Any], date: str | None = None,
+                 start: str | None = None, end: str | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(metadata=metadata)
+        self.backend_key, self.site = backend, site
+        self.product = Product.from_json(product, site)
+        self.selection = {"date": date, "start": start, "end": end}
+        self.container = "xarray" if self.product.format in XARRAY_FORMATS else "python"
+
+    def __repr__(self) -> str:
+        chosen = ", ".join(f"{k}={v}" for k, v in self.selection.items() if v) or "choose date= or start=/end="
+        return (f"<eurec4a_nt series {self.site}/{self.product.key}: {self.product.count} entries "
+                f"from {self.product.first} to {self.product.last}; {chosen}>")
+
+    def configure_new(self, **kwargs: Any) -> SeriesSource:  # type: ignore[override]
+        """The same series with another selection (``date=``, or ``start=``/``end=``)."""
+        return SeriesSource(self.backend_key, self.site, self.product.to_json(),
+                            metadata=self.metadata, **kwargs)
+
+    __call__ = get = configure_new  # type: ignore[assignment]
+
+    def __getitem__(self, day: str) -> SeriesSource:
+        return self(date=day)
+
+    def entries(self) -> list[Any]:
+        """The selected entries, oldest first. Raises BadInput without a selection and
+        NotFound when none is in it."""
+        lo, hi = time_range(**self.selection)
+        found = _BACKENDS[self.backend_key].series_entries(self.product, lo, hi)
+        if not found:
+            raise NotFound(f"{self.site}/{self.product.key} has no entries from {lo} to {hi} "
+                           f"(it has {self.product.first} to {self.product.last})")
+        return found
+
+    def _sources(self) -> list[EntrySource]:
+        options = storage_options(_BACKENDS[self.backend_key], self.site)
+        return [EntrySource(f"nt://{self.site}/{e.name}", e.kind, e.format, options,
+                            metadata=entry_metadata(e)) for e in self.entries()]
+
+    def to_dask(self) -> Any:
+        """The selected entries as one dataset, lazily."""
+        import pandas as pd
+        import xarray as xr
+
+        sources = self._sources()
+        if self.container != "xarray":
+            raise TypeError(f"{self.product.key} is a series of {self.product.format} entries, "
+                            "not datasets: use .read() for their bytes")
+        datasets = [s.to_dask() for s in sources]
+        dim = self.product.series_dim
+        combined = xr.concat(datasets, dim=dim, join="outer")
+        if not any(dim in ds.dims for ds in datasets):
+            times = [stamp_of(s.urlpath) for s in sources]
+            combined = combined.assign_coords({dim: pd.to_datetime([t.time if t else None for t in times])})
+        return combined
+
+    def read(self) -> Any:
+        """The selected entries loaded: one dataset, or a list of bytes for other formats."""
+        if self.container == "xarray":
+            return self.to_dask().load()
+        return [s.read() for s in self._sources()]
+
+    def _get_schema(self) -> Schema:
+        return Schema(datashape=None, dtype=None, shape=None, npartitions=1,
+                      extra_metadata=self.metadata)
+
+    def _get_partition(self, i: int) -> Any:
+        return self.read()

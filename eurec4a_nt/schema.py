@@ -14,6 +14,7 @@ and ignored here); every other struct refuses unknown fields.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal, TypeVar, cast
 
@@ -329,3 +330,8 @@ def check_plain(value: Any, what: str, error: type[NTError] = BadInput) -> None:
         if children and depth >= MAX_DEPTH:
             raise error(f"{what}: metadata nested deeper than {MAX_DEPTH} levels")
         stack.extend((child, depth + 1) for child in children)
+
+
+def canonical(body: Any) -> bytes:
+    """The canonical JSON bytes of ``body`` (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -12,15 +12,25 @@ import difflib
 import re
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
 
-from .config import server_url
 from .entries import check_topics
 from .errors import BadInput
 from .sync.config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .watch.rules import WatchRule
+
+
+def server_url(url: str, where: str = "server") -> str:
+    """``url`` without a trailing slash; :class:`BadInput` unless it is http(s)://HOST[:PORT]."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput(f"{where} {url!r} is not a site server URL (write http://HOST:PORT)")
+    return url.rstrip("/")
+
+
 
 T = TypeVar("T")
 

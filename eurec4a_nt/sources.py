@@ -1,12 +1,10 @@
-"""The ``eurec4a_nt`` intake drivers: one entry, or a series of entries, opened lazily.
+"""The ``eurec4a_nt`` intake driver: one entry, opened lazily.
 
 netCDF and zarr entries open as ``xarray.Dataset`` through intake-xarray (dask
 arrays with :meth:`EntrySource.to_dask`); every entry also opens as a file object
 (:meth:`EntrySource.open`) or a local path (:meth:`EntrySource.local_path`). The
 entry's metadata (site, topics, size, published, ...) is ``source.metadata``; its
 history is :attr:`EntrySource.versions`, and :meth:`EntrySource.at` opens an old one.
-A :class:`SeriesSource` opens the entries of a series product (see
-:mod:`eurec4a_nt.series`) of a day or a time range as one dataset.
 """
 
 from __future__ import annotations
@@ -20,11 +18,9 @@ from typing import Any
 import fsspec
 from intake.source.base import DataSource, Schema
 
-from . import __version__
 from .display import html
-from .errors import NotFound
 from .formats import XARRAY_FORMATS
-from .series import Product, stamp_of, time_range
+from .version import __version__
 from .versions import Version
 
 _ENGINES = {b"\x89HDF": "h5netcdf", b"CDF": "scipy"}
@@ -125,92 +121,6 @@ class EntrySource(DataSource):
         return EntrySource(self.urlpath, kind=entry.kind, format=entry.format, storage_options=options,
                            xarray_kwargs=self.xarray_kwargs,
                            metadata={**self.metadata, **entry_metadata(entry)})
-
-    def _get_schema(self) -> Schema:
-        return Schema(datashape=None, dtype=None, shape=None, npartitions=1,
-                      extra_metadata=self.metadata)
-
-    def _get_partition(self, i: int) -> Any:
-        return self.read()
-
-
-class SeriesSource(DataSource):
-    """A series product of a site: pick a day or a range by calling it
-    (``cat["RV-Meteor"].sondes(date="2020-02-01")``, ``(start=..., end=...)``, or
-    ``sondes["2020-02-01"]``); :meth:`to_dask` concatenates the selected entries
-    lazily along the product's ``series_dim`` (a new dimension gets the times in the
-    entries' names as its coordinate)."""
-
-    name = "eurec4a_nt_series"
-    version = __version__
-    partition_access = False
-
-    def __init__(self, backend: str, site: str, product: dict[str, Any], date: str | None = None,
-                 start: str | None = None, end: str | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
-        super().__init__(metadata=metadata)
-        self.backend_key, self.site = backend, site
-        self.product = Product.from_json(product, site)
-        self.selection = {"date": date, "start": start, "end": end}
-        self.container = "xarray" if self.product.format in XARRAY_FORMATS else "python"
-
-    def __repr__(self) -> str:
-        chosen = ", ".join(f"{k}={v}" for k, v in self.selection.items() if v) or "choose date= or start=/end="
-        return (f"<eurec4a_nt series {self.site}/{self.product.key}: {self.product.count} entries "
-                f"from {self.product.first} to {self.product.last}; {chosen}>")
-
-    def configure_new(self, **kwargs: Any) -> SeriesSource:  # type: ignore[override]
-        """The same series with another selection (``date=``, or ``start=``/``end=``)."""
-        return SeriesSource(self.backend_key, self.site, self.product.to_json(),
-                            metadata=self.metadata, **kwargs)
-
-    __call__ = get = configure_new  # type: ignore[assignment]
-
-    def __getitem__(self, day: str) -> SeriesSource:
-        return self(date=day)
-
-    def entries(self) -> list[Any]:
-        """The selected entries, oldest first. Raises BadInput without a selection and
-        NotFound when none is in it."""
-        from .nested import _BACKENDS
-
-        lo, hi = time_range(**self.selection)
-        found = _BACKENDS[self.backend_key].series_entries(self.product, lo, hi)
-        if not found:
-            raise NotFound(f"{self.site}/{self.product.key} has no entries from {lo} to {hi} "
-                           f"(it has {self.product.first} to {self.product.last})")
-        return found
-
-    def _sources(self) -> list[EntrySource]:
-        from .catalog import entry_metadata
-        from .nested import _BACKENDS, storage_options
-
-        options = storage_options(_BACKENDS[self.backend_key], self.site)
-        return [EntrySource(f"nt://{self.site}/{e.name}", e.kind, e.format, options,
-                            metadata=entry_metadata(e)) for e in self.entries()]
-
-    def to_dask(self) -> Any:
-        """The selected entries as one dataset, lazily."""
-        import pandas as pd
-        import xarray as xr
-
-        sources = self._sources()
-        if self.container != "xarray":
-            raise TypeError(f"{self.product.key} is a series of {self.product.format} entries, "
-                            "not datasets: use .read() for their bytes")
-        datasets = [s.to_dask() for s in sources]
-        dim = self.product.series_dim
-        combined = xr.concat(datasets, dim=dim, join="outer")
-        if not any(dim in ds.dims for ds in datasets):
-            times = [stamp_of(s.urlpath) for s in sources]
-            combined = combined.assign_coords({dim: pd.to_datetime([t.time if t else None for t in times])})
-        return combined
-
-    def read(self) -> Any:
-        """The selected entries loaded: one dataset, or a list of bytes for other formats."""
-        if self.container == "xarray":
-            return self.to_dask().load()
-        return [s.read() for s in self._sources()]
 
     def _get_schema(self) -> Schema:
         return Schema(datashape=None, dtype=None, shape=None, npartitions=1,

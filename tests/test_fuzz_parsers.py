@@ -22,9 +22,9 @@ from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadCommit, BadInput, Corrupt, NTError
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.keyring import SiteKey
-from eurec4a_nt.log import Change, canonical, make_commit, parse_commit
+from eurec4a_nt.log import Change, make_commit, parse_commit
 from eurec4a_nt.manifests import Manifest, Ref
-from eurec4a_nt.schema import CommitRequest, IdsBody, LinkOptions, PrefetchBody, decode, link_message
+from eurec4a_nt.schema import CommitRequest, IdsBody, LinkOptions, PrefetchBody, canonical, decode, link_message
 from eurec4a_nt.sync.wire import Piece
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "eurec4a-nt-hypothesis")  # nothing written in the tree

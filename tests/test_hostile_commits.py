@@ -20,7 +20,7 @@ import eurec4a_nt
 from eurec4a_nt.chunking import record_bytes
 from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.ids import ObjectId
-from eurec4a_nt.log import canonical
+from eurec4a_nt.schema import canonical
 from eurec4a_nt.sitestore import SiteStore
 
 ROOT = "ab" * 32

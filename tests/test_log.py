@@ -16,9 +16,10 @@ from eurec4a_nt.errors import BadCommit, BadInput, Corrupt, NotFound
 from eurec4a_nt.fsck import fsck
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.keyring import Keyring, KeyringSite, SiteKey
-from eurec4a_nt.log import Change, SiteLog, canonical, make_commit, parse_commit
+from eurec4a_nt.log import Change, SiteLog, make_commit, parse_commit
 from eurec4a_nt.logfiles import FolderLogs
 from eurec4a_nt.logstate import LogState
+from eurec4a_nt.schema import canonical
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(60)
