@@ -29,7 +29,7 @@ from eurec4a_nt.demokit import sampledata
 from .common import Result
 from .lan import _fresh_site, _hash_tool, publish_measured
 from .peers import Processes, wait_for
-from .wan import HUB, SAT, SETTLE, SHIP, Context, Settings, Sites, entries, holds, human, verdict
+from .wan import HUB, SAT, SETTLE, SHIP, Context, Settings, Sites, entries, holds, human, tiny_files, verdict
 
 GROUP = "lean"
 MB = 1_000_000
@@ -110,12 +110,7 @@ def bench_publish(size: int, workdir: Path) -> list[Result]:
 
 def bench_small_files(n: int, workdir: Path) -> list[Result]:
     folder = workdir / "notes"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        p = folder / f"note-{i:05d}.txt"
-        p.write_text(f"EUREC4A ship log, note {i}: CTD cast {i % 7}, wind {i % 13} m/s\n")
-        paths.append(p)
+    paths = tiny_files(folder, n)
     store = _fresh_site(workdir / "small-site")
     start = time.monotonic()
     nt.publish(paths, name="notes", store=store, progress=False)

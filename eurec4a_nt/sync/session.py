@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
 
-from ..errors import NTError, ObjectMissing
+from ..errors import BadInput, NTError, ObjectMissing
 from ..schema import link_message
 from ..stores import offloop
 from ..stores.base import ObjectStore
@@ -28,7 +28,8 @@ from .actions import Action, Say
 from .budget import TokenBucket
 from .core import Peer
 from .outbox import Priority, SendItem
-from .wire import Piece, squeeze, unsqueeze
+from .pacing import Pacer
+from .wire import Piece, ack, read_ack, squeeze, unsqueeze
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ class Actor(Protocol):
     def count(self, session: Session, sent: int, received: int) -> None: ...
 
 
+#: Seconds a sender waits for a first acknowledgement before it stops pacing.
+ACK_PATIENCE = 5.0
+
+
 class Session:
     """A connected peer; :meth:`run` returns when the connection ends."""
 
@@ -54,13 +59,17 @@ class Session:
         self.peer = peer.peer
         self.link = peer.link
         self.name = peer.link.name if peer.link else f"{peer.peer} (dialled in)"
-        self.control: asyncio.Queue[str] = asyncio.Queue()
+        self.control: asyncio.Queue[str | bytes] = asyncio.Queue()
         self.wake = asyncio.Event()
         self.sent_bytes = self.received_bytes = 0
         #: Objects the peer sent that nobody asked for (dropped).
         self.unsolicited = 0
         self.connected = self.last_contact = time.time()
         self._bucket = TokenBucket(peer.rate, time.monotonic()) if peer.rate else None
+        #: In flight kept near the link's bandwidth-delay product (None: a peer that does
+        #: not acknowledge pieces is sent to unpaced).
+        self.pacer: Pacer | None = Pacer()
+        self._pieces_received = 0
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -77,8 +86,14 @@ class Session:
                 elif msg.type == WSMsgType.BINARY and msg.data[:1] == b"Z":
                     self._count(received=len(msg.data))
                     await self._guarded("message", self._on_squeezed(msg.data))
+                elif msg.type == WSMsgType.BINARY and msg.data[:1] == b"A":
+                    self._count(received=len(msg.data))
+                    self._on_ack(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     self._count(received=len(msg.data))
+                    self._pieces_received += len(msg.data)
+                    self.control.put_nowait(ack(self._pieces_received))  # goes out before any piece
+                    self.wake.set()
                     await self._guarded("piece", self._on_piece(msg.data))
                 elif msg.type == WSMsgType.ERROR:
                     break
@@ -125,6 +140,16 @@ class Session:
         here = await offloop.call(answers.held, self.store, held) if held else set()
         await self._guarded(body.get("type"), self._receive(body, here))
 
+    def _on_ack(self, message: bytes) -> None:
+        try:
+            total = read_ack(message)
+        except BadInput:
+            log.warning("%s: ignoring a malformed acknowledgement", self.name)
+            return
+        if self.pacer is not None:
+            self.pacer.on_ack(total, time.monotonic())
+            self.wake.set()
+
     async def _on_squeezed(self, message: bytes) -> None:
         await self._on_text(await asyncio.to_thread(unsqueeze, message))
 
@@ -155,7 +180,8 @@ class Session:
     async def _writer(self) -> None:
         while True:
             while not self.control.empty():
-                out = squeeze(self.control.get_nowait())
+                out = self.control.get_nowait()
+                out = squeeze(out) if isinstance(out, str) else out
                 await (self.ws.send_str(out) if isinstance(out, str) else self.ws.send_bytes(out))
                 self._count(sent=len(out))
             item = self.core.next_item()
@@ -166,15 +192,37 @@ class Session:
                 continue
             if self.core.outbox.transfer(item) is None and not await self._encode(item):
                 continue
+            transfer = self.core.outbox.transfer(item)
+            size = len(transfer.pieces[0].data) if transfer else 0
+            if self.pacer is not None and not self.pacer.may_send(size, time.monotonic()):
+                await self._await_ack()  # then the most urgent item again: it may have changed
+                continue
             piece, after = self.core.outbox.take_piece(item)
             data = piece.pack()
             if self._bucket is not None:
                 await asyncio.sleep(self._bucket.delay(len(data), time.monotonic()))
             await self.ws.send_bytes(data)
             self._count(sent=len(data))
+            if self.pacer is not None:
+                self.pacer.on_sent(len(data), time.monotonic())
             if after:
                 here = await offloop.call(answers.held, self.store, [oid for oid, _ in after])
                 self.core.outbox.follow(item, [(o, f) for o, f in after if o in here])
+
+    async def _await_ack(self) -> None:
+        """Wait for an acknowledgement (or a control message to send). A peer that has
+        acknowledged nothing within :data:`ACK_PATIENCE` seconds does not acknowledge:
+        it is sent to unpaced."""
+        assert self.pacer is not None
+        self.wake.clear()
+        if not self.control.empty():
+            return
+        try:
+            await asyncio.wait_for(self.wake.wait(), ACK_PATIENCE)
+        except TimeoutError:
+            if self.pacer.acked == 0:
+                log.info("%s: the peer acknowledges no pieces; sending unpaced", self.name)
+                self.pacer = None
 
     async def _encode(self, item: SendItem) -> bool:
         """Read and encode ``item`` off the loop and cut it into pieces; False if it

@@ -14,7 +14,9 @@ them.
 
 A control message is JSON text; one of more than :data:`SQUEEZE_ABOVE` bytes that
 zstd shrinks travels as a binary message ``'Z' | zstd(JSON)`` (commit batches, want
-lists), see :func:`squeeze` and :func:`unsqueeze`.
+lists), see :func:`squeeze` and :func:`unsqueeze`. The receiver of pieces
+acknowledges them, ``'A' | varint`` (the piece bytes received so far), so the sender
+can pace itself (see :mod:`.pacing`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import zstandard
 
+from ..car import varint
 from ..errors import BadInput, Corrupt
 from ..ids import ObjectId
 
@@ -60,7 +63,7 @@ class Piece:
         flags = self.encoding | (_HAS_BASE if self.base else 0)
         head = _HEAD.pack(b"P", flags, bytes.fromhex(self.oid))
         base = bytes.fromhex(self.base) if self.base else b""
-        return b"".join((head, base, _varint(self.offset), _varint(self.total), self.data))
+        return b"".join((head, base, varint(self.offset), varint(self.total), self.data))
 
     @classmethod
     def unpack(cls, message: bytes) -> Piece:
@@ -85,15 +88,6 @@ class Piece:
         return cls(ObjectId.parse(oid.hex()), encoding, base, offset, total, data)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _read_varint(message: bytes, at: int) -> tuple[int, int]:
     """The varint at ``at`` and where it ends; :class:`BadInput` if cut or over 9 bytes."""
     value = shift = 0
@@ -103,6 +97,19 @@ def _read_varint(message: bytes, at: int) -> tuple[int, int]:
         if not message[i] & 0x80:
             return value, i + 1
     raise BadInput("bad length in an object piece")
+
+
+def ack(total: int) -> bytes:
+    """``'A' | varint``: the receiver holds ``total`` bytes of pieces of this session."""
+    return b"A" + varint(total)
+
+
+def read_ack(message: bytes) -> int:
+    """The total of an acknowledgement; :class:`BadInput` if it is malformed."""
+    total, end = _read_varint(message, 1)
+    if end != len(message):
+        raise BadInput("bad acknowledgement")
+    return total
 
 
 def squeeze(text: str) -> str | bytes:
