@@ -150,7 +150,8 @@ def test_a_queue_handed_over_keeps_its_items_and_their_order() -> None:
     old.queue([oid("sent")], Priority.READ)
     item = old.next(bulk=True)
     begin(old, item, 1)
-    old.take_piece(item)  # sent whole: not handed over
+    old.take_piece(item)  # sent whole and acknowledged: not handed over
+    old.acked(old.taken)
     b = old.next(bulk=True)
     begin(old, b, 2)
     old.take_piece(b)  # half sent: handed over, sent again from its resume point
@@ -165,6 +166,27 @@ def test_a_queue_handed_over_keeps_its_items_and_their_order() -> None:
     assert new.transfer(b) is None  # pieces are cut again (the peer says where to resume)
     assert [i.oid for i in new.waiting(5)] == [oid("b"), oid("a"), oid("later")]
     assert new.waiting(5)[1] is a
+
+
+def test_what_a_drop_lost_in_flight_is_handed_over_in_its_place_in_line() -> None:
+    old = Outbox()
+    old.queue([oid("root")], Priority.BULK, (1, 10, 0.0), follow=Follow.ALL)
+    old.queue([oid("first")], Priority.BULK, (1, 5, 0.0))
+    old.queue([oid("later")], Priority.BULK, (1, 20, 0.0))
+    sizes = []
+    for _ in range(2):  # "first", then "root" go out whole
+        item = old.next(bulk=True)
+        begin(old, item, 1)
+        piece, _ = old.take_piece(item)
+        sizes.append(len(piece.pack()))
+    assert old.taken == sum(sizes)
+    old.acked(sizes[0])  # the peer got "first"; "root" was in flight when the link dropped
+    items = old.hand_over()
+    assert [i.oid for i in items] == [oid("later"), oid("root")]
+    new = Outbox()
+    new.take(items)
+    assert [i.oid for i in new.waiting(5)] == [oid("root"), oid("later")]  # the root first, as before
+    assert new.waiting(5)[0].follow == Follow.ALL  # and what is below it follows it again
 
 
 def test_what_the_peer_has_is_never_sent_and_a_reader_may_ask_again() -> None:

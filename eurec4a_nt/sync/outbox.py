@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -122,6 +123,11 @@ class Outbox:
         self.queued: dict[ObjectId, SendItem] = {}
         self.sent: set[ObjectId] = set()
         self._transfers: dict[ObjectId, Transfer] = {}
+        #: Piece bytes taken for sending (what the peer's acknowledgements count).
+        self.taken = 0
+        #: Items sent whole the peer has not acknowledged yet, with :attr:`taken` after
+        #: their last piece: a drop may still lose them.
+        self._unacked: deque[tuple[int, SendItem]] = deque()
 
     def __len__(self) -> int:
         return len(self.queued)
@@ -177,13 +183,21 @@ class Outbox:
         item is then sent and leaves the queue)."""
         transfer = self._transfers[item.oid]
         piece = transfer.pieces.pop(0)
+        self.taken += piece.size
         if transfer.pieces:
             return piece, None
         del self._transfers[item.oid]
         if self.queued.get(item.oid) is item:
             del self.queued[item.oid]
         self.sent.add(item.oid)
+        self._unacked.append((self.taken, item))
         return piece, transfer.after
+
+    def acked(self, total: int) -> None:
+        """The peer acknowledged the first ``total`` piece bytes: the items sent whole
+        within them arrived."""
+        while self._unacked and self._unacked[0][0] <= total:
+            self._unacked.popleft()
 
     def follow(self, item: SendItem, held: Iterable[tuple[ObjectId, Follow]]) -> None:
         """Queue what follows a sent item (those of its follow-ups held here)."""
@@ -197,18 +211,23 @@ class Outbox:
 
     def had(self, oids: Iterable[ObjectId]) -> None:
         """The peer holds these already: never send them."""
-        for oid in oids:
+        held = set(oids)
+        for oid in held:
             self.drop(oid)
             self.sent.add(oid)
+        self._unacked = deque(u for u in self._unacked if u[1].oid not in held)
 
     def resend(self, oids: Iterable[ObjectId]) -> None:
         """The peer lost these (a reader lacks them): they may be sent again."""
         self.sent.difference_update(oids)
 
     def hand_over(self) -> list[SendItem]:
-        """What is still to send, as the items themselves (for the next session)."""
+        """What is still to send, as the items themselves (for the next session): the
+        queued ones and those sent whole but not acknowledged (a drop loses what is in
+        flight; the peer's resume points say how much of them arrived)."""
         self._transfers.clear()
-        return list(self.queued.values())
+        lost = [item for _, item in self._unacked if item.oid not in self.queued]
+        return list(self.queued.values()) + lost
 
     def take(self, items: Iterable[SendItem]) -> None:
         """Queue items another outbox handed over, as they are."""

@@ -146,6 +146,7 @@ class Session:
         except BadInput:
             log.warning("%s: ignoring a malformed acknowledgement", self.name)
             return
+        self.core.outbox.acked(total)
         if self.pacer is not None:
             self.pacer.on_ack(total, time.monotonic())
             self.wake.set()
@@ -205,6 +206,8 @@ class Session:
             self._count(sent=len(data))
             if self.pacer is not None:
                 self.pacer.on_sent(len(data), time.monotonic())
+            else:  # a peer that acknowledges nothing: what went out counts as arrived
+                self.core.outbox.acked(self.core.outbox.taken)
             if after:
                 here = await offloop.call(answers.held, self.store, [oid for oid, _ in after])
                 self.core.outbox.follow(item, [(o, f) for o, f in after if o in here])

@@ -59,6 +59,12 @@ class Piece:
     total: int
     data: bytes
 
+    @property
+    def size(self) -> int:
+        """Length of :meth:`pack` (what the peer's acknowledgements count)."""
+        return (_HEAD.size + (32 if self.base else 0) + len(varint(self.offset)) + len(varint(self.total))
+                + len(self.data))
+
     def pack(self) -> bytes:
         flags = self.encoding | (_HAS_BASE if self.base else 0)
         head = _HEAD.pack(b"P", flags, bytes.fromhex(self.oid))
