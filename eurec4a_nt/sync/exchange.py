@@ -4,37 +4,32 @@ The :class:`Exchange` turns the site's events (commits appended, objects stored,
 prefetch rules changed) and each session's start, actions and end into calls on the
 sessions' cores, after asking the store what they need to know off the event loop:
 it pushes what peers subscribe to once it is held whole, asks for what this site
-lacks of what it subscribes to, stores what arrives, relays wants, hands a dropped
-session's queue to the next one, and keeps each link within its traffic budget.
+lacks of what it subscribes to, and hands a dropped session's queue to the next one.
+What arrives is :class:`~.arrivals.Arrivals`' business; traffic against budgets is
+the :class:`~.meter.Meter`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterable
 
 from ..entries import Entry
-from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..log import Commit
-from ..manifests import children
 from ..node import Node
 from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
-from ..tree import held_below
 from . import answers, plan
-from .actions import Action, Keep, Lacking, Receive, Relay, Say, merge_pushing
-from .budget import Traffic, bulk_allowed, remaining
+from .actions import Action, Say, merge_pushing
+from .arrivals import Arrivals
 from .config import LinkConfig
+from .meter import Meter
 from .outbox import Priority, SendItem
-from .pen import Pen
 from .policy import PushWaits, Selection, Subscription, by_priority, subscription, to_complete
 from .reads import Reads
 from .session import Session
-
-log = logging.getLogger(__name__)
 
 
 class Exchange:
@@ -44,14 +39,14 @@ class Exchange:
         self.node = node
         self.reads = reads
         self.sessions: dict[str, Session] = {}
-        self.traffic = Traffic()
+        self.meter = Meter(node.index)
         self._waits: PushWaits[Session] = PushWaits()
         self._watchers: list[set[ObjectId]] = []
         self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._backlog: dict[str, list[SendItem]] = {}
         self._commits = asyncio.Lock()
-        self.pen: Pen[Session] = Pen()
+        self.arrivals = Arrivals(node, reads, self.entry_of_root, self._complete_from)
         node.listen("commits", lambda commits: spawn(self._on_commits()))
         node.listen("objects", self._on_objects)
         node.listen("rules", lambda rules: spawn(self._on_rules()))
@@ -66,14 +61,6 @@ class Exchange:
         rules = [Selection(r.topics, r.sites, r.names) for r in self.node.rules()]
         return subscription(rules, link, peer, peer_push)
 
-    def bulk_allowed(self, link: LinkConfig) -> bool:
-        """Whether the link's daily budget leaves room for bulk transfers today."""
-        return bulk_allowed(link.budget, self._used(link))
-
-    def _used(self, link: LinkConfig) -> int:
-        sent, received = self.node.index.traffic(link.name)
-        return sent + received + self.traffic.pending(link.name)
-
     async def started(self, session: Session) -> None:
         """Link up: replace an older session to the same peer, take over what it still
         had to send, send the commits the peer lacks and the entries it subscribes to,
@@ -83,8 +70,7 @@ class Exchange:
             spawn(old.ws.close())
         self.sessions[session.peer] = session
         spawn(self._fetch_for("", [e for e in self._waits.entries() if e.site == session.peer]))
-        if session.link is not None and session.link.budget:
-            session.tell(session.core.budget(remaining(session.link.budget, self._used(session.link))))
+        self.meter.tell_budget(session)
         backlog = self._backlog.pop(session.peer, [])
         if not session.core.ready:
             session.core.outbox.take(backlog)
@@ -105,7 +91,7 @@ class Exchange:
         had to send for the next session to the peer or, if a newer one already runs,
         for that one (never for a later one, which would send again what the newer
         session delivered meanwhile)."""
-        self._flush(session)
+        self.meter.flush(session)
         items = session.core.outbox.hand_over()
         current = self.sessions.get(session.peer)
         if current is session:
@@ -248,96 +234,14 @@ class Exchange:
             self._roots = {e.root: e for e in self.node.entries()}
         return self._roots.get(root)
 
-    # -- actions of sessions -----------------------------------------------------------
+    def count(self, session: Session, sent: int, received: int) -> None:
+        """Bytes moved over ``session`` (see :meth:`.meter.Meter.count`)."""
+        self.meter.count(session, sent, received)
 
     async def act(self, session: Session, action: Action) -> None:
-        if isinstance(action, Keep):
-            await self._keep(session, action)
-        elif isinstance(action, Relay):
-            spawn(self._relay(session, action))
-        elif isinstance(action, Receive):
-            added, _ = await self.node.receive(action.raws)
-            await session.perform(session.core.received_commits(self.node.store.heads()))
-            roots = [c.entry.root for commit in added for c in commit.changes if c.entry is not None]
-            for oid, source, data in self.pen.release(roots):  # roots that came before their commit
-                await self._store(source, oid, data)
-        elif isinstance(action, Lacking):
-            self.reads.lacking(session, action.ids, action.held_at, action.pending)
-            if not action.pending:  # the holder has none: nothing to ask it again for
-                await asyncio.to_thread(self.node.index.forget_wants, action.ids, session.peer)
-
-    async def _keep(self, session: Session, keep: Keep) -> None:
-        """Decode and verify an object that arrived; store it if something asked for it
-        (a read waits for it, or a known entry names it), else hold it back in the
-        :class:`~.pen.Pen` until something names it."""
-        try:
-            data = await offloop.call(answers.decoded, self.store, keep)
-        except (Corrupt, BadInput) as exc:
-            log.warning("%s: dropped %s: %s", session.name, keep.oid.short, exc)
-            self.reads.failed(keep.oid, exc)
-            return
-        if self.reads.awaited(keep.oid) or bool(await offloop.call(self.node.named, [keep.oid])):
-            await self._store(session, keep.oid, data)
-            return
-        dropped = self.pen.add(keep.oid, session, data)
-        if dropped:
-            session.unsolicited += dropped
-            if session.unsolicited == dropped:
-                log.warning("%s: dropping objects nobody asked for (first %s)", session.name, keep.oid.short)
-
-    async def _store(self, session: Session, oid: ObjectId, data: bytes) -> None:
-        """Store an object that arrived (and what it names that arrived before it), then
-        follow up on it."""
-        try:
-            await self.node.put_objects([(oid, data)])
-        except (Corrupt, BadInput) as exc:
-            log.warning("%s: dropped %s: %s", session.name, oid.short, exc)
-            self.reads.failed(oid, exc)
-            return
-        for child, source, held in self.pen.release(c for c, _ in children(data)):
-            await self._store(source, child, held)
-        await self.reads.arrived(session, oid, data)
-        if session.core.stored(oid):
-            below = await offloop.call(held_below, oid, data, self.store)
-            await session.perform(session.core.held_below(below))
-            return
-        entry = self.entry_of_root(oid)
-        if entry is not None:
-            await self._complete_from(session, [entry])
-
-    async def _relay(self, session: Session, relay: Relay) -> None:
-        """Fetch what the peer wants from the site holding it, then send it on."""
-        try:
-            if relay.hops <= 1:
-                raise ObjectMissing("not held here")
-            await self.node.ensure(relay.ids, relay.site, relay.hops - 1, relay.spans, priority=relay.priority)
-        except Pending as exc:
-            self.node.index.want(relay.ids, relay.site or "", session.peer, relay.spans)
-            session.tell([Say("lack", {"ids": relay.ids, "held_at": exc.held_at, "pending": True})])
-            return
-        except NTError:
-            session.tell([Say("lack", {"ids": relay.ids, "held_at": ""})])
-            return
-        session.core.relayed(relay)
-        session.wake.set()
-
-    # -- traffic and budgets -----------------------------------------------------------
-
-    def count(self, session: Session, sent: int, received: int) -> None:
-        """Bytes moved: against the link's allowance at once (the peer is told to stop
-        bulk while what it has in flight still fits), to the index now and then."""
-        told = session.core.moved(sent + received)
-        if told:
-            session.tell(told)
-        if self.traffic.add(session.name, sent, received):
-            self._flush(session)
-
-    def _flush(self, session: Session) -> None:
-        counts = self.traffic.take(session.name)
-        if counts.total:
-            self.node.index.count_traffic(session.name, counts.sent, counts.received)
-        if session.link is not None and session.link.budget:
-            session.tell(session.core.budget(remaining(session.link.budget, self._used(session.link))))
+        """Carry out an action of ``session``'s core about what the peer sent (see
+        :class:`~.arrivals.Arrivals`)."""
+        await self.arrivals.act(session, action)
 
     def label(self, oid: ObjectId) -> str:
         """How a queued object is shown: the path of the entry it is the root of."""

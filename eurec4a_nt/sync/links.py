@@ -166,7 +166,7 @@ class Links:
                 try:
                     peer, challenge = handshake.peer_site(self._replies.pop(nonce, {}))
                     options = {"priority": list(config.priority), "essential": list(config.essential),
-                               "rate": config.down_rate, "bulk": self.exchange.bulk_allowed(config),
+                               "rate": config.down_rate, "bulk": self.exchange.meter.bulk_allowed(config),
                                "push": list(config.push), **self._state(config, "", ())}
                     await ws.send_str(handshake.hello("dial", self.node.store.key, site, peer, nonce, challenge,
                                                       options))
@@ -178,7 +178,7 @@ class Links:
                     raise
                 self.dialed[config.name] = peer
                 self.last_error.pop(config.name, None)
-                core = Peer(peer, config, theirs, self.partials, bulk=self.exchange.bulk_allowed(config))
+                core = Peer(peer, config, theirs, self.partials, bulk=self.exchange.meter.bulk_allowed(config))
                 await self._run(core, ws)
         finally:
             self._replies.pop(nonce, None)
