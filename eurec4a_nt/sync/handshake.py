@@ -37,6 +37,12 @@ from ..schema import LinkOptions, decode
 HELLO_TIMEOUT = 30.0
 #: Largest WebSocket message a link accepts (a batch of commits fits; a piece is 64 KiB).
 MAX_MESSAGE = 16 << 20
+#: Seconds between WebSocket pings on a link.
+HEARTBEAT = 15.0
+#: Close code a dialler sends when the site it reached did not prove to be the one trusted.
+UNTRUSTED = 4403
+#: Header of a refused dial: why (the dialler shows it instead of a bare 403).
+REFUSED = "X-NT-Refused"
 _NOTSENT_LOWAT = 128 << 10
 
 

@@ -1,7 +1,8 @@
-"""A site's links: dialling configured peers (with back-off), accepting peers that dial
-in (``GET /link``), authenticating both (:mod:`.handshake`), and routing reads to the
-peer that can bring the data. What flows over the sessions is the
-:class:`~.exchange.Exchange`'s business.
+"""A site's links: accepting peers that dial in (``GET /link``, authenticated by
+:mod:`.handshake`), running the sessions of both these and the links dialled
+(:class:`~.dialling.Dialler`), routing reads to the peer that can bring the data, and
+the links' status. What flows over the sessions is the :class:`~.exchange.Exchange`'s
+business.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..entries import check_topics
-from ..errors import Forbidden, NTError
+from ..errors import NTError
 from ..node import Node
 from ..tasks import spawn
 from ..tls import client_context
 from . import handshake
 from .config import LinkConfig
 from .core import Peer
+from .dialling import Dialler, describe
 from .exchange import Exchange
 from .partials import Partials
 from .policy import route
@@ -31,12 +32,6 @@ from .reads import Reads
 from .session import Session, WebSocket
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT = 15.0
-#: Close code a dialler sends when the site it reached did not prove to be the one trusted.
-UNTRUSTED = 4403
-#: Header of a refused dial: why (the dialler shows it instead of a bare 403).
-REFUSED = "X-NT-Refused"
 
 routes = web.RouteTableDef()
 
@@ -47,22 +42,19 @@ class Links:
     def __init__(self, node: Node, configs: Iterable[LinkConfig], ca_file: Path | None = None) -> None:
         self.node = node
         self.configs = list(configs)
-        #: With ``https://`` links: verify the servers dialled against these CAs, not the system's.
-        self.tls = client_context(ca_file) if ca_file else None
-        self.dialed: dict[str, str] = {}
-        #: Per configured link: why it is down now (cleared once a session runs).
-        self.last_error: dict[str, str] = {}
         #: Per link name (a dialled link) or peer (one that dialled in): when it went
         #: down, while it is down; peers stay listed after their session ended.
         self.offline_since: dict[str, float] = {}
         #: Per site (or address) refused at a handshake here: when and why.
         self.refused: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._replies: dict[str, Any] = {}
         self.partials = Partials()
         self.reads = Reads(node, self.route)
         self.exchange = Exchange(node, self.reads)
         node.fetcher = self.reads
+        #: With ``https://`` links: verify the servers dialled against these CAs, not the system's.
+        tls = client_context(ca_file) if ca_file else None
+        self.dialler = Dialler(node, self.partials, self.exchange.meter, self._state, self._run, tls)
 
     @property
     def sessions(self) -> dict[str, Session]:
@@ -73,7 +65,7 @@ class Links:
     async def start(self) -> None:
         now = time.time()
         self.offline_since.update({c.name: now for c in self.configs})
-        self._tasks = [asyncio.create_task(self._dial(c)) for c in self.configs]
+        self._tasks = [asyncio.create_task(self.dialler.dial(c)) for c in self.configs]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -98,7 +90,7 @@ class Links:
             self.exchange.ended(session)
             if self.sessions.get(session.peer) is None:
                 self.offline_since.setdefault(key, time.time())
-            if ws.close_code == UNTRUSTED:
+            if ws.close_code == handshake.UNTRUSTED:
                 log.warning("link from %s closed at once: it does not trust this site's key "
                             "(check both sides' keyrings)", session.peer)
 
@@ -107,82 +99,6 @@ class Links:
         return {"heads": self.node.store.heads(),
                 "subscribe": self.exchange.subscription(link, peer, peer_push).to_json(),
                 "partials": self.partials.header()}
-
-    # -- dialling ----------------------------------------------------------------------
-
-    async def _dial(self, config: LinkConfig) -> None:
-        """Keep one session to ``config.url`` up, backing off (with jitter) while it fails.
-
-        Whatever ends a session (the network, a refusal, a handshake the peer got
-        wrong, another version, a bug) ends only that session: the error is kept for
-        ``status``, logged once (not at every redial), and the link dials again.
-        """
-        attempt = 0
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
-        tracing = aiohttp.TraceConfig()
-        tracing.on_request_end.append(self._answered)
-        connector = aiohttp.TCPConnector(ssl=self.tls) if self.tls else None
-        async with aiohttp.ClientSession(timeout=timeout, trace_configs=[tracing], connector=connector) as http:
-            while True:
-                quiet = False
-                try:
-                    if await self._connect(http, config):
-                        attempt = 0
-                    error, quiet = "the session ended; reconnecting", True
-                except aiohttp.WSServerHandshakeError as exc:
-                    why = exc.headers.get(REFUSED) if exc.headers else None
-                    error = (f"refused by {config.url}: {why}" if why else
-                             f"{config.url} answered {exc.status} {exc.message}")
-                except (Forbidden, handshake.HandshakeError) as exc:
-                    error = f"refused {config.url}: {exc}"
-                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                    error, quiet = _describe(exc), True
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any failure ends this session only
-                    error = _describe(exc)
-                if self.last_error.get(config.name) != error:
-                    (log.info if quiet else log.warning)("link %s: %s", config.name, error)
-                self.last_error[config.name] = error
-                attempt += 1
-                await asyncio.sleep(handshake.retry_delay(attempt))
-
-    async def _answered(self, http: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
-        """Keep the headers the listener answered a dial with (by the dial's nonce)."""
-        nonce = params.headers.get("X-NT-Nonce")
-        if nonce:
-            self._replies[nonce] = params.response.headers
-
-    async def _connect(self, http: aiohttp.ClientSession, config: LinkConfig) -> bool:
-        """One session over the link; True once it was established.
-
-        Raises :class:`~.handshake.HandshakeError` if the listener does not prove its
-        site on this connection's nonce (the connection is closed with :data:`UNTRUSTED`).
-        """
-        site, nonce = self.node.site, handshake.nonce()
-        try:
-            async with http.ws_connect(config.url + "/link", headers=handshake.dial_headers(site, nonce),
-                                       heartbeat=HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=0) as ws:
-                try:
-                    peer, challenge = handshake.peer_site(self._replies.pop(nonce, {}))
-                    options = {"priority": list(config.priority), "essential": list(config.essential),
-                               "rate": config.down_rate, "bulk": self.exchange.meter.bulk_allowed(config),
-                               "push": list(config.push), **self._state(config, "", ())}
-                    await ws.send_str(handshake.hello("dial", self.node.store.key, site, peer, nonce, challenge,
-                                                      options))
-                    answer = await ws.receive(timeout=handshake.HELLO_TIMEOUT)
-                    theirs = handshake.check_hello("reply", self.node.store.keyring, peer, site, nonce, challenge,
-                                                   answer.data if answer.type == WSMsgType.TEXT else None)
-                except handshake.HandshakeError as exc:
-                    await ws.close(code=UNTRUSTED, message=str(exc).encode()[:120])
-                    raise
-                self.dialed[config.name] = peer
-                self.last_error.pop(config.name, None)
-                core = Peer(peer, config, theirs, self.partials, bulk=self.exchange.meter.bulk_allowed(config))
-                await self._run(core, ws)
-        finally:
-            self._replies.pop(nonce, None)
-        return True
 
     # -- accepting ---------------------------------------------------------------------
 
@@ -196,7 +112,7 @@ class Links:
         except NTError as exc:
             return self._refuse(request.headers.get("X-NT-Site") or request.remote or "?", request, exc)
         challenge = handshake.nonce()
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=False)
+        ws = web.WebSocketResponse(heartbeat=handshake.HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=False)
         ws.headers.update(handshake.reply_headers(own, challenge))
         await ws.prepare(request)
         try:
@@ -214,12 +130,12 @@ class Links:
 
     def _refuse(self, who: str, request: web.Request, exc: BaseException) -> web.Response:
         """Log and list a refused dial; the answer that says why (before an upgrade)."""
-        reason = " ".join(str(exc).split())[:300] if isinstance(exc, NTError) else _describe(exc)
+        reason = " ".join(str(exc).split())[:300] if isinstance(exc, NTError) else describe(exc)
         log.warning("refused a link from %s (%s): %s", who, request.remote, reason)
         self.refused[who] = {"at": time.time(), "reason": reason}
         body = exc.to_json() if isinstance(exc, NTError) else {"error": "forbidden", "message": reason}
         status = exc.status if isinstance(exc, NTError) else 403
-        return web.json_response(body, status=status, headers={REFUSED: reason[:300]})
+        return web.json_response(body, status=status, headers={handshake.REFUSED: reason[:300]})
 
     # -- routing reads -----------------------------------------------------------------
 
@@ -235,13 +151,13 @@ class Links:
         label = self.exchange.label
         out = []
         for config in self.configs:
-            peer = self.dialed.get(config.name, "")
+            peer = self.dialler.dialed.get(config.name, "")
             session = self.sessions.get(peer)
             sent, received = self.node.index.traffic(config.name)
             live = session is not None and session.link is config
             out.append({
                 "link": config.name, "url": config.url, "peer": peer, "dialled": True,
-                "connected": live, "error": "" if live else self.last_error.get(config.name, ""),
+                "connected": live, "error": "" if live else self.dialler.last_error.get(config.name, ""),
                 "offline_since": None if live else self.offline_since.get(config.name),
                 "push": list(config.push), "prefetch": list(config.prefetch), "lazy": config.lazy,
                 "budget": config.budget, "sent_today": sent, "received_today": received,
@@ -265,12 +181,6 @@ class Links:
                         "offline_since": refusal["at"], "error": f"refused here: {refusal['reason']}",
                         "sent_today": 0, "received_today": 0})
         return out
-
-
-def _describe(exc: BaseException) -> str:
-    """One line saying what ended a session."""
-    text = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 LINKS = web.AppKey("links", Links)

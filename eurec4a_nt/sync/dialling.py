@@ -1,0 +1,134 @@
+"""Dialling a site's configured links: one session kept up per link, with back-off
+(and jitter) while it fails, the listener proven on each connection
+(:mod:`.handshake`), and why a link is down kept for ``status``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from ..errors import Forbidden
+from ..node import Node
+from . import handshake
+from .config import LinkConfig
+from .core import Peer
+from .meter import Meter
+from .partials import Partials
+from .session import WebSocket
+
+log = logging.getLogger(__name__)
+
+#: Runs a session once its handshake is done; returns when it ended.
+Run = Callable[[Peer, WebSocket], Awaitable[None]]
+#: What a handshake tells the peer about this site (heads, subscription, resume points).
+State = Callable[[LinkConfig | None, str, tuple[str, ...]], dict[str, Any]]
+
+
+class Dialler:
+    """The dialled side of a site's links.
+
+    ``state`` gives what the ``hello`` tells the listener, ``run`` runs the session
+    once both sides proved their sites; ``tls`` verifies ``https://`` listeners.
+    """
+
+    def __init__(self, node: Node, partials: Partials, meter: Meter, state: State, run: Run,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.node = node
+        self.partials = partials
+        self.meter = meter
+        self.state = state
+        self.run = run
+        self.tls = tls
+        #: Per configured link: the site it reached last.
+        self.dialed: dict[str, str] = {}
+        #: Per configured link: why it is down now (cleared once a session runs).
+        self.last_error: dict[str, str] = {}
+        self._replies: dict[str, Any] = {}
+
+    async def dial(self, config: LinkConfig) -> None:
+        """Keep one session to ``config.url`` up, backing off (with jitter) while it fails.
+
+        Whatever ends a session (the network, a refusal, a handshake the peer got
+        wrong, another version, a bug) ends only that session: the error is kept for
+        ``status``, logged once (not at every redial), and the link dials again.
+        """
+        attempt = 0
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_end.append(self._answered)
+        connector = aiohttp.TCPConnector(ssl=self.tls) if self.tls else None
+        async with aiohttp.ClientSession(timeout=timeout, trace_configs=[tracing], connector=connector) as http:
+            while True:
+                quiet = False
+                try:
+                    if await self._connect(http, config):
+                        attempt = 0
+                    error, quiet = "the session ended; reconnecting", True
+                except aiohttp.WSServerHandshakeError as exc:
+                    why = exc.headers.get(handshake.REFUSED) if exc.headers else None
+                    error = (f"refused by {config.url}: {why}" if why else
+                             f"{config.url} answered {exc.status} {exc.message}")
+                except (Forbidden, handshake.HandshakeError) as exc:
+                    error = f"refused {config.url}: {exc}"
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    error, quiet = describe(exc), True
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure ends this session only
+                    error = describe(exc)
+                if self.last_error.get(config.name) != error:
+                    (log.info if quiet else log.warning)("link %s: %s", config.name, error)
+                self.last_error[config.name] = error
+                attempt += 1
+                await asyncio.sleep(handshake.retry_delay(attempt))
+
+    async def _answered(self, http: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        """Keep the headers the listener answered a dial with (by the dial's nonce)."""
+        nonce = params.headers.get("X-NT-Nonce")
+        if nonce:
+            self._replies[nonce] = params.response.headers
+
+    async def _connect(self, http: aiohttp.ClientSession, config: LinkConfig) -> bool:
+        """One session over the link; True once it was established.
+
+        Raises :class:`~.handshake.HandshakeError` if the listener does not prove its
+        site on this connection's nonce (the connection is closed with :data:`~.handshake.UNTRUSTED`).
+        """
+        site, nonce = self.node.site, handshake.nonce()
+        try:
+            async with http.ws_connect(config.url + "/link", headers=handshake.dial_headers(site, nonce),
+                                       heartbeat=handshake.HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE,
+                                       compress=0) as ws:
+                try:
+                    peer, challenge = handshake.peer_site(self._replies.pop(nonce, {}))
+                    options = {"priority": list(config.priority), "essential": list(config.essential),
+                               "rate": config.down_rate, "bulk": self.meter.bulk_allowed(config),
+                               "push": list(config.push), **self.state(config, "", ())}
+                    await ws.send_str(handshake.hello("dial", self.node.store.key, site, peer, nonce, challenge,
+                                                      options))
+                    answer = await ws.receive(timeout=handshake.HELLO_TIMEOUT)
+                    theirs = handshake.check_hello("reply", self.node.store.keyring, peer, site, nonce, challenge,
+                                                   answer.data if answer.type == WSMsgType.TEXT else None)
+                except handshake.HandshakeError as exc:
+                    await ws.close(code=handshake.UNTRUSTED, message=str(exc).encode()[:120])
+                    raise
+                self.dialed[config.name] = peer
+                self.last_error.pop(config.name, None)
+                core = Peer(peer, config, theirs, self.partials, bulk=self.meter.bulk_allowed(config))
+                await self.run(core, ws)
+        finally:
+            self._replies.pop(nonce, None)
+        return True
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what ended a session."""
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
