@@ -22,21 +22,13 @@ from .actions import Action, Keep, Lacking, Receive, Relay, Say
 from .budget import PIECE_ROOM, STOP_MARGIN
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .outbox import Follow, Outbox, Priority, SendItem
-from .partials import Partials, Resume
+from .partials import Partials, Resume, parse_resume
 from .plan import Wants
 from .policy import Subscription, pushed, rank
+from .want import read_want, want_messages
 from .wire import DELTA, Piece, pieces
 
 _COMMIT_BATCH = 256 << 10
-_WANT_BATCH = 2000
-
-
-
-
-def parse_partials(body: Mapping[str, Any]) -> dict[ObjectId, Resume]:
-    """``{id: [encoding, base or null, offset]}`` -> parsed resume points."""
-    return {ObjectId.parse(k): (int(v[0]), ObjectId.parse(v[1]) if v[1] else None, int(v[2]))
-            for k, v in body.items()}
 
 
 class Peer:
@@ -56,7 +48,7 @@ class Peer:
         self.heads = {str(k): int(v) for k, v in (options.get("heads") or {}).items()}
         self.wants = Subscription.from_json(options.get("subscribe") or {})
         self.ready = "heads" in options  # until the peer says what it has, send no commits
-        self.resume = parse_partials(options.get("partials") or {})
+        self.resume = parse_resume(options.get("partials") or {})
         self.push_topics: tuple[str, ...] = ()
         if link is not None:
             self.priority, self.essential, self.rate = link.priority, link.essential, link.up_rate
@@ -117,19 +109,8 @@ class Peer:
 
     def want(self, wants: Wants, priority: Priority, site: str | None = None, hops: int = 1) -> list[Action]:
         """Ask the peer for objects (in batches), resuming partial transfers."""
-        every = wants.shallow + wants.deep
-        resume = {oid: list(spec) for oid, spec in self.partials.specs(every).items()}
-        deep = set(wants.deep)
-        out: list[Action] = []
-        for i in range(0, len(every), _WANT_BATCH):
-            part = every[i:i + _WANT_BATCH]
-            out.append(Say("want", {
-                "ids": part, "deep": [o for o in part if o in deep], "site": site, "hops": hops,
-                "bases": {k: v for k, v in wants.bases.items() if k in part},
-                "spans": {k: list(v) for k, v in wants.spans.items() if k in part},
-                "resume": {k: v for k, v in resume.items() if k in part}, "class": priority.wire}))
         self.deep_incoming.update(wants.deep)
-        return out
+        return want_messages(wants, self.partials.specs(wants.shallow + wants.deep), priority, site, hops)
 
     # -- messages from the peer --------------------------------------------------------
 
@@ -184,22 +165,18 @@ class Peer:
         return [Say("heads", {"heads": dict(heads)})]
 
     def _on_want(self, body: Mapping[str, Any], held: set[ObjectId] | frozenset[ObjectId]) -> list[Action]:
-        ids = [ObjectId.parse(i) for i in body.get("ids") or []]
-        follow = {ObjectId.parse(i): Follow.ALL for i in body.get("deep") or []}
-        spans = {ObjectId.parse(k): (int(v[0]), int(v[1])) for k, v in (body.get("spans") or {}).items()}
-        follow.update((oid, Follow.within(span)) for oid, span in spans.items())
-        bases = {ObjectId.parse(k): ObjectId.parse(v) for k, v in (body.get("bases") or {}).items()}
-        self.resume.update(parse_partials(body.get("resume") or {}))
-        priority = Priority.from_wire(body.get("class"))
-        if priority is Priority.READ:  # a reader lacks them: the peer lost or evicted what it had
-            self.outbox.resend(ids)
-        for oid in (o for o in ids if o in held):
-            f = follow.get(oid, Follow.NOTHING)
-            self.outbox.queue([oid], priority, (), bases, f.for_reader() if priority is Priority.READ else f)
-        absent = [oid for oid in ids if oid not in held]
+        want = read_want(body)
+        self.resume.update(want.resume)
+        reader = want.priority is Priority.READ
+        if reader:  # a reader lacks them: the peer lost or evicted what it had
+            self.outbox.resend(want.ids)
+        for oid in (o for o in want.ids if o in held):
+            f = want.follow.get(oid, Follow.NOTHING)
+            self.outbox.queue([oid], want.priority, (), want.bases, f.for_reader() if reader else f)
+        absent = [oid for oid in want.ids if oid not in held]
         if not absent:
             return []
-        return [Relay(absent, follow, spans, bases, priority, int(body.get("hops", 1)), body.get("site"))]
+        return [Relay(absent, want.follow, want.spans, want.bases, want.priority, want.hops, want.site)]
 
     def relayed(self, relay: Relay) -> None:
         """The objects of ``relay`` are held here now: queue them for the peer."""

@@ -4,7 +4,7 @@ object is the resume point a peer continues from after a drop."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..ids import ObjectId
@@ -14,6 +14,13 @@ from .wire import Piece
 MAX_HELD = 64 << 20
 
 Resume = tuple[int, ObjectId | None, int]
+
+
+def parse_resume(body: Mapping[str, Any]) -> dict[ObjectId, Resume]:
+    """``{id: [encoding, base or null, offset]}`` (as :meth:`Partials.header` writes
+    them) -> resume points."""
+    return {ObjectId.parse(k): (int(v[0]), ObjectId.parse(v[1]) if v[1] else None, int(v[2]))
+            for k, v in body.items()}
 
 
 class Partials:
