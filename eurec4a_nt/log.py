@@ -269,6 +269,8 @@ class SiteLog:
         if placed is None:
             return False
         self.db.apply([(commit, *placed)])
+        if self.db.head(self.site).seq < commit.seq:  # a commit before it is not applied yet
+            self.refresh()
         return True
 
     def append(self, commit: Commit, keyring: Keyring | None) -> bool:

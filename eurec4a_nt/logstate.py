@@ -156,7 +156,9 @@ class LogState(SQLiteFile):
     def apply(self, batch: list[tuple[Commit, int, int]]) -> None:
         """Apply commits of one site, each the next after the one before, with the
         durable log's position after each and where each starts; one transaction.
-        Commits another writer applied first are skipped.
+        Commits another writer applied first are skipped; a commit that does not follow
+        the state's head (another writer's commit before it is not applied yet) ends the
+        batch, so the state never skips a commit.
 
         The caller has checked that the commits follow the head (seq and parent).
         """
@@ -167,6 +169,8 @@ class LogState(SQLiteFile):
             for commit, position, last_at in batch:
                 if commit.seq <= seq:
                     continue
+                if commit.seq != seq + 1:
+                    break  # never jump a gap: the next refresh reads what is missing from the log
                 count += self._apply_changes(db, commit)
                 db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (site, commit.seq, commit.id, commit.time, count, base, position, last_at))
