@@ -170,7 +170,7 @@ class SiteLog:
                 self._checked = True
                 if head.seq == 0 or (head.seq > head.base and not self.files.ends_with(
                         self.site, head.position, head.last_at, head.head or "")):
-                    head = self._restart()
+                    head = self._restart(head)
             batch: list[tuple[Commit, int, int]] = []
             for raw, start, end in self.files.read_from(self.site, head.position):
                 try:
@@ -187,19 +187,24 @@ class SiteLog:
                 self.db.apply(batch)
             return self.db.head(self.site) if batch else head
 
-    def _restart(self) -> Head:
-        """Forget the state of this log, to read it again from its start: seq 1, or the
-        checkpoint it began at."""
+    def _restart(self, seen: Head) -> Head:
+        """Forget the state of this log, to read it again from its start (seq 1, or the
+        checkpoint it began at), unless another writer moved the state since ``seen``."""
         from .checkpoint import parse_checkpoint
 
         raw = self.files.load_base(self.site)
-        if raw is None:
-            self.db.reset(self.site)
-            return Head()
-        checkpoint = parse_checkpoint(raw, None)
-        head = checkpoint.as_head(self.files.first_position(checkpoint.seq))
-        self.db.reset(self.site, head, checkpoint.entries, checkpoint.previous)
-        return head
+        return self._reset(seen, None if raw is None else parse_checkpoint(raw, None))
+
+    def _reset(self, seen: Head, checkpoint: Checkpoint | None) -> Head:
+        """Start the state of this log empty, or at ``checkpoint``, if it still stands at
+        ``seen`` (a state another writer moved since was brought up to date by it, from
+        the durable log as it is now); return the state's head."""
+        if checkpoint is None:
+            self.db.reset(self.site, seen)
+        else:
+            self.db.reset(self.site, seen, checkpoint.as_head(self.files.first_position(checkpoint.seq)),
+                          checkpoint.entries, checkpoint.previous)
+        return self.db.head(self.site)
 
     def start_from(self, checkpoint: Checkpoint) -> bool:
         """Start this (empty) log at a verified checkpoint: its state, then the commits
@@ -217,8 +222,8 @@ class SiteLog:
                 raise BadInput(f"the log of {self.site} here holds commits up to seq {head.seq}: "
                                "a checkpoint starts only an empty log")
             self.files.save_base(self.site, checkpoint.raw)
-            self.db.reset(self.site, checkpoint.as_head(self.files.first_position(checkpoint.seq)),
-                          checkpoint.entries, checkpoint.previous)
+            if self._reset(head, checkpoint).seq != checkpoint.seq:
+                return self.start_from(checkpoint)  # another writer appended meanwhile
             return True
 
     def _head(self) -> Head:
@@ -269,8 +274,6 @@ class SiteLog:
         if placed is None:
             return False
         self.db.apply([(commit, *placed)])
-        if self.db.head(self.site).seq < commit.seq:  # a commit before it is not applied yet
-            self.refresh()
         return True
 
     def append(self, commit: Commit, keyring: Keyring | None) -> bool:

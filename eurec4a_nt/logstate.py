@@ -136,29 +136,36 @@ class LogState(SQLiteFile):
 
     # -- changing ----------------------------------------------------------------------
 
-    def reset(self, site: str, base: Head | None = None, entries: Iterable[Entry] = (),
-              previous: Iterable[Entry] = ()) -> None:
-        """Forget what is held of ``site``; with ``base``, start from a checkpoint's
-        state (its entries, and the versions they replaced) at ``base.seq``, the
-        durable log read up to ``base.position``."""
+    def reset(self, site: str, seen: Head, base: Head | None = None, entries: Iterable[Entry] = (),
+              previous: Iterable[Entry] = ()) -> bool:
+        """Forget what is held of ``site`` if the state still stands at ``seen``; with
+        ``base``, start from a checkpoint's state (its entries, and the versions they
+        replaced) at ``base.seq``, the durable log read up to ``base.position``.
+
+        Returns False, changing nothing, if another writer moved the state since
+        ``seen`` was read: it read the durable log as it is now.
+        """
         with self._tx() as db:
+            row = db.execute("SELECT seq, head, position FROM heads WHERE site=?", (site,)).fetchone()
+            if (row or (0, None, 0)) != (seen.seq, seen.head, seen.position):
+                return False
             for table in ("heads", "commits", "entries", "previous", "checkpoints"):
                 db.execute(f"DELETE FROM {table} WHERE site=?", (site,))
             if base is None:
-                return
+                return True
             rows = [(site, e.name, e.root, _body(e)) for e in entries]
             db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
             db.executemany("INSERT INTO previous VALUES (?, ?, ?)",
                            [(site, e.name, _body(e)) for e in previous])
             db.execute("INSERT INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (site, base.seq, base.head, base.time, len(rows), base.seq, base.position, 0))
+        return True
 
     def apply(self, batch: list[tuple[Commit, int, int]]) -> None:
         """Apply commits of one site, each the next after the one before, with the
         durable log's position after each and where each starts; one transaction.
         Commits another writer applied first are skipped; a commit that does not follow
-        the state's head (another writer's commit before it is not applied yet) ends the
-        batch, so the state never skips a commit.
+        the state's head ends the batch, so the state never skips a commit.
 
         The caller has checked that the commits follow the head (seq and parent).
         """

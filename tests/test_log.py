@@ -352,3 +352,11 @@ def test_opening_a_long_log_reads_only_what_is_new(store: SiteStore, monkeypatch
     rebuilt = SiteStore(store.path)
     assert rebuilt.log(SITE).seq == 31 and rebuilt.state(SITE).count() == 31
     assert len(parsed) == 31  # a lost state is rebuilt by one replay
+
+
+def test_a_state_another_writer_moved_is_not_reset(store: SiteStore) -> None:
+    """A writer that found the state stale resets it only if no one moved it since."""
+    seen = store.db.head(SITE)
+    SiteStore(store.path).commit([put("a.nc")])
+    assert store.db.reset(SITE, seen) is False
+    assert store.log(SITE).seq == 1 and len(store.entries(SITE)) == 1
