@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 
 TIMEOUT = 30
@@ -28,6 +29,21 @@ def start(root: Path, site: str, sites: Sequence[str] | None = None, args: Seque
     blank = {k: "" for k in os.environ if k.startswith("EUREC4A_NT_")}
     return SiteProcess(root / site, args=args, env={**blank, "EUREC4A_NT_LOG": "info", **(env or {})},
                        ca=ca).start()
+
+
+def start_with_sonde(root: Path, size: int) -> SiteProcess:
+    """RV-Meteor in a campaign with BCO (stores under ``root / "sites"``), holding one entry
+    of its own: ``sondes/sonde.nc`` of ``size`` random bytes, topic ``sondes``."""
+    proc = start(root / "sites", "RV-Meteor", sites=["RV-Meteor", "BCO"])
+    path = root / "sonde.nc"
+    path.write_bytes(os.urandom(size))
+    try:
+        eurec4a_nt.publish(path, name="sondes/sonde.nc", topics=["sondes"], server=proc.url, token=proc.token,
+                           progress=False)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
 
 
 def status(url: str) -> dict[str, Any]:

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 import requests
-from server_kit import TIMEOUT, auth, start
+from server_kit import TIMEOUT, auth, start_with_sonde
 
-import eurec4a_nt
 from eurec4a_nt.chunking import record_bytes
 from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.ids import ObjectId
@@ -29,12 +28,7 @@ ROOT = "ab" * 32
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
     """The hub RV-Meteor (one entry of its own) in a campaign with BCO."""
-    root = tmp_path_factory.mktemp("hostile-commits")
-    proc = start(root / "sites", "RV-Meteor", sites=["RV-Meteor", "BCO"])
-    path = root / "sonde.nc"
-    path.write_bytes(os.urandom(10_000))
-    eurec4a_nt.publish(path, name="sondes/sonde.nc", topics=["sondes"], server=proc.url, token=proc.token,
-                       progress=False)
+    proc = start_with_sonde(tmp_path_factory.mktemp("hostile-commits"), 10_000)
     try:
         yield proc
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from server_kit import TIMEOUT, assert_consistent, auth, raw, start, state
+from server_kit import TIMEOUT, assert_consistent, auth, raw, start, start_with_sonde, state
 
 import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
@@ -23,16 +23,14 @@ DEEP = 100_000
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
     """RV-Meteor with a file entry, an HTML entry and a directory holding HTML; checked at the end."""
     root = tmp_path_factory.mktemp("hostile-http")
-    proc = start(root / "sites", "RV-Meteor", sites=["RV-Meteor", "BCO"])
-    data = root / "sonde.nc"
-    data.write_bytes(os.urandom(20_000))
+    proc = start_with_sonde(root, 20_000)
     page = root / "page.html"
     page.write_text("<script>fetch('/api/status').then(r => r.text()).then(alert)</script>")
     folder = root / "blog"
     (folder / "img").mkdir(parents=True)
     (folder / "index.html").write_text("<script>document.cookie</script>")
     (folder / "img" / "x.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>1</script></svg>')
-    for path, name in ((data, "sondes/sonde.nc"), (page, "page.html"), (folder, "blog")):
+    for path, name in ((page, "page.html"), (folder, "blog")):
         eurec4a_nt.publish(path, name=name, server=proc.url, token=proc.token, progress=False)
     try:
         yield proc

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from server_kit import TIMEOUT, assert_consistent, assert_error, auth, raw, start, state
+from server_kit import TIMEOUT, assert_consistent, assert_error, auth, raw, start, start_with_sonde, state
 
-import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.keyring import SiteKey
 from eurec4a_nt.log import Change, make_commit
@@ -24,12 +23,7 @@ ABSENT = "ef" * 32
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
     """RV-Meteor (with one entry) in a campaign that also has BCO; checked for damage at the end."""
-    root = tmp_path_factory.mktemp("errors")
-    proc = start(root / "sites", "RV-Meteor", sites=["RV-Meteor", "BCO"])
-    path = root / "sonde.nc"
-    path.write_bytes(os.urandom(20_000))
-    eurec4a_nt.publish(path, name="sondes/sonde.nc", topics=["sondes"], server=proc.url,
-                       token=proc.token, progress=False)
+    proc = start_with_sonde(tmp_path_factory.mktemp("errors"), 20_000)
     try:
         yield proc
         assert_consistent(proc)
