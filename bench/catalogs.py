@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Change
 from eurec4a_nt.sitestore import SiteStore
 
-from .common import HERE, machine
+from .common import HERE, Sampler, machine
 
 SITE = "RV-Meteor"
 INSTRUMENTS = ["ceilometer", "cloud-radar", "wind-lidar", "mrr", "microwave", "sky-camera",
@@ -99,30 +98,18 @@ def make_store(root: Path, n: int) -> SiteStore:
     return store
 
 
-class HealthProbe:
-    """``/health`` asked every 20 ms in a thread; the slowest answer while running."""
+class HealthProbe(Sampler):
+    """``/health`` asked every 20 ms in a thread; :attr:`peak` is the slowest answer (s)."""
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
-        self.worst = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._session = requests.Session()
 
-    def _run(self) -> None:
-        session = requests.Session()
-        while not self._stop.is_set():
-            start = time.perf_counter()
-            session.get(self.url + "/health", timeout=30)
-            self.worst = max(self.worst, time.perf_counter() - start)
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(35)
+    def sample(self) -> float:
+        start = time.perf_counter()
+        self._session.get(self.url + "/health", timeout=30)
+        return time.perf_counter() - start
 
 
 def timed_get(url: str, headers: dict[str, str] | None = None) -> tuple[float, requests.Response]:
@@ -151,7 +138,7 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
         url = server.url
         with HealthProbe(url) as probe:
             figures["site catalog, first request (s)"], first = timed_get(f"{url}/sites/{SITE}/catalog.yaml")
-        figures["/health slowest meanwhile (ms)"] = probe.worst * 1000
+        figures["/health slowest meanwhile (ms)"] = probe.peak * 1000
         with HealthProbe(url) as probe:
             warm = [timed_get(f"{url}/sites/{SITE}/quicklooks/catalog.yaml")[0] for _ in range(5)]
             figures["folder catalog, warm (ms)"] = statistics.median(warm) * 1000
@@ -166,7 +153,7 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
                 for i in range(3)) * 1000
             figures["newest page (ms)"] = statistics.median(
                 timed_get(f"{url}/api/sites/{SITE}/entries?order=newest&limit=100")[0] for _ in range(5)) * 1000
-        figures["/health slowest meanwhile, warm (ms)"] = probe.worst * 1000
+        figures["/health slowest meanwhile, warm (ms)"] = probe.peak * 1000
         figures["site catalog bytes"] = len(first.content)
         runs = [_python(workdir, _OPEN, url, SITE, "2020-01-10") for _ in range(3)]
         opened = {key: statistics.median(run[key] for run in runs) for key in runs[0]}

@@ -7,11 +7,13 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 HERE = Path(__file__).parent
 PLOTS = HERE / "plots"
@@ -46,6 +48,32 @@ def timer() -> Iterator[list[float]]:
         yield out
     finally:
         out.append(time.monotonic() - start)
+
+
+class Sampler:
+    """Calls :meth:`sample` every 20 ms in a thread while in a ``with`` block;
+    :attr:`peak` is the largest value it returned."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> float:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(35)
 
 
 def tool_version(cmd: list[str]) -> str:

@@ -29,16 +29,15 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-from .common import HERE, Result
+from .common import HERE, Result, Sampler
 
 MB = 1_000_000
 GROUP = "lan"
@@ -111,18 +110,16 @@ def high_water_mark(pid: int | str) -> int | None:
     return None
 
 
-class RssPoller:
+class RssPoller(Sampler):
     """Samples the RSS of some processes (and their children) every 20 ms in a thread."""
 
     def __init__(self, pids: list[int]) -> None:
         import psutil
 
+        super().__init__()
         self.procs = [psutil.Process(p) for p in pids]
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
 
-    def _rss(self) -> int:
+    def sample(self) -> float:
         import psutil
 
         total = 0
@@ -132,19 +129,6 @@ class RssPoller:
             except psutil.Error:
                 pass
         return total
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 def cpu_seconds(pids: list[int]) -> float:
