@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from eurec4a_nt.demokit.sites import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 #: The scientific stack a site server does not need.
@@ -70,12 +72,7 @@ def served(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
     procs: list[subprocess.Popen[str]] = []
     yield procs
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 @pytest.mark.timeout(600)

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -28,6 +29,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    """Send ``sig`` to ``proc`` unless it has exited, and wait for it; SIGKILL if it is
+    still running after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
 
 
 def make_sites(root: Path, sites: Iterable[str]) -> Path:
@@ -98,14 +112,8 @@ class SiteProcess:
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (SIGTERM, or SIGKILL with ``kill``) and wait for it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGKILL if kill else signal.SIGTERM)
 
     def status(self) -> dict:
         return requests.get(self.url + "/api/status", timeout=10, verify=str(self.ca) if self.ca else True).json()

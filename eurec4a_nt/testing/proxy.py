@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..demokit.sites import free_port
+from ..demokit.sites import free_port, stop_process
 
 
 def nginx_command() -> str | None:
@@ -67,12 +67,7 @@ http {{
         wait_port(port, proc)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def tls_site(listen: int, upstream: str, cert: Path, key: Path) -> str:
