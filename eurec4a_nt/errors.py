@@ -1,12 +1,15 @@
 """Exceptions users see. Each says what went wrong and, where it can, what to do.
 
 Every class has an HTTP status so the server and the client map errors both ways
-through one table (:data:`BY_CODE`).
+through one table (:data:`BY_CODE`): a class declares its ``code`` and ``status`` as
+class keywords and is entered there.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+BY_CODE: dict[str, type[NTError]] = {}
 
 
 class NTError(Exception):
@@ -15,83 +18,66 @@ class NTError(Exception):
     status = 500
     code = "error"
 
+    def __init_subclass__(cls, code: str | None = None, status: int | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+            BY_CODE[code] = cls
+
     def to_json(self) -> dict[str, Any]:
         """The JSON body the server sends for this error."""
         return {"error": self.code, "message": str(self)}
 
 
-class BadInput(NTError, ValueError):
+BY_CODE[NTError.code] = NTError
+
+
+class BadInput(NTError, ValueError, code="bad-input", status=400):
     """A name, id, argument or request body is not acceptable."""
 
-    status = 400
-    code = "bad-input"
 
-
-class NotFound(NTError, KeyError):
+class NotFound(NTError, KeyError, code="not-found", status=404):
     """A site, entry or object does not exist here."""
-
-    status = 404
-    code = "not-found"
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "not found"
 
 
-class ObjectMissing(NotFound):
+class ObjectMissing(NotFound, code="object-missing"):
     """An object is not in this store."""
 
-    code = "object-missing"
 
-
-class Corrupt(NTError):
+class Corrupt(NTError, code="corrupt", status=422):
     """Bytes do not match their id, or a stored file is damaged."""
 
-    status = 422
-    code = "corrupt"
 
-
-class BadCommit(NTError):
+class BadCommit(NTError, code="bad-commit", status=409):
     """A commit is forged, altered, out of order or from an unknown site."""
 
-    status = 409
-    code = "bad-commit"
 
-
-class Forked(BadCommit):
+class Forked(BadCommit, code="forked"):
     """A site signed two different commits with one seq: its log forked."""
 
-    code = "forked"
 
-
-class Unauthorized(NTError):
+class Unauthorized(NTError, code="unauthorized", status=401):
     """A token is missing."""
 
-    status = 401
-    code = "unauthorized"
 
-
-class Forbidden(NTError):
+class Forbidden(NTError, code="forbidden", status=403):
     """A token is wrong or lacks the right."""
 
-    status = 403
-    code = "forbidden"
 
-
-class TooLarge(NTError):
+class TooLarge(NTError, code="too-large", status=413):
     """A request body is larger than the server accepts."""
 
-    status = 413
-    code = "too-large"
 
-
-class Pending(NTError):
+class Pending(NTError, code="pending", status=503):
     """The data exists but is held at a site that cannot be reached now.
 
     The request is queued; retry after :attr:`retry_after` seconds.
     """
-
-    status = 503
-    code = "pending"
 
     def __init__(self, message: str, held_at: str = "", retry_after: int = 30) -> None:
         super().__init__(message)
@@ -102,34 +88,16 @@ class Pending(NTError):
         return {**super().to_json(), "held_at": self.held_at, "retry_after": self.retry_after}
 
 
-class Unreachable(NTError):
+class Unreachable(NTError, code="unreachable", status=502):
     """A site server cannot be reached."""
 
-    status = 502
-    code = "unreachable"
 
-
-class StoreFull(NTError):
+class StoreFull(NTError, code="store-full", status=507):
     """The disk or the cache cap leaves no room for more data."""
 
-    status = 507
-    code = "store-full"
 
-
-class MissingExtra(NTError, ImportError):
+class MissingExtra(NTError, ImportError, code="missing-extra", status=501):
     """A part of the package needs libraries of an extra that is not installed."""
-
-    status = 501
-    code = "missing-extra"
-
-
-BY_CODE: dict[str, type[NTError]] = {
-    cls.code: cls
-    for cls in (
-        NTError, BadInput, NotFound, ObjectMissing, Corrupt, BadCommit, Forked, Unauthorized,
-        Forbidden, TooLarge, Pending, Unreachable, StoreFull,
-    )
-}
 
 
 def from_json(body: dict[str, Any]) -> NTError:
