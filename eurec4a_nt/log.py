@@ -252,12 +252,15 @@ class SiteLog:
         """The site's state (its query API: get, list by prefix, count)."""
         return SiteState(self.db, self.site, self._head())
 
-    def commits_after(self, seq: int, limit: int | None = None) -> list[Commit]:
-        """Commits with seq > ``seq`` (from the first held, for a log that starts at a
-        checkpoint), oldest first; at most ``limit``."""
+    def raws_after(self, seq: int, limit: int | None = None) -> list[bytes]:
+        """The bytes of the commits with seq > ``seq`` (from the first held, for a log
+        that starts at a checkpoint), oldest first; at most ``limit``."""
         self._head()
-        raws = self.db.commit_raws(self.site, max(seq, 0), limit or 1 << 62)
-        return [parse_commit(raw) for raw in raws]
+        return self.db.commit_raws(self.site, max(seq, 0), limit or 1 << 62)
+
+    def commits_after(self, seq: int, limit: int | None = None) -> list[Commit]:
+        """Like :meth:`raws_after`, parsed."""
+        return [parse_commit(raw) for raw in self.raws_after(seq, limit)]
 
     def __iter__(self) -> Iterator[Commit]:
         """Every commit held, oldest first, read in pages."""

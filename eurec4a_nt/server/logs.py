@@ -63,8 +63,8 @@ async def commits(request: web.Request) -> web.Response:
     deadline, version = loop.time() + wait, n.version
     while log.seq <= after and (remaining := deadline - loop.time()) > 0:
         version = await n.wait_change(version, remaining)
-    found = log.commits_after(after, limit=int(_number(request, "limit", 10_000)))
-    body = b"".join(c.raw + b"\n" for c in found)
+    found = log.raws_after(after, limit=int(_number(request, "limit", 10_000)))
+    body = b"".join(raw + b"\n" for raw in found)
     return web.Response(body=body, content_type="application/jsonl")
 
 
