@@ -27,7 +27,7 @@ from .errors import NotFound
 from .listing import Folder
 from .log import Change, Commit, parse_commit
 from .progress import progress_bar
-from .series import Product, stamp_of, template_of
+from .series import Product, members
 from .stores.cached import CachingStore
 from .stores.capped import CappedStore
 from .stores.http import BATCH_BYTES, TIMEOUT, HTTPStore, raise_for, unreachable
@@ -166,7 +166,8 @@ class SiteClient:
     def series_entries(self, product: Product, start: datetime, end: datetime,
                        at: At | None = None) -> list[Entry]:
         """The entries of a series product with a name time in ``[start, end)``, read
-        page by page (the server narrows by time, this keeps what the template names)."""
+        page by page (the server narrows by time, :func:`~eurec4a_nt.series.members`
+        keeps what the template names)."""
         head = product.template.partition("{time}")[0]
         query = {"prefix": head, "since": start.isoformat(), "until": end.isoformat(), "limit": "1000"}
         if at is not None:
@@ -174,13 +175,9 @@ class SiteClient:
         found: list[Entry] = []
         while True:
             body = self._get(f"/api/sites/{product.site}/entries?{urlencode(query)}").json()
-            for raw in body["entries"]:
-                entry = Entry.from_json(raw, product.site)
-                stamp = stamp_of(entry.name)
-                if stamp and template_of(entry.name) == product.template and start <= stamp.time < end:
-                    found.append(entry)
+            found += (Entry.from_json(raw, product.site) for raw in body["entries"])
             if not body["next"]:
-                return sorted(found, key=lambda e: stamp_of(e.name).time)  # type: ignore[union-attr]
+                return members(product, found, start, end)
             query["after"] = body["next"]
 
     def entries_at(self, site: str, at: At) -> dict[str, Entry]:

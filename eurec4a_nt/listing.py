@@ -16,13 +16,13 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .entries import Entry
 from .errors import NotFound
 from .log import Commit
-from .series import DEFAULT_DIM, Product, product_key, stamp_of, template_of
+from .series import DEFAULT_DIM, Product, members, product_key, stamp_of, template_of
 
 if TYPE_CHECKING:
     from .sitestore import SiteStore
@@ -40,11 +40,6 @@ def gently_sorted(items: list[Any]) -> list[Any]:
     if len(items) <= _SLICE:
         return sorted(items)
     return list(heapq.merge(*(sorted(items[i:i + _SLICE]) for i in range(0, len(items), _SLICE))))
-
-
-@lru_cache(maxsize=1 << 18)
-def _template(name: str) -> str | None:
-    return template_of(name)
 
 
 def entry_time(entry: Entry) -> str:
@@ -157,10 +152,10 @@ class SiteIndex:
             if slash:
                 subs.setdefault(sub, []).append(name)
             else:
-                direct.setdefault(_template(name), []).append(name)
+                direct.setdefault(template_of(name), []).append(name)
         folders, products, entries = {}, [], [self.entries[n] for n in direct.pop(None, [])]
         for sub, names in subs.items():
-            templates = {_template(n) for n in names}
+            templates = {template_of(n) for n in names}
             single = len(templates) == 1 and None not in templates and names[0].count("/") == prefix.count("/") + 1
             if single and len(names) > 1:
                 products.append(self._product(sub, templates.pop() or "", names))
@@ -188,12 +183,7 @@ class SiteIndex:
     def members(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
         """The entries of ``product`` whose name time is in ``[start, end)``, oldest first."""
         head = product.template.partition("{time}")[0]
-        out = []
-        for name in self._range(head):
-            stamp = stamp_of(name)
-            if stamp and _template(name) == product.template and start <= stamp.time < end:
-                out.append((stamp.time, self.entries[name]))
-        return [e for _, e in sorted(out, key=lambda t: t[0])]
+        return members(product, (self.entries[n] for n in self._range(head)), start, end)
 
     def days(self, product: Product) -> dict[str, list[Entry]]:
         """The entries of ``product`` by day (``YYYY-MM-DD``), days and entries in time order."""

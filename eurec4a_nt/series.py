@@ -16,11 +16,16 @@ of the entries; a new dimension ``entry`` when not given).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from functools import lru_cache
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import BadInput
+
+if TYPE_CHECKING:
+    from .entries import Entry
 
 _STAMP = re.compile(
     r"(?<!\d)(?P<date>(?P<y>(?:19|20)\d\d)(?P<s>-?)(?P<m>[01]\d)(?P=s)(?P<d>[0-3]\d))"
@@ -54,8 +59,10 @@ def stamp_of(name: str) -> Stamp | None:
     return None
 
 
+@lru_cache(maxsize=1 << 18)
 def template_of(name: str) -> str | None:
-    """``name`` with its timestamp replaced by ``{time}``; None without one."""
+    """``name`` with its timestamp replaced by ``{time}``; None without one (kept for the
+    next ask: a site's index asks for every name each time a folder is listed)."""
     stamp = stamp_of(name)
     return None if stamp is None else name[:stamp.start] + "{time}" + name[stamp.end:]
 
@@ -101,6 +108,17 @@ class Product:
                    format=str(body["format"]), count=int(body["count"]),  # type: ignore[call-overload]
                    first=str(body["first"]), last=str(body["last"]),
                    compact=bool(body["compact"]), series_dim=str(body["series_dim"]))
+
+
+def members(product: Product, entries: Iterable[Entry], start: datetime, end: datetime) -> list[Entry]:
+    """The entries of ``product`` among ``entries`` (those whose name has its template)
+    with a name time in ``[start, end)``, oldest first."""
+    found = []
+    for entry in entries:
+        stamp = stamp_of(entry.name)
+        if stamp and start <= stamp.time < end and template_of(entry.name) == product.template:
+            found.append((stamp.time, entry))
+    return [e for _, e in sorted(found, key=lambda t: t[0])]
 
 
 def parse_time(value: str, what: str) -> datetime:
