@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ENTRIES_TTL = 2.0
+#: Entries asked for in one page of the catalog API (its most).
+_PAGE = 1000
 
 
 class OfflineWarning(UserWarning):
@@ -70,7 +73,7 @@ class SiteClient:
         #: bytes (default: :func:`eurec4a_nt.config.cache_cap`), least recently used out.
         cap = cache_cap if cache_cap is not None else configured_cap()
         self.blocks = CappedStore(LocalStore(self.cache_dir), cap)
-        self._entries: dict[str, tuple[float, dict[str, Entry]]] = {}
+        self._entries: dict[tuple[str, str | None], tuple[float, dict[str, Entry]]] = {}
         #: Per site, where readers of its entries go (this server, then mirrors), as the
         #: server last said.
         self.read_options: dict[str, dict[str, Any]] = {}
@@ -115,18 +118,33 @@ class SiteClient:
     def sites(self) -> list[str]:
         return sorted(self._get("/api/sites").json()["sites"])
 
-    def entries(self, site: str) -> dict[str, Entry]:
-        check_site(site)
-        cached = self._entries.get(site)
+    def entries(self, site: str, at: At | None = None) -> dict[str, Entry]:
+        """Every entry of ``site`` by name (at a past point with ``at``), read page by page
+        and kept for ``_ENTRIES_TTL`` s; :class:`NotFound` for a site the server does not know."""
+        key = (check_site(site), None if at is None else at_text(at))
+        cached = self._entries.get(key)
         if cached and time.monotonic() - cached[0] < _ENTRIES_TTL:
             return cached[1]
         try:
-            body = self._get(f"/api/sites/{site}/entries").json()
+            found = {e.name: e for e in self._pages(site, {}, at)}
         except NotFound:
+            if site in self.sites():
+                raise
             raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites())}") from None
-        entries = {e["name"]: Entry.from_json(e, site) for e in body["entries"]}
-        self._entries[site] = (time.monotonic(), entries)
-        return entries
+        self._entries[key] = (time.monotonic(), found)
+        return found
+
+    def _pages(self, site: str, query: dict[str, str], at: At | None = None) -> Iterator[Entry]:
+        """The entries of ``site`` the catalog API lists for ``query``, every page of them."""
+        query = {**query, "limit": str(_PAGE)}
+        if at is not None:
+            query["at"] = at_text(at)
+        while True:
+            body = self._get(f"/api/sites/{site}/entries?{urlencode(query)}").json()
+            yield from (Entry.from_json(e, site) for e in body["entries"])
+            if not body["next"]:
+                return
+            query["after"] = body["next"]
 
     @functools.cached_property
     def cached(self) -> requests_cache.CachedSession:
@@ -168,33 +186,9 @@ class SiteClient:
         """The entries of a series product with a name time in ``[start, end)``, read
         page by page (the server narrows by time, :func:`~eurec4a_nt.series.members`
         keeps what the template names)."""
-        head = product.template.partition("{time}")[0]
-        query = {"prefix": head, "since": start.isoformat(), "until": end.isoformat(), "limit": "1000"}
-        if at is not None:
-            query["at"] = at_text(at)
-        found: list[Entry] = []
-        while True:
-            body = self._get(f"/api/sites/{product.site}/entries?{urlencode(query)}").json()
-            found += (Entry.from_json(raw, product.site) for raw in body["entries"])
-            if not body["next"]:
-                return members(product, found, start, end)
-            query["after"] = body["next"]
-
-    def entries_at(self, site: str, at: At) -> dict[str, Entry]:
-        """Every entry of ``site`` at a past point of its log, read page by page."""
-        key = f"{check_site(site)}@{at_text(at)}"
-        cached = self._entries.get(key)
-        if cached and time.monotonic() - cached[0] < _ENTRIES_TTL:
-            return cached[1]
-        query = {"limit": "1000", "at": at_text(at)}
-        found: dict[str, Entry] = {}
-        while True:
-            body = self._get(f"/api/sites/{site}/entries?{urlencode(query)}").json()
-            found.update((e["name"], Entry.from_json(e, site)) for e in body["entries"])
-            if not body["next"]:
-                self._entries[key] = (time.monotonic(), found)
-                return found
-            query["after"] = body["next"]
+        query = {"prefix": product.template.partition("{time}")[0], "since": start.isoformat(),
+                 "until": end.isoformat()}
+        return members(product, self._pages(product.site, query, at), start, end)
 
     def versions(self, site: str, name: str) -> list[Version]:
         """Every version of ``site``'s entry ``name``, oldest first."""

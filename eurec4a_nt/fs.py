@@ -45,7 +45,7 @@ class NTFileSystem(AbstractFileSystem):
 
     def entries(self, site: str) -> Mapping[str, Entry]:
         """``site``'s entries, now or at :attr:`at`."""
-        return self.backend.entries(site) if self.at is None else self.backend.entries_at(site, self.at)
+        return self.backend.entries(site, self.at)
 
     @classmethod
     def _strip_protocol(cls, path: str) -> str:  # type: ignore[override]

@@ -80,11 +80,8 @@ class Mirrors:
     def sites(self) -> list[str]:
         return self._first(lambda c: c.sites())
 
-    def entries(self, site: str) -> dict[str, Entry]:
-        return self._first(lambda c: c.entries(site))
-
-    def entries_at(self, site: str, at: At) -> dict[str, Entry]:
-        return self._first(lambda c: c.entries_at(site, at))
+    def entries(self, site: str, at: At | None = None) -> dict[str, Entry]:
+        return self._first(lambda c: c.entries(site, at))
 
     def versions(self, site: str, name: str) -> list[Version]:
         return self._first(lambda c: c.versions(site, name))

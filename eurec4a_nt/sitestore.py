@@ -204,9 +204,12 @@ class SiteStore:
     def state(self, site: str) -> SiteState:
         return self.log(site).current()
 
-    def entries(self, site: str) -> Mapping[str, Entry]:
+    def entries(self, site: str, at: At | None = None) -> Mapping[str, Entry]:
         """The current entries of ``site`` by name, read from the state when asked (see
-        :class:`~eurec4a_nt.logstate.EntryMap`); raise :class:`NotFound` for an unknown site."""
+        :class:`~eurec4a_nt.logstate.EntryMap`), or those at a past point ``at`` of its log
+        (see :mod:`eurec4a_nt.versions`); raise :class:`NotFound` for an unknown site."""
+        if at is not None:
+            return self.index(site, at).entries
         if site not in self.sites():
             raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites()) or 'none'}")
         return self.state(site).entries
@@ -238,10 +241,6 @@ class SiteStore:
                 while len(self._past) > 16:
                     self._past.pop(next(iter(self._past)))
         return found
-
-    def entries_at(self, site: str, at: At) -> Mapping[str, Entry]:
-        """The entries of ``site`` at a past point of its log (see :mod:`eurec4a_nt.versions`)."""
-        return self.index(site, at).entries
 
     def versions(self, site: str, name: str) -> list[Version]:
         """Every version of ``site``'s entry ``name``, removed ones included, oldest first."""

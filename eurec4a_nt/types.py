@@ -21,12 +21,9 @@ class Backend(Protocol):
         """Every site known."""
         ...
 
-    def entries(self, site: str) -> Mapping[str, Entry]:
-        """The current entries of ``site`` by name; raise NotFound for an unknown site."""
-        ...
-
-    def entries_at(self, site: str, at: At) -> Mapping[str, Entry]:
-        """The entries of ``site`` at a past point of its log."""
+    def entries(self, site: str, at: At | None = None) -> Mapping[str, Entry]:
+        """The entries of ``site`` by name, now or at a past point ``at`` of its log;
+        raise NotFound for an unknown site."""
         ...
 
     def versions(self, site: str, name: str) -> list[Version]:

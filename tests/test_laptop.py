@@ -132,3 +132,20 @@ def test_progress_bars_end_at_their_real_total_in_decimal_units(capsys: pytest.C
         bar.update(3)
     assert (bar.n, bar.total) == (3, 5)  # an exact total is never rewritten
     capsys.readouterr()
+
+
+def test_a_site_with_more_entries_than_a_page_is_read_whole(tmp_path: Path) -> None:
+    """The client reads every page of the catalog API: entries past the first page open."""
+    proc = start(tmp_path / "sites", "RV-Meteor")
+    try:
+        files = []
+        for i in range(130):
+            files.append(tmp_path / f"f{i:03d}.txt")
+            files[-1].write_text(f"sonde {i}")
+        nt.publish(files, name="many", server=proc.url, token=proc.token, progress=False)
+        client = SiteClient(proc.url, cache=tmp_path / "cache")
+        assert len(client.entries("RV-Meteor")) == 130
+        fs = NTFileSystem(server=proc.url, cache=str(tmp_path / "cache"))
+        assert fs.cat_file("nt://RV-Meteor/many/f129.txt") == b"sonde 129"
+    finally:
+        proc.stop()

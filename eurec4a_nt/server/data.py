@@ -50,7 +50,7 @@ async def get_data(request: web.Request) -> web.StreamResponse:
     n = node(request)
     at = query_at(request)
     try:
-        entries = n.store.entries(site) if at is None else (await asyncio.to_thread(n.store.index, site, at)).entries
+        entries = n.store.entries(site) if at is None else await asyncio.to_thread(n.store.entries, site, at)
         entry, inner = find_entry(site, entries, path)
     except NotFound:
         index = await asyncio.to_thread(n.store.index, site, at)
