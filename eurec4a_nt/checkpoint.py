@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from .chunking import record_bytes
 from .entries import Entry
 from .errors import BadCommit
@@ -51,8 +53,7 @@ def make_checkpoint(key: SiteKey, site: str, head: Head, entries: list[Entry],
     body = {"type": "checkpoint", "site": site, "seq": head.seq, "head": head.head,
             "time": head.time, "entries": [e.to_json() for e in entries],
             "previous": [e.to_json() for e in previous]}
-    body["signature"] = key.sign(canonical(body))
-    return canonical(body)
+    return key.signed(body)
 
 
 def checkpoint_due(key: SiteKey, state: LogState, site: str, sink: ObjectStore) -> CheckpointRef | None:
@@ -71,20 +72,14 @@ def parse_checkpoint(raw: bytes, keyring: Keyring | None) -> Checkpoint:
     store verified before it kept them); raise :class:`BadCommit` if it is malformed or
     not signed by its site's key."""
     body = decode(raw, CheckpointBody, "malformed checkpoint", error=BadCommit, max_bytes=MAX_CHECKPOINT)
-    unsigned = canonical({k: v for k, v in _builtins(body).items() if k != "signature"})
-    if canonical(_builtins(body)) != raw:
+    plain = msgspec.to_builtins(body)
+    if canonical(plain) != raw:
         raise BadCommit(f"malformed checkpoint of {body.site} at seq {body.seq}: not in canonical form")
     if keyring is not None:
-        keyring.verify(body.site, unsigned, body.signature, body.seq)
+        keyring.verify(plain, body.site, body.seq)
     return Checkpoint(body.site, body.seq, body.head, body.time,
                       [Entry.from_body(e, body.site, BadCommit) for e in body.entries],
                       [Entry.from_body(e, body.site, BadCommit) for e in body.previous], raw)
-
-
-def _builtins(body: CheckpointBody) -> dict[str, object]:
-    import msgspec
-
-    return msgspec.to_builtins(body)  # type: ignore[no-any-return]
 
 
 def store_checkpoint(raw: bytes, seq: int, sink: ObjectStore) -> CheckpointRef:

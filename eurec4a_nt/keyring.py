@@ -10,6 +10,7 @@ import base64
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography.exceptions import InvalidSignature
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .entries import check_site
 from .errors import BadCommit, BadInput, NotFound
+from .schema import canonical
 from .settings import KeyringFile, load
 
 _PREFIX = "ed25519:"
@@ -71,6 +73,11 @@ class SiteKey:
 
     def sign(self, message: bytes) -> str:
         return _b64(self._private.sign(message))
+
+    def signed(self, body: dict[str, Any]) -> bytes:
+        """The canonical JSON of ``body`` with a ``signature`` over the canonical JSON
+        of the rest (a commit, a checkpoint; see :meth:`Keyring.verify`)."""
+        return canonical({**body, "signature": self.sign(canonical(body))})
 
 
 def verify_signature(public_key: str, message: bytes, signature: str) -> bool:
@@ -139,8 +146,11 @@ class Keyring:
         for site in other.sites.values():
             self.add(KeyringSite(site.name, site.public_key, list(site.urls)))
 
-    def verify(self, site: str, message: bytes, signature: str, seq: int) -> None:
-        """Raise :class:`BadCommit` unless ``signature`` is ``site``'s over ``message``."""
+    def verify(self, body: dict[str, Any], site: str, seq: int) -> None:
+        """Raise :class:`BadCommit` unless ``body`` (as made by :meth:`SiteKey.signed`)
+        carries ``site``'s signature over the canonical JSON of the rest of it."""
+        signature = body["signature"]
+        message = canonical({k: v for k, v in body.items() if k != "signature"})
         known = self.sites.get(site)
         if known is None:
             raise BadCommit(f"commit {site}#{seq} rejected: site {site} is not in the keyring "

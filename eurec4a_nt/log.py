@@ -74,12 +74,6 @@ class Commit:
     def label(self) -> str:
         return f"{self.site}#{self.seq}"
 
-    def signed_bytes(self) -> bytes:
-        """The bytes the signature covers: the commit without its signature."""
-        body = json.loads(self.raw)
-        body.pop("signature", None)
-        return canonical(body)
-
 
 def make_commit(key: SiteKey, site: str, seq: int, parent: str | None,
                 changes: Iterable[Change], checkpoint: CheckpointRef | None = None) -> Commit:
@@ -90,8 +84,7 @@ def make_commit(key: SiteKey, site: str, seq: int, parent: str | None,
     }
     if checkpoint is not None:
         body["checkpoint"] = checkpoint.to_json()
-    body["signature"] = key.sign(canonical(body))
-    return parse_commit(canonical(body))
+    return parse_commit(key.signed(body))
 
 
 def parse_commit(raw: bytes) -> Commit:
@@ -133,7 +126,7 @@ def parse_commit(raw: bytes) -> Commit:
 
 def verify_commit(commit: Commit, keyring: Keyring) -> None:
     """Raise :class:`BadCommit` unless the commit is signed by its site's key."""
-    keyring.verify(commit.site, commit.signed_bytes(), commit.signature, commit.seq)
+    keyring.verify(json.loads(commit.raw), commit.site, commit.seq)
 
 
 class SiteLog:
