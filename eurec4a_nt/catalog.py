@@ -49,6 +49,28 @@ DAYS = "days.yaml"
 HTTP_OPTIONS: dict[str, Any] = {"cache_type": "blockcache", "block_size": 1 << 20}
 
 
+#: The metadata of the catalog of all sites (which tells it from other catalogs).
+TOP_METADATA = {"description": "eurec4a-nt: all sites"}
+
+
+def site_info(site: str, info: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The description and metadata of ``site`` in the catalog of all sites (``info``:
+    its summary, see :meth:`~eurec4a_nt.sitestore.SiteStore.summary`)."""
+    return f"{site}: {info.get('entries', 0)} entries", {"site": site, **info}
+
+
+def sub_folder_info(folder: Folder, sub: str, count: int) -> tuple[str, dict[str, Any]]:
+    """The description and metadata of the sub-folder ``sub`` of ``folder``, which holds
+    ``count`` entries."""
+    return f"{count} entries", {"site": folder.site, "folder": folder.prefix + sub, "entries": count}
+
+
+def series_info(product: Product, how: str) -> tuple[str, dict[str, Any]]:
+    """The description (ending in ``how`` to pick from it) and metadata of a series."""
+    return (f"{product.count} {product.format} entries from {product.first} to {product.last}, {how}",
+            {"site": product.site, "series": product.to_json()})
+
+
 def site_catalog(site: str, entries: Mapping[str, Entry], storage_options: dict[str, str],
                  description: str = "") -> dict[str, Any]:
     """The flat catalog of one site's entries with the ``eurec4a_nt`` driver."""
@@ -121,16 +143,10 @@ def folder_catalog(folder: Folder, data_url: str, folder_url: str,
     ``consolidated`` says for zarr entries whether they have consolidated metadata."""
     sources: dict[str, Any] = {}
     for sub, count in folder.folders.items():
-        sources[sub] = {"driver": "yaml_file_cat", "description": f"{count} entries",
-                        "args": {"path": f"{folder_url}{sub}/catalog.yaml"},
-                        "metadata": {"site": folder.site, "folder": folder.prefix + sub, "entries": count}}
+        sources[sub] = _nested(f"{folder_url}{sub}/catalog.yaml", *sub_folder_info(folder, sub, count))
     for product in folder.products:
-        sources[product.key] = {
-            "driver": "yaml_file_cat",
-            "description": f"{product.count} {product.format} entries from {product.first} to "
-                           f"{product.last}, one source per day",
-            "args": {"path": f"{folder_url}{product.key}/{DAYS}"},
-            "metadata": {"site": product.site, "series": product.to_json()}}
+        sources[product.key] = _nested(f"{folder_url}{product.key}/{DAYS}",
+                                       *series_info(product, "one source per day"))
     for entry in folder.entries:
         sources[entry.name[len(folder.prefix):]] = stock_source(entry, data_url, consolidated.get(entry.name))
     where = f"{folder.site}/{folder.prefix}".rstrip("/")
@@ -140,15 +156,15 @@ def folder_catalog(folder: Folder, data_url: str, folder_url: str,
 
 def top_catalog(sites: Mapping[str, dict[str, Any]], site_path: str) -> dict[str, Any]:
     """The catalog of all sites; ``site_path`` is a template with ``{site}``."""
-    sources = {}
-    for site, info in sorted(sites.items()):
-        sources[site] = {
-            "driver": "yaml_file_cat",
-            "description": f"{site}: {info.get('entries', 0)} entries",
-            "args": {"path": site_path.format(site=site)},
-            "metadata": {"site": site, **info},
-        }
-    return {"metadata": {"description": "eurec4a-nt: all sites"}, "sources": sources}
+    sources = {site: _nested(site_path.format(site=site), *site_info(site, info))
+               for site, info in sorted(sites.items())}
+    return {"metadata": dict(TOP_METADATA), "sources": sources}
+
+
+def _nested(path: str, description: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A source that is the stock catalog at ``path``."""
+    return {"driver": "yaml_file_cat", "description": description, "args": {"path": path},
+            "metadata": metadata}
 
 
 def dump(body: dict[str, Any]) -> str:

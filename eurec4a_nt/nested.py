@@ -18,7 +18,7 @@ from intake.catalog import Catalog
 from intake.catalog.local import LocalCatalogEntry
 from intake.source.base import DataSource, Schema
 
-from .catalog import entry_metadata, top_catalog
+from .catalog import TOP_METADATA, entry_metadata, series_info, site_info, sub_folder_info
 from .entries import Entry
 from .errors import BadInput, NotFound
 from .formats import XARRAY_FORMATS
@@ -98,15 +98,14 @@ class SitesCatalog(_Lazy):
 
     def __init__(self, backend: str, **kwargs: Any) -> None:
         super().__init__(backend, **kwargs)
-        self.metadata: dict[str, Any] = {**top_catalog({}, "")["metadata"], **(self.metadata or {})}
+        self.metadata: dict[str, Any] = {**TOP_METADATA, **(self.metadata or {})}
 
     def _read(self) -> dict[str, LocalCatalogEntry]:
         out = {}
         for site, info in self.backend.summary().items():
-            out[site] = LocalCatalogEntry(
-                site, f"{site}: {info.get('entries', 0)} entries", FolderCatalog,
-                args={"backend": self.backend_key, "site": site, "prefix": ""},
-                metadata={"site": site, **info}, catalog=self)
+            description, metadata = site_info(site, info)
+            out[site] = LocalCatalogEntry(site, description, FolderCatalog, metadata=metadata, catalog=self,
+                                          args={"backend": self.backend_key, "site": site, "prefix": ""})
         return out
 
 
@@ -127,16 +126,13 @@ class FolderCatalog(_Lazy):
         args = {"backend": self.backend_key, "site": self.site}
         out: dict[str, LocalCatalogEntry] = {}
         for sub, count in folder.folders.items():
-            out[sub] = LocalCatalogEntry(sub, f"{count} entries", FolderCatalog,
-                                         args={**args, "prefix": f"{self.prefix}{sub}/"},
-                                         metadata={"site": self.site, "folder": self.prefix + sub,
-                                                   "entries": count}, catalog=self)
+            description, metadata = sub_folder_info(folder, sub, count)
+            out[sub] = LocalCatalogEntry(sub, description, FolderCatalog, metadata=metadata, catalog=self,
+                                         args={**args, "prefix": f"{self.prefix}{sub}/"})
         for product in folder.products:
-            out[product.key] = LocalCatalogEntry(
-                product.key, f"{product.count} entries from {product.first} to {product.last}; "
-                "choose with date= or start=/end=", SeriesSource,
-                args={**args, "product": product.to_json()},
-                metadata={"site": self.site, "series": product.to_json()}, catalog=self)
+            description, metadata = series_info(product, "choose with date= or start=/end=")
+            out[product.key] = LocalCatalogEntry(product.key, description, SeriesSource, metadata=metadata,
+                                                 catalog=self, args={**args, "product": product.to_json()})
         for entry in folder.entries:
             key = entry.name[len(self.prefix):]
             out[key] = self._entry_of(key, entry)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from ..catalog import top_catalog
+from ..catalog import RESERVED_METADATA, TOP_METADATA
 from ..formats import XARRAY_FORMATS
 
 #: Entries listed per site at most; the summary says how many there are.
@@ -146,8 +146,7 @@ def entries_html(entries: Sequence[Any]) -> str:
 def source_html(source: Any) -> str:
     """An entry opened from the catalog (``cat[site][name]``, an ``EntrySource``)."""
     md = dict(source.metadata)
-    own = {k: md.pop(k, None) for k in ("site", "name", "kind", "format", "topics", "size",
-                                        "published", "root")}
+    own = {k: md.pop(k, None) for k in RESERVED_METADATA}
     md.pop("catalog_dir", None)
     return _box(_entry_body(str(own["site"] or ""), str(own["name"] or ""), str(own["kind"] or source.kind),
                             str(own["format"] or source.format), int(own["size"] or 0),
@@ -187,9 +186,6 @@ def top_catalog_html(sites: Mapping[str, tuple[Mapping[str, Any], Sequence[Mappi
                 f"{_count(len(sites), 'site', 'sites')}, {_count(total, 'entry', 'entries')}</div>{sections}")
 
 
-_TOP_DESCRIPTION = top_catalog({}, "")["metadata"]["description"]
-
-
 #: The drivers of what a eurec4a-nt catalog holds: entries, folders, series.
 _DRIVERS = ("eurec4a_nt", "eurec4a_nt_folder", "eurec4a_nt_series")
 
@@ -222,7 +218,7 @@ def _site_html(cat: Any) -> str | None:
 
 def catalog_html(cat: Any) -> str | None:
     """A eurec4a-nt intake catalog (all sites, or one site); None for any other catalog."""
-    if (cat.metadata or {}).get("description") != _TOP_DESCRIPTION:
+    if (cat.metadata or {}).get("description") != TOP_METADATA["description"]:
         return _site_html(cat)
     sites = {}
     for name in cat:
