@@ -17,6 +17,10 @@ routes = web.RouteTableDef()
 
 #: Longest a client may hold a long poll open.
 MAX_WAIT = 60.0
+#: Most commits one answer of ``GET /logs/<site>`` holds (and its default).
+MAX_COMMITS = 10_000
+#: Highest seq a query may name (a log never gets near it; SQLite's integers stop at 2^63).
+MAX_SEQ = 1 << 53
 
 
 def _number(request: web.Request, key: str, default: float) -> float:
@@ -28,6 +32,14 @@ def _number(request: web.Request, key: str, default: float) -> float:
     if not math.isfinite(value) or value < 0:
         raise BadInput(f"query parameter {key} must be a non-negative number")
     return value
+
+
+def _count(request: web.Request, key: str, default: int, least: int, most: int) -> int:
+    """A whole number from ``least`` to ``most`` (ASCII digits) from the query string; 400 otherwise."""
+    text = request.query.get(key, str(default))
+    if not (text.isascii() and text.isdigit() and len(text) <= 18 and least <= int(text) <= most):
+        raise BadInput(f"query parameter {key} must be a whole number from {least} to {most}")
+    return int(text)
 
 
 def _known_site(request: web.Request) -> str:
@@ -56,14 +68,15 @@ async def commits(request: web.Request) -> web.Response:
     ``?wait=<s>`` the answer waits for a commit after N (a long poll)."""
     n = node(request)
     site = _known_site(request)
-    after = int(_number(request, "after", 0))
+    after = _count(request, "after", 0, 0, MAX_SEQ)
+    limit = _count(request, "limit", MAX_COMMITS, 1, MAX_COMMITS)
     wait = min(_number(request, "wait", 0), MAX_WAIT)
     log = n.store.log(site)
     loop = asyncio.get_running_loop()
     deadline, version = loop.time() + wait, n.version
     while log.seq <= after and (remaining := deadline - loop.time()) > 0:
         version = await n.wait_change(version, remaining)
-    found = log.raws_after(after, limit=int(_number(request, "limit", 10_000)))
+    found = log.raws_after(after, limit=limit)
     body = b"".join(raw + b"\n" for raw in found)
     return web.Response(body=body, content_type="application/jsonl")
 
