@@ -80,13 +80,12 @@ class CachingStore(ObjectStore):
                 pass
         return self.origin.get_part(oid, start, end, size, tree)
 
-    def prefetch(self, oids: Iterable[ObjectId]) -> int:
-        """Bring objects into the cache ahead of reads; return how many were fetched."""
-        wanted = [oid for oid in oids if not self.cache.has(oid)]
-        return sum(self._fetch(oid) is not None for oid in wanted)
+    def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
+        """Store ``data`` in the origin (verified there, once)."""
+        return self.origin.put(data, oid)
 
     def _write(self, oid: ObjectId, data: bytes) -> None:
-        self.origin.put(data, oid)
+        self.origin.put_many([Hashed(oid, data)])
 
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         return self.origin.put_many(items)

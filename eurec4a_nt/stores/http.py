@@ -9,13 +9,13 @@ reach is :class:`~eurec4a_nt.errors.Unreachable`, with the reason in one line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 import requests
 
 from .. import hashtree
 from ..errors import BadInput, ObjectMissing, Unreachable, from_json
-from ..frames import header, iter_frames
+from ..frames import header
 from ..ids import ObjectId
 from .base import ObjectStore, batches, verified
 
@@ -115,15 +115,6 @@ class HTTPStore(ObjectStore):
         part = body[count * 32:]
         hashtree.verify(part, size, first, proof, tree)
         return part[start - first:end - first]
-
-    def get_many(self, oids: list[ObjectId]) -> Iterator[tuple[ObjectId, bytes]]:
-        """Many objects in one request; absent ones are skipped."""
-        body = {"ids": oids, "site": self.site}
-        with self._request("POST", "/objects/batch", json=body, stream=True) as response:
-            for oid, data in iter_frames(cast(BinaryIO, response.raw)):
-                if data is not None:
-                    verified(data, oid)
-                    yield oid, data
 
     def has(self, oid: ObjectId) -> bool:
         return not self.missing([oid])
