@@ -5,12 +5,16 @@ changes nothing, and the server stays up with a clean fsck."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import socket
+import time
+import zlib
 from collections.abc import Iterator
 
 import pytest
 import requests
-from server_kit import TIMEOUT, assert_consistent, start
+from server_kit import TIMEOUT, assert_consistent, auth, start, state
 
 import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess
@@ -54,3 +58,50 @@ def test_log_reads_in_range_work(site: SiteProcess) -> None:
     assert r.status_code == 200 and len(r.content.splitlines()) == 1
     r = requests.get(site.url + "/logs/RV-Meteor", params={"after": str(1 << 53)}, timeout=TIMEOUT)
     assert r.status_code == 200 and r.content == b""
+
+
+BOMB = zlib.compress(b" " * (64 << 20), 9)
+BODIES = {"gzip": gzip.compress(b'{"ids": []}'), "deflate": BOMB, "br": b"\x0b\x02\x80{}\x03",
+          "zstd": b"\x28\xb5\x2f\xfd", "gzip, gzip": b"\x1f\x8b" + os.urandom(64)}
+POSTS = ["/objects", "/objects/missing", "/objects/batch", "/api/commit", "/api/prefetch", "/api/purge", "/logs",
+         "/objects/" + "ab" * 32]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("encoding", BODIES)
+@pytest.mark.parametrize("path", POSTS)
+def test_compressed_bodies_are_taken_as_sent(site: SiteProcess, path: str, encoding: str) -> None:
+    """No body is decompressed (no bomb): compressed bytes are what they are, a
+    malformed body, with or without a token."""
+    before, log_before = state(site), site.log_path.read_text()
+    method = "PUT" if path.startswith("/objects/") else "POST"
+    for headers in (auth(site), {}):
+        r = requests.request(method, site.url + path, data=BODIES[encoding], timeout=TIMEOUT,
+                             headers={**headers, "Content-Encoding": encoding, "Content-Type": "application/json"})
+        assert_refused(r, 400, 401, 409, 422)
+    assert state(site) == before
+    added = site.log_path.read_text()[len(log_before):]
+    assert "Traceback" not in added and len(added.strip().splitlines()) <= 2, added
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("body", [b"{" * (1 << 20), b"a" * (8 << 20) + b"\n"])
+def test_an_endless_line_in_an_upload_is_400(site: SiteProcess, body: bytes) -> None:
+    before = state(site)
+    assert_refused(requests.post(site.url + "/objects", data=body, headers=auth(site), timeout=TIMEOUT), 400)
+    assert state(site) == before
+
+
+@pytest.mark.timeout(60)
+def test_a_broken_chunked_body_after_an_answer_is_one_line(site: SiteProcess) -> None:
+    """A body the server drains after answering (401: no token) and that breaks the
+    chunked encoding: no traceback, the server goes on."""
+    log_before = site.log_path.read_text()
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as s:
+        s.sendall(b"POST /objects HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 401")
+        s.sendall(b"zz\r\n\r\n")
+        time.sleep(0.5)
+    added = site.log_path.read_text()[len(log_before):]
+    assert "Traceback" not in added and len(added.strip().splitlines()) <= 1, added
+    assert requests.get(site.url + "/health", timeout=TIMEOUT).ok

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from ..errors import Forbidden, NTError, TooLarge, Unauthorized
+from ..errors import BadInput, Forbidden, NTError, TooLarge, Unauthorized
 from ..index import Index
 from ..node import Node
 from ..sitestore import SiteStore
@@ -93,6 +95,8 @@ async def errors_and_auth(request: web.Request, handler: Any) -> web.StreamRespo
         return error_response(exc)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(TooLarge(exc.text or "request body too large"))
+    except (HttpProcessingError, RequestPayloadError) as exc:  # a body cut, mis-encoded, a line too long
+        return error_response(BadInput(f"malformed request body: {' '.join(str(exc).split())[:200]}"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

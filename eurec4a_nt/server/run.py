@@ -104,14 +104,16 @@ def _file(path: str | None, option: str) -> Path | None:
 
 
 class MalformedRequests(logging.Filter):
-    """aiohttp answers a malformed request 400 and logs it as an ERROR with a traceback;
-    anyone on the network can send one, so it becomes one warning line."""
+    """aiohttp answers a malformed request 400 and logs it as an ERROR with a traceback,
+    also a malformed body it drains after an answer; anyone on the network can send
+    one, so it becomes one warning line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from aiohttp.http_exceptions import HttpProcessingError
+        from aiohttp.web_protocol import RequestPayloadError
 
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
+        if isinstance(exc, (HttpProcessingError, RequestPayloadError)):
             reason = " ".join(str(exc).split())[:200]
             record.msg, record.args = f"malformed request: {record.getMessage()}: {reason}", None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
@@ -157,7 +159,8 @@ async def _run(app: web.Application, config: ServerConfig, site: str, port_file:
     from ..tls import server_context
 
     tls = server_context(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
-    runner = web.AppRunner(app, access_log=None)
+    # bodies are taken as sent, a Content-Encoding never undone: no decompression bombs
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, config.port, ssl_context=tls).start()
