@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from .entries import Entry
 from .errors import Corrupt, NTError, ObjectMissing
 from .ids import ObjectId
-from .manifests import Manifest
 from .sitestore import SiteStore
 from .stores.base import ObjectStore
-from .tree import walk
+from .tree import Kind, walk
 
 
 @dataclass
@@ -70,8 +69,7 @@ def fsck(store: SiteStore, progress: Callable[[int], None] | None = None) -> Rep
         report.bad_commits += log.verify(store.keyring)
         for entry in list(log.current().entries.values()):
             try:
-                absent = [n.id for n in walk(entry, objects) if not n.held]
-                _check_item_sizes(entry, objects)
+                absent = _absent(entry, objects)
             except Corrupt as exc:
                 report.bad_entries.append(f"{entry.path}: {exc}")
                 continue
@@ -80,11 +78,13 @@ def fsck(store: SiteStore, progress: Callable[[int], None] | None = None) -> Rep
     return report
 
 
-def _check_item_sizes(entry: Entry, objects: ObjectStore) -> None:
-    """Raise :class:`Corrupt` if an object a manifest lists whole has another size than
-    the manifest says (records are checked by :func:`walk`)."""
-    if entry.kind == "file" or not objects.has(entry.root):
-        return
-    for key, ref in Manifest.from_bytes(objects.get(entry.root)).items.items():
-        if not ref.record and objects.has(ref.id) and objects.size(ref.id) != ref.size:
-            raise Corrupt(f"{key!r} has {objects.size(ref.id)} bytes, but its manifest says {ref.size}")
+def _absent(entry: Entry, objects: ObjectStore) -> list[ObjectId]:
+    """The objects ``entry`` needs that are not held; raise :class:`Corrupt` if a
+    manifest or record is damaged or gives another size than an object has."""
+    absent = []
+    for node in walk(entry, objects):
+        if not node.held:
+            absent.append(node.id)
+        elif node.kind is Kind.VALUE and (size := objects.size(node.id)) != node.size:
+            raise Corrupt(f"{node.path!r} has {size} bytes, but its manifest says {node.size}")
+    return absent
