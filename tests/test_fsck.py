@@ -16,7 +16,10 @@ import pytest
 import eurec4a_nt as nt
 from eurec4a_nt.chunking import FileRecord
 from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.entries import Entry
 from eurec4a_nt.fsck import fsck
+from eurec4a_nt.log import Change
+from eurec4a_nt.manifests import Manifest, Ref
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.tree import walk
 
@@ -160,3 +163,12 @@ def test_kill_9_during_publish_leaves_a_consistent_store(store: SiteStore, scrat
     assert again.log(SITE).seq == seq + 1
     assert again.log(SITE).verify(again.keyring) == []
     assert (store.path / "logs" / f"{SITE}.jsonl").read_bytes().endswith(b"\n")
+
+
+def test_a_manifest_giving_another_size_than_its_object_is_a_bad_entry(store: SiteStore) -> None:
+    value = store.objects.put(b"abc")
+    manifest = store.objects.put(Manifest("directory", {"a.txt": Ref(value, 5)}).to_bytes())
+    store.commit([Change("put", "dir", Entry("dir", "directory", manifest, 5, "directory"))])
+    report = fsck(store)
+    assert not report.ok
+    assert report.bad_entries == [f"{SITE}/dir: 'a.txt' has 3 bytes, but its manifest says 5"]
