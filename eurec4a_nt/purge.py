@@ -23,6 +23,9 @@ from .sitestore import SiteStore
 from .tree import walk
 from .versions import parse_time
 
+#: The longest ``keep_days`` (a century: longer than any campaign's data is kept).
+MAX_KEEP_DAYS = 36_500
+
 
 @dataclass(frozen=True)
 class Retention:
@@ -35,6 +38,8 @@ class Retention:
     def __post_init__(self) -> None:
         if self.keep < 0 or (self.keep_days is not None and self.keep_days < 0):
             raise BadInput("retention: --keep and --keep-days must not be negative")
+        if self.keep_days is not None and not self.keep_days <= MAX_KEEP_DAYS:
+            raise BadInput(f"retention: --keep-days must be at most {MAX_KEEP_DAYS}")
 
 
 @dataclass(frozen=True)

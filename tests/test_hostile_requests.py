@@ -105,3 +105,12 @@ def test_a_broken_chunked_body_after_an_answer_is_one_line(site: SiteProcess) ->
     added = site.log_path.read_text()[len(log_before):]
     assert "Traceback" not in added and len(added.strip().splitlines()) <= 1, added
     assert requests.get(site.url + "/health", timeout=TIMEOUT).ok
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("body", [b'{"keep_days": 1e300}', b'{"keep_days": 36501}', b'{"keep_days": NaN}',
+                                  b'{"keep": -1}', b'{"keep": "all"}', b'{"dry_run": 1}'])
+def test_an_absurd_purge_rule_is_400(site: SiteProcess, body: bytes) -> None:
+    before = state(site)
+    assert_refused(requests.post(site.url + "/api/purge", data=body, headers=auth(site), timeout=TIMEOUT), 400)
+    assert state(site) == before
