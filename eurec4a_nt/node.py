@@ -25,6 +25,9 @@ from .tree import walk
 
 log = logging.getLogger(__name__)
 
+#: Rejected commits of one batch logged one by one; the rest are counted in one line.
+LOGGED_REJECTS = 5
+
 
 @dataclass(frozen=True)
 class Reader:
@@ -189,10 +192,13 @@ class Node:
 
     async def receive(self, raws: list[bytes]) -> tuple[list[Commit], list[str]]:
         """Verify and append commits from other sites; return (added, rejected reasons).
-        A forked log (see :class:`~eurec4a_nt.errors.Forked`) is logged as an error."""
+        A forked log (see :class:`~eurec4a_nt.errors.Forked`) is logged as an error; a
+        batch logs at most :data:`LOGGED_REJECTS` reasons (forks first) and a count."""
         added, rejected = await asyncio.to_thread(self.store.receive, raws)
-        for reason in rejected:
+        for reason in sorted(rejected, key=lambda r: not r.startswith("FORK"))[:LOGGED_REJECTS]:
             (log.error if reason.startswith("FORK") else log.warning)("rejected: %s", reason)
+        if len(rejected) > LOGGED_REJECTS:
+            log.warning("rejected %d more commits of that batch", len(rejected) - LOGGED_REJECTS)
         if added:
             await self._emit("commits", added)
         return added, rejected

@@ -114,3 +114,15 @@ def test_an_absurd_purge_rule_is_400(site: SiteProcess, body: bytes) -> None:
     before = state(site)
     assert_refused(requests.post(site.url + "/api/purge", data=body, headers=auth(site), timeout=TIMEOUT), 400)
     assert state(site) == before
+
+
+@pytest.mark.timeout(60)
+def test_a_flood_of_commits_is_bounded_and_logged_in_a_few_lines(site: SiteProcess) -> None:
+    before, log_before = state(site), site.log_path.read_text()
+    r = requests.post(site.url + "/logs", data=b"{}\n" * 10_001, headers=auth(site), timeout=TIMEOUT)
+    assert_refused(r, 413)
+    r = requests.post(site.url + "/logs", data=b'{"site": "BCO"}\n' * 10_000, headers=auth(site), timeout=TIMEOUT)
+    assert_refused(r, 409)
+    assert state(site) == before
+    added = site.log_path.read_text()[len(log_before):]
+    assert "Traceback" not in added and len(added.strip().splitlines()) <= 6, added[:3000]

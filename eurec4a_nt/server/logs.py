@@ -10,14 +10,14 @@ import math
 from aiohttp import web
 
 from ..entries import check_name, check_site
-from ..errors import BadCommit, BadInput, NotFound
+from ..errors import BadCommit, BadInput, NotFound, TooLarge
 from .context import node, query_at, require_write
 
 routes = web.RouteTableDef()
 
 #: Longest a client may hold a long poll open.
 MAX_WAIT = 60.0
-#: Most commits one answer of ``GET /logs/<site>`` holds (and its default).
+#: Most commits one answer of ``GET /logs/<site>`` holds (and its default), and one ``POST /logs``.
 MAX_COMMITS = 10_000
 #: Highest seq a query may name (a log never gets near it; SQLite's integers stop at 2^63).
 MAX_SEQ = 1 << 53
@@ -99,7 +99,10 @@ async def append(request: web.Request) -> web.Response:
     """Append commits signed by other sites (JSON lines); each is verified against the
     keyring. Commits that fail are listed; the others are kept."""
     require_write(request)
-    raws = [line for line in (await request.read()).splitlines() if line.strip()]
+    lines = (await request.read()).split(b"\n", MAX_COMMITS)
+    if len(lines) == MAX_COMMITS + 1 and lines[-1].strip():
+        raise TooLarge(f"at most {MAX_COMMITS} commits per request; send the rest in another")
+    raws = [line for line in lines if line.strip()]
     if not raws:
         raise BadInput("expected signed commits, one JSON object per line")
     added, rejected = await node(request).receive(raws)
