@@ -79,7 +79,7 @@ class Index(SQLiteFile):
     def close(self) -> None:
         self.flush_access()
         self.set_meta("clean", "1")
-        self._close()
+        super().close()
 
     # -- meta and recovery -------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class SQLiteFile:
         with self._lock:
             return self._db.execute(sql, tuple(args)).fetchall()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close the file (after waiting for a transaction or query under way)."""
         with self._lock:
             self._db.close()
