@@ -13,7 +13,6 @@ transaction that does nothing if another writer applied it first.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import msgspec
 
 from .entries import Entry
 from .ids import ObjectId
-from .schema import EntryBody
+from .schema import EntryBody, canonical
 from .sqlitefile import SQLiteFile
 
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ _decoder = msgspec.json.Decoder(EntryBody)
 
 
 def _body(entry: Entry) -> str:
-    return json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False)
+    return canonical(entry.to_json()).decode()
 
 
 def _entry(body: str, site: str) -> Entry:
@@ -115,9 +114,6 @@ class LogState(SQLiteFile):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
-
-    def close(self) -> None:
-        self._close()
 
     # -- heads -------------------------------------------------------------------------
 
