@@ -12,7 +12,9 @@ from ..catalog import RESERVED_METADATA
 from ..entries import Entry, check_name, check_topics
 from ..errors import BadInput, Corrupt, NotFound, ObjectMissing
 from ..ids import ObjectId
+from ..index import Rule
 from ..log import Change
+from ..node import Node
 from ..purge import Retention, purge
 from ..schema import CommitRequest, PrefetchBody, PurgeBody, decode
 from ..stores.base import ObjectStore
@@ -83,18 +85,28 @@ async def commit(request: web.Request) -> web.Response:
     return web.json_response({"commit": result.raw.decode(), "site": result.site, "seq": result.seq})
 
 
-def rule_status(n: Any, rule: Any) -> dict[str, Any]:
-    """How much of what a prefetch rule selects is held here (``bytes_missing``: about
-    what is still to come, the entries' sizes in proportion to their objects absent)."""
-    entries = [e for e in n.entries() if e.matches(rule.topics, rule.sites, rule.names)]
-    held = needed = complete = missing = 0
-    for entry in entries:
-        h, k = n.presence(entry)
-        held, needed, complete = held + h, needed + k, complete + (h == k)
-        missing += entry.size * (k - h) // k if k else 0
-    return {**rule.to_json(), "entries": len(entries), "complete": complete,
-            "objects_held": held, "objects_needed": needed, "bytes": sum(e.size for e in entries),
-            "bytes_missing": missing}
+def rule_statuses(n: Node, rules: list[Rule]) -> list[dict[str, Any]]:
+    """How much of what each prefetch rule selects is held here (``bytes_missing``: about
+    what is still to come, the entries' sizes in proportion to their objects absent).
+    The entries are read once, and each entry's objects looked at once, however many
+    rules select it."""
+    entries = n.entries()
+    presence: dict[tuple[str, str], tuple[int, int]] = {}
+    statuses = []
+    for rule in rules:
+        chosen = [e for e in entries if e.matches(rule.topics, rule.sites, rule.names)]
+        held = needed = complete = missing = 0
+        for entry in chosen:
+            key = (entry.site, entry.name)
+            if key not in presence:
+                presence[key] = n.presence(entry)
+            h, k = presence[key]
+            held, needed, complete = held + h, needed + k, complete + (h == k)
+            missing += entry.size * (k - h) // k if k else 0
+        statuses.append({**rule.to_json(), "entries": len(chosen), "complete": complete,
+                         "objects_held": held, "objects_needed": needed, "bytes": sum(e.size for e in chosen),
+                         "bytes_missing": missing})
+    return statuses
 
 
 @routes.post("/api/prefetch")
@@ -108,14 +120,13 @@ async def add_prefetch(request: web.Request) -> web.Response:
     n = node(request)
     rule = n.index.add_rule(topics, sites, names)
     await n.rules_changed()
-    return web.json_response(await asyncio.to_thread(rule_status, n, rule), status=201)
+    return web.json_response((await asyncio.to_thread(rule_statuses, n, [rule]))[0], status=201)
 
 
 @routes.get("/api/prefetch")
 async def list_prefetch(request: web.Request) -> web.Response:
     n = node(request)
-    rules = [await asyncio.to_thread(rule_status, n, r) for r in n.rules()]
-    return web.json_response({"rules": rules})
+    return web.json_response({"rules": await asyncio.to_thread(rule_statuses, n, n.rules())})
 
 
 @routes.delete("/api/prefetch/{id}")
