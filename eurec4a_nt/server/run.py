@@ -132,8 +132,6 @@ def serve(args: argparse.Namespace) -> int:
     """Run the site server of ``args`` until SIGINT or SIGTERM."""
     import asyncio
 
-    import yaml
-
     from .app import make_app
 
     config = config_from(args)
@@ -143,13 +141,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"listening on {config.host}: reachable from the network; writes need a token"
               + ("" if config.read_token else ", reads are open (use --read-token to close them)"),
               file=sys.stderr)
-    site = config.site or (yaml.safe_load((config.store / "config.yaml").read_text()) or {}).get("site", "")
     logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
-    asyncio.run(_run(make_app(config), config, site, Path(args.port_file) if args.port_file else None))
+    asyncio.run(_run(make_app(config), config, Path(args.port_file) if args.port_file else None))
     return 0
 
 
-async def _run(app: web.Application, config: ServerConfig, site: str, port_file: Path | None) -> None:
+async def _run(app: web.Application, config: ServerConfig, port_file: Path | None) -> None:
     """Serve ``app`` until SIGINT or SIGTERM. The port is bound here, so ``--port 0`` takes
     a free port with no race; it is printed and written to ``port_file`` once serving."""
     import asyncio
@@ -157,6 +154,7 @@ async def _run(app: web.Application, config: ServerConfig, site: str, port_file:
     from aiohttp import web
 
     from ..tls import server_context
+    from .context import NODE
 
     tls = server_context(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     # bodies are taken as sent, a Content-Encoding never undone: no decompression bombs
@@ -170,7 +168,7 @@ async def _run(app: web.Application, config: ServerConfig, site: str, port_file:
             tmp.write_text(f"{port}\n")
             tmp.replace(port_file)
         url = config.public_url or f"{'https' if tls else 'http'}://{config.host}:{port}"
-        print(f"site server {site} on {url}/ (Ctrl-C stops it)", flush=True)
+        print(f"site server {app[NODE].site} on {url}/ (Ctrl-C stops it)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
