@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .config import DEFAULT_STORE, settings
 from .errors import BadInput, NotFound, NTError
+from .sizes import human_size
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
@@ -30,14 +31,6 @@ def _backend(args: argparse.Namespace) -> Any:
     from .backends import open_backend
 
     return open_backend(store=args.store, server=args.server, token=args.token)
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
 
 
 # -- commands ------------------------------------------------------------------------
@@ -73,7 +66,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                      metadata=metadata, format=args.format, store=args.store, server=args.server,
                      token=args.token, progress=False if args.quiet else None)
     for entry in result if isinstance(result, list) else [result]:
-        print(f"published {entry.path} ({entry.kind}, {entry.format}, {_human(entry.size)}) "
+        print(f"published {entry.path} ({entry.kind}, {entry.format}, {human_size(entry.size)}) "
               f"topics={','.join(entry.topics) or '-'}")
     return 0
 
@@ -93,7 +86,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         page, total = _page(backend, site, args)
         print(f"{site} ({total} entries)")
         for entry in page:
-            print(f"  {entry.name:48} {entry.format:9} {_human(entry.size):>9}  "
+            print(f"  {entry.name:48} {entry.format:9} {human_size(entry.size):>9}  "
                   f"{','.join(entry.topics):20} {entry.published}")
         if len(page) == args.limit:
             print(f"  ... more after {page[-1].name} (--after {page[-1].name}, or --limit)")
@@ -209,7 +202,7 @@ def _versions(args: argparse.Namespace) -> int:
     site, name = args.site.split("/", 1)
     for v in _backend(args).versions(site, name):
         e = v.entry
-        what = f"put    {e.format:9} {_human(e.size):>9}  {e.root[:12]}" if e else "remove"
+        what = f"put    {e.format:9} {human_size(e.size):>9}  {e.root[:12]}" if e else "remove"
         print(f"{site}#{v.seq:<5} {v.time}  {what}"
               + (f"  replaces #{v.replaces}" if v.replaces else "")
               + (f"  replaced by #{v.replaced_by}" if v.replaced_by else ""))
@@ -232,7 +225,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         done = purge(SiteStore(s.store or DEFAULT_STORE), rule, args.dry_run)
         report = {"versions": done.versions, "objects": len(done.objects), "bytes": done.bytes}
     verb = "would free" if args.dry_run else "freed"
-    print(f"{verb} {_human(report['bytes'])} ({report['objects']} objects) of {report['versions']} old versions")
+    print(f"{verb} {human_size(report['bytes'])} ({report['objects']} objects) of {report['versions']} old versions")
     return 0
 
 
@@ -298,16 +291,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     objects = status["objects"]
-    print(f"{status['site']}: {objects['count']} objects, {_human(objects['bytes'])}, "
+    print(f"{status['site']}: {objects['count']} objects, {human_size(objects['bytes'])}, "
           f"{status['wants']} pending wants")
     for link in status["links"]:
         since = link.get("offline_since")
         state = "connected" if link.get("connected") else " ".join(filter(None, [
             "offline", f"since {time.strftime('%H:%M:%S', time.gmtime(since))} UTC" if since else "",
             f"({link['error']})" if link.get("error") else ""]))
-        budget = f" / budget {_human(link['budget'])}" if link.get("budget") else ""
+        budget = f" / budget {human_size(link['budget'])}" if link.get("budget") else ""
         print(f"  link {link['link']:28} {state:12} queue {link.get('queue', 0):5}  "
-              f"sent {_human(link['sent_today'])} received {_human(link['received_today'])}{budget}")
+              f"sent {human_size(link['sent_today'])} received {human_size(link['received_today'])}{budget}")
         for item in link.get("waiting", []):
             print(f"       next: {item['what']} ({item['class']}{', held back' if item['held back'] else ''})")
     for site, info in status["sites"].items():
@@ -323,15 +316,15 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
     if args.cap is not None:
         cap = size_setting(args.cap, "--cap")
-        print(f"cache cap {_human(cap)} saved in {save_config(cache_cap=cap)}")
+        print(f"cache cap {human_size(cap)} saved in {save_config(cache_cap=cap)}")
     folder = cache_dir(args.cache)
     blocks = CappedStore(LocalStore(folder), cache_cap())
     if args.clear:
-        print(f"cleared {_human(blocks.clear())} from {folder}")
+        print(f"cleared {human_size(blocks.clear())} from {folder}")
     elif blocks.usage()[1] > blocks.cap:
         blocks.evict()
     count, size = blocks.usage()
-    print(f"block cache {folder}: {count} blocks, {_human(size)} of a {_human(blocks.cap)} cap")
+    print(f"block cache {folder}: {count} blocks, {human_size(size)} of a {human_size(blocks.cap)} cap")
     return 0
 
 
@@ -349,7 +342,7 @@ def cmd_prefetch(args: argparse.Namespace) -> int:
             what = " ".join([*(f"topic={t}" for t in r["topics"]), *(f"site={s}" for s in r["sites"]),
                              *(f"name={n}" for n in r["names"])])
             print(f"{r['id']:4}  {what:40} {r['complete']}/{r['entries']} entries here, "
-                  f"{_human(r.get('bytes_missing', 0))} to come")
+                  f"{human_size(r.get('bytes_missing', 0))} to come")
     if args.list or args.remove:
         return 0
     status = prefetch(args.topic, sites=args.site, names=args.name, wait=not args.no_wait,
@@ -399,7 +392,7 @@ def cmd_bundle_export(args: argparse.Namespace) -> int:
     store = SiteStore(args.store or DEFAULT_STORE)
     report = export_bundle(store, args.file, sites=args.site, topics=args.topic, names=args.name,
                            since=args.since, until=args.until)
-    print(f"{args.file}: {report.commits} commits, {report.objects} objects, {_human(report.bytes)}")
+    print(f"{args.file}: {report.commits} commits, {report.objects} objects, {human_size(report.bytes)}")
     if report.missing:
         print(f"{report.missing} object(s) of the selected entries are not held in {store.path} "
               "and are not in the bundle", file=sys.stderr)

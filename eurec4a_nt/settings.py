@@ -19,6 +19,7 @@ import yaml
 
 from .entries import check_topics
 from .errors import BadInput
+from .sizes import parse_size
 from .sync.config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .watch.rules import WatchRule
 
@@ -31,23 +32,7 @@ def server_url(url: str, where: str = "server") -> str:
     return url.rstrip("/")
 
 
-
 T = TypeVar("T")
-
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*(?:/s)?\s*")
-
-
-def parse_size(value: object) -> int:
-    """``250KB``, ``1.5 MiB``, ``1000`` -> bytes (decimal units: KB = 1000 B); :class:`BadInput`
-    for anything else (``true``, a negative number, an unknown unit)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return int(value)
-    match = _SIZE.fullmatch(str(value)) if isinstance(value, str) else None
-    if not match or match.group(2).lower() not in _UNITS:
-        raise BadInput(f"bad size {value!r}: use a number with B, KB, MB, GB, KiB, MiB or GiB")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 class Size(int):
@@ -235,8 +220,8 @@ def parse(body: object, schema: type[T], where: str, option: bool = False) -> T:
 def size_setting(value: object, where: str) -> int:
     """A size setting (``2GB``, ``500 MiB``, ``1000``) in bytes; :class:`BadInput` naming ``where``."""
     try:
-        return int(_dec_hook(Size, value))
-    except ValueError as exc:
+        return parse_size(value)
+    except BadInput as exc:
         raise BadInput(f"{where}: {exc}") from None
 
 

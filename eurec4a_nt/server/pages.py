@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..node import Node
+from ..sizes import human_size
 from ..sync.links import LINKS
 from .context import CONFIG, TOKEN_COOKIE, TOKENS, node
 
@@ -27,15 +28,7 @@ _templates = jinja2.Environment(
 )
 
 
-def human(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
-
-
-_templates.filters["human"] = human
+_templates.filters["human"] = human_size
 _templates.filters["ago"] = lambda t: f"{max(time.time() - t, 0):.0f} s ago" if t else "never"
 _templates.filters["clock"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
