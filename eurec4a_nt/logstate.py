@@ -271,10 +271,12 @@ class LogState(SQLiteFile):
                            (site, prefix, prefix + _AFTER_ALL))
         return int(rows[0][0])
 
-    def by_root(self, root: str) -> list[Entry]:
-        """Current entries of any site whose root is ``root``."""
-        rows = self._query("SELECT site, body FROM entries WHERE root=?", (root,))
-        return [_entry(body, site) for site, body in rows]
+    def roots(self, oids: Iterable[str]) -> set[str]:
+        """Those of ``oids`` that are the root of a current entry of any site (one
+        indexed lookup each, no entry read)."""
+        with self._lock:
+            return {oid for oid in oids
+                    if self._db.execute("SELECT 1 FROM entries WHERE root=? LIMIT 1", (oid,)).fetchone()}
 
 
 class EntryMap(Mapping[str, Entry]):

@@ -175,8 +175,9 @@ class Node:
 
     def named(self, oids: list[ObjectId]) -> list[ObjectId]:
         """Those of ``oids`` a known entry names: roots, and what records and manifests held here list."""
-        named = self.index.named(oids)
-        return [oid for oid in oids if oid in named or self.store.db.by_root(oid)]
+        named: set[str] = set(self.index.named(oids))
+        named |= self.store.db.roots(oid for oid in oids if oid not in named)
+        return [oid for oid in oids if oid in named]
 
     def touch(self, oids: Iterable[ObjectId]) -> None:
         for oid in oids:
