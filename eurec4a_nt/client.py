@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,7 +163,7 @@ class SiteClient:
         from the metadata cache); :class:`NotFound` if ``site`` has none of that name."""
         check_site(site)
         path = f"/api/sites/{site}/entries/{quote(check_name(name))}{_at(at, '?')}"
-        body = (self._live(path) if fresh else self._get(path)).json()
+        body = (self.live(path) if fresh else self._get(path)).json()
         self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
         return Entry.from_json(body["entry"], site)
 
@@ -197,7 +197,7 @@ class SiteClient:
 
     def status(self) -> dict[str, Any]:
         """The server's state now (links, queues, traffic); never a cached copy."""
-        return self._live("/api/status").json()
+        return self.live("/api/status").json()
 
     # -- writing ----------------------------------------------------------------------
 
@@ -208,8 +208,9 @@ class SiteClient:
     def _request(self, method: str, path: str, hint: str = "", **kwargs: Any) -> requests.Response:
         """One request, never from the cache; raise our error for an error answer,
         :class:`Unreachable` (with ``hint``) without one."""
+        kwargs.setdefault("timeout", TIMEOUT)
         try:
-            response = self.http.request(method, self.server + path, timeout=TIMEOUT, **kwargs)
+            response = self.http.request(method, self.server + path, **kwargs)
         except requests.RequestException as exc:
             raise unreachable(self.server, exc, hint) from None
         raise_for(response)
@@ -219,18 +220,20 @@ class SiteClient:
         """The newest checkpoint of ``site``'s log the server holds (``{"seq", "root",
         "size"}``), or None."""
         try:
-            return self._live(f"/logs/{check_site(site)}/checkpoint").json()  # type: ignore[no-any-return]
+            return self.live(f"/logs/{check_site(site)}/checkpoint").json()  # type: ignore[no-any-return]
         except NotFound:
             return None
 
     def commits_after(self, site: str, seq: int, limit: int) -> list[bytes]:
         """Raw commits of ``site`` after ``seq`` the server holds, oldest first."""
-        answer = self._live(f"/logs/{check_site(site)}?after={int(seq)}&limit={int(limit)}")
+        answer = self.live(f"/logs/{check_site(site)}?after={int(seq)}&limit={int(limit)}")
         return [line for line in answer.content.splitlines() if line.strip()]
 
-    def _live(self, path: str) -> requests.Response:
-        """GET what only makes sense fresh (progress), never from the cache."""
-        return self._request("GET", path)
+    def live(self, path: str, params: Mapping[str, str] | None = None,
+             timeout: float | tuple[float, float] = TIMEOUT) -> requests.Response:
+        """GET what only makes sense fresh (progress, a change counter), never from the
+        cache; raise our error for an error answer, :class:`Unreachable` without one."""
+        return self._request("GET", path, params=params, timeout=timeout)
 
     def _post(self, path: str, body: dict[str, Any] | None, hint: str = "",
               data: bytes | None = None) -> requests.Response:
@@ -263,7 +266,7 @@ class SiteClient:
 
     def prefetch_rules(self) -> list[dict[str, Any]]:
         """The server's prefetch rules, each with how much of what it selects is held."""
-        return list(self._live("/api/prefetch").json()["rules"])
+        return list(self.live("/api/prefetch").json()["rules"])
 
     def unprefetch(self, rule_id: int) -> None:
         """Remove prefetch rule ``rule_id``: nothing more is fetched for it (what is held
@@ -288,7 +291,7 @@ class SiteClient:
             bar.update(status["bytes"] - status["bytes_missing"])
             while status["objects_held"] < status["objects_needed"] and time.monotonic() < deadline:
                 time.sleep(0.5)
-                rules = self._live("/api/prefetch").json()["rules"]
+                rules = self.live("/api/prefetch").json()["rules"]
                 status = next((r for r in rules if r["id"] == status["id"]), status)
                 bar.total = status["bytes"]  # grows only when new entries match the rule
                 bar.n = status["bytes"] - status["bytes_missing"]

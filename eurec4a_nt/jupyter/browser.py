@@ -105,7 +105,7 @@ class CatalogBrowser(anywidget.AnyWidget):
             self._fs = NTFileSystem(store=str(target.path))
             self.source, where = str(target.path), f"store={json.dumps(str(target.path))}"
         else:
-            self._view = ServerView(target.server, {k: str(v) for k, v in target.http.headers.items()})
+            self._view = ServerView(target)
             self._fs = NTFileSystem(server=target.server, token=target.token, cache=str(target.cache_dir))
             self.source, where = target.server, f"server={json.dumps(target.server)}"
         self.setup = f"import eurec4a_nt as nt\ncat = nt.open_catalog({where})"

@@ -15,12 +15,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
+from ..client import SiteClient
 from ..entries import Entry, selects
-from ..errors import from_json
 from ..sitestore import SiteStore
-from ..stores.http import unreachable
 from ..tree import walk
 from .reprs import human_size, open_code
 
@@ -125,37 +122,21 @@ def to_come(rows: Iterable[Mapping[str, Any]], topics: Sequence[str], sites: Seq
 
 
 class ServerView:
-    """A site server, read over its JSON API (``/api/sites``, ``/api/sites/<site>/entries
-    ?held=1``, ``/api/prefetch``, ``/api/status``, ``/logs``) with the client's headers
+    """A site server, read live over its JSON API (``/api/sites``, ``/api/sites/<site>/
+    entries?held=1``, ``/api/prefetch``, ``/api/status``, ``/logs``) through its client
     (so a read token is sent)."""
 
-    def __init__(self, server: str, headers: Mapping[str, str]) -> None:
-        self.server = server.rstrip("/")
-        self.http = requests.Session()
-        self.http.headers.update(headers)
-
-    def _get(self, path: str, timeout: float = 30, **params: Any) -> Any:
-        try:
-            response = self.http.get(self.server + path, params=params, timeout=timeout)
-        except requests.RequestException as exc:
-            raise unreachable(self.server, exc) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"error": "error", "message": f"HTTP {response.status_code}: {response.text[:200]}"}
-        if response.status_code >= 400:
-            raise from_json(body)
-        return body
+    def __init__(self, client: SiteClient) -> None:
+        self.client = client
 
     def snapshot(self, topic: str = "", query: str = "", start: Start = (0, ""),
                  limit: int = 300) -> Snapshot:
         """The page of rows from ``start`` matching ``topic`` and ``query``."""
-        sites = self._get("/api/sites")
-        rules = self._get("/api/prefetch")["rules"]
-        status = self._get("/api/status")
+        sites = self.client.live("/api/sites").json()
+        rules = self.client.prefetch_rules()
+        status = self.client.status()
         names = sorted(sites["sites"])
-        rows, counts = page_of(names, lambda site, params: self._get(f"/api/sites/{site}/entries", 30, **params),
-                               rules, topic, query, start, limit)
+        rows, counts = page_of(names, self._page, rules, topic, query, start, limit)
         return Snapshot(
             site=sites["site"],
             sites=[{"site": s, **sites["sites"][s]} for s in names],
@@ -165,12 +146,16 @@ class ServerView:
                     "offline_since": time.strftime("%H:%M UTC", time.gmtime(link["offline_since"]))
                     if link.get("offline_since") else ""} for link in status["links"]], **counts)
 
+    def _page(self, site: str, params: dict[str, str]) -> dict[str, Any]:
+        return dict(self.client.live(f"/api/sites/{site}/entries", params).json())
+
     def wait_change(self, version: int | None, timeout: float) -> int:
         """The server's change counter; with a ``version``, wait (at most ``timeout`` s)
         until it differs (the server's long poll ``/logs?since=``)."""
         if version is None:
-            return int(self._get("/logs")["version"])
-        return int(self._get("/logs", timeout=timeout + 15, since=str(version), wait=str(timeout))["version"])
+            return int(self.client.live("/logs").json()["version"])
+        wait = {"since": str(version), "wait": str(timeout)}
+        return int(self.client.live("/logs", wait, timeout=timeout + 15).json()["version"])
 
 
 def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
