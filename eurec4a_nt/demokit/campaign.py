@@ -22,9 +22,10 @@ from .sites import SiteProcess, make_sites
 
 @dataclass
 class Remote:
-    """A site that dials the hub, and how its link is set up."""
+    """A site that dials the hub, and how its link is set up (``profile=None``: the
+    site dials the hub's port directly, plain loopback)."""
 
-    profile: LinkProfile = field(default_factory=LinkProfile.satellite)
+    profile: LinkProfile | None = field(default_factory=LinkProfile.satellite)
     outages: Outages | None = None
     link: dict[str, Any] = field(default_factory=dict)
 
@@ -53,11 +54,12 @@ class Campaign:
     def start_remote(self, name: str) -> SiteProcess:
         """(Re)start a remote site and its emulated link."""
         remote = self.remotes[name]
-        if name not in self.links:
+        if remote.profile is not None and name not in self.links:
             self.links[name] = EmulatorThread(self.hub.port, remote.profile, outages=remote.outages)
             self.links[name].start()
         links_file = self.root / f"{name}-links.yaml"
-        body = {"url": f"http://127.0.0.1:{self.links[name].port}", **remote.link}
+        port = self.links[name].port if name in self.links else self.hub.port
+        body = {"url": f"http://127.0.0.1:{port}", **remote.link}
         links_file.write_text(yaml.safe_dump({"links": [body]}))
         site = self.sites.get(name) or SiteProcess(self.root / name, args=["--links", str(links_file)],
                                                    port=self.ports.get(name))
