@@ -41,7 +41,7 @@ class Exchange:
         self.sessions: dict[str, Session] = {}
         self.meter = Meter(node.index)
         self._waits: PushWaits[Session] = PushWaits()
-        self._watchers: list[set[ObjectId]] = []
+        self._watchers: dict[object, set[ObjectId]] = {}  # by a key of each check's own
         self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._backlog: dict[str, list[SendItem]] = {}
@@ -169,17 +169,17 @@ class Exchange:
         was stored meanwhile (a push must neither wait for an object already here nor
         go out before what the stored root points to is checked)."""
         while True:
-            stored: set[ObjectId] = set()
-            self._watchers.append(stored)
+            key, stored = object(), set[ObjectId]()
+            self._watchers[key] = stored
             try:
                 lacking = await offloop.call(answers.lacking, entries, self.store)
             finally:
-                self._watchers.remove(stored)
+                del self._watchers[key]
             if not any(stored.intersection(ids) for ids in lacking.values()):
                 return lacking
 
     def _on_objects(self, oids: list[ObjectId]) -> None:
-        for watcher in self._watchers:
+        for watcher in self._watchers.values():
             watcher.update(oids)
         for oid in oids:
             self.reads.stored(oid)
