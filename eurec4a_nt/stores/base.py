@@ -146,13 +146,16 @@ class ObjectStore(ABC):
 
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         """Store many objects, each verified, made durable together; returns the ids new here."""
-        new = []
-        for item in items:
-            if not self.has(item[0]):
-                self._write(checked(item), bytes(item[1]))
-                new.append(item[0])
+        new = [item[0] for item in items if self._put_new(item)]
         self._flush(new)
         return new
+
+    def _put_new(self, item: tuple[ObjectId, bytes]) -> bool:
+        """Verify and write one object unless it is here; return whether it was written."""
+        if self.has(item[0]):
+            return False
+        self._write(checked(item), bytes(item[1]))
+        return True
 
     def _flush(self, oids: list[ObjectId]) -> None:
         """Make the names of freshly written objects durable (a no-op where writes are)."""

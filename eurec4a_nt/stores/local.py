@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ObjectMissing, StoreFull
 from ..ids import ObjectId
-from .base import ObjectStore, checked
+from .base import ObjectStore
 
 #: Age after which a temporary file or folder counts as left behind by a killed writer.
 _STALE_TMP_SECONDS = 3600
@@ -112,16 +112,7 @@ class LocalStore(ObjectStore):
             raise ObjectMissing(f"object {oid} is not in {self.root}") from None
 
     def _write(self, oid: ObjectId, data: bytes) -> None:
-        path = self._path(oid)
-        if path.exists():
-            return
-        write_atomic(path, data, self.tmp)
-
-    def _put_new(self, item: tuple[ObjectId, bytes]) -> bool:
-        if self.has(item[0]):
-            return False
-        self._write(checked(item), bytes(item[1]))
-        return True
+        write_atomic(self._path(oid), data, self.tmp)
 
     def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
         """Like :meth:`ObjectStore.put_many`, with up to ``_WRITERS`` objects verified and
