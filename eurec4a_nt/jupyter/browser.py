@@ -17,9 +17,7 @@ widget through its comm.
 
 from __future__ import annotations
 
-import base64
 import json
-import posixpath
 import threading
 import time
 from collections.abc import Sequence
@@ -31,25 +29,21 @@ import traitlets
 
 from ..client import SiteClient
 from ..entries import check_topics
-from ..errors import BadInput, NTError
-from ..formats import guess_format, media_type
+from ..errors import NTError
 from ..fs import NTFileSystem
 from ..sitestore import SiteStore
-from . import markdown
+from .preview import Previews
 from .reprs import human_size
-from .rows import IMAGE_FORMATS, ServerView, Snapshot, Start, StoreView, matches, to_come
+from .rows import ServerView, Snapshot, Start, StoreView, matches, to_come
 
 #: Rows in one page of the widget (``matched`` says how many match the filters; the
 #: next and previous buttons move through the pages).
 MAX_ROWS = 300
 #: A prefetch click that would bring more than this many bytes here asks first.
 CONFIRM_ABOVE = 100_000_000
-#: Largest entry (or image in a post) shown as a preview, in bytes.
-PREVIEW_MAX = 8 << 20
 #: After a refresh, changes are collected this long before the next one (a burst of
 #: objects arriving is one refresh, not hundreds).
 _SETTLE = 0.5
-_INDEX_FILES = ("index.md", "README.md")
 
 
 class CatalogBrowser(anywidget.AnyWidget):
@@ -102,11 +96,12 @@ class CatalogBrowser(anywidget.AnyWidget):
         self._view: ServerView | StoreView
         if isinstance(target, SiteStore):
             self._view = StoreView(target)
-            self._fs = NTFileSystem(store=str(target.path))
+            self._previews = Previews(NTFileSystem(store=str(target.path)))
             self.source, where = str(target.path), f"store={json.dumps(str(target.path))}"
         else:
             self._view = ServerView(target)
-            self._fs = NTFileSystem(server=target.server, token=target.token, cache=str(target.cache_dir))
+            self._previews = Previews(NTFileSystem(server=target.server, token=target.token,
+                                                   cache=str(target.cache_dir)))
             self.source, where = target.server, f"server={json.dumps(target.server)}"
         self.setup = f"import eurec4a_nt as nt\ncat = nt.open_catalog({where})"
         self.on_msg(self._on_message)
@@ -256,7 +251,7 @@ class CatalogBrowser(anywidget.AnyWidget):
         or ``README.md`` with its images), below the table; return what is shown."""
         self._set(preview={"site": site, "name": name, "kind": "loading"})
         try:
-            shown = self._preview(site, name)
+            shown = self._previews.of(site, name)
         except (NTError, OSError) as exc:
             shown = {"kind": "error", "message": str(exc)}
         self._set(preview={"site": site, "name": name, **shown})
@@ -277,40 +272,3 @@ class CatalogBrowser(anywidget.AnyWidget):
                 for v in reversed(found)]
         self._set(preview={"site": site, "name": name, "kind": "versions", "versions": rows})
         return self.preview
-
-    def _preview(self, site: str, name: str) -> dict[str, Any]:
-        entry, _ = self._fs.entry(f"{site}/{name}")
-        if entry.format in IMAGE_FORMATS and entry.kind == "file":
-            return {"kind": "image", "src": self._data_url(f"{site}/{name}", entry.format)}
-        if entry.format == "markdown" and entry.kind == "file":
-            folder, index = posixpath.dirname(name), name
-        elif entry.kind == "directory":
-            found = [f for f in _INDEX_FILES if self._fs.exists(f"{site}/{name}/{f}")]
-            if not found:
-                raise BadInput(f"{site}/{name} has no {' or '.join(_INDEX_FILES)} to preview")
-            folder, index = name, f"{name}/{found[0]}"
-        else:
-            raise BadInput(f"no preview for {entry.format} entries: open it with the code shown")
-        text = self._read(f"{site}/{index}").decode("utf-8", "replace")
-        return {"kind": "markdown", "html": markdown.render(text, lambda src: self._image(site, folder, src))}
-
-    def _read(self, path: str) -> bytes:
-        if self._fs.size(path) > PREVIEW_MAX:
-            raise BadInput(f"{path} is larger than {PREVIEW_MAX >> 20} MiB: too large to preview")
-        return bytes(self._fs.cat_file(path))
-
-    def _data_url(self, path: str, format: str) -> str:
-        data = base64.b64encode(self._read(path)).decode()
-        return f"data:{media_type(format)};base64,{data}"
-
-    def _image(self, site: str, folder: str, src: str) -> str | None:
-        """The data URL of an image a markdown entry links to (beside it in ``site``)."""
-        if src.startswith("data:image/"):
-            return src
-        path = posixpath.normpath(posixpath.join(folder, src))
-        if "://" in src or path.startswith(("..", "/")):
-            return None
-        try:
-            return self._data_url(f"{site}/{path}", guess_format(path))
-        except (NTError, OSError):
-            return None
