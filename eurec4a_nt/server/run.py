@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_STORE
 from ..errors import BadInput
 
 if TYPE_CHECKING:  # the server's modules are imported when it starts, not for --help
+    import asyncio
+
     from aiohttp import web
 
     from .context import ServerConfig
@@ -121,6 +124,32 @@ class MalformedRequests(logging.Filter):
         return True
 
 
+#: Seconds a connection may take to send a whole request head, and stay idle between
+#: requests: a client sending its head a byte at a time (slowloris) is closed after it.
+#: Bodies, long polls and links, once their head is in, are not bound by it.
+REQUEST_HEAD_TIMEOUT = 60.0
+
+
+def _more_files() -> None:
+    """Raise this process's limit of open files to the hard limit: each connection holds
+    one, and the usual soft limit of 1024 lets a few hundred idle clients lock out the rest."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _out_of_files(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Loop errors as usual, but running out of file descriptors (new connections then
+    wait a second) is one warning line, not a traceback."""
+    exc = context.get("exception")
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        log.warning("out of file descriptors: new connections wait (%s)", exc.strerror)
+        return
+    loop.default_exception_handler(context)
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -142,6 +171,7 @@ def serve(args: argparse.Namespace) -> int:
               + ("" if config.read_token else ", reads are open (use --read-token to close them)"),
               file=sys.stderr)
     logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
+    _more_files()
     asyncio.run(_run(make_app(config), config, Path(args.port_file) if args.port_file else None))
     return 0
 
@@ -157,8 +187,9 @@ async def _run(app: web.Application, config: ServerConfig, port_file: Path | Non
     from .context import NODE
 
     tls = server_context(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
+    asyncio.get_running_loop().set_exception_handler(_out_of_files)
     # bodies are taken as sent, a Content-Encoding never undone: no decompression bombs
-    runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False, keepalive_timeout=REQUEST_HEAD_TIMEOUT)
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, config.port, ssl_context=tls).start()
