@@ -170,6 +170,8 @@ def test_version_and_help_for_every_option(tmp_path: Path) -> None:
             p = next(a for a in p._actions if a.dest == "action").choices[cmd[1]]  # type: ignore[union-attr]
         missing += [f"{' '.join(cmd)} {a.dest}" for a in p._actions
                     if not a.help and a.dest not in ("help", "action")]
+        if not any(a.dest == "action" for a in p._actions):
+            missing += [f"{' '.join(cmd)}: nothing to run"] * (p.get_default("func") is None)
     assert missing == []
 
 

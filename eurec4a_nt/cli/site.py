@@ -211,3 +211,4 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--dir", default=DEFAULT_STORE, help=f"where the sites keep their stores (default {DEFAULT_STORE})")
     p.add_argument("--port", type=int, default=8047, help="port of the hub (others follow; 0: any free ports)")
     p.add_argument("--speed", type=float, default=1.0, help="publish this many times faster")
+    p.set_defaults(func=cmd_demo)
