@@ -33,10 +33,11 @@ _templates.filters["ago"] = lambda t: f"{max(time.time() - t, 0):.0f} s ago" if 
 _templates.filters["clock"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
-def status(request: web.Request) -> dict[str, Any]:
-    """Everything the page and ``/api/status`` show."""
+async def status(request: web.Request) -> dict[str, Any]:
+    """Everything the page and ``/api/status`` show (the sites' logs and forks read in a
+    thread: on object storage that is a request per log)."""
     n = node(request)
-    sites = n.store.summary()
+    sites, forks = await asyncio.to_thread(lambda: (n.store.summary(), n.store.forks()))
     return {
         "site": n.site, "version": __version__, "uptime": time.time() - n.traffic.started,
         "objects": {"count": n.index.count(), "bytes": n.index.total_size(),
@@ -44,7 +45,7 @@ def status(request: web.Request) -> dict[str, Any]:
         "traffic": {"served": n.traffic.served, "uploaded": n.traffic.uploaded},
         "sites": sites, "links": request.app[LINKS].status(),
         "wants": len(n.index.wants()), "prefetch": [r.to_json() for r in n.rules()],
-        "forks": [f.to_json() for f in n.store.forks()],
+        "forks": [f.to_json() for f in forks],
     }
 
 
@@ -55,7 +56,7 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/api/status")
 async def api_status(request: web.Request) -> web.Response:
-    return web.json_response(status(request))
+    return web.json_response(await status(request))
 
 
 @routes.get("/")
@@ -70,7 +71,7 @@ async def page(request: web.Request) -> web.Response:
     text = request.query.get("q", "")
     rows, topics, matched = await asyncio.to_thread(_rows, n, topic, text)
     html = _templates.get_template("index.html").render(
-        status=status(request), rows=rows, shown=matched, topics=topics, topic=topic, q=text)
+        status=await status(request), rows=rows, shown=matched, topics=topics, topic=topic, q=text)
     return web.Response(text=html, content_type="text/html")
 
 
