@@ -25,6 +25,7 @@ from .entries import Entry, check_site, check_topics, utc_now
 from .errors import BadCommit, BadInput, Corrupt, NotFound
 from .ids import Hashed, ObjectId
 from .log import Commit, parse_commit, verify_commit
+from .schema import decode
 from .tree import walk
 from .versions import parse_time
 
@@ -145,10 +146,7 @@ def _read_start(f: BinaryIO) -> tuple[BundleManifest, list[Commit], Iterator[Has
     oid, data = next(blocks, (None, b""))
     if oid != root:
         raise BadInput("not a bundle: the first block is not the manifest its header names")
-    try:
-        manifest = msgspec.json.decode(data, type=BundleManifest)
-    except msgspec.ValidationError as exc:
-        raise BadInput(f"not a bundle: bad manifest ({exc})") from None
+    manifest = decode(data, BundleManifest, "not a bundle: bad manifest")
     if manifest.format != FORMAT or manifest.version != 1:
         raise BadInput(f"not a bundle of this version: {manifest.format} {manifest.version}")
     commits = []
