@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -104,31 +105,38 @@ class FolderWatcher:
 
     # -- finding candidates --------------------------------------------------------------
 
-    def _look(self, rel: str) -> None:
-        """Note the file at ``rel`` unless it is gone, not selected or already published."""
+    def _look(self, rel: str, st: os.stat_result | None = None,
+              known: Mapping[str, Published] | None = None) -> None:
+        """Note the file at ``rel`` unless it is gone, not selected or already published
+        (``st`` and ``known``: its stat and the folder's state rows, when a scan has them)."""
         if not self.rule.selects(rel):
             return
         try:
-            st = os.stat(self.root / rel)
+            st = st or os.stat(self.root / rel)
         except OSError:
             self.settler.forget(rel)
             return
         size, mtime = st.st_size, st.st_mtime_ns
-        done = self.state.get(self._key, rel)
+        done = known.get(rel) if known is not None else self.state.get(self._key, rel)
         if (done and (done.size, done.mtime_ns) == (size, mtime)) or self._refused.get(rel) == (size, mtime):
             self.settler.forget(rel)
             return
         self.settler.observe(rel, size, mtime, self.clock())
 
     def scan(self) -> None:
-        """Look at every file below the folder."""
+        """Look at every file below the folder: one stat per file, one state query in all."""
         self._last_scan = self.clock()
+        known = self.state.folder(self._key)
         for base, dirs, files in os.walk(self.root):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for filename in files:
                 path = Path(base, filename)
-                if path.is_file() and not path.is_symlink():
-                    self._look(path.relative_to(self.root).as_posix())
+                try:
+                    st = path.lstat()
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):  # not a symlink, a socket, ...
+                    self._look(path.relative_to(self.root).as_posix(), st, known)
 
     def touched(self, path: str) -> None:
         """An OS event named ``path`` (absolute); safe to call from any thread."""
@@ -180,8 +188,7 @@ class FolderWatcher:
                 for rel, _ in records:
                     self._look(rel)  # tried again once quiet again
                 raise
-        for rel, published in records:
-            self.state.set(self._key, rel, published)
+        self.state.set_many(self._key, records)
         entries = [c.entry.with_site(site) for c in changes if c.entry]
         for entry in entries:
             log.info("watch: published %s (%d bytes)", entry.path, entry.size)

@@ -47,12 +47,19 @@ class WatchState:
                                    (directory, path)).fetchone()
         return Published(*row) if row else None
 
-    def set(self, directory: str, path: str, published: Published) -> None:
-        """Record a file as published (durable when this returns)."""
+    def folder(self, directory: str) -> dict[str, Published]:
+        """Every row of ``directory`` by path, in one query (for a scan of the folder)."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?)",
-                             (directory, path, published.size, published.mtime_ns,
-                              published.root, published.name))
+            rows = self._db.execute("SELECT path, size, mtime_ns, root, name FROM published WHERE dir=?",
+                                    (directory,)).fetchall()
+        return {row[0]: Published(*row[1:]) for row in rows}
+
+    def set_many(self, directory: str, items: list[tuple[str, Published]]) -> None:
+        """Record files as published, in one transaction (durable when this returns)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(directory, path, p.size, p.mtime_ns, p.root, p.name) for path, p in items])
 
     def close(self) -> None:
         with self._lock:
