@@ -150,24 +150,15 @@ class Outbox:
         return any(added)
 
     def next(self, bulk: bool) -> SendItem | None:
-        """The item to send a piece of now (bulk ones only with ``bulk``), or None."""
-        held = []
-        found = None
+        """The item to send a piece of now (bulk ones only with ``bulk``), or None.
+
+        The item stays first in line until its last piece is out. Priority leads the
+        send order, so once the first live item is bulk, all behind it are too."""
         while self._heap:
-            entry = heapq.heappop(self._heap)
-            item = entry[2]
-            if self.queued.get(item.oid) is not item:
-                continue  # cancelled or superseded
-            if item.priority is Priority.BULK and not bulk:
-                held.append(entry)
-                continue
-            found = entry
-            break
-        for entry in held:
-            heapq.heappush(self._heap, entry)
-        if found is not None:
-            heapq.heappush(self._heap, found)  # stays first until its last piece is out
-            return found[2]
+            item = self._heap[0][2]
+            if self.queued.get(item.oid) is item:
+                return item if bulk or item.priority is not Priority.BULK else None
+            heapq.heappop(self._heap)  # cancelled or superseded
         return None
 
     def transfer(self, item: SendItem) -> Transfer | None:
