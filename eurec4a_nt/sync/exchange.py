@@ -234,15 +234,6 @@ class Exchange:
             self._roots = {e.root: e for e in self.node.entries()}
         return self._roots.get(root)
 
-    def count(self, session: Session, sent: int, received: int) -> None:
-        """Bytes moved over ``session`` (see :meth:`.meter.Meter.count`)."""
-        self.meter.count(session, sent, received)
-
-    async def act(self, session: Session, action: Action) -> None:
-        """Carry out an action of ``session``'s core about what the peer sent (see
-        :class:`~.arrivals.Arrivals`)."""
-        await self.arrivals.act(session, action)
-
     def label(self, oid: ObjectId) -> str:
         """How a queued object is shown: the path of the entry it is the root of."""
         entry = self.entry_of_root(oid)

@@ -76,7 +76,7 @@ class Links:
         self.reads.stop()
 
     async def _run(self, peer: Peer, ws: WebSocket) -> None:
-        session = Session(peer, ws, self.node.store.objects, self.exchange)
+        session = Session(peer, ws, self.node.store.objects, self.exchange.arrivals.act, self.exchange.meter.count)
         handshake.tune(ws.get_extra_info("socket"))
         key = session.link.name if session.link is not None else session.peer
         self.offline_since.pop(key, None)

@@ -4,7 +4,8 @@ The session reads messages and pieces off the socket, asks the store what the co
 needs to know (off the event loop), feeds the core and carries out its actions: it
 sends control messages, and object pieces in the order the core's outbox gives,
 within the link's bandwidth cap. What it cannot do alone (storing objects, keeping
-commits, relaying wants) goes to the site's :class:`Actor`.
+commits, relaying wants) goes to the site's :class:`~.arrivals.Arrivals`, and the bytes
+moved to its :class:`~.meter.Meter`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
@@ -36,12 +37,10 @@ log = logging.getLogger(__name__)
 WebSocket = web.WebSocketResponse | ClientWebSocketResponse
 
 
-class Actor(Protocol):
-    """What a session hands on: actions beyond messages, and its byte counts."""
-
-    async def act(self, session: Session, action: Action) -> None: ...
-
-    def count(self, session: Session, sent: int, received: int) -> None: ...
+#: Carries out an action of a session's core beyond a message.
+Act = Callable[["Session", Action], Awaitable[None]]
+#: Counts the bytes a session sent and received.
+Count = Callable[["Session", int, int], None]
 
 
 #: Seconds a sender waits for a first acknowledgement before it stops pacing.
@@ -51,11 +50,12 @@ ACK_PATIENCE = 5.0
 class Session:
     """A connected peer; :meth:`run` returns when the connection ends."""
 
-    def __init__(self, peer: Peer, ws: WebSocket, store: ObjectStore, actor: Actor) -> None:
+    def __init__(self, peer: Peer, ws: WebSocket, store: ObjectStore, act: Act, count: Count) -> None:
         self.core = peer
         self.ws = ws
         self.store = store
-        self.actor = actor
+        self._act = act
+        self._counter = count
         self.peer = peer.peer
         self.link = peer.link
         self.name = peer.link.name if peer.link else f"{peer.peer} (dialled in)"
@@ -109,12 +109,12 @@ class Session:
             spawn(self.ws.close())
 
     async def perform(self, actions: Iterable[Action]) -> None:
-        """Carry out the core's actions: messages here, the rest by the actor."""
+        """Carry out the core's actions: messages here, the rest by ``act``."""
         for action in actions:
             if isinstance(action, Say):
                 self.control.put_nowait(action.text())
             else:
-                await self.actor.act(self, action)
+                await self._act(self, action)
         self.wake.set()
 
     def tell(self, messages: Iterable[Say]) -> None:
@@ -126,7 +126,7 @@ class Session:
     def _count(self, sent: int = 0, received: int = 0) -> None:
         self.sent_bytes += sent
         self.received_bytes += received
-        self.actor.count(self, sent, received)
+        self._counter(self, sent, received)
 
     # -- receiving ---------------------------------------------------------------------
 
