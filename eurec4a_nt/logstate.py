@@ -271,6 +271,11 @@ class LogState(SQLiteFile):
                            (site, prefix, prefix + _AFTER_ALL))
         return int(rows[0][0])
 
+    def by_root(self, root: ObjectId) -> list[Entry]:
+        """The current entries of any site whose root is ``root`` (one indexed query)."""
+        rows = self._query("SELECT site, body FROM entries WHERE root=? ORDER BY site, name", (str(root),))
+        return [_entry(body, site) for site, body in rows]
+
     def roots(self, oids: Iterable[str]) -> set[str]:
         """Those of ``oids`` that are the root of a current entry of any site (one
         indexed lookup each, no entry read)."""

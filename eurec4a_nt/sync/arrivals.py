@@ -35,16 +35,14 @@ Complete = Callable[[Session, list[Entry]], Awaitable[None]]
 class Arrivals:
     """Objects, commits, wants and lacks from peers, for all sessions of one site.
 
-    ``entry_of_root`` names the entry an object is the root of (if any); ``complete``
-    asks the peer for the rest of an entry once its root was stored.
+    ``complete`` asks the peer for the rest of the entries an object is the root of,
+    once it was stored.
     """
 
-    def __init__(self, node: Node, reads: Reads, entry_of_root: Callable[[ObjectId], Entry | None],
-                 complete: Complete) -> None:
+    def __init__(self, node: Node, reads: Reads, complete: Complete) -> None:
         self.node = node
         self.reads = reads
         self.pen: Pen[Session] = Pen()
-        self._entry_of_root = entry_of_root
         self._complete = complete
 
     async def act(self, session: Session, action: Action) -> None:
@@ -99,9 +97,9 @@ class Arrivals:
             below = await offloop.call(held_below, oid, data, self.node.store.objects)
             await session.perform(session.core.held_below(below))
             return
-        entry = self._entry_of_root(oid)
-        if entry is not None:
-            await self._complete(session, [entry])
+        entries = await offloop.call(self.node.store.db.by_root, oid)
+        if entries:
+            await self._complete(session, entries)
 
     async def _relay(self, session: Session, relay: Relay) -> None:
         """Fetch what the peer wants from the site holding it, then send it on."""

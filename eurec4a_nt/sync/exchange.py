@@ -42,11 +42,10 @@ class Exchange:
         self.meter = Meter(node.index)
         self._waits: PushWaits[Session] = PushWaits()
         self._watchers: dict[object, set[ObjectId]] = {}  # by a key of each check's own
-        self._roots: dict[ObjectId, Entry] | None = None
         self._complete: set[ObjectId] = set()
         self._backlog: dict[str, list[SendItem]] = {}
         self._commits = asyncio.Lock()
-        self.arrivals = Arrivals(node, reads, self.entry_of_root, self._complete_from)
+        self.arrivals = Arrivals(node, reads, self._complete_from)
         node.listen("commits", lambda commits: spawn(self._on_commits()))
         node.listen("objects", self._on_objects)
         node.listen("rules", lambda rules: spawn(self._on_rules()))
@@ -160,7 +159,6 @@ class Exchange:
         await session.perform(merge_pushing(actions))
 
     async def _on_commits(self) -> None:
-        self._roots = None
         for session in list(self.sessions.values()):
             await self._push_entries(session, await self._send_commits(session))
 
@@ -229,12 +227,7 @@ class Exchange:
             return lambda entry: None
         return lambda entry: entry.site if entry.site not in (session.peer, self.node.site) else None
 
-    def entry_of_root(self, root: ObjectId) -> Entry | None:
-        if self._roots is None:
-            self._roots = {e.root: e for e in self.node.entries()}
-        return self._roots.get(root)
-
     def label(self, oid: ObjectId) -> str:
         """How a queued object is shown: the path of the entry it is the root of."""
-        entry = self.entry_of_root(oid)
-        return entry.path if entry else f"object {oid.short}"
+        entries = self.node.store.db.by_root(oid)
+        return entries[0].path if entries else f"object {oid.short}"
