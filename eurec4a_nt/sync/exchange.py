@@ -144,11 +144,9 @@ class Exchange:
                 far.setdefault(entry.site, []).append(entry)
         for site, group in far.items():
             origin = self.sessions[site]
-            ranked: dict[Priority, list[ObjectId]] = {}
-            for entry in group:
-                ranked.setdefault(origin.core.rank(entry)[0], []).append(entry.root)
-            for priority, roots in sorted(ranked.items()):
-                await origin.perform(origin.core.want(plan.Wants(deep=roots), priority))
+            rounds = [(entry, plan.Wants(deep=[entry.root])) for entry in group]
+            for priority, _, wants in by_priority(rounds, origin.core.rank):
+                await origin.perform(origin.core.want(wants, priority))
 
     async def _push(self, session: Session, entries: list[Entry]) -> None:
         """Queue entries held whole here, announcing the new ones in one message."""

@@ -106,11 +106,11 @@ def by_priority(rounds: Iterable[tuple[Entry, Wants]], rank: Callable[[Entry], t
     """The wants of many entries merged per priority and per site a peer must fetch them
     from on this side's behalf (``through(entry)``; None: the peer holds them or gets
     them anyway), most urgent first."""
-    merged: dict[tuple[Priority, str], Wants] = {}
+    groups: dict[tuple[Priority, str], list[Wants]] = {}
     for entry, wants in rounds:
         if wants:
-            merged.setdefault((rank(entry)[0], through(entry) or ""), Wants()).extend(wants)
-    return [(priority, site or None, wants) for (priority, site), wants in sorted(merged.items())]
+            groups.setdefault((rank(entry)[0], through(entry) or ""), []).append(wants)
+    return [(priority, site or None, Wants.merged(parts)) for (priority, site), parts in sorted(groups.items())]
 
 
 def route(site: str | None, peers: Mapping[str, T], lazy: Callable[[T], bool]) -> T | None:
