@@ -20,7 +20,7 @@ def open_backend(store: str | os.PathLike[str] | None = None, server: str | None
     ``mirrors``, the server and then each mirror in turn (see :mod:`eurec4a_nt.mirrors`)."""
     s = settings(store, server, token, cache)
     if s.server and mirrors:
-        return Mirrors([s.server, *mirrors], token=s.token, cache=s.cache)
+        return Mirrors([s.server, *mirrors], token=s.token, cache=s.cache, cache_cap=s.cache_cap)
     if s.server:
         return SiteClient(s.server, token=s.token, cache=s.cache, cache_cap=s.cache_cap)
     return SiteStore(s.store)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ local store ``site-cache`` if it exists here.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,7 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
         return os.environ.get(f"EUREC4A_NT_{key.upper()}") or file.get(key)
 
     token = pick(token, "token")
-    cache = cache_dir(cache)
-    common = (token, cache, cache_cap())
+    common = (token, cache_dir(cache, file), cache_cap(file))
     if store is not None:
         return Settings(os.fspath(store), None, *common)
     if server is not None:
@@ -84,12 +84,12 @@ def settings(store: str | os.PathLike[str] | None = None, server: str | None = N
     return Settings(env_store or DEFAULT_STORE, None, *common)
 
 
-def cache_dir(arg: str | os.PathLike[str] | None = None) -> str:
+def cache_dir(arg: str | os.PathLike[str] | None = None, file: Mapping[str, str] | None = None) -> str:
     """The block cache's folder: ``arg``, else EUREC4A_NT_CACHE, else the config file's
-    ``cache``, else ``~/.cache/eurec4a-nt``."""
+    ``cache`` (``file``: its settings when already read), else ``~/.cache/eurec4a-nt``."""
     if arg is not None:
         return os.fspath(arg)
-    return (os.environ.get("EUREC4A_NT_CACHE") or _config_file().get("cache")
+    return (os.environ.get("EUREC4A_NT_CACHE") or (_config_file() if file is None else file).get("cache")
             or str(Path.home() / ".cache" / "eurec4a-nt"))
 
 
@@ -112,11 +112,12 @@ def save_config(**changes: object) -> Path:
     return path
 
 
-def cache_cap() -> int:
+def cache_cap(file: Mapping[str, str] | None = None) -> int:
     """The block cache's cap in bytes: EUREC4A_NT_CACHE_CAP, else the config file's
-    ``cache-cap``, else 2 GB. :class:`BadInput` for a malformed size."""
+    ``cache-cap`` (``file``: its settings when already read), else 2 GB. :class:`BadInput`
+    for a malformed size."""
     from .settings import size_setting
 
     if os.environ.get("EUREC4A_NT_CACHE_CAP"):
         return size_setting(os.environ["EUREC4A_NT_CACHE_CAP"], "EUREC4A_NT_CACHE_CAP")
-    return int(_config_file().get("cache_cap") or DEFAULT_CACHE_CAP)
+    return int((_config_file() if file is None else file).get("cache_cap") or DEFAULT_CACHE_CAP)

@@ -36,11 +36,12 @@ class FallbackWarning(UserWarning):
 class Mirrors:
     """Site servers tried in the order given (nearest first)."""
 
-    def __init__(self, servers: Sequence[str], token: str | None = None, cache: str | Path | None = None) -> None:
+    def __init__(self, servers: Sequence[str], token: str | None = None, cache: str | Path | None = None,
+                 cache_cap: int | None = None) -> None:
         urls = list(dict.fromkeys(s.rstrip("/") for s in servers))
         if not urls:
             raise NotFound("no site server to read from")
-        self.clients = [SiteClient(url, token=token, cache=cache, stale_ok=False) for url in urls]
+        self.clients = [SiteClient(url, token=token, cache=cache, stale_ok=False, cache_cap=cache_cap) for url in urls]
         self._cache = self.clients[0].blocks
         self._said: set[tuple[str, str]] = set()
         #: The latest fallback: the server used, and ``(server, reason)`` of those passed over.
