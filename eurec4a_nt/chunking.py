@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
@@ -109,16 +108,6 @@ class FileRecord:
                 else:
                     refs[key] = value
         return cls(body.size, blocks, body.sha256, refs)
-
-
-def cut(stream: BinaryIO) -> Iterator[tuple[Block, bytes]]:
-    """Cut a binary stream into content-defined blocks, reading it once.
-
-    Memory stays bounded by a few blocks whatever the stream's size.
-    """
-    for chunk in _chunker().cut_stream(stream):
-        data = bytes(chunk.data)
-        yield Block(ObjectId.of(data), chunk.offset, chunk.length), data
 
 
 def _hashes(data: bytes, trees: bool) -> tuple[ObjectId, str | None]:

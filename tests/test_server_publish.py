@@ -14,7 +14,7 @@ import requests
 from server_kit import TIMEOUT, assert_error, auth, object_files, start, status
 
 import eurec4a_nt
-from eurec4a_nt.chunking import cut
+from eurec4a_nt.chunking import cut_bytes
 from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.stores.http import HTTPStore
 
@@ -87,8 +87,7 @@ def test_publish_with_the_cli_and_a_token_from_the_environment(site: SiteProcess
 def test_rerun_after_an_interrupted_upload_sends_only_the_rest(site: SiteProcess, tmp_path: Path) -> None:
     path = tmp_path / "model.nc"
     path.write_bytes(os.urandom(12 * MB))
-    with open(path, "rb") as f:
-        blocks = [(block.id, data) for block, data in cut(f)]
+    blocks = [(block.id, data) for block, data in cut_bytes(path.read_bytes())]
     assert len(blocks) >= 4
     sent_before = blocks[: len(blocks) // 2]
     with requests.Session() as http:
