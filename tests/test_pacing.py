@@ -1,15 +1,25 @@
 """Pacing without configuration: the sender learns rate and round trip from the peer's
 acknowledgements and keeps about one bandwidth-delay product in flight (simulated link,
-no sockets, no clock)."""
+no sockets, no clock); a sender waiting for acknowledgements stops when its link drops."""
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import os
+from pathlib import Path
 
 import pytest
+from aiohttp import WSMessage, WSMsgType
 
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.stores.local import LocalStore
+from eurec4a_nt.sync.core import Peer
+from eurec4a_nt.sync.outbox import Priority
 from eurec4a_nt.sync.pacing import MIN_WINDOW, Pacer
-from eurec4a_nt.sync.wire import PIECE, ack, read_ack
+from eurec4a_nt.sync.partials import Partials
+from eurec4a_nt.sync.session import Session
+from eurec4a_nt.sync.wire import PIECE, RAW, ack, pieces, read_ack
 
 
 def simulate(rate: float, delay: float, seconds: float) -> tuple[Pacer, float, int]:
@@ -52,3 +62,58 @@ def test_acknowledgements_are_small_and_checked() -> None:
     pacer.on_ack(10 * PIECE, 1.0)  # more than was sent: ignored
     pacer.on_ack(PIECE, 1.0)
     assert pacer.in_flight == 0 and pacer.rtt() == 1.0
+
+
+class _LastAck:
+    """A connection whose peer acknowledges once more and is gone: the acknowledgement
+    is its last message, and it ends in the same turn of the event loop."""
+
+    closed = False
+
+    def __init__(self, total: int) -> None:
+        self._messages = [WSMessage(WSMsgType.BINARY, ack(total), None)]
+
+    def __aiter__(self) -> _LastAck:
+        return self
+
+    async def __anext__(self) -> WSMessage:
+        if not self._messages:
+            raise StopAsyncIteration  # at once, right after the acknowledgement was handled
+        for _ in range(5):  # the sender meanwhile fills its window and waits for acknowledgements
+            await asyncio.sleep(0)
+        return self._messages.pop()
+
+
+async def nothing_to_act_on(session: Session, action: object) -> None:
+    raise AssertionError(f"nothing to act on: {action}")
+
+
+def test_a_sender_waiting_for_acknowledgements_stops_when_its_link_drops(tmp_path: Path) -> None:
+    """The acknowledgement that wakes the waiting sender and the end of the connection
+    come together (a link dropping mid-transfer): the session must still end, so that
+    the link dials again and hands its queue on, not wait forever for acknowledgements
+    a dead connection never brings."""
+
+    async def run() -> tuple[bool, bool]:
+        data = os.urandom(3 * PIECE)
+        core = Peer("OPS", None, {"heads": {}}, Partials())
+        core.outbox.queue([ObjectId.of(data)], Priority.BULK)
+        item = core.outbox.next(True)
+        assert item is not None
+        core.outbox.begin(item, pieces(item.oid, RAW, None, data), [])
+        session = Session(core, _LastAck(2 * PIECE), LocalStore(tmp_path), nothing_to_act_on,
+                          lambda session, sent, received: None)
+        assert session.pacer is not None
+        session.pacer.on_sent(20 * PIECE, 0.0)  # a full window in flight, a first part acknowledged
+        session.pacer.on_ack(PIECE, 0.1)
+        assert not session.pacer.may_send(PIECE, 0.1)
+        try:
+            async with asyncio.timeout(10):
+                await session.run()
+        except TimeoutError:
+            return False, False
+        return True, core.outbox.transfer(item) is not None
+
+    ended, still_queued = asyncio.run(run())
+    assert ended, "the session did not end after its connection did"
+    assert still_queued  # nothing was sent over the dead connection: all of it is handed on

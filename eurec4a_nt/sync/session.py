@@ -220,8 +220,12 @@ class Session:
         self.wake.clear()
         if not self.control.empty():
             return
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes in the
+        # same turn of the loop as the wake-up (the last acknowledgement before a drop), and
+        # the session, which ends once this writer has, would never end.
         try:
-            await asyncio.wait_for(self.wake.wait(), ACK_PATIENCE)
+            async with asyncio.timeout(ACK_PATIENCE):
+                await self.wake.wait()
         except TimeoutError:
             if self.pacer.acked == 0:
                 log.info("%s: the peer acknowledges no pieces; sending unpaced", self.name)
