@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,7 +73,7 @@ class SiteClient:
         #: bytes (default: :func:`eurec4a_nt.config.cache_cap`), least recently used out.
         cap = cache_cap if cache_cap is not None else configured_cap()
         self.blocks = CappedStore(LocalStore(self.cache_dir), cap)
-        self._entries: dict[tuple[str, str | None], tuple[float, dict[str, Entry]]] = {}
+        self._entries: dict[tuple[str, str | None], tuple[float, RemoteEntries]] = {}
         #: Per site, where readers of its entries go (this server, then mirrors), as the
         #: server last said.
         self.read_options: dict[str, dict[str, Any]] = {}
@@ -118,21 +118,28 @@ class SiteClient:
     def sites(self) -> list[str]:
         return sorted(self._get("/api/sites").json()["sites"])
 
-    def entries(self, site: str, at: At | None = None) -> dict[str, Entry]:
-        """Every entry of ``site`` by name (at a past point with ``at``), read page by page
-        and kept for ``_ENTRIES_TTL`` s; :class:`NotFound` for a site the server does not know."""
+    def entries(self, site: str, at: At | None = None) -> RemoteEntries:
+        """The entries of ``site`` by name (at a past point with ``at``), read when asked
+        (see :class:`RemoteEntries`) and kept for ``_ENTRIES_TTL`` s; :class:`NotFound`
+        for a site the server does not know."""
         key = (check_site(site), None if at is None else at_text(at))
         cached = self._entries.get(key)
         if cached and time.monotonic() - cached[0] < _ENTRIES_TTL:
             return cached[1]
-        try:
-            found = {e.name: e for e in self._pages(site, {}, at)}
-        except NotFound:
-            if site in self.sites():
-                raise
-            raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites())}") from None
+        if site not in self.sites():
+            raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites())}")
+        found = RemoteEntries(lambda path: self.resolve(site, path, at), lambda: self._pages(site, {}, at))
         self._entries[key] = (time.monotonic(), found)
         return found
+
+    def resolve(self, site: str, path: str, at: At | None = None) -> tuple[Entry, str, bool]:
+        """The entry of ``site`` that is ``path`` or holds it (the longest such name), the
+        path inside it, and whether other entries have names below the entry's (one
+        request); :class:`NotFound` if no entry is or holds ``path``."""
+        body = self._get(f"/api/sites/{check_site(site)}/entries/{quote(check_name(path))}"
+                         f"?within=1{_at(at, '&')}").json()
+        self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
+        return Entry.from_json(body["entry"], site), str(body["inner"]), bool(body["nested"])
 
     def _pages(self, site: str, query: dict[str, str], at: At | None = None) -> Iterator[Entry]:
         """The entries of ``site`` the catalog API lists for ``query``, every page of them."""
@@ -303,3 +310,63 @@ class SiteClient:
 def _at(at: At | None, sep: str) -> str:
     """``?at=...`` (or ``&at=...``) for a point in the logs; "" for now."""
     return "" if at is None else f"{sep}at={quote(at_text(at))}"
+
+
+class RemoteEntries(Mapping[str, Entry]):
+    """A site's entries on a server, read when asked. A lookup costs one request, which
+    also answers the lookups :func:`~eurec4a_nt.entries.find_entry` makes next (every
+    longer path is no entry; with no entries below the one found, nothing below it is
+    one either), so opening any key inside an entry costs one request however many
+    entries the site has. Iterating reads every page once.
+
+    ``resolve(path)`` is :meth:`SiteClient.resolve` for one site; ``pages()`` yields
+    every entry.
+    """
+
+    def __init__(self, resolve: Callable[[str], tuple[Entry, str, bool]],
+                 pages: Callable[[], Iterable[Entry]]) -> None:
+        self._resolve, self._pages = resolve, pages
+        self._known: dict[str, Entry | None] = {}
+        self._leaves: set[str] = set()  # entries with no entry below them
+        self._all: dict[str, Entry] | None = None
+
+    def __getitem__(self, name: str) -> Entry:
+        if self._all is not None:
+            return self._all[name]
+        if not isinstance(name, str):
+            raise KeyError(name)
+        if name not in self._known:
+            self._learn(name)
+        found = self._known[name]
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def _learn(self, name: str) -> None:
+        parts = name.split("/")
+        if any("/".join(parts[:i]) in self._leaves for i in range(1, len(parts))):
+            self._known[name] = None
+            return
+        try:
+            entry, _, nested = self._resolve(name)
+        except NotFound:
+            shortest = 1
+        else:
+            self._known[entry.name] = entry
+            if not nested:
+                self._leaves.add(entry.name)
+            shortest = entry.name.count("/") + 2
+        for i in range(shortest, len(parts) + 1):
+            self._known["/".join(parts[:i])] = None
+
+    def _every(self) -> dict[str, Entry]:
+        if self._all is None:
+            self._all = {e.name: e for e in self._pages()}
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._every())
+
+    def __len__(self) -> int:
+        return len(self._every())
+

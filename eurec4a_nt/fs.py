@@ -123,19 +123,20 @@ class NTFileSystem(AbstractFileSystem):
         entries = self.entries(site)
         if not rest:
             return _dir(site)
-        if rest in entries:
-            return _entry_info(path, entries[rest])
-        if any(name.startswith(rest + "/") for name in entries):
-            return _dir(path)
         try:
             entry, inner = find_entry(site, entries, rest)
         except NotFound:
-            raise FileNotFoundError(f"nt://{path}") from None
-        manifest = load_manifest(entry, self.backend.objects_for(site).get)
-        found = manifest.ref(inner)
-        if found is not None:
-            return {"name": path, "type": "file", "size": found.size}
-        if any(k.startswith(inner + "/") for k in manifest.keys()):
+            entry, inner = None, ""
+        if entry is not None and not inner:
+            return _entry_info(path, entry)
+        if entry is not None:  # a key inside an entry: one lookup, whatever the site holds
+            manifest = load_manifest(entry, self.backend.objects_for(site).get)
+            found = manifest.ref(inner)
+            if found is not None:
+                return {"name": path, "type": "file", "size": found.size}
+            if any(k.startswith(inner + "/") for k in manifest.keys()):
+                return _dir(path)
+        if any(name.startswith(rest + "/") for name in entries):
             return _dir(path)
         raise FileNotFoundError(f"nt://{path}")
 

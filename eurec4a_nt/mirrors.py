@@ -17,8 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from .client import SiteClient
-from .entries import Entry
+from .client import RemoteEntries, SiteClient
 from .errors import NotFound, Unreachable
 from .stores.cached import CachingStore
 from .stores.fallback import PASSED_OVER, FallbackStore
@@ -81,8 +80,10 @@ class Mirrors:
     def sites(self) -> list[str]:
         return self._first(lambda c: c.sites())
 
-    def entries(self, site: str, at: At | None = None) -> dict[str, Entry]:
-        return self._first(lambda c: c.entries(site, at))
+    def entries(self, site: str, at: At | None = None) -> RemoteEntries:
+        self._first(lambda c: c.entries(site, at))  # NotFound for an unknown site
+        return RemoteEntries(lambda path: self._first(lambda c: c.resolve(site, path, at)),
+                             lambda: self._first(lambda c: list(c.entries(site, at).values())))
 
     def versions(self, site: str, name: str) -> list[Version]:
         return self._first(lambda c: c.versions(site, name))

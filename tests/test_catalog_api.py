@@ -275,3 +275,16 @@ def test_plain_intake_in_a_fresh_virtualenv_opens_every_kind(server: SiteProcess
     out = json.loads(result.strip().splitlines()[-1])
     assert 250 < out["sonde"] < 320 and out["day"] == 3 and out["zarr"] == 36
     assert out["png"] == "89504e47" and out["md"].startswith("# Day 1") and out["folder"] == "a\nb\n"
+
+
+def test_an_entry_that_holds_a_path_is_found_in_one_request(server: SiteProcess) -> None:
+    path = f"/api/sites/{SITE}/entries/"
+    inside = get(server, path + "surface/met.zarr/ta/zarr.json", within="1")
+    assert inside["entry"]["name"] == "surface/met.zarr" and inside["inner"] == "ta/zarr.json"
+    assert inside["nested"] is False
+    itself = get(server, path + "blog/day-1.md", within="1")
+    assert (itself["entry"]["name"], itself["inner"]) == ("blog/day-1.md", "")
+    assert_error(requests.get(server.url + path + "surface/met.zarr/ta/zarr.json", timeout=TIMEOUT),
+                 404, "not-found")  # without within=1: names only
+    assert_error(requests.get(server.url + path + "sondes/none/x", params={"within": "1"}, timeout=TIMEOUT),
+                 404, "not-found")

@@ -149,3 +149,35 @@ def test_a_site_with_more_entries_than_a_page_is_read_whole(tmp_path: Path) -> N
         assert fs.cat_file("nt://RV-Meteor/many/f129.txt") == b"sonde 129"
     finally:
         proc.stop()
+
+
+def test_opening_one_entry_costs_the_same_at_any_number_of_entries(tmp_path: Path) -> None:
+    """nt:// over a server finds an entry, and a key inside a zarr entry, with one
+    lookup each: it never lists the site's entries to open one."""
+    import xarray as xr
+
+    from eurec4a_nt.demokit.sampledata import timeseries
+
+    proc = start(tmp_path / "sites", "RV-Meteor")
+    try:
+        files = []
+        for i in range(1200):
+            files.append(tmp_path / f"f{i:04d}.txt")
+            files[-1].write_text(f"sonde {i}")
+        nt.publish(files, name="many", server=proc.url, token=proc.token, progress=False)
+        nt.publish(timeseries(seed=1, hours=2), name="model/forecast.zarr", server=proc.url,
+                   token=proc.token, progress=False)
+        fs = NTFileSystem(server=proc.url, cache=str(tmp_path / "cache"))
+        asked: list[str] = []
+        fs.backend.cached.hooks["response"].append(lambda r, *a, **k: asked.append(r.request.path_url))
+        assert fs.cat_file("nt://RV-Meteor/many/f1199.txt") == b"sonde 1199"
+        ds = xr.open_zarr(fs.get_mapper("nt://RV-Meteor/model/forecast.zarr"))
+        assert ds[list(ds.data_vars)[0]].values.size > 0
+        assert not [p for p in asked if "/entries?" in p], asked  # no listing of the site
+        lookups = {p.split("/entries/")[1].split("?")[0] for p in asked if "/entries/" in p}
+        # the file entry once, and the zarr entry once per metadata key zarr asks for at
+        # once when opening; reading its chunks asks nothing more
+        assert {p.rsplit("/", 1)[-1] for p in lookups} <= {"f1199.txt", ".zattrs", ".zgroup", ".zmetadata",
+                                                           ".zarray", "zarr.json"}, lookups
+    finally:
+        proc.stop()

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .. import catalog as catalogs
-from ..entries import Entry, check_name, check_site, check_topics
+from ..entries import Entry, check_name, check_site, check_topics, find_entry
 from ..errors import BadInput, NTError
 from ..listing import SiteIndex
 from ..manifests import RefReader, load_manifest
@@ -219,11 +219,18 @@ async def entries(request: web.Request) -> web.Response:
 
 @routes.get("/api/sites/{site}/entries/{name:.+}")
 async def one_entry(request: web.Request) -> web.Response:
-    """One entry of a site (404 if it has none of that name)."""
+    """One entry of a site (404 if it has none of that name). With ``?within=1`` the
+    entry that is the name or holds it (the longest such), with ``inner``, the path
+    inside it, and ``nested``, whether entries have names below it (404 if none is)."""
     index = await site_index(request)
-    entry = index.entry(check_name(request.match_info["name"]))
-    return _json({"site": index.site, "seq": index.seq, "entry": _entry_json(entry),
-                  "storage_options": _options(request, index.site)})
+    name = check_name(request.match_info["name"])
+    options = _options(request, index.site)
+    if request.query.get("within") != "1":
+        return _json({"site": index.site, "seq": index.seq, "entry": _entry_json(index.entry(name)),
+                      "storage_options": options})
+    entry, inner = find_entry(index.site, index.entries, name)
+    return _json({"site": index.site, "seq": index.seq, "entry": _entry_json(entry), "inner": inner,
+                  "nested": index.count(entry.name + "/") > 0, "storage_options": options})
 
 
 @routes.get("/api/sites/{site}/folder")
