@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from server_kit import start
 import eurec4a_nt as nt
 from eurec4a_nt.client import SiteClient
 from eurec4a_nt.demokit.sampledata import raw_file
+from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.fs import NTFileSystem
 from eurec4a_nt.stores.capped import CappedStore
 from eurec4a_nt.stores.local import LocalStore
@@ -134,50 +136,48 @@ def test_progress_bars_end_at_their_real_total_in_decimal_units(capsys: pytest.C
     capsys.readouterr()
 
 
-def test_a_site_with_more_entries_than_a_page_is_read_whole(tmp_path: Path) -> None:
-    """The client reads every page of the catalog API: entries past the first page open."""
-    proc = start(tmp_path / "sites", "RV-Meteor")
-    try:
-        files = []
-        for i in range(130):
-            files.append(tmp_path / f"f{i:03d}.txt")
-            files[-1].write_text(f"sonde {i}")
-        nt.publish(files, name="many", server=proc.url, token=proc.token, progress=False)
-        client = SiteClient(proc.url, cache=tmp_path / "cache")
-        assert len(client.entries("RV-Meteor")) == 130
-        fs = NTFileSystem(server=proc.url, cache=str(tmp_path / "cache"))
-        assert fs.cat_file("nt://RV-Meteor/many/f129.txt") == b"sonde 129"
-    finally:
-        proc.stop()
-
-
-def test_opening_one_entry_costs_the_same_at_any_number_of_entries(tmp_path: Path) -> None:
-    """nt:// over a server finds an entry, and a key inside a zarr entry, with one
-    lookup each: it never lists the site's entries to open one."""
-    import xarray as xr
-
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteProcess]:
+    """A server holding 1,200 small file entries (more than a page of the catalog API)
+    and a zarr entry."""
     from eurec4a_nt.demokit.sampledata import timeseries
 
-    proc = start(tmp_path / "sites", "RV-Meteor")
+    root = tmp_path_factory.mktemp("many")
+    proc = start(root / "sites", "RV-Meteor")
     try:
         files = []
         for i in range(1200):
-            files.append(tmp_path / f"f{i:04d}.txt")
+            files.append(root / f"f{i:04d}.txt")
             files[-1].write_text(f"sonde {i}")
         nt.publish(files, name="many", server=proc.url, token=proc.token, progress=False)
         nt.publish(timeseries(seed=1, hours=2), name="model/forecast.zarr", server=proc.url,
                    token=proc.token, progress=False)
-        fs = NTFileSystem(server=proc.url, cache=str(tmp_path / "cache"))
-        asked: list[str] = []
-        fs.backend.cached.hooks["response"].append(lambda r, *a, **k: asked.append(r.request.path_url))
-        assert fs.cat_file("nt://RV-Meteor/many/f1199.txt") == b"sonde 1199"
-        ds = xr.open_zarr(fs.get_mapper("nt://RV-Meteor/model/forecast.zarr"))
-        assert ds[list(ds.data_vars)[0]].values.size > 0
-        assert not [p for p in asked if "/entries?" in p], asked  # no listing of the site
-        lookups = {p.split("/entries/")[1].split("?")[0] for p in asked if "/entries/" in p}
-        # the file entry once, and the zarr entry once per metadata key zarr asks for at
-        # once when opening; reading its chunks asks nothing more
-        assert {p.rsplit("/", 1)[-1] for p in lookups} <= {"f1199.txt", ".zattrs", ".zgroup", ".zmetadata",
-                                                           ".zarray", "zarr.json"}, lookups
+        yield proc
     finally:
         proc.stop()
+
+
+def test_a_site_with_more_entries_than_a_page_is_read_whole(many: SiteProcess, tmp_path: Path) -> None:
+    """The client reads every page of the catalog API: entries past the first page open."""
+    client = SiteClient(many.url, cache=tmp_path / "cache")
+    assert len(client.entries("RV-Meteor")) == 1201
+    assert sum(1 for _ in client.entries("RV-Meteor").values()) == 1201
+
+
+def test_opening_one_entry_costs_the_same_at_any_number_of_entries(many: SiteProcess, tmp_path: Path) -> None:
+    """nt:// over a server finds an entry, and a key inside a zarr entry, with one
+    lookup each: it never lists the site's entries to open one."""
+    import xarray as xr
+
+    fs = NTFileSystem(server=many.url, cache=str(tmp_path / "cache"))
+    asked: list[str] = []
+    fs.backend.cached.hooks["response"].append(lambda r, *a, **k: asked.append(r.request.path_url))
+    assert fs.cat_file("nt://RV-Meteor/many/f1199.txt") == b"sonde 1199"
+    ds = xr.open_zarr(fs.get_mapper("nt://RV-Meteor/model/forecast.zarr"))
+    assert ds[next(iter(ds.data_vars))].values.size > 0
+    assert not [p for p in asked if "/entries?" in p], asked  # no listing of the site
+    lookups = {p.split("/entries/")[1].split("?")[0] for p in asked if "/entries/" in p}
+    # the file entry once, and the zarr entry once per metadata key zarr asks for at
+    # once when opening; reading its chunks asks nothing more
+    assert {p.rsplit("/", 1)[-1] for p in lookups} <= {"f1199.txt", ".zattrs", ".zgroup", ".zmetadata",
+                                                       ".zarray", "zarr.json"}, lookups
