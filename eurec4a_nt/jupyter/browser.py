@@ -32,8 +32,8 @@ from ..entries import check_topics
 from ..errors import NTError
 from ..fs import NTFileSystem
 from ..sitestore import SiteStore
+from ..sizes import human_size
 from .preview import Previews
-from .reprs import human_size
 from .rows import ServerView, Snapshot, Start, StoreView, matches, to_come
 
 #: Rows in one page of the widget (``matched`` says how many match the filters; the

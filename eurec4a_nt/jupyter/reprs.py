@@ -15,6 +15,7 @@ from typing import Any
 
 from ..catalog import RESERVED_METADATA, TOP_METADATA
 from ..formats import XARRAY_FORMATS
+from ..sizes import human_size
 
 #: Entries listed per site at most; the summary says how many there are.
 MAX_ENTRIES = 50
@@ -51,15 +52,6 @@ body.vscode-dark .nt-repr { --nt-fg: var(--jp-content-font-color0, rgba(255, 255
   color: var(--nt-fg); white-space: pre-wrap; border: none; }
 .nt-repr details > .nt-table, .nt-repr details > .nt-code { margin-left: 1.1rem; }
 """
-
-
-def human_size(size: float) -> str:
-    """``1234567`` -> ``1.2 MB`` (decimal units, like the site server's page)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 def open_code(site: str, name: str, format: str, kind: str = "file") -> str:

@@ -18,8 +18,9 @@ from typing import Any
 from ..client import SiteClient
 from ..entries import Entry, selects
 from ..sitestore import SiteStore
+from ..sizes import human_size
 from ..tree import walk
-from .reprs import human_size, open_code
+from .reprs import open_code
 
 #: Formats the browser previews as an image.
 IMAGE_FORMATS = ("png", "jpeg", "gif")
