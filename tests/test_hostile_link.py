@@ -174,6 +174,25 @@ def test_a_malformed_hello_ends_the_connection(hub: SiteProcess, hello: str) -> 
     assert "Traceback" not in added and 1 <= len(added.strip().splitlines()) <= 2, added
 
 
+@pytest.mark.timeout(handshake.HELLO_TIMEOUT + 60)
+def test_a_silent_dialler_is_closed_though_it_answers_pings(hub: SiteProcess) -> None:
+    """Its pongs to the hub's heartbeat do not extend the hub's wait for its hello."""
+    async def run() -> tuple[aiohttp.WSMessage, float]:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(hub.url + "/link", headers=handshake.dial_headers("BCO", handshake.nonce()))
+            start = time.monotonic()
+            answer = await asyncio.wait_for(ws.receive(), handshake.HELLO_TIMEOUT + 40)
+            await ws.close()
+            return answer, time.monotonic() - start
+
+    before = hub.log_path.read_text()
+    answer, waited = asyncio.run(run())
+    assert answer.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    assert waited < handshake.HELLO_TIMEOUT + 10 < handshake.HELLO_TIMEOUT + handshake.HEARTBEAT
+    added = log_since(hub, before)
+    assert "refused a link from BCO" in added and "Traceback" not in added, added
+
+
 def zstd_bomb(size: int = 1 << 30) -> bytes:
     """``size`` zero bytes compressed with zstd (about 32 KB for 1 GiB), made in pieces."""
     out = zstandard.ZstdCompressor(level=3).compressobj(size=size)

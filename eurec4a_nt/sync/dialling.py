@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType
 
 from ..errors import Forbidden
 from ..node import Node
@@ -112,9 +111,8 @@ class Dialler:
                                "push": list(config.push), **self.state(config, "", ())}
                     await ws.send_str(handshake.hello("dial", self.node.store.key, site, peer, nonce, challenge,
                                                       options))
-                    answer = await ws.receive(timeout=handshake.HELLO_TIMEOUT)
                     theirs = handshake.check_hello("reply", self.node.store.keyring, peer, site, nonce, challenge,
-                                                   answer.data if answer.type == WSMsgType.TEXT else None)
+                                                   await handshake.receive_hello(ws))
                 except handshake.HandshakeError as exc:
                     await ws.close(code=handshake.UNTRUSTED, message=str(exc).encode()[:120])
                     raise

@@ -19,6 +19,7 @@ Over plain HTTP a man in the middle could still relay a whole session; TLS
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import secrets
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from aiohttp import WSMsgType
 
 from ..entries import check_site
 from ..errors import BadInput, Forbidden, NTError, Unauthorized
@@ -60,6 +62,15 @@ def nonce() -> str:
 
 def _proof_text(kind: str, signer: str, other: str, dial_nonce: str, challenge: str) -> bytes:
     return f"eurec4a-nt link 2 {kind}\n{signer}\n{other}\n{dial_nonce}\n{challenge}".encode()
+
+
+async def receive_hello(ws: Any) -> str | None:
+    """The other side's first message, its text (None if it is not text), within
+    :data:`HELLO_TIMEOUT` in all: pings and pongs meanwhile do not extend the wait, as
+    they would with ``ws.receive(timeout=)``. Raises TimeoutError after that."""
+    async with asyncio.timeout(HELLO_TIMEOUT):
+        message = await ws.receive()
+    return message.data if message.type == WSMsgType.TEXT else None
 
 
 def dial_headers(site: str, dial_nonce: str) -> dict[str, str]:

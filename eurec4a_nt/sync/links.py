@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from ..entries import check_topics
 from ..errors import NTError
@@ -116,9 +116,8 @@ class Links:
         ws.headers.update(handshake.reply_headers(own, challenge))
         await ws.prepare(request)
         try:
-            hello = await ws.receive(timeout=handshake.HELLO_TIMEOUT)
             options = handshake.check_hello("dial", store.keyring, site, own, nonce, challenge,
-                                            hello.data if hello.type == WSMsgType.TEXT else None)
+                                            await handshake.receive_hello(ws))
         except (handshake.HandshakeError, TimeoutError) as exc:
             self._refuse(site, request, exc)
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"handshake refused")
