@@ -5,6 +5,8 @@ log, stores nothing, and the server stays up with a clean fsck."""
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,5 +200,42 @@ def test_what_a_killed_publish_left_in_tmp_is_removed_at_start(tmp_path: Path) -
     proc = start(tmp_path / "sites", "BCO")
     try:
         assert not stale_file.exists() and not stale_dir.exists() and fresh.exists()
+    finally:
+        proc.stop()
+
+
+def hang_up(proc: SiteProcess, head: bytes, body: bytes = b"", read: int = 0) -> None:
+    """Send a request head and part of a body, read ``read`` bytes of the answer, then
+    reset the connection (a reader or uploader gone mid-request)."""
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(head + body)
+        if read:
+            s.recv(read)
+        else:
+            time.sleep(0.2)  # the server is reading the body
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.timeout(60)
+def test_clients_that_hang_up_mid_request_leave_one_line_each(tmp_path: Path) -> None:
+    proc = start_with_sonde(tmp_path, 8 << 20)
+    try:
+        block = requests.get(f"{proc.url}/objects/" + requests.get(
+            f"{proc.url}/api/sites/RV-Meteor/entries/sondes/sonde.nc", timeout=TIMEOUT).json()["entry"]["root"],
+            timeout=TIMEOUT).json()
+        before, objects = proc.log_path.read_text(), state(proc)
+        token = f"Authorization: Bearer {proc.token}\r\n".encode()
+        for path in ("/data/RV-Meteor/sondes/sonde.nc", f"/objects/{block['blocks'][0][0]}"):
+            hang_up(proc, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n", read=100)
+        hang_up(proc, b"PUT /objects/" + b"0" * 64 + b" HTTP/1.1\r\nHost: x\r\n" + token
+                + b"Content-Length: 1000000\r\n\r\n", b"x" * 1000)
+        hang_up(proc, b"POST /objects HTTP/1.1\r\nHost: x\r\n" + token + b"Content-Length: 1000000\r\n\r\n",
+                b"0" * 64 + b" 999000\n" + b"x" * 1000)
+        time.sleep(1)
+        assert requests.get(proc.url + "/health", timeout=TIMEOUT).ok and state(proc) == objects
+        added = proc.log_path.read_text()[len(before):]
+        assert "Traceback" not in added and "ERROR" not in added, added
+        assert len(added.strip().splitlines()) <= 4 and added.count("went away") >= 2, added
     finally:
         proc.stop()

@@ -101,9 +101,15 @@ async def errors_and_auth(request: web.Request, handler: Any) -> web.StreamRespo
         if exc.status < 400:
             raise
         return http_error_response(request, exc)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except asyncio.CancelledError:
         raise
-    except Exception as exc:  # a bug: answer JSON, keep serving
+    except Exception as exc:
+        transport = request.transport
+        if isinstance(exc, ConnectionError) and (transport is None or transport.is_closing()):
+            # the client hung up mid-request: one line, and an answer nobody reads
+            log.info("%s %s: the client went away (%s)", request.method, request.path, exc or type(exc).__name__)
+            return error_response(BadInput("the connection was lost"))
+        # a bug: answer JSON, keep serving
         log.exception("unexpected error in %s %s", request.method, request.path)
         return web.json_response({"error": "internal", "message": f"{type(exc).__name__}: {exc}"},
                                  status=500)

@@ -131,7 +131,7 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
                 await response.write(await asyncio.to_thread(store.get_range, oid, lo, hi))
                 continue
             with file:
-                await loop.sendfile(cast(asyncio.WriteTransport, transport), file, lo, hi - lo)
+                await _send_file(loop, cast(asyncio.WriteTransport, transport), file, lo, hi - lo)
     finally:
         for file in opened.values():
             if file is not None:
@@ -139,6 +139,18 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     node.traffic.served += end - start
     await response.write_eof()
     return response
+
+
+async def _send_file(loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport, file: BinaryIO,
+                     offset: int, count: int) -> None:
+    """``count`` bytes of ``file`` from ``offset`` to the reader; ConnectionResetError if
+    the reader hung up meanwhile (sendfile says "Transport is closing")."""
+    try:
+        await loop.sendfile(transport, file, offset, count)
+    except RuntimeError:
+        if not transport.is_closing():
+            raise
+        raise ConnectionResetError("the reader hung up") from None
 
 
 class _Ahead:
