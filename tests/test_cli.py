@@ -208,3 +208,20 @@ def test_network_errors_say_what_to_do_in_one_line(tmp_path: Path) -> None:
         assert not any(word in lines[0] for word in ("urllib3", "HTTPConnectionPool", "Max retries"))
     out = nt_cmd("ls", "--server", "ops:8047", cwd=tmp_path, ok=False)
     assert "server 'ops:8047' is not a site server URL (write http://HOST:PORT)" in out.stderr
+
+
+def test_a_reader_that_leaves_ends_the_output_quietly(tmp_path: Path) -> None:
+    """``eurec4a-nt ls | head -1``: no 'Broken pipe' line and no warning at exit, only
+    the exit status of a process whose reader left."""
+    store = str(tmp_path / "site-cache")
+    nt_cmd("init", "BCO", "--store", store, cwd=tmp_path)
+    (tmp_path / "a.txt").write_text("a")
+    nt_cmd("publish", str(tmp_path / "a.txt"), "--store", store, cwd=tmp_path)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run([sys.executable, "-m", "eurec4a_nt", "ls", "--store", store], stdout=write,
+                             stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path, check=False)
+    finally:
+        os.close(write)
+    assert (out.returncode, out.stderr) == (141, "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
 
 from .. import __version__
@@ -39,15 +40,30 @@ def _explained(exc: BaseException) -> BaseException:
     return unreachable(f"{url.scheme}://{url.netloc}" if url.netloc else "the site server", exc)
 
 
+def _stdout_gone() -> bool:
+    """Whether whoever read this process's output has closed it (a pipe to ``head``)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll here, or no real stdout
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("EUREC4A_NT_LOG", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader gone shows here, not as a warning at exit
+        return code
     except KeyboardInterrupt:
         return 130
     except (NTError, OSError, ValueError) as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():  # quietly, as other tools under '| head'
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush
+            return 141  # 128 + SIGPIPE
         if os.environ.get("EUREC4A_NT_DEBUG"):
             raise
         message = " ".join(str(_explained(exc)).split())  # one line, whatever the message holds
