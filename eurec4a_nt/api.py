@@ -65,6 +65,8 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
             progress: bool | None = None) -> Entry | list[Entry]:
     """Publish a file, a folder (a ``.zarr`` store included), several paths, or an
     ``xarray.Dataset`` under ``name``; return the entry (a list for several paths).
+    Several paths, or a path with a ``name`` ending in ``/`` (``"quicklooks/"``), go in
+    the folder ``name`` under their own file names.
 
     Only objects the store lacks are stored (or uploaded). The call returns once the
     data is durable and the signed commits are in the site log. Any number of paths
@@ -78,6 +80,7 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
         if key in RESERVED_METADATA:
             raise BadInput(f"metadata key {key!r} is reserved; reserved: {', '.join(RESERVED_METADATA)}")
     many = isinstance(obj, (list, tuple))
+    into = name is not None and name.endswith("/")  # a folder: each path goes in under its own name
     items = list(obj) if many else [obj]
     if not items:
         raise BadInput("nothing to publish")
@@ -85,12 +88,12 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
         if many or not isinstance(obj, (str, os.PathLike)):
             raise BadInput("give a name= for a dataset or several paths")
         name = Path(os.fspath(obj)).name
-    check_name(name)
+    name = check_name(name.rstrip("/") if into else name)
     for item in items:  # refuse bad input before storing anything
-        if check_source(item) is None and many:
+        if check_source(item) is None and (many or into):
             raise BadInput("publish datasets one at a time, each with its own name=")
     check_metadata(metadata)
-    names = [check_name(f"{name}/{Path(os.fspath(p)).name}") for p in items] if many else [name]
+    names = [check_name(f"{name}/{Path(os.fspath(p)).name}") for p in items] if many or into else [name]
     target = _target(store, server, token)
     tmp_dir = getattr(target, "tmp_dir", None)
     with (progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress,

@@ -16,7 +16,7 @@ import xarray as xr
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata as sd
-from eurec4a_nt.errors import Corrupt, NotFound
+from eurec4a_nt.errors import BadInput, Corrupt, NotFound
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.manifests import Manifest
 from eurec4a_nt.sitestore import SiteStore
@@ -285,6 +285,17 @@ def test_publishing_several_paths_is_one_commit(store: SiteStore, tmp_path: Path
     assert store.log(SITE).seq == 1
     for entry in entries:
         assert all(n.held for n in walk(entry, store.objects))
+
+
+def test_a_name_ending_in_a_slash_is_the_folder_paths_go_in(store: SiteStore, tmp_path: Path) -> None:
+    """Like watch's ``--prefix lidar/``: one path or several, each under its own file name."""
+    paths = [sd.dropsonde(tmp_path / f"D{k}.nc", seed=k) for k in range(2)]
+    one = nt.publish(paths[0], "sondes/RF06/", store=store.path)
+    assert not isinstance(one, list) and one.name == "sondes/RF06/D0.nc"
+    assert [e.name for e in nt.publish(paths, "sondes/RF07/", store=store.path)] == \
+        ["sondes/RF07/D0.nc", "sondes/RF07/D1.nc"]
+    with pytest.raises(BadInput, match="one at a time"):
+        nt.publish(xr.Dataset(), "model/", store=store.path)
 
 
 def test_many_small_files_are_written_in_groups(store: SiteStore, tmp_path: Path,

@@ -225,7 +225,8 @@ def add_commands(sub: Any) -> None:
     """Add this module's commands to the subparsers ``sub``."""
     p = sub.add_parser("publish", help="publish files, folders or zarr stores")
     p.add_argument("paths", nargs="+", help="files, folders or zarr stores")
-    p.add_argument("--name", help="entry name (default: the file name; a prefix for several paths)")
+    p.add_argument("--name", help="entry name (default: the file name); for several paths, or ending "
+                                  "in '/', the folder they go in")
     p.add_argument("--topic", action="append", default=[], help="topic (repeatable)")
     p.add_argument("--description", default="", help="a line or a paragraph (Markdown) on what it is")
     p.add_argument("--metadata", help="JSON object of extra metadata")
