@@ -114,9 +114,15 @@ class FolderCatalog(_Lazy):
 
     name = "eurec4a_nt_folder"
 
-    def __init__(self, backend: str, site: str, prefix: str = "", **kwargs: Any) -> None:
+    def __init__(self, backend: str, site: str, prefix: str = "", date: str | None = None,
+                 start: str | None = None, end: str | None = None, **kwargs: Any) -> None:
         self.site, self.prefix = site, prefix
         super().__init__(backend, **kwargs)
+        if date or start or end:  # called as a series is (sondes(date=...)): say why this is none
+            names = ", ".join(itertools.islice(self._get_entries(), 3))
+            raise BadInput(f"{site}/{prefix.rstrip('/')} is a folder ({names}), not a series: a series needs "
+                           "two or more entries whose names differ only by their time; open one entry by its "
+                           f"name, e.g. cat[{site!r}][{prefix + 'NAME'!r}]")
 
     def __repr__(self) -> str:
         return f"<eurec4a_nt catalog {self.site}/{self.prefix}>"

@@ -17,6 +17,7 @@ import yaml
 import eurec4a_nt as nt
 from eurec4a_nt.catalog import dump
 from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.errors import BadInput
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,6 +62,16 @@ def test_one_nested_catalog_per_site(campaign: tuple[SiteStore, SiteStore]) -> N
     ds = cat["RV-Meteor"]["sondes/2020-02-01T1045.nc"].to_dask()
     assert ds.attrs["platform"] == "RV-Meteor"
     assert cat["BCO"]["surface/met.zarr"].to_dask().sizes["time"] == 36
+
+
+def test_one_sounding_is_no_series_yet_and_says_so(campaign: tuple[SiteStore, SiteStore]) -> None:
+    """A folder of one timestamped entry is a folder; called as a series it says why and
+    how to open the entry (not intake's 'unexpected keyword argument')."""
+    hub, _ = campaign
+    ship = nt.open_catalog(store=hub.path)["RV-Meteor"]
+    with pytest.raises(BadInput, match=r"RV-Meteor/sondes is a folder \(2020-02-01T1045.nc\), not a series"):
+        ship.sondes(date="2020-02-01")
+    assert ship["sondes"]["2020-02-01T1045.nc"].to_dask().attrs["platform"] == "RV-Meteor"
 
 
 def test_entry_metadata_through_intake(campaign: tuple[SiteStore, SiteStore]) -> None:
