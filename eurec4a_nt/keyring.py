@@ -153,8 +153,8 @@ class Keyring:
         message = canonical({k: v for k, v in body.items() if k != "signature"})
         known = self.sites.get(site)
         if known is None:
-            raise BadCommit(f"commit {site}#{seq} rejected: site {site} is not in the keyring "
+            raise BadCommit(f"commit {site}#{seq}: site {site} is not in the keyring "
                             "(add its line from 'eurec4a-nt init' to the campaign keyring)")
         if not verify_signature(known.public_key, message, signature):
-            raise BadCommit(f"commit {site}#{seq} rejected: its signature does not verify "
+            raise BadCommit(f"commit {site}#{seq}: its signature does not verify "
                             "(forged or altered on the way)")

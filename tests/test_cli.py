@@ -217,6 +217,7 @@ def test_a_reader_that_leaves_ends_the_output_quietly(tmp_path: Path) -> None:
     nt_cmd("init", "BCO", "--store", store, cwd=tmp_path)
     (tmp_path / "a.txt").write_text("a")
     nt_cmd("publish", str(tmp_path / "a.txt"), "--store", store, cwd=tmp_path)
+    assert nt_cmd("ls", "--store", store, cwd=tmp_path).stdout.startswith("BCO (1 entry)\n")
     read, write = os.pipe()
     os.close(read)
     try:

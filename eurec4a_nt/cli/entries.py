@@ -44,7 +44,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     sites = [args.site] if args.site else backend.sites()
     for site in sites:
         page, total = _page(backend, site, args)
-        print(f"{site} ({total} entries)")
+        print(f"{site} ({total} {'entry' if total == 1 else 'entries'})")
         for entry in page:
             print(f"  {entry.name:48} {entry.format:9} {human_size(entry.size):>9}  "
                   f"{','.join(entry.topics):20} {entry.published}")
