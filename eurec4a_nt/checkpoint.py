@@ -5,12 +5,15 @@ and the version each replaced) at its head as a checkpoint signed with its key, 
 it as objects (a file record of blocks, like any file) and names it in its next commit
 (``checkpoint: {seq, root, size}``). A joining site fetches the newest checkpoint,
 checks its signature against the campaign keyring, starts its copy of the log there
-and fetches only the commits after it (:mod:`eurec4a_nt.join`).
+and fetches only the commits after it: over HTTP (:mod:`eurec4a_nt.join`), or over a
+link, where the peer offers its checkpoint of a log this side holds nothing of
+(:mod:`eurec4a_nt.sync.core`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -21,13 +24,14 @@ from .ids import ObjectId
 from .keyring import Keyring, SiteKey
 from .logstate import CheckpointRef, Head, LogState
 from .manifests import Ref, RefReader
-from .schema import CheckpointBody, canonical, decode
+from .schema import MAX_CHECKPOINT, CheckpointBody, canonical, decode
 from .stores.base import ObjectStore
+
+if TYPE_CHECKING:
+    from .sitestore import SiteStore
 
 #: Commits between two checkpoints of a site's log.
 CHECKPOINT_EVERY = 1000
-#: Largest checkpoint read (about 2 million entries).
-MAX_CHECKPOINT = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,15 @@ def read_checkpoint(ref: CheckpointRef, store: ObjectStore) -> bytes:
     """The bytes of a checkpoint from any store holding its objects (each verified by
     its id on the way in)."""
     return RefReader(Ref(ref.root, ref.size, record=True), store).read(0, ref.size)
+
+
+def start_at(store: SiteStore, ref: CheckpointRef, source: ObjectStore) -> bool:
+    """Start the log of another site in ``store`` at the checkpoint ``ref``, its bytes
+    read from ``source`` (every object verified by its id), once its signature verifies
+    against ``store``'s keyring. Return False if ``store`` holds that seq already.
+
+    Raises :class:`BadCommit` for a checkpoint that does not verify (nothing of it is
+    kept), :class:`~eurec4a_nt.errors.BadInput` if ``store`` holds commits of that log
+    already, and what ``source`` raises for objects it cannot give.
+    """
+    return store.start_from(read_checkpoint(ref, source))

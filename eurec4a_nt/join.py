@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checkpoint import read_checkpoint
+from .checkpoint import start_at
 from .client import SiteClient
 from .errors import BadCommit
-from .ids import ObjectId
 from .logstate import CheckpointRef
 from .sitestore import SiteStore
 from .stores.http import HTTPStore
@@ -35,9 +34,8 @@ def join(store: SiteStore, server: str, site: str, token: str | None = None) -> 
     started = None
     body = client.checkpoint(site)
     if body is not None and store.log(site).seq < int(body["seq"]):
-        ref = CheckpointRef(int(body["seq"]), ObjectId.parse(body["root"]), int(body["size"]))
-        raw = read_checkpoint(ref, HTTPStore(client.server, client.http, site=site))
-        if store.start_from(raw):
+        ref = CheckpointRef.from_json(body)
+        if start_at(store, ref, HTTPStore(client.server, client.http, site=site)):
             started = ref.seq
     fetched = 0
     while True:

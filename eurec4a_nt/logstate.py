@@ -77,6 +77,13 @@ class CheckpointRef(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "root": self.root, "size": self.size}
 
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> CheckpointRef:
+        """The reference in a body checked by the schema of its source (an answer of
+        ``GET /logs/<site>/checkpoint``, a ``checkpoint`` link message); raises
+        KeyError, ValueError or TypeError if it is malformed."""
+        return cls(int(body["seq"]), ObjectId.parse(body["root"]), int(body["size"]))
+
 
 @dataclass(frozen=True)
 class Head:

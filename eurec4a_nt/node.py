@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .checkpoint import start_at
 from .entries import Entry
 from .errors import Corrupt, ObjectMissing, Pending
 from .ids import ObjectId
 from .index import Index, Rule
 from .log import Change, Commit
+from .logstate import CheckpointRef
 from .manifests import Span, children
 from .sitestore import SiteStore
 from .stores import offloop
@@ -203,6 +205,15 @@ class Node:
         if added:
             await self._emit("commits", added)
         return added, rejected
+
+    async def start_at(self, ref: CheckpointRef) -> bool:
+        """Start the log of another site at the checkpoint ``ref``, its objects held here
+        (see :func:`~eurec4a_nt.checkpoint.start_at`, whose errors it raises), and pass it
+        on like new commits; False if that seq is held already."""
+        started = await offloop.call(start_at, self.store, ref, self.store.objects)
+        if started:
+            await self._emit("commits", [])
+        return started
 
     async def follow_logs(self) -> list[str]:
         """Read commits other processes made durable in this store's logs (servers

@@ -31,6 +31,8 @@ MAX_SIZE = 1 << 50
 MAX_DEPTH = 16
 #: Ids in one request of the objects API.
 MAX_IDS = 10_000
+#: Largest checkpoint read (about 2 million entries).
+MAX_CHECKPOINT = 1 << 30
 
 SITE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TOPIC_PATTERN = "^[a-z0-9-]{1,64}$"
@@ -265,8 +267,19 @@ class HaveMessage(_Message, tag="have"):
     ids: Ids
 
 
+class CheckpointMessage(_Message, tag="checkpoint"):
+    """The peer offers its newest checkpoint of ``site``'s log (where a commit names it:
+    ``seq``, file record ``root`` of ``size`` bytes) and holds back that log's commits
+    until this side says (``heads``) how far it got."""
+
+    site: SiteName
+    seq: Annotated[int, Meta(ge=1, le=1 << 53)]
+    root: IdText
+    size: Annotated[int, Meta(ge=1, le=MAX_CHECKPOINT)]
+
+
 LinkMessage = (CommitsMessage | HeadsMessage | SubscribeMessage | LimitsMessage | PushingMessage
-               | WantMessage | LackMessage | HaveMessage)
+               | WantMessage | LackMessage | HaveMessage | CheckpointMessage)
 
 
 def link_message(text: str | bytes) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from .keyring import Keyring, KeyringSite, SiteKey
 from .listing import Folder, Listings, SiteIndex
 from .log import Change, Commit, SiteLog, SiteState, parse_commit
 from .logfiles import FolderLogs, LogFiles, ObjectLogs
-from .logstate import Fork, LogState
+from .logstate import CheckpointRef, Fork, LogState
 from .series import Product
 from .settings import StoreFile, load
 from .stores.base import ObjectStore
@@ -314,6 +314,12 @@ class SiteStore:
         log.refresh()
         key = self.key
         return log.commit(key, changes, checkpoint_due(key, self.db, self.site, self.objects))
+
+    def checkpoint(self, site: str) -> CheckpointRef | None:
+        """The newest checkpoint of ``site``'s log this store hands out (over HTTP and
+        links): one a commit held here names, whose file record is held here."""
+        found = self.db.checkpoint(site)
+        return found if found is not None and self.objects.has(found.root) else None
 
     def start_from(self, raw: bytes) -> bool:
         """Start the log of another site here at the checkpoint ``raw``, once its

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from eurec4a_nt import checkpoint as checkpoints
+from eurec4a_nt.demokit.campaign import Campaign, Remote, wait_until
+from eurec4a_nt.demokit.emulator import LinkProfile
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadCommit
@@ -95,3 +97,51 @@ def test_a_joining_site_starts_at_the_checkpoint(tmp_path: Path) -> None:
         (joining / "state" / name).unlink(missing_ok=True)
     again = SiteStore(joining).state(SITE)
     assert (again.seq, again.count(), again.base) == (2502, want.count(), 2500)
+
+
+def linked_newcomer(root: Path, forged: bool = False) -> Campaign:
+    """A hub holding its log of 2,502 commits (the last but one names the checkpoint of
+    seq 2500, signed by another key if ``forged``) and a new site, MPI, linking to it."""
+    campaign = Campaign(root, SITE, {"MPI": Remote(LinkProfile(down=4_000_000, up=2_000_000, delay=0.02))})
+    hub = SiteStore(root / SITE)
+    long_log(hub, 2500)
+    if forged:
+        head, entries, previous = hub.db.snapshot(SITE)
+        raw = checkpoints.make_checkpoint(SiteKey.generate(), SITE, head, entries[:3], previous)
+        hub.log(SITE).commit(hub.key, [put("ql/after-1.png")], checkpoints.store_checkpoint(raw, 2500, hub.objects))
+    else:
+        hub.commit([put("ql/after-1.png")])
+    hub.commit([Change("remove", "ql/000003.png")])
+    assert hub.db.checkpoint(SITE).seq == 2500
+    return campaign
+
+
+def caught_up(campaign: Campaign) -> dict:
+    """Wait until MPI holds the hub's log to its end; the bytes the hub sent it."""
+    mpi = campaign.sites["MPI"]
+    wait_until(lambda: mpi.status()["sites"].get(SITE, {}).get("seq") == 2502, 120, "MPI caught up")
+    return campaign.links["MPI"].stats
+
+
+def test_a_site_linking_to_a_hub_starts_at_its_checkpoint(tmp_path: Path) -> None:
+    with linked_newcomer(tmp_path) as campaign:
+        caught_up(campaign)
+    mpi = SiteStore(tmp_path / "MPI")
+    want, have = SiteStore(tmp_path / SITE).state(SITE), mpi.state(SITE)
+    assert (have.seq, have.head, have.count(), have.base) == (want.seq, want.head, want.count(), 2500)
+    assert [c.seq for c in mpi.log(SITE)] == [2501, 2502]  # the only commits that crossed
+    assert have.get("ql/000003.png") is None and have.get("ql/after-1.png") is not None
+    assert have.previous.get("ql/000010.png") == want.previous.get("ql/000010.png")
+    assert mpi.log(SITE).verify(mpi.keyring) == []
+    assert "started the log of RV-Meteor at its checkpoint of seq 2500" in (tmp_path / "MPI.log").read_text()
+
+
+def test_a_forged_checkpoint_offered_over_a_link_is_refused_and_every_commit_taken(tmp_path: Path) -> None:
+    with linked_newcomer(tmp_path, forged=True) as campaign:
+        caught_up(campaign)
+    mpi = SiteStore(tmp_path / "MPI")
+    want, have = SiteStore(tmp_path / SITE).state(SITE), mpi.state(SITE)
+    assert (have.seq, have.head, have.count(), have.base) == (want.seq, want.head, want.count(), 0)
+    assert [c.seq for c in mpi.log(SITE)] == list(range(1, 2503))
+    assert not list((tmp_path / "MPI" / "logs").glob("*.base"))
+    assert "refused the checkpoint of RV-Meteor at seq 2500" in (tmp_path / "MPI.log").read_text()

@@ -10,11 +10,17 @@ import json
 import os
 from dataclasses import replace
 
+import pytest
+
 from eurec4a_nt.entries import Entry
+from eurec4a_nt.errors import BadInput
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Commit
+from eurec4a_nt.logstate import CheckpointRef
 from eurec4a_nt.manifests import Manifest, Ref
-from eurec4a_nt.sync.actions import Keep, Lacking, Receive, Relay, Say
+from eurec4a_nt.schema import link_message
+from eurec4a_nt.sync import handshake
+from eurec4a_nt.sync.actions import CatchUp, Join, Keep, Lacking, Receive, Relay, Say
 from eurec4a_nt.sync.budget import FLUSH_BYTES, PIECE_ROOM, STOP_MARGIN, TokenBucket, Traffic, bulk_allowed
 from eurec4a_nt.sync.config import LinkConfig
 from eurec4a_nt.sync.core import Peer
@@ -335,15 +341,73 @@ def test_what_follows_an_object_is_found_from_its_bytes() -> None:
 
 # -- messages and pieces ---------------------------------------------------------------
 
+def commits(site: str, seqs: range) -> list[Commit]:
+    return [Commit(site, s, None, "", (), "", json.dumps({"site": site, "seq": s}).encode()) for s in seqs]
+
+
 def test_commits_go_once_in_order_and_only_once_the_peer_said_what_it_has() -> None:
     assert peer(options={}).behind({"RV-Meteor": 3}) == {}
     core = peer(options={"heads": {"RV-Meteor": 1}})
     assert core.behind({"RV-Meteor": 3, "OPS": 5, "BCO": 0}) == {"RV-Meteor": 1}  # never its own
-    raws = [json.dumps({"site": "RV-Meteor", "seq": s}).encode() for s in (2, 3)]
-    commits = [Commit("RV-Meteor", s, None, "", (), "", raw) for s, raw in zip((2, 3), raws, strict=True)]
-    (batch,) = core.send_commits(commits)
-    assert batch.body == {"raws": [r.decode() for r in raws]}
+    sent = commits("RV-Meteor", range(2, 4))
+    (batch,) = core.send_commits(sent)
+    assert batch.body == {"raws": [c.raw.decode() for c in sent]}
     assert core.behind({"RV-Meteor": 3}) == {}
+
+
+def test_a_peer_holding_nothing_of_a_log_is_offered_its_checkpoint_and_then_only_what_follows() -> None:
+    core = Peer("MPI", None, {"heads": {"BCO": 4}}, Partials(), checkpoints=True)
+    heads = {"OPS": 2502, "BCO": 9, "RV-Meteor": 12}
+    behind = core.behind(heads)
+    assert core.to_offer(behind) == ["OPS", "RV-Meteor"]  # BCO's log is held there in part
+    ref = CheckpointRef(2500, oid("checkpoint"), 4096)
+    (offer,) = core.offer({"OPS": ref})  # none of RV-Meteor's log is held here
+    assert offer == Say("checkpoint", {"site": "OPS", "seq": 2500, "root": ref.root, "size": 4096})
+    assert link_message(offer.text())["seq"] == 2500
+    assert core.behind(heads) == {"BCO": 4, "RV-Meteor": 0}  # OPS's commits wait for the answer
+    assert core.to_offer(core.behind(heads)) == ["RV-Meteor"] and core.offer({"OPS": ref}) == []
+    assert core.receive({"type": "heads", "heads": {"BCO": 9}}) == []
+    assert core.behind(heads) == {"RV-Meteor": 0}
+    assert core.receive({"type": "heads", "heads": {"OPS": 2500}}) == [CatchUp()]
+    assert core.behind(heads) == {"OPS": 2500, "RV-Meteor": 0}
+    core.send_commits(commits("OPS", range(2501, 2503)))
+    assert core.behind(heads) == {"RV-Meteor": 0}
+
+
+def test_a_refused_checkpoint_is_followed_by_every_commit_and_not_offered_again() -> None:
+    core = Peer("MPI", None, {"heads": {}}, Partials(), checkpoints=True)
+    core.offer({"OPS": CheckpointRef(1000, oid("c"), 10)})
+    assert core.receive({"type": "heads", "heads": {"OPS": 0}}) == [CatchUp()]
+    assert core.behind({"OPS": 1500}) == {"OPS": 0} and core.to_offer({"OPS": 0}) == []
+
+
+def test_a_peer_of_an_older_version_is_never_offered_a_checkpoint() -> None:
+    assert peer().to_offer({"OPS": 0}) == []
+    assert handshake.takes_checkpoints(handshake.dial_headers("BCO", handshake.nonce()))
+    assert handshake.takes_checkpoints(handshake.reply_headers("OPS", handshake.nonce()))
+    assert not handshake.takes_checkpoints({"X-NT-Site": "OPS"})
+
+
+def test_an_offered_checkpoint_is_taken_once_and_answered_with_how_far_the_log_got() -> None:
+    core = peer()
+    ref = CheckpointRef(2500, oid("checkpoint"), 4096)
+    body = link_message(Say("checkpoint", {"site": "OPS", **ref.to_json()}).text())
+    assert core.receive(body) == [Join("OPS", ref)]
+    assert core.receive(body) == []  # one start per log at a time
+    assert core.joined("OPS", 2500) == [Say("heads", {"heads": {"OPS": 2500}})]
+    assert core.receive(body) == [Join("OPS", ref)]
+
+
+@pytest.mark.parametrize("body", [
+    {"site": "OPS", "seq": 0, "root": "a" * 64, "size": 10},
+    {"site": "OPS", "seq": 5, "root": "a" * 64, "size": 1 << 40},  # over the largest checkpoint read
+    {"site": "../x", "seq": 5, "root": "a" * 64, "size": 10},
+    {"site": "OPS", "seq": 5, "root": "a" * 64, "size": 10, "entries": []},
+    {"site": "OPS", "seq": 5, "root": "A" * 64, "size": 10},
+])
+def test_a_malformed_checkpoint_offer_is_refused(body: dict) -> None:
+    with pytest.raises(BadInput):
+        link_message(json.dumps({"type": "checkpoint", **body}))
 
 
 def test_commits_received_are_not_echoed_and_are_kept() -> None:

@@ -88,8 +88,8 @@ async def checkpoint(request: web.Request) -> web.Response:
     there is none."""
     n = node(request)
     site = _known_site(request)
-    found = n.store.db.checkpoint(site)
-    if found is None or not await asyncio.to_thread(n.store.objects.has, found.root):
+    found = await asyncio.to_thread(n.store.checkpoint, site)
+    if found is None:
         raise NotFound(f"no checkpoint of {site} is held here; read its log from seq 1")
     return web.json_response({"site": site, **found.to_json()})
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ids import ObjectId
+from ..logstate import CheckpointRef
 from .outbox import Follow, Priority
 from .wire import message
 
@@ -81,4 +82,20 @@ class Lacking:
     pending: bool
 
 
-Action = Say | Keep | Relay | Receive | Lacking
+@dataclass(frozen=True)
+class Join:
+    """The peer offers its checkpoint ``ref`` of ``site``'s log: unless this site holds
+    commits of that log, fetch the checkpoint's objects over this link, verify it and
+    start the log there; then report how far the log got with :meth:`Peer.joined`."""
+
+    site: str
+    ref: CheckpointRef
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """The peer answered a checkpoint offer: send it the commits it lacks now
+    (:meth:`Peer.behind`)."""
+
+
+Action = Say | Keep | Relay | Receive | Lacking | Join | CatchUp

@@ -12,6 +12,7 @@ from ..entries import Entry
 from ..errors import Corrupt, ObjectMissing
 from ..ids import ObjectId
 from ..log import Commit
+from ..logstate import CheckpointRef
 from ..sitestore import SiteStore
 from ..stores.base import ObjectStore
 from . import plan
@@ -50,6 +51,12 @@ def rounds(entries: Iterable[Entry], site_store: SiteStore) -> list[tuple[Entry,
 def commits_after(site_store: SiteStore, behind: dict[str, int]) -> list[Commit]:
     """The commits of every site in ``behind`` after the seq given for it."""
     return [c for site, known in behind.items() for c in site_store.log(site).commits_after(known)]
+
+
+def checkpoints(site_store: SiteStore, sites: Iterable[str]) -> dict[str, CheckpointRef]:
+    """The newest checkpoint of each of ``sites`` held here (see :meth:`SiteStore.checkpoint`)."""
+    found = {site: site_store.checkpoint(site) for site in sites}
+    return {site: ref for site, ref in found.items() if ref is not None}
 
 
 def held(store: ObjectStore, oids: list[ObjectId]) -> set[ObjectId]:

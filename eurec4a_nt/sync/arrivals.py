@@ -2,8 +2,9 @@
 
 :class:`Arrivals` carries out the actions a session's core returns for what the peer
 sent: objects to keep (decoded, verified, then stored if something asked for them, else
-held back in the :class:`~.pen.Pen` until something names them), commits to keep, wants
-to relay from the site holding the objects, and lacks to report to waiting reads.
+held back in the :class:`~.pen.Pen` until something names them), commits to keep, a
+checkpoint to start a log from, the answer to one offered (the commits after it go out),
+wants to relay from the site holding the objects, and lacks to report to waiting reads.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..stores import offloop
 from ..tasks import spawn
 from ..tree import held_below
 from . import answers
-from .actions import Action, Keep, Lacking, Receive, Relay, Say
+from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Relay, Say
 from .pen import Pen
 from .reads import Reads
 from .session import Session
@@ -30,20 +31,23 @@ log = logging.getLogger(__name__)
 
 #: Asks a peer for what this site lacks of some entries (the exchange's completing).
 Complete = Callable[[Session, list[Entry]], Awaitable[None]]
+#: Sends a peer the commits it lacks, and pushes what it subscribes to of them.
+CatchUpWith = Callable[[Session], Awaitable[None]]
 
 
 class Arrivals:
-    """Objects, commits, wants and lacks from peers, for all sessions of one site.
+    """Objects, commits, checkpoints, wants and lacks from peers, for all sessions of one site.
 
     ``complete`` asks the peer for the rest of the entries an object is the root of,
-    once it was stored.
+    once it was stored; ``catch_up`` sends the peer the commits it lacks.
     """
 
-    def __init__(self, node: Node, reads: Reads, complete: Complete) -> None:
+    def __init__(self, node: Node, reads: Reads, complete: Complete, catch_up: CatchUpWith) -> None:
         self.node = node
         self.reads = reads
         self.pen: Pen[Session] = Pen()
         self._complete = complete
+        self._catch_up = catch_up
 
     async def act(self, session: Session, action: Action) -> None:
         """Carry out one action of ``session``'s core."""
@@ -57,6 +61,10 @@ class Arrivals:
             roots = [c.entry.root for commit in added for c in commit.changes if c.entry is not None]
             for oid, source, data in self.pen.release(roots):  # roots that came before their commit
                 await self._store(source, oid, data)
+        elif isinstance(action, Join):
+            spawn(self._join(session, action))
+        elif isinstance(action, CatchUp):
+            await self._catch_up(session)
         elif isinstance(action, Lacking):
             self.reads.lacking(session, action.ids, action.held_at, action.pending)
             if not action.pending:  # the holder has none: nothing to ask it again for
@@ -100,6 +108,31 @@ class Arrivals:
         entries = await offloop.call(self.node.store.db.by_root, oid)
         if entries:
             await self._complete(session, entries)
+
+    async def _join(self, session: Session, join: Join) -> None:
+        """Start a log this site holds nothing of at the checkpoint the peer offered: its
+        file record fetched over this link with the blocks of all its bytes along, its
+        signature checked against the keyring. Then tell the peer how far this site
+        holds the log, so it sends only the commits after that, and ask it for what this
+        site subscribes to of the log's entries. A checkpoint that cannot be fetched or
+        does not verify starts nothing (one log line says why): the peer then sends the
+        log's commits from the first."""
+        site, ref, store = join.site, join.ref, self.node.store
+        started = False
+        if (await asyncio.to_thread(store.heads)).get(site, 0) == 0:
+            try:
+                await self.reads.fetch([ref.root], site, 2, {ref.root: (0, ref.size)}, via=session)
+                record = await offloop.call(store.objects.get, ref.root)
+                await self.reads.fetch([oid for oid, _ in children(record)], site, 2, via=session)
+                started = await self.node.start_at(ref)
+            except NTError as exc:
+                log.warning("%s: refused the checkpoint of %s at seq %d offered; taking its commits "
+                            "instead: %s", session.name, site, ref.seq, exc)
+        if started:
+            log.info("%s: started the log of %s at its checkpoint of seq %d", session.name, site, ref.seq)
+        await session.perform(session.core.joined(site, (await asyncio.to_thread(store.heads)).get(site, 0)))
+        if started:
+            await self._complete(session, await asyncio.to_thread(lambda: list(store.state(site).entries.values())))
 
     async def _relay(self, session: Session, relay: Relay) -> None:
         """Fetch what the peer wants from the site holding it, then send it on."""

@@ -18,7 +18,8 @@ from typing import Any
 from ..entries import Entry, check_topics
 from ..ids import ObjectId
 from ..log import Commit
-from .actions import Action, Keep, Lacking, Receive, Relay, Say
+from ..logstate import CheckpointRef
+from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Relay, Say
 from .budget import PIECE_ROOM, STOP_MARGIN
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .outbox import Follow, Outbox, Priority, SendItem
@@ -38,11 +39,20 @@ class Peer:
     subscribes to, its resume points and, from a dialling peer, how it wants to be
     served (topic priority, essential topics, rate cap, whether bulk may flow,
     topics it pushes). ``link`` is the link's configuration on the dialling side.
+    ``checkpoints``: the peer starts a log it lacks from a checkpoint offered to it
+    (it said so when the link opened, see :mod:`.handshake`).
     """
 
     def __init__(self, peer: str, link: LinkConfig | None, options: Mapping[str, Any],
-                 partials: Partials, bulk: bool = True) -> None:
+                 partials: Partials, bulk: bool = True, checkpoints: bool = False) -> None:
         self.peer = peer
+        self.checkpoints = checkpoints
+        #: Logs whose checkpoint the peer was offered (once per session), and those of
+        #: them whose commits wait for its answer.
+        self.offered: set[str] = set()
+        self.awaiting: set[str] = set()
+        #: Logs this side is starting from a checkpoint the peer offered.
+        self.joining: set[str] = set()
         self.link = link
         self.partials = partials
         self.heads = {str(k): int(v) for k, v in (options.get("heads") or {}).items()}
@@ -71,11 +81,33 @@ class Peer:
 
     def behind(self, heads: Mapping[str, int]) -> dict[str, int]:
         """Sites whose commits the peer lacks, with the last seq it holds (nothing
-        before it said what it has)."""
+        before it said what it has; nothing of a log whose checkpoint it was offered,
+        until it answers)."""
         if not self.ready:
             return {}
         return {site: self.heads.get(site, 0) for site, seq in heads.items()
-                if seq > self.heads.get(site, 0) and site != self.peer}
+                if seq > self.heads.get(site, 0) and site != self.peer and site not in self.awaiting}
+
+    def to_offer(self, behind: Mapping[str, int]) -> list[str]:
+        """Of the logs the peer lacks commits of (:meth:`behind`), those whose newest
+        checkpoint it may be offered: it holds nothing of them (only an empty log starts
+        at a checkpoint), takes checkpoints, and was not offered one this session."""
+        if not self.checkpoints:
+            return []
+        return [site for site, seq in behind.items() if seq == 0 and site not in self.offered]
+
+    def offer(self, checkpoints: Mapping[str, CheckpointRef]) -> list[Say]:
+        """Offer the peer the checkpoints held here of logs from :meth:`to_offer`; their
+        commits are held back until the peer says how far it got (:meth:`receive` of
+        ``heads``), then only those after that are sent."""
+        out = []
+        for site, ref in checkpoints.items():
+            if site in self.offered or self.heads.get(site, 0):
+                continue
+            self.offered.add(site)
+            self.awaiting.add(site)
+            out.append(Say("checkpoint", {"site": site, **ref.to_json()}))
+        return out
 
     def send_commits(self, commits: Iterable[Commit]) -> list[Say]:
         """Send commits the peer lacks (from :meth:`behind`), in batches, oldest first."""
@@ -131,9 +163,10 @@ class Peer:
         if kind == "commits":
             return self._on_commits(body)
         if kind == "heads":
-            for site, seq in (body.get("heads") or {}).items():
-                self.heads[str(site)] = max(self.heads.get(str(site), 0), int(seq))
-        elif kind == "subscribe":
+            return self._on_heads(body)
+        if kind == "checkpoint":
+            return self._on_checkpoint(body)
+        if kind == "subscribe":
             self.wants = Subscription.from_json(body)
         elif kind == "limits":
             self.bulk = bool(body.get("bulk", True))
@@ -163,6 +196,29 @@ class Peer:
     def received_commits(self, heads: Mapping[str, int]) -> list[Action]:
         """After the peer's commits were kept: tell it how far this site got."""
         return [Say("heads", {"heads": dict(heads)})]
+
+    def _on_heads(self, body: Mapping[str, Any]) -> list[Action]:
+        heads = {str(site): int(seq) for site, seq in (body.get("heads") or {}).items()}
+        for site, seq in heads.items():
+            self.heads[site] = max(self.heads.get(site, 0), seq)
+        answered = self.awaiting.intersection(heads)
+        self.awaiting -= answered
+        return [CatchUp()] if answered else []
+
+    def _on_checkpoint(self, body: Mapping[str, Any]) -> list[Action]:
+        """The peer offers a checkpoint: start that log from it (one at a time per log)."""
+        site, ref = str(body["site"]), CheckpointRef.from_json(body)
+        if site in self.joining:
+            return []
+        self.joining.add(site)
+        return [Join(site, ref)]
+
+    def joined(self, site: str, seq: int) -> list[Say]:
+        """The offered checkpoint of ``site`` was taken (or refused, or this site held
+        that log already): tell the peer how far this site holds that log, so it sends
+        the commits after it."""
+        self.joining.discard(site)
+        return [Say("heads", {"heads": {site: seq}})]
 
     def _on_want(self, body: Mapping[str, Any], held: set[ObjectId] | frozenset[ObjectId]) -> list[Action]:
         want = read_want(body)

@@ -105,7 +105,8 @@ class Dialler:
                                        heartbeat=handshake.HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE,
                                        compress=0) as ws:
                 try:
-                    peer, challenge = handshake.peer_site(self._replies.pop(nonce, {}))
+                    reply = self._replies.pop(nonce, {})
+                    peer, challenge = handshake.peer_site(reply)
                     options = {"priority": list(config.priority), "essential": list(config.essential),
                                "rate": config.down_rate, "bulk": self.meter.bulk_allowed(config),
                                "push": list(config.push), **self.state(config, "", ())}
@@ -118,7 +119,8 @@ class Dialler:
                     raise
                 self.dialed[config.name] = peer
                 self.last_error.pop(config.name, None)
-                core = Peer(peer, config, theirs, self.partials, bulk=self.meter.bulk_allowed(config))
+                core = Peer(peer, config, theirs, self.partials, bulk=self.meter.bulk_allowed(config),
+                            checkpoints=handshake.takes_checkpoints(reply))
                 await self.run(core, ws)
         finally:
             self._replies.pop(nonce, None)

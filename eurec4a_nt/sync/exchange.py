@@ -45,7 +45,7 @@ class Exchange:
         self._complete: set[ObjectId] = set()
         self._backlog: dict[str, list[SendItem]] = {}
         self._commits = asyncio.Lock()
-        self.arrivals = Arrivals(node, reads, self._complete_from)
+        self.arrivals = Arrivals(node, reads, self._complete_from, self._catch_up)
         node.listen("commits", lambda commits: spawn(self._on_commits()))
         node.listen("objects", self._on_objects)
         node.listen("rules", lambda rules: spawn(self._on_rules()))
@@ -106,11 +106,17 @@ class Exchange:
     # -- commits and pushes ------------------------------------------------------------
 
     async def _send_commits(self, session: Session) -> list[Commit]:
-        """Send the peer every commit it lacks; return them."""
+        """Send the peer every commit it lacks, after offering it the checkpoints held
+        here of logs it holds nothing of (their commits wait for its answer); return
+        the commits sent."""
+        core = session.core
         async with self._commits:
             heads = await asyncio.to_thread(self.node.store.heads)
-            commits = await asyncio.to_thread(answers.commits_after, self.node.store, session.core.behind(heads))
-            await session.perform(list(session.core.send_commits(commits)))
+            offer = core.to_offer(core.behind(heads))
+            if offer:
+                await session.perform(core.offer(await offloop.call(answers.checkpoints, self.node.store, offer)))
+            commits = await asyncio.to_thread(answers.commits_after, self.node.store, core.behind(heads))
+            await session.perform(list(core.send_commits(commits)))
         return commits
 
     async def _push_entries(self, session: Session, commits: list[Commit]) -> None:
@@ -158,7 +164,11 @@ class Exchange:
 
     async def _on_commits(self) -> None:
         for session in list(self.sessions.values()):
-            await self._push_entries(session, await self._send_commits(session))
+            await self._catch_up(session)
+
+    async def _catch_up(self, session: Session) -> None:
+        """Send the peer the commits it lacks and push what it subscribes to of them."""
+        await self._push_entries(session, await self._send_commits(session))
 
     async def _lacking(self, entries: list[Entry]) -> dict[ObjectId, list[ObjectId]]:
         """What the entries lack here, asked off the loop; asked again if some of it

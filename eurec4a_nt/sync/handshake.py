@@ -9,6 +9,11 @@ and what each says about itself.
 3. The listener checks it and answers with its own ``hello``, signing the same with
    its key, and its options. The dialler checks that, and the session begins.
 
+Both sides also name, in a header of the upgrade (``X-NT-Takes``), what they take
+beyond the first release of this protocol: ``checkpoints`` (a log it lacks started
+from a checkpoint the other offers). A side naming nothing is sent only what every
+side of "link 2" reads, so both versions keep linking.
+
 Each side signs a challenge the other made up for this connection, so a recorded
 handshake proves nothing on another connection (replaying one is refused), and no
 clock or nonce store is needed. Nothing but the two site names crosses before the
@@ -45,6 +50,10 @@ HEARTBEAT = 15.0
 UNTRUSTED = 4403
 #: Header of a refused dial: why (the dialler shows it instead of a bare 403).
 REFUSED = "X-NT-Refused"
+#: Header of a dial and its upgrade: what the side takes beyond the first release.
+TAKES = "X-NT-Takes"
+#: What this version takes: checkpoints offered (see :func:`takes_checkpoints`).
+_CHECKPOINTS = "checkpoints"
 _NOTSENT_LOWAT = 128 << 10
 
 
@@ -75,7 +84,7 @@ async def receive_hello(ws: Any) -> str | None:
 
 def dial_headers(site: str, dial_nonce: str) -> dict[str, str]:
     """The headers a dialling site opens with: who it is and its fresh nonce."""
-    return {"X-NT-Site": site, "X-NT-Nonce": dial_nonce}
+    return {"X-NT-Site": site, "X-NT-Nonce": dial_nonce, TAKES: _CHECKPOINTS}
 
 
 def check_dial(keyring: Keyring, own: str, headers: Mapping[str, str]) -> tuple[str, str]:
@@ -97,7 +106,14 @@ def check_dial(keyring: Keyring, own: str, headers: Mapping[str, str]) -> tuple[
 
 def reply_headers(site: str, challenge: str) -> dict[str, str]:
     """The headers a listening site upgrades with: who it is and its fresh challenge."""
-    return {"X-NT-Site": site, "X-NT-Challenge": challenge}
+    return {"X-NT-Site": site, "X-NT-Challenge": challenge, TAKES: _CHECKPOINTS}
+
+
+def takes_checkpoints(headers: Mapping[str, str]) -> bool:
+    """Whether the other side's dial or upgrade says it starts a log it lacks from a
+    checkpoint offered over the link (an older version says nothing: it is sent
+    every commit, as before)."""
+    return _CHECKPOINTS in headers.get(TAKES, "").replace(",", " ").split()
 
 
 def hello(kind: str, key: SiteKey, me: str, peer: str, dial_nonce: str, challenge: str,

@@ -124,7 +124,8 @@ class Links:
             return ws
         mine = self._state(None, site, check_topics(options.get("push") or []))
         await ws.send_str(handshake.hello("reply", store.key, own, site, nonce, challenge, mine))
-        await self._run(Peer(site, None, options, self.partials), ws)
+        await self._run(Peer(site, None, options, self.partials,
+                             checkpoints=handshake.takes_checkpoints(request.headers)), ws)
         return ws
 
     def _refuse(self, who: str, request: web.Request, exc: BaseException) -> web.Response:

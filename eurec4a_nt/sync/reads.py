@@ -40,9 +40,11 @@ class Reads:
         self._spans: dict[ObjectId, Span] = {}
 
     async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
-                    spans: Mapping[ObjectId, Span] | None = None, priority: Priority | None = None) -> None:
-        """Bring ``oids`` of ``site`` here over the link that reaches it, once however many
-        ask; asked at ``priority`` (default: a reader's). Raises Pending or ObjectMissing."""
+                    spans: Mapping[ObjectId, Span] | None = None, priority: Priority | None = None,
+                    via: Session | None = None) -> None:
+        """Bring ``oids`` of ``site`` here over the link that reaches it (or over ``via``),
+        once however many ask; asked at ``priority`` (default: a reader's). Raises
+        Pending or ObjectMissing."""
         loop = asyncio.get_running_loop()
         futures, ask = [], []
         for oid in oids:
@@ -56,7 +58,7 @@ class Reads:
                 ask.remove(oid)
                 self._waiters.pop(oid).set_result(None)
         if ask:
-            session = self.route(site)
+            session = via or self.route(site)
             if session is None and (site is None or site not in self.node.store.sites()):
                 for oid in ask:
                     self._waiters.pop(oid).set_exception(ObjectMissing(f"object {oid} is not held here"))
