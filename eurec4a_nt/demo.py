@@ -28,6 +28,7 @@ from .demokit import sampledata
 from .demokit.campaign import Campaign, Remote
 from .demokit.emulator import LinkProfile, Outages
 from .entries import Entry
+from .series import stamp_of
 
 #: The soundings the README opens (one, and their day as a series); published first.
 EXAMPLE_SONDES = ("sondes/20200202T1045.nc", "sondes/20200202T1445.nc")
@@ -89,7 +90,8 @@ class Demo:
         """Publish the README's example soundings, then on a timeline, forever (until stopped)."""
         for seed, name in enumerate(EXAMPLE_SONDES, 1):
             self.publish("RV-Meteor", sampledata.sonde(self.data / f"example-{seed}.nc", seed=seed,
-                                                       platform="RV-Meteor"), name, "sondes")
+                                                       platform="RV-Meteor", launch_time=_launch(name)),
+                         name, "sondes")
         for step in itertools.count():
             for site, make, name, topic in self._actions(step):
                 if self.stop.wait(4 / self.speed):
@@ -105,8 +107,8 @@ class Demo:
         actions: list[tuple[str, Callable[[], Path], str, str]] = [
             (ship, partial(sampledata.quicklook_png, d / f"ql-{seed}.png", seed=seed, target_bytes=200_000,
                            title=f"{ship} cloud radar"), f"quicklooks/radar-{tag}.png", "quicklook"),
-            (ship, partial(sampledata.sonde, d / f"sonde-{seed}.nc", seed=seed, platform=ship),
-             f"sondes/{tag}.nc", "sondes"),
+            (ship, partial(sampledata.sonde, d / f"sonde-{seed}.nc", seed=seed, platform=ship,
+                           launch_time=_launch(tag)), f"sondes/{tag}.nc", "sondes"),
             (ship, partial(sampledata.raw_file, d / f"raw-{seed}.bin", size=5_000_000, seed=seed),
              f"raw/radar-{tag}.bin", "raw"),
             ("BCO", partial(sampledata.quicklook_png, d / f"bco-{seed}.png", seed=seed, target_bytes=150_000,
@@ -145,6 +147,13 @@ class Demo:
                   f"{stats['resets']} drops")
 
 
+def _launch(name: str) -> str:
+    """The launch time a sounding's name says (``sondes/20200202T1045.nc``: 2020-02-02T10:45:00)."""
+    stamp = stamp_of(name)
+    assert stamp is not None, name
+    return stamp.time.isoformat()
+
+
 def _held(url: str, site: str, name: str) -> bool:
     try:
         answer = requests.get(f"{url}/api/sites/{site}/entries", params={"held": "1"}, timeout=5)
@@ -162,7 +171,7 @@ def run_demo(args: argparse.Namespace) -> int:
     sites = ("OPS", "RV-Meteor", "RV-Merian", "BCO")
     ports = {name: args.port + i for i, name in enumerate(sites)} if args.port else {}  # 0: any free
     campaign = Campaign(root, "OPS", _remotes(), ports=ports)
-    print(__doc__.split("\n\n")[1].replace("\n", " "))
+    print(__doc__.split("\n\n")[1].replace("\n", " ").strip())
     print()
     with tempfile.TemporaryDirectory(prefix="eurec4a-nt-demo-") as tmp, campaign:
         for name, site in campaign.sites.items():

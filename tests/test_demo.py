@@ -78,6 +78,7 @@ def test_the_readme_example_opens_in_the_demo(tmp_path: Path) -> None:
         cat = nt.open_catalog(server=hub)
         ds = patiently(lambda: cat["RV-Meteor"][EXAMPLE_SONDE].to_dask().load())
         assert ds.sizes and "RV-Meteor" in str(ds.attrs) + str(dict(ds.variables))
+        assert ds.attrs["launch_time"] == "2020-02-02T10:45:00"  # the time its name says
         day = re.search(r'day = cat\["RV-Meteor"\]\.sondes\(date="([^"]+)"\)', readme)
         assert day is not None
         both = patiently(lambda: cat["RV-Meteor"].sondes(date=day.group(1)).to_dask().load())  # series
