@@ -16,6 +16,7 @@ from .schema import SITE_PATTERN, TOPIC_PATTERN, EntryBody, convert
 
 SITE_RE = re.compile(SITE_PATTERN.strip("^$"))
 SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+")
+GLOB_SEGMENT_RE = re.compile(r"[A-Za-z0-9._\-*?\[\]!]+")
 TOPIC_RE = re.compile(TOPIC_PATTERN.strip("^$"))
 MAX_NAME = 512
 KINDS = ("file", "zarr", "directory")
@@ -150,6 +151,15 @@ def selects(topics: Iterable[str], sites: Iterable[str], names: Iterable[str],
     if sites and site not in sites:
         return False
     return not names or any(fnmatch.fnmatchcase(f"{site}/{name}", p) for p in names)
+
+
+def check_name_glob(glob: str) -> str:
+    """``glob`` if it can select entries by ``SITE/NAME`` (parts of name characters and
+    the wildcards ``*``, ``?``, ``[...]``; no empty, ``.`` or ``..`` part), else BadInput."""
+    if not all(GLOB_SEGMENT_RE.fullmatch(part) and part not in (".", "..") for part in glob.split("/")):
+        raise BadInput(f"bad name glob {glob!r}: SITE/NAME with the wildcards * ? [...], "
+                       "e.g. RV-Meteor/quicklooks/* or */sondes/*")
+    return glob
 
 
 class EntryList(list[Entry]):

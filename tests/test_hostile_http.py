@@ -98,6 +98,10 @@ def test_malformed_host_headers_are_400(site: SiteProcess, host: bytes, path: by
     ("/api/prefetch", b'{"names": [null]}'),
     ("/api/prefetch", b'{"sites": {"a": 1}}'),
     ("/api/prefetch", b'{"topics": ["sondes"], "names": [' + b'"x",' * 1000 + b'"x"]}'),
+    ("/api/prefetch", b'{"names": ["../*"]}'),
+    ("/api/prefetch", b'{"names": ["/etc/*"]}'),
+    ("/api/prefetch", b'{"names": ["RV-Meteor//sondes/*"]}'),
+    ("/api/prefetch", b'{"names": ["RV-Meteor/sondes/*.nc\\u0000"]}'),
 ])
 def test_deep_strange_and_huge_json_is_400(site: SiteProcess, path: str, body: bytes) -> None:
     before = state(site)

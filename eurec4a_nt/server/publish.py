@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..catalog import RESERVED_METADATA
-from ..entries import Entry, check_name, check_topics
+from ..entries import Entry, check_name, check_name_glob, check_topics
 from ..errors import BadInput, Corrupt, NotFound, ObjectMissing
 from ..ids import ObjectId
 from ..index import Rule
@@ -114,7 +114,7 @@ async def add_prefetch(request: web.Request) -> web.Response:
     """Hold every entry matching ``topics``/``sites``/``names``, now and as they appear."""
     require_write(request)
     body = decode(await request.read(), PrefetchBody, 'expected {"topics": [...], "sites": [...], "names": [...]}')
-    topics, sites, names = check_topics(body.topics), body.sites, body.names
+    topics, sites, names = check_topics(body.topics), body.sites, [check_name_glob(g) for g in body.names]
     if not (topics or sites or names):
         raise BadInput("give topics, sites or names to prefetch")
     n = node(request)
