@@ -99,20 +99,29 @@ def test_a_joining_site_starts_at_the_checkpoint(tmp_path: Path) -> None:
     assert (again.seq, again.count(), again.base) == (2502, want.count(), 2500)
 
 
-def linked_newcomer(root: Path, forged: bool = False) -> Campaign:
-    """A hub holding its log of 2,502 commits (the last but one names the checkpoint of
-    seq 2500, signed by another key if ``forged``) and a new site, MPI, linking to it."""
-    campaign = Campaign(root, SITE, {"MPI": Remote(LinkProfile(down=4_000_000, up=2_000_000, delay=0.02))})
-    hub = SiteStore(root / SITE)
-    long_log(hub, 2500)
+FAST = LinkProfile(down=4_000_000, up=2_000_000, delay=0.02)
+
+
+def checkpointed_log(store: SiteStore, forged: bool = False) -> None:
+    """A log of 2,502 commits whose last but one names the checkpoint of seq 2500
+    (signed by another key if ``forged``)."""
+    long_log(store, 2500)
     if forged:
-        head, entries, previous = hub.db.snapshot(SITE)
+        head, entries, previous = store.db.snapshot(SITE)
         raw = checkpoints.make_checkpoint(SiteKey.generate(), SITE, head, entries[:3], previous)
-        hub.log(SITE).commit(hub.key, [put("ql/after-1.png")], checkpoints.store_checkpoint(raw, 2500, hub.objects))
+        store.log(SITE).commit(store.key, [put("ql/after-1.png")],
+                               checkpoints.store_checkpoint(raw, 2500, store.objects))
     else:
-        hub.commit([put("ql/after-1.png")])
-    hub.commit([Change("remove", "ql/000003.png")])
-    assert hub.db.checkpoint(SITE).seq == 2500
+        store.commit([put("ql/after-1.png")])
+    store.commit([Change("remove", "ql/000003.png")])
+    assert store.db.checkpoint(SITE).seq == 2500
+
+
+def linked_newcomer(root: Path, forged: bool = False) -> Campaign:
+    """A hub holding its log of 2,502 commits (see :func:`checkpointed_log`) and a new
+    site, MPI, linking to it."""
+    campaign = Campaign(root, SITE, {"MPI": Remote(FAST)})
+    checkpointed_log(SiteStore(root / SITE), forged)
     return campaign
 
 
@@ -145,3 +154,25 @@ def test_a_forged_checkpoint_offered_over_a_link_is_refused_and_every_commit_tak
     assert [c.seq for c in mpi.log(SITE)] == list(range(1, 2503))
     assert not list((tmp_path / "MPI" / "logs").glob("*.base"))
     assert "refused the checkpoint of RV-Meteor at seq 2500" in (tmp_path / "MPI.log").read_text()
+
+
+def test_a_hub_relays_the_checkpoint_of_a_ship_linked_to_it(tmp_path: Path) -> None:
+    campaign = Campaign(tmp_path, "OPS", {SITE: Remote(FAST), "MPI": Remote(FAST)})
+    ship = SiteStore(tmp_path / SITE)
+    checkpointed_log(ship)
+    # the hub took the ship's log commit by commit: it knows the checkpoint, not its objects
+    (tmp_path / "OPS" / "logs" / f"{SITE}.jsonl").write_bytes((ship.path / "logs" / f"{SITE}.jsonl").read_bytes())
+    assert SiteStore(tmp_path / "OPS").checkpoint(SITE) is None
+    try:
+        campaign.hub.start()
+        campaign.start_remote(SITE)
+        wait_until(lambda: campaign.connected(SITE), 20, "the ship linked")
+        campaign.start_remote("MPI")
+        caught_up(campaign)
+    finally:
+        campaign.stop()
+    mpi = SiteStore(tmp_path / "MPI")
+    have, want = mpi.state(SITE), ship.state(SITE)
+    assert (have.seq, have.head, have.count(), have.base) == (want.seq, want.head, want.count(), 2500)
+    assert [c.seq for c in mpi.log(SITE)] == [2501, 2502]
+    assert SiteStore(tmp_path / "OPS").checkpoint(SITE) is not None  # kept by the hub on the way

@@ -6,7 +6,7 @@ to the core as values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from ..entries import Entry
 from ..errors import Corrupt, ObjectMissing
@@ -53,9 +53,12 @@ def commits_after(site_store: SiteStore, behind: dict[str, int]) -> list[Commit]
     return [c for site, known in behind.items() for c in site_store.log(site).commits_after(known)]
 
 
-def checkpoints(site_store: SiteStore, sites: Iterable[str]) -> dict[str, CheckpointRef]:
-    """The newest checkpoint of each of ``sites`` held here (see :meth:`SiteStore.checkpoint`)."""
-    found = {site: site_store.checkpoint(site) for site in sites}
+def checkpoints(site_store: SiteStore, sites: Iterable[str], linked: Container[str]) -> dict[str, CheckpointRef]:
+    """The newest checkpoint of each of ``sites`` a peer may be offered: held here (see
+    :meth:`SiteStore.checkpoint`), or named here of a site in ``linked`` (connected now:
+    its objects are relayed from it when asked for)."""
+    found = {site: site_store.db.checkpoint(site) if site in linked else site_store.checkpoint(site)
+             for site in sites}
     return {site: ref for site, ref in found.items() if ref is not None}
 
 

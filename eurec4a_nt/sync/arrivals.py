@@ -111,8 +111,9 @@ class Arrivals:
 
     async def _join(self, session: Session, join: Join) -> None:
         """Start a log this site holds nothing of at the checkpoint the peer offered: its
-        file record fetched over this link with the blocks of all its bytes along, its
-        signature checked against the keyring. Then tell the peer how far this site
+        file record, then its blocks, fetched over this link (the peer relays them from
+        the log's own site if it does not hold them), its signature checked against the
+        keyring. Then tell the peer how far this site
         holds the log, so it sends only the commits after that, and ask it for what this
         site subscribes to of the log's entries. A checkpoint that cannot be fetched or
         does not verify starts nothing (one log line says why): the peer then sends the
@@ -121,7 +122,7 @@ class Arrivals:
         started = False
         if (await asyncio.to_thread(store.heads)).get(site, 0) == 0:
             try:
-                await self.reads.fetch([ref.root], site, 2, {ref.root: (0, ref.size)}, via=session)
+                await self.reads.fetch([ref.root], site, 2, via=session)
                 record = await offloop.call(store.objects.get, ref.root)
                 await self.reads.fetch([oid for oid, _ in children(record)], site, 2, via=session)
                 started = await self.node.start_at(ref)

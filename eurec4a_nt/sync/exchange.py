@@ -106,15 +106,16 @@ class Exchange:
     # -- commits and pushes ------------------------------------------------------------
 
     async def _send_commits(self, session: Session) -> list[Commit]:
-        """Send the peer every commit it lacks, after offering it the checkpoints held
-        here of logs it holds nothing of (their commits wait for its answer); return
-        the commits sent."""
+        """Send the peer every commit it lacks, after offering it the checkpoints of logs
+        it holds nothing of (their commits wait for its answer): those held here, and
+        those of sites linked now, which relay them on demand; return the commits sent."""
         core = session.core
         async with self._commits:
             heads = await asyncio.to_thread(self.node.store.heads)
             offer = core.to_offer(core.behind(heads))
             if offer:
-                await session.perform(core.offer(await offloop.call(answers.checkpoints, self.node.store, offer)))
+                found = await offloop.call(answers.checkpoints, self.node.store, offer, set(self.sessions))
+                await session.perform(core.offer(found))
             commits = await asyncio.to_thread(answers.commits_after, self.node.store, core.behind(heads))
             await session.perform(list(core.send_commits(commits)))
         return commits
