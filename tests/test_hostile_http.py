@@ -240,6 +240,7 @@ def test_clients_that_hang_up_mid_request_leave_one_line_each(tmp_path: Path) ->
         assert requests.get(proc.url + "/health", timeout=TIMEOUT).ok and state(proc) == objects
         added = proc.log_path.read_text()[len(before):]
         assert "Traceback" not in added and "ERROR" not in added, added
-        assert len(added.strip().splitlines()) <= 4 and added.count("went away") >= 2, added
+        lines = added.strip().splitlines()  # a request lost before it was read leaves none
+        assert len(lines) <= 4 and all("the client went away" in line for line in lines), added
     finally:
         proc.stop()
