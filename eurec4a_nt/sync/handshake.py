@@ -77,8 +77,11 @@ async def receive_hello(ws: Any) -> str | None:
     """The other side's first message, its text (None if it is not text), within
     :data:`HELLO_TIMEOUT` in all: pings and pongs meanwhile do not extend the wait, as
     they would with ``ws.receive(timeout=)``. Raises TimeoutError after that."""
-    async with asyncio.timeout(HELLO_TIMEOUT):
-        message = await ws.receive()
+    try:
+        async with asyncio.timeout(HELLO_TIMEOUT):
+            message = await ws.receive()
+    except TimeoutError:
+        raise TimeoutError(f"no hello within {HELLO_TIMEOUT:.0f} s") from None
     return message.data if message.type == WSMsgType.TEXT else None
 
 
