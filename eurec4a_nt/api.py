@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -99,7 +100,7 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
     with (progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress,
                        estimated=True) as bar,
           GroupCommit(target.sink) as sink):
-        batches = Batches(target, len(items), durable=sink.flush)
+        batches = Batches(target, len(items), durable=sink.flush, prefix=posixpath.commonpath(names))
         for item, item_name in zip(items, names, strict=True):
             batches.add(build_entry(item, item_name, sink, topics=topics,
                                     description=description, metadata=metadata, format=format,

@@ -9,7 +9,7 @@ current ones (the publication time aside).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from .entries import Entry
@@ -18,8 +18,9 @@ from .schema import canonical
 
 #: Bytes of changes in one commit at most (the rest of the limit is the envelope's).
 BATCH_BYTES = MAX_COMMIT_BYTES * 3 // 4
-#: Entries from which a server's entry list is read once to skip what is committed
-#: (below it, publishing through a server costs the same however many entries exist).
+#: Entries from which a server's entries under the names' common prefix are read once,
+#: a page of 1,000 per request, to skip what is committed (below it, publishing through
+#: a server costs the same however many entries exist).
 _LIST_FROM = 100
 
 
@@ -39,23 +40,26 @@ class Batches:
     one that was).
     """
 
-    def __init__(self, target: Any, expected: int, durable: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, target: Any, expected: int, durable: Callable[[], None] = lambda: None,
+                 prefix: str = "") -> None:
         self.target = target
         self._durable = durable
         self.published: list[Entry] = []
         self.commits: list[Commit] = []
         self._changes: list[Change] = []
         self._size = 0
-        self._current = self._lookup(expected)
+        self._current = self._lookup(expected, prefix)
 
-    def _lookup(self, expected: int) -> Callable[[str], Entry | None]:
+    def _lookup(self, expected: int, prefix: str) -> Callable[[str], Entry | None]:
+        """What is committed under a name: asked of a local store name by name, read
+        from a server at once (every entry ``expected`` names start with ``prefix``)."""
         site = self.target.site
         if hasattr(self.target, "state"):  # a local store: one indexed query per name
             state = self.target.state(site)
             return state.get
         if expected < _LIST_FROM or site not in self.target.sites():
             return lambda name: None
-        entries: Mapping[str, Entry] = self.target.entries(site)
+        entries = {e.name: e for e in self.target.entries_under(site, prefix)}
         return entries.get
 
     def add(self, entry: Entry) -> None:

@@ -132,6 +132,11 @@ class SiteClient:
         self._entries[key] = (time.monotonic(), found)
         return found
 
+    def entries_under(self, site: str, prefix: str = "") -> Iterator[Entry]:
+        """Every entry of ``site`` whose name starts with ``prefix``, in name order, a
+        page of 1,000 per request."""
+        return self._pages(check_site(site), {"prefix": prefix} if prefix else {})
+
     def resolve(self, site: str, path: str, at: At | None = None) -> tuple[Entry, str, bool]:
         """The entry of ``site`` that is ``path`` or holds it (the longest such name), the
         path inside it, and whether other entries have names below the entry's (one

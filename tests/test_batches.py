@@ -7,9 +7,11 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from server_kit import start, status
 
 import eurec4a_nt as nt
 from eurec4a_nt.batches import BATCH_BYTES
+from eurec4a_nt.client import SiteClient
 from eurec4a_nt.log import MAX_COMMIT_BYTES
 from eurec4a_nt.sitestore import SiteStore
 
@@ -49,3 +51,23 @@ def test_more_than_15000_files_in_one_call(store: SiteStore, scratch: Path) -> N
     entry = fresh.entry(SITE, "ql/ql-15499.txt")
     fs = fsspec.filesystem("nt", store=str(store.path), skip_instance_cache=True)
     assert fs.cat(f"{SITE}/ql/ql-15499.txt") == b"quicklook 15499\n" and entry.size == 16
+
+
+@pytest.mark.timeout(300)
+def test_publishing_again_through_a_server_reads_its_entries_a_page_at_a_time(
+        scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run again through a server, a publish of 1,500 files commits nothing and asks the
+    server for its entries under their folder a page at a time, not once per name."""
+    paths = small_files(scratch / "ql", 1500)
+    proc = start(scratch / "sites", SITE)
+    try:
+        first = nt.publish(paths, "ql/", server=proc.url, token=proc.token, progress=False)
+        asked: list[str] = []
+        real_get = SiteClient._get
+        monkeypatch.setattr(SiteClient, "_get", lambda self, path: asked.append(path) or real_get(self, path))
+        again = nt.publish(paths, "ql/", server=proc.url, token=proc.token, progress=False)
+        assert again == first and status(proc.url)["sites"][SITE]["seq"] == 1
+        lookups = [p for p in asked if p.startswith(f"/api/sites/{SITE}/entries")]
+        assert 2 <= len(lookups) <= 3 and all("prefix=ql" in p for p in lookups), lookups
+    finally:
+        proc.stop()
