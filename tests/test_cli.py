@@ -87,6 +87,10 @@ def test_init_publish_ls_get_log_fsck(tmp_path: Path) -> None:
         assert (tmp_path / "post-copy" / name).read_bytes() == (post / name).read_bytes()
     nt_cmd("get", "RV-Meteor/ql.png", cwd=tmp_path, env=env)  # default destination: the name
     assert (tmp_path / "ql.png").read_bytes() == ql.read_bytes()
+    (tmp_path / "here").mkdir()
+    for dest in ("here", "there/"):  # a folder, or one to make: the file goes in under its name
+        nt_cmd("get", "RV-Meteor/ql.png", dest, cwd=tmp_path, env=env)
+        assert (tmp_path / dest / "ql.png").read_bytes() == ql.read_bytes()
     assert not list(tmp_path.glob("*.part"))
 
     nt_cmd("remove", "ql.png", "--store", store, cwd=tmp_path)

@@ -95,7 +95,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         info = fs.info(source)
     except FileNotFoundError:
         raise NotFound(f"no entry or file {source!r} (see 'eurec4a-nt ls')") from None
-    dest = Path(args.dest or source.rsplit("/", 1)[-1])
+    dest = _dest(args.dest, source)
     with progress_bar(info["size"], f"get {source}", False if args.quiet else None) as bar:
         ref, objects = fs.ref(source) if info["type"] == "file" else (None, None)
         if (ref is not None and objects is not None and ref.data is None and isinstance(fs.backend, SiteClient)
@@ -112,6 +112,18 @@ def cmd_get(args: argparse.Namespace) -> int:
             fs.get(source, str(dest), recursive=True)
     print(f"{source} -> {dest}")
     return 0
+
+
+def _dest(dest: str | None, source: str) -> Path:
+    """Where ``get`` puts ``source``: ``dest``, or in it under the last part of the name
+    when it is a folder or ends in '/' (made if missing); without it, that part here."""
+    last = source.rstrip("/").rsplit("/", 1)[-1]
+    if not dest:
+        return Path(last)
+    if dest.endswith("/") or Path(dest).is_dir():
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        return Path(dest) / last
+    return Path(dest)
 
 
 def _get_file(server: str, token: str | None, source: str, args: argparse.Namespace) -> bool:
@@ -131,7 +143,7 @@ def _get_file(server: str, token: str | None, source: str, args: argparse.Namesp
     if entry.kind != "file":
         return False
     record = FileRecord.from_bytes(client.objects_for(site).get(entry.root))
-    dest = Path(args.dest or source.rsplit("/", 1)[-1])
+    dest = _dest(args.dest, source)
     with progress_bar(entry.size, f"get {source}", False if args.quiet else None) as bar:
         download(client, source, dest, [(b.id, b.offset, b.length) for b in record.blocks], bar.update)
     print(f"{source} -> {dest}")
@@ -251,7 +263,8 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("get", help="copy an entry (SITE/NAME) to a local file or folder")
     p.add_argument("path", help="SITE/NAME of an entry, or a file inside it (nt:// optional)")
-    p.add_argument("dest", nargs="?", help="local file or folder (default: the last part of the name)")
+    p.add_argument("dest", nargs="?", help="local file, or a folder (existing, or ending in '/') to put it "
+                                           "in (default: the last part of the name, here)")
     p.add_argument("--at", help="the version at this point of the log: a seq or an ISO 8601 time")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_target(p)
