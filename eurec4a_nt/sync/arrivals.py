@@ -113,11 +113,10 @@ class Arrivals:
         """Start a log this site holds nothing of at the checkpoint the peer offered: its
         file record, then its blocks, fetched over this link (the peer relays them from
         the log's own site if it does not hold them), its signature checked against the
-        keyring. Then tell the peer how far this site
-        holds the log, so it sends only the commits after that, and ask it for what this
-        site subscribes to of the log's entries. A checkpoint that cannot be fetched or
-        does not verify starts nothing (one log line says why): the peer then sends the
-        log's commits from the first."""
+        keyring. Then tell the peer how far this site holds the log, so it sends only the
+        commits after that, and ask it for what this site subscribes to of the log's
+        entries. A checkpoint that cannot be fetched or does not verify starts nothing
+        (one log line says why): the peer then sends the log's commits from the first."""
         site, ref, store = join.site, join.ref, self.node.store
         started = False
         if (await asyncio.to_thread(store.heads)).get(site, 0) == 0:
