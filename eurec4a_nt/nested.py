@@ -156,7 +156,10 @@ class FolderCatalog(_Lazy):
             try:
                 entry = self.backend.entry(self.site, self.prefix + key)
             except (NotFound, BadInput):
-                return super().__getitem__(key)  # intake's own lookups (dotted paths) or KeyError
+                try:
+                    return super().__getitem__(key)  # intake's own lookups (dotted paths)
+                except KeyError:  # not intake's split of the name at its dots
+                    raise KeyError(f"{self.site} has no entry, folder or series {self.prefix + key!r}") from None
             return self._entry_of(key, entry.with_site(self.site))()
         return super().__getitem__(key)
 

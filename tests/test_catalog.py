@@ -72,6 +72,10 @@ def test_one_sounding_is_no_series_yet_and_says_so(campaign: tuple[SiteStore, Si
     with pytest.raises(BadInput, match=r"RV-Meteor/sondes is a folder \(2020-02-01T1045.nc\), not a series"):
         ship.sondes(date="2020-02-01")
     assert ship["sondes"]["2020-02-01T1045.nc"].to_dask().attrs["platform"] == "RV-Meteor"
+    with pytest.raises(KeyError, match=r"RV-Meteor has no entry, folder or series 'sondes/2020-02-01T1046\.nc'"):
+        ship["sondes/2020-02-01T1046.nc"]
+    with pytest.raises(KeyError, match=r"no entry, folder or series 'sondes/x\.nc'"):
+        ship["sondes"]["x.nc"]
 
 
 def test_entry_metadata_through_intake(campaign: tuple[SiteStore, SiteStore]) -> None:
