@@ -33,6 +33,8 @@ from .series import stamp_of
 #: The soundings the README opens (one, and their day as a series); published first.
 EXAMPLE_SONDES = ("sondes/20200202T1045.nc", "sondes/20200202T1445.nc")
 EXAMPLE_SONDE = EXAMPLE_SONDES[0]
+#: The ships, which dial OPS; OPS publishes flight plans for both.
+SHIPS = ("RV-Meteor", "RV-Merian")
 SHIP_LINK = {"push": ["quicklook", "sondes", "planning"], "prefetch": ["planning", "quicklook"],
              "budget": "200MB", "essential": ["planning", "quicklook"]}
 BCO_LINK = {"push": ["quicklook", "processed"], "prefetch": ["planning"]}
@@ -68,7 +70,8 @@ class Demo:
         self.data = data
         self.speed = speed
         self.published: list[Published] = []
-        self.arrived: dict[tuple[str, str], float] = {}
+        #: Seconds from publication until held, by (where, site, name).
+        self.arrived: dict[tuple[str, str, str], float] = {}
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
@@ -103,7 +106,7 @@ class Demo:
         seed = int(time.time()) + step
         tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         d = self.data
-        ship = ("RV-Meteor", "RV-Merian")[step % 2]
+        ship = SHIPS[step % 2]
         actions: list[tuple[str, Callable[[], Path], str, str]] = [
             (ship, partial(sampledata.quicklook_png, d / f"ql-{seed}.png", seed=seed, target_bytes=200_000,
                            title=f"{ship} cloud radar"), f"quicklooks/radar-{tag}.png", "quicklook"),
@@ -123,19 +126,19 @@ class Demo:
         """Report entries as they become fully held at OPS (or, for plans, at the ships)."""
         while not self.stop.wait(0.25):
             with self.lock:
-                waiting = [p for p in self.published if (p.site, p.name) not in self.arrived
-                           and p.topic != "raw"]
-            for p in waiting:
-                here = "RV-Meteor" if p.site == "OPS" else "OPS"
+                waiting = [(here, p) for p in self.published if p.topic != "raw"
+                           for here in (SHIPS if p.site == "OPS" else ("OPS",))
+                           if (here, p.site, p.name) not in self.arrived]
+            for here, p in waiting:
                 if _held(self.c.sites[here].url, p.site, p.name):
-                    self.arrived[(p.site, p.name)] = time.time() - p.at
+                    self.arrived[(here, p.site, p.name)] = time.time() - p.at
                     self.say(f"{here:9} has {p.site}/{p.name} after {time.time() - p.at:.1f} s")
 
     def summary(self) -> None:
-        quick = [t for (site, name), t in self.arrived.items() if name.startswith("quicklooks/")]
+        quick = [t for (_, _, name), t in self.arrived.items() if name.startswith("quicklooks/")]
         raw = [p for p in self.published if p.topic == "raw"]
         print()
-        print(f"published {len(self.published)} entries; {len(self.arrived)} arrived where they were wanted")
+        print(f"published {len(self.published)} entries; {len(self.arrived)} arrivals where they were wanted")
         if quick:
             print(f"quicklooks at OPS after {statistics.median(quick):.1f} s (median), "
                   f"{max(quick):.1f} s at most (links drop now and then)")

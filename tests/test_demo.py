@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import eurec4a_nt as nt
-from eurec4a_nt.demo import EXAMPLE_SONDE, EXAMPLE_SONDES
+from eurec4a_nt.demo import EXAMPLE_SONDE, EXAMPLE_SONDES, SHIPS
 from eurec4a_nt.errors import Pending
 
 T = TypeVar("T")
@@ -83,6 +83,10 @@ def test_the_readme_example_opens_in_the_demo(tmp_path: Path) -> None:
         assert day is not None
         both = patiently(lambda: cat["RV-Meteor"].sondes(date=day.group(1)).to_dask().load())  # series
         assert sum(both.sizes.values()) > sum(ds.sizes.values())
+        deadline = time.monotonic() + 60  # the first flight plan reaches both ships
+        while not all(re.search(f"{ship} +has OPS/planning/", "".join(lines)) for ship in SHIPS):
+            assert time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
