@@ -146,14 +146,33 @@ class SiteClient:
         self.read_options[site] = dict(body.get("storage_options") or {"server": self.server})
         return Entry.from_json(body["entry"], site), str(body["inner"]), bool(body["nested"])
 
+    def page(self, site: str, limit: int, **query: str) -> tuple[list[Entry], int]:
+        """Up to ``limit`` entries of ``site`` in name order that the catalog API lists
+        for ``query`` (``prefix``, ``after``, ``topic``; empty ones left out), and how many
+        entries the site has: a request per 1,000 entries shown, however many it has."""
+        found: list[Entry] = []
+        total = 0
+        for body in self._bodies(check_site(site), {k: v for k, v in query.items() if v}, size=min(limit, _PAGE)):
+            found += (Entry.from_json(e, site) for e in body["entries"])
+            total = int(body["total"])
+            if len(found) >= limit:
+                break
+        return found[:limit], total
+
     def _pages(self, site: str, query: dict[str, str], at: At | None = None) -> Iterator[Entry]:
         """The entries of ``site`` the catalog API lists for ``query``, every page of them."""
-        query = {**query, "limit": str(_PAGE)}
+        for body in self._bodies(site, query, at):
+            yield from (Entry.from_json(e, site) for e in body["entries"])
+
+    def _bodies(self, site: str, query: dict[str, str], at: At | None = None,
+                size: int = _PAGE) -> Iterator[dict[str, Any]]:
+        """The catalog API's answers for ``query``, page after page of ``size`` entries."""
+        query = {**query, "limit": str(size)}
         if at is not None:
             query["at"] = at_text(at)
         while True:
             body = self._get(f"/api/sites/{site}/entries?{urlencode(query)}").json()
-            yield from (Entry.from_json(e, site) for e in body["entries"])
+            yield body
             if not body["next"]:
                 return
             query["after"] = body["next"]

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from server_kit import start
 
+import eurec4a_nt as nt
 from eurec4a_nt.cli import parser
+from eurec4a_nt.client import SiteClient
 from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.sitestore import SiteStore
 
@@ -230,3 +233,26 @@ def test_a_reader_that_leaves_ends_the_output_quietly(tmp_path: Path) -> None:
     finally:
         os.close(write)
     assert (out.returncode, out.stderr) == (141, "")
+
+
+def test_ls_through_a_server_reads_only_the_page_it_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = tmp_path / "ql"
+    files.mkdir()
+    for i in range(1500):
+        (files / f"ql-{i:04d}.txt").write_text(f"quicklook {i}\n")
+    proc = start(tmp_path / "sites", "BCO")
+    try:
+        nt.publish(sorted(files.iterdir()), "ql/", topics=["quicklook"], server=proc.url, token=proc.token,
+                   progress=False)
+        out = nt_cmd("ls", "BCO", "--server", proc.url, "--prefix", "ql/ql-14", "--after", "ql/ql-1410.txt",
+                     "--topic", "quicklook", "--limit", "3", cwd=tmp_path).stdout.splitlines()
+        assert out[0] == "BCO (1500 entries)" and [line.split()[0] for line in out[1:4]] == \
+            ["ql/ql-1411.txt", "ql/ql-1412.txt", "ql/ql-1413.txt"] and out[4].startswith("  ... more after")
+        asked: list[str] = []
+        real_get = SiteClient._get
+        monkeypatch.setattr(SiteClient, "_get", lambda self, path: asked.append(path) or real_get(self, path))
+        page, total = SiteClient(proc.url).page("BCO", 1200, prefix="ql/")
+        assert len(page) == 1200 and total == 1500 and page[-1].name == "ql/ql-1199.txt"
+        assert len(asked) == 2, asked  # two pages of the catalog API, not every entry of the site
+    finally:
+        proc.stop()

@@ -53,10 +53,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive(text: str) -> int:
+    """An option's whole number of 1 or more (argparse says what is wrong otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def _page(backend: Any, site: str, args: argparse.Namespace) -> tuple[list[Any], int]:
     """Up to ``--limit`` entries of ``site`` in name order (``--prefix``, ``--after``,
     ``--topic``), and how many the site has; from a local store's state this reads only
-    the page (a topic filter reads on until the page is full)."""
+    the page (a topic filter reads on until the page is full), from a server a request
+    per 1,000 entries shown."""
     if hasattr(backend, "state"):
         backend.entries(site)  # NotFound for an unknown site
         state = backend.state(site)
@@ -69,11 +81,8 @@ def _page(backend: Any, site: str, args: argparse.Namespace) -> tuple[list[Any],
                 break
             after = batch[-1].name
         return page[:args.limit], state.count()
-    entries = backend.entries(site)
-    chosen = sorted((e for e in entries.values() if e.name.startswith(args.prefix or "")
-                     and e.name > (args.after or "") and (not args.topic or args.topic in e.topics)),
-                    key=lambda e: e.name)
-    return chosen[:args.limit], len(entries)
+    backend.entries(site)  # NotFound for an unknown site, naming the known ones
+    return backend.page(site, args.limit, prefix=args.prefix or "", after=args.after or "", topic=args.topic or "")
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -257,7 +266,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--topic", help="only entries of this topic")
     p.add_argument("--prefix", help="only names starting with this (e.g. sondes/)")
     p.add_argument("--after", help="start after this name (the last of the previous page)")
-    p.add_argument("--limit", type=int, default=200, help="entries shown per site (default 200)")
+    p.add_argument("--limit", type=positive, default=200, help="entries shown per site (default 200)")
     add_target(p)
     p.set_defaults(func=cmd_ls)
 
