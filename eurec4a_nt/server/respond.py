@@ -55,7 +55,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     match = _RANGE.fullmatch(header.strip())
     if not match or match.groups() == ("", ""):
-        raise BadInput(f"unsupported Range header {header[:80]!r}: use one 'bytes=start-end' range")
+        raise BadInput(f"unsupported Range header {header[:80]!r}: use one 'bytes=start-end' range "
+                       "(numbers of at most 18 digits)")
     first, last = match.groups()
     if first == "":
         start, end = max(size - int(last), 0), size
