@@ -73,6 +73,10 @@ class TooLarge(NTError, code="too-large", status=413):
     """A request body is larger than the server accepts."""
 
 
+class TooSlow(NTError, code="too-slow", status=408):
+    """A request body did not arrive in the time the server allows."""
+
+
 class Pending(NTError, code="pending", status=503):
     """The data exists but is held at a site that cannot be reached now.
 

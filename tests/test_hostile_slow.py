@@ -16,6 +16,7 @@ import requests
 from server_kit import TIMEOUT, start
 
 from eurec4a_nt.demokit.sites import SiteProcess
+from eurec4a_nt.server.context import BODY_TIMEOUT
 from eurec4a_nt.server.run import REQUEST_HEAD_TIMEOUT
 
 SOFT_LIMIT = 256
@@ -73,3 +74,42 @@ def test_slow_request_heads_lock_nobody_out(cramped: SiteProcess) -> None:
     finally:
         for s in slow:
             s.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[SiteProcess]:
+    proc = start(tmp_path / "sites", "RV-Meteor")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.mark.timeout(BODY_TIMEOUT + 90)
+def test_a_body_sent_a_byte_at_a_time_is_408_after_its_time(site: SiteProcess) -> None:
+    """No token needed to try it: /objects/missing reads its body open, as /login does."""
+    slow = [socket.create_connection(("127.0.0.1", site.port), timeout=TIMEOUT) for _ in range(2)]
+    try:
+        for s, path in zip(slow, (b"/objects/missing", b"/login"), strict=True):
+            s.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100000\r\n\r\n{")
+        start_at, answers = time.monotonic(), [b"", b""]
+        while not all(answers) and time.monotonic() < start_at + BODY_TIMEOUT + 30:
+            for i, s in enumerate(slow):
+                if not answers[i]:
+                    s.sendall(b" ")  # one byte every second or so: never idle, never done
+                    s.setblocking(False)
+                    try:
+                        answers[i] = s.recv(4096)
+                    except BlockingIOError:
+                        pass
+                    s.setblocking(True)
+            assert health(site)
+            time.sleep(1)
+        assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
+        assert time.monotonic() - start_at >= BODY_TIMEOUT - 5
+    finally:
+        for s in slow:
+            s.close()
+    log = site.log_path.read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]

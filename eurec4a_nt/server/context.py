@@ -3,6 +3,7 @@ and small request helpers."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..errors import BadInput
+from ..errors import BadInput, TooSlow
 from ..node import Node, Reader
 from ..sync.config import LinkConfig
 from ..versions import At, parse_at
@@ -18,6 +19,9 @@ from ..watch.rules import WatchRule
 from .auth import Tokens
 
 MAX_JSON_BODY = 16 << 20
+#: Seconds a body read whole (JSON, a form, one object) may take to arrive: a client
+#: sending it a byte at a time is answered 408 after it (heads: REQUEST_HEAD_TIMEOUT).
+BODY_TIMEOUT = 120.0
 
 
 @dataclass
@@ -49,6 +53,16 @@ TOKENS = web.AppKey("tokens", Tokens)
 
 def node(request: web.Request) -> Node:
     return request.app[NODE]
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body of ``request`` (413 past :data:`MAX_JSON_BODY`); :class:`TooSlow`
+    (408) if it has not all arrived within :data:`BODY_TIMEOUT` seconds."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await request.read()
+    except TimeoutError:
+        raise TooSlow(f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
 
 
 #: A Host header: a DNS name or IPv4 address, or an IPv6 address in brackets; a port.

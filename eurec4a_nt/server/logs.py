@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..entries import check_name, check_site
 from ..errors import BadCommit, BadInput, NotFound, TooLarge
-from .context import node, query_at, require_write
+from .context import node, query_at, read_body, require_write
 
 routes = web.RouteTableDef()
 
@@ -99,7 +99,7 @@ async def append(request: web.Request) -> web.Response:
     """Append commits signed by other sites (JSON lines); each is verified against the
     keyring. Commits that fail are listed; the others are kept."""
     require_write(request)
-    lines = (await request.read()).split(b"\n", MAX_COMMITS)
+    lines = (await read_body(request)).split(b"\n", MAX_COMMITS)
     if len(lines) == MAX_COMMITS + 1 and lines[-1].strip():
         raise TooLarge(f"at most {MAX_COMMITS} commits per request; send the rest in another")
     raws = [line for line in lines if line.strip()]

@@ -15,7 +15,7 @@ from ..ids import ObjectId
 from ..manifests import Ref
 from ..node import Node
 from ..schema import IdsBody, decode
-from .context import node, reader, require_write
+from .context import node, read_body, reader, require_write
 from .respond import IMMUTABLE, parse_range, serve_ref
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ _UPLOAD_BATCH = 4 << 20
 
 async def json_ids(request: web.Request) -> IdsBody:
     """The body ``{"ids": [...], "site": ...}`` of the batch endpoints, strictly parsed (400 otherwise)."""
-    return decode(await request.read(), IdsBody, "expected a JSON object {\"ids\": [...]}")
+    return decode(await read_body(request), IdsBody, "expected a JSON object {\"ids\": [...]}")
 
 
 def site_hint(request: web.Request) -> str | None:
@@ -156,6 +156,6 @@ async def put_object(request: web.Request) -> web.Response:
     """Store one object; 422 if the body does not hash to the id."""
     require_write(request)
     oid = ObjectId.parse(request.match_info["id"])
-    data = await request.read()
+    data = await read_body(request)
     new = await node(request).put_objects([(oid, data)])
     return web.json_response({"id": oid, "stored": bool(new)}, status=201 if new else 200)

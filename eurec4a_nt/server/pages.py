@@ -15,7 +15,7 @@ from .. import __version__
 from ..node import Node
 from ..sizes import human_size
 from ..sync.links import LINKS
-from .context import CONFIG, TOKEN_COOKIE, TOKENS, node
+from .context import CONFIG, TOKEN_COOKIE, TOKENS, node, read_body
 
 routes = web.RouteTableDef()
 
@@ -85,6 +85,7 @@ def login_page(request: web.Request, message: str = "", status: int = 401) -> we
 async def login(request: web.Request) -> web.StreamResponse:
     """Keep a valid token in an HTTP-only, same-site cookie and go to the page; the
     cookie grants reads only (writes need the ``Authorization`` header)."""
+    await read_body(request)  # within the time a body may take; post() parses what arrived
     token = str((await request.post()).get("token", "")).strip()
     if not token or request.app[TOKENS].scope(token) is None:
         return login_page(request, "That token is not known here.", status=403)

@@ -19,7 +19,7 @@ from ..purge import Retention, purge
 from ..schema import CommitRequest, PrefetchBody, PurgeBody, decode
 from ..stores.base import ObjectStore
 from ..tree import Kind, walk
-from .context import node, require_write
+from .context import node, read_body, require_write
 
 routes = web.RouteTableDef()
 _COMMIT_SHAPE = 'expected {"changes": [{"op": "put", "name": ..., "entry": {...}}, ...]}'
@@ -71,7 +71,7 @@ async def commit(request: web.Request) -> web.Response:
     n = node(request)
     if not n.site:
         raise NotFound("this server has no site of its own to publish to")
-    body = decode(await request.read(), CommitRequest, _COMMIT_SHAPE)
+    body = decode(await read_body(request), CommitRequest, _COMMIT_SHAPE)
     changes = _changes(body, n.site)
     for change in changes:
         if change.entry is not None:
@@ -113,7 +113,7 @@ def rule_statuses(n: Node, rules: list[Rule]) -> list[dict[str, Any]]:
 async def add_prefetch(request: web.Request) -> web.Response:
     """Hold every entry matching ``topics``/``sites``/``names``, now and as they appear."""
     require_write(request)
-    body = decode(await request.read(), PrefetchBody, 'expected {"topics": [...], "sites": [...], "names": [...]}')
+    body = decode(await read_body(request), PrefetchBody, 'expected {"topics": [...], "sites": [...], "names": [...]}')
     topics, sites, names = check_topics(body.topics), body.sites, [check_name_glob(g) for g in body.names]
     if not (topics or sites or names):
         raise BadInput("give topics, sites or names to prefetch")
@@ -146,7 +146,7 @@ async def purge_old_versions(request: web.Request) -> web.Response:
     """Delete the data of old versions a retention rule lets go of (see
     :mod:`eurec4a_nt.purge`); the index forgets them too."""
     require_write(request)
-    body = decode(await request.read(), PurgeBody, "purge request")
+    body = decode(await read_body(request), PurgeBody, "purge request")
     n = node(request)
     report = await asyncio.to_thread(purge, n.store, Retention(body.keep, body.keep_days), body.dry_run)
     return web.json_response({"versions": report.versions, "objects": len(report.objects),

@@ -126,7 +126,8 @@ class MalformedRequests(logging.Filter):
 
 #: Seconds a connection may take to send a whole request head, and stay idle between
 #: requests: a client sending its head a byte at a time (slowloris) is closed after it.
-#: Bodies, long polls and links, once their head is in, are not bound by it.
+#: Bodies read whole have their own time (context.BODY_TIMEOUT); streamed uploads, long
+#: polls and links, once their head is in, are not bound.
 REQUEST_HEAD_TIMEOUT = 60.0
 
 
