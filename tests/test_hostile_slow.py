@@ -76,18 +76,10 @@ def test_slow_request_heads_lock_nobody_out(cramped: SiteProcess) -> None:
             s.close()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[SiteProcess]:
-    proc = start(tmp_path / "sites", "RV-Meteor")
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 @pytest.mark.timeout(BODY_TIMEOUT + 90)
-def test_a_body_sent_a_byte_at_a_time_is_408_after_its_time(site: SiteProcess) -> None:
+def test_a_body_sent_a_byte_at_a_time_is_408_after_its_time(tmp_path: Path) -> None:
     """No token needed to try it: /objects/missing reads its body open, as /login does."""
+    site = start(tmp_path / "sites", "RV-Meteor")
     slow = [socket.create_connection(("127.0.0.1", site.port), timeout=TIMEOUT) for _ in range(2)]
     try:
         for s, path in zip(slow, (b"/objects/missing", b"/login"), strict=True):
@@ -108,8 +100,9 @@ def test_a_body_sent_a_byte_at_a_time_is_408_after_its_time(site: SiteProcess) -
             time.sleep(1)
         assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
         assert time.monotonic() - start_at >= BODY_TIMEOUT - 5
+        log = site.log_path.read_text()
+        assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
     finally:
         for s in slow:
             s.close()
-    log = site.log_path.read_text()
-    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+        site.stop()
