@@ -19,8 +19,8 @@ from .schema import canonical
 #: Bytes of changes in one commit at most (the rest of the limit is the envelope's).
 BATCH_BYTES = MAX_COMMIT_BYTES * 3 // 4
 #: Entries from which a server's entries under the names' common prefix are read once,
-#: a page of 1,000 per request, to skip what is committed (below it, publishing through
-#: a server costs the same however many entries exist).
+#: a page of 1,000 per request, to skip what is committed (below it, one request per
+#: name: publishing through a server costs the same however many entries exist).
 _LIST_FROM = 100
 
 
@@ -29,6 +29,21 @@ def same_entry(a: Entry | None, b: Entry) -> bool:
     if a is None:
         return False
     return {**a.to_json(), "published": ""} == {**b.to_json(), "published": ""}
+
+
+def committed(target: Any, expected: int, prefix: str = "") -> Callable[[str], Entry | None]:
+    """What is committed under a name at ``target``'s own site (a site store, the running
+    server or a site-server client): asked name by name (an indexed query each, or a
+    request each for fewer than ``_LIST_FROM`` names), or from a site server the entries
+    under ``prefix`` (every name of the ``expected`` ones starts with it) read at once, a
+    page of 1,000 per request."""
+    site = target.site
+    if not site or site not in target.sites():
+        return lambda name: None
+    if expected < _LIST_FROM or not hasattr(target, "entries_under"):
+        return target.entries(site).get
+    entries = {e.name: e for e in target.entries_under(site, prefix)}
+    return entries.get
 
 
 class Batches:
@@ -48,19 +63,7 @@ class Batches:
         self.commits: list[Commit] = []
         self._changes: list[Change] = []
         self._size = 0
-        self._current = self._lookup(expected, prefix)
-
-    def _lookup(self, expected: int, prefix: str) -> Callable[[str], Entry | None]:
-        """What is committed under a name: asked of a local store name by name, read
-        from a server at once (every entry ``expected`` names start with ``prefix``)."""
-        site = self.target.site
-        if hasattr(self.target, "state"):  # a local store: one indexed query per name
-            state = self.target.state(site)
-            return state.get
-        if expected < _LIST_FROM or site not in self.target.sites():
-            return lambda name: None
-        entries = {e.name: e for e in self.target.entries_under(site, prefix)}
-        return entries.get
+        self._current = committed(target, expected, prefix)
 
     def add(self, entry: Entry) -> None:
         current = self._current(entry.name)

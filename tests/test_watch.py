@@ -105,6 +105,32 @@ def test_watched_folder_publishes_each_file_once_complete(tmp_path: Path) -> Non
         server.stop()
 
 
+def test_a_new_watch_of_a_published_folder_publishes_nothing_again(tmp_path: Path) -> None:
+    """A watch with a fresh state over 150 files published before (more than are asked
+    for one by one): it finds them committed and publishes none of them again."""
+    import eurec4a_nt as nt
+
+    folder = tmp_path / "instrument"
+    folder.mkdir()
+    for i in range(150):
+        (folder / f"r{i:03d}.nc").write_bytes(f"record {i}".encode())
+    server = start(tmp_path, "RV-Meteor")
+    try:
+        nt.publish(sorted(folder.iterdir()), name="lidar/", topics=["lidar"], server=server.url,
+                   token=server.token, progress=False)
+        before = puts(server.store, "RV-Meteor")
+        assert len(before) == 150
+        once = subprocess.run([sys.executable, "-m", "eurec4a_nt", "watch", str(folder), "--prefix", "lidar/",
+                               "--topic", "lidar", "--settle", "0.1", "--server", server.url, "--token",
+                               server.token, "--state", str(tmp_path / "fresh.sqlite"), "--once"],
+                              capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        assert once.returncode == 0, once.stderr
+        assert once.stdout.strip().endswith("published 0 file(s)"), once.stdout + once.stderr
+        assert puts(server.store, "RV-Meteor") == before
+    finally:
+        server.stop()
+
+
 def test_server_watches_the_folders_of_its_config(tmp_path: Path) -> None:
     folder = tmp_path / "radar"
     folder.mkdir()

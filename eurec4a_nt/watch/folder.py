@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..batches import committed
 from ..entries import Entry
 from ..errors import BadInput, NotFound, NTError
 from ..log import Change, Commit
@@ -167,7 +168,7 @@ class FolderWatcher:
 
     def _publish(self, ready: list[tuple[str, int, int]]) -> list[Entry]:
         site = self.target.site or ""
-        held = self.target.entries(site) if site in self.target.sites() else {}
+        current_entry = committed(self.target, len(ready), self.rule.prefix)
         changes: list[Change] = []
         records: list[tuple[str, Published]] = []
         for rel, size, mtime in ready:
@@ -176,7 +177,7 @@ class FolderWatcher:
             if built is None:
                 continue
             done = self.state.get(self._key, rel)
-            current = held.get(built.name)
+            current = current_entry(built.name)
             records.append((rel, Published(size, mtime, str(built.root), built.name)))
             if (done and done.root == built.root) or (current and current.root == built.root):
                 continue  # the same bytes as already published: record, do not publish
