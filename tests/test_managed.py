@@ -76,7 +76,7 @@ def test_cli_lists_and_removes_a_rule(campaign: Campaign, tmp_path: Path) -> Non
     out = nt_cmd("prefetch", "--list", "--server", ops.url, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.split()[:2] == [str(rule_id), "topic=quicklook"], out
     out = nt_cmd("prefetch", "--remove", str(rule_id), "--server", ops.url, cwd=tmp_path)
-    assert out.returncode == 2 and "needs a write token" in out.stderr  # nothing removed without one
+    assert out.returncode == 2 and "needs a write token: pass --token" in out.stderr  # nothing removed
     assert _rule_ids(ops.url) == [rule_id]
     out = nt_cmd("prefetch", "--remove", str(rule_id), "--list", *target, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == f"removed prefetch rule {rule_id}", out

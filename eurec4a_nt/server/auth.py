@@ -2,7 +2,8 @@
 
 Tokens are random strings shown once by ``eurec4a-nt token create``; the server keeps
 only their SHA-256 in ``<store>/tokens.yaml``. A request presents one as
-``Authorization: Bearer <token>`` (or ``?token=`` for a browser link).
+``Authorization: Bearer <token>``; a browser gets a read token as a cookie from the
+login form (``POST /login``), never in a URL.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class Tokens:
     def require(self, token: str | None, scope: str) -> None:
         """Raise 401 without a token, 403 with a wrong one or one lacking ``scope``."""
         if not token:
-            raise Unauthorized(f"this needs a {scope} token: pass token= or set EUREC4A_NT_TOKEN "
+            raise Unauthorized(f"this needs a {scope} token: pass --token (command line) or token= (Python), "
+                               "or set EUREC4A_NT_TOKEN "
                                "(create one with 'eurec4a-nt token create' on the server)")
         have = self.scope(token)
         if have is None:
