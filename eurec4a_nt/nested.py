@@ -38,10 +38,13 @@ _keys = itertools.count()
 
 
 def open_nested(backend: SiteStore | SiteClient | Pinned) -> SitesCatalog:
-    """The catalog of every site ``backend`` knows."""
+    """The catalog of every site ``backend`` knows, with the list of sites read now (so
+    a server that cannot be reached, with nothing cached, is an error here)."""
     key = f"{backend!r}#{next(_keys)}"
     _BACKENDS[key] = backend
-    return SitesCatalog(backend=key)
+    catalog = SitesCatalog(backend=key)
+    catalog._get_entries()
+    return catalog
 
 
 def storage_options(backend: SiteStore | SiteClient | Pinned, site: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ BAD_NAMES = [
     ("./raw", "not '.' or '..'"),
     ("raw//x.nc", "non-empty"),
     ("/raw/x.nc", "non-empty"),
-    ("raw/", "non-empty"),
+    ("raw//", "non-empty"),  # "raw/" alone names a folder to publish into
     ("raw/x y.nc", "letters, digits"),
     ("raw/caf\u00e9.nc", "letters, digits"),
     ("raw\\x.nc", "letters, digits"),
@@ -202,3 +202,12 @@ def test_datasets_are_published_one_at_a_time(published: tuple[SiteStore, Path])
     ds = sd.timeseries(seed=1, hours=1)
     unchanged(store, lambda: nt.publish([path, ds], "raw/batch", store=store.path),
               BadInput, "one at a time")
+
+
+def test_open_catalog_of_a_server_nobody_answers_says_so(tmp_path: Path) -> None:
+    """The list of sites is read when the catalog is opened: a wrong URL fails there."""
+    from eurec4a_nt.errors import Unreachable
+
+    with pytest.raises(Unreachable, match=r"127\.0\.0\.1:9"):
+        nt.open_catalog(server="http://127.0.0.1:9", token=None)
+
