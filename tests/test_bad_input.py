@@ -51,7 +51,7 @@ BAD_NAMES = [
     ("./raw", "not '.' or '..'"),
     ("raw//x.nc", "non-empty"),
     ("/raw/x.nc", "non-empty"),
-    ("raw//", "non-empty"),  # "raw/" alone names a folder to publish into
+    ("raw//x/", "non-empty"),  # "raw/" alone names a folder to publish into
     ("raw/x y.nc", "letters, digits"),
     ("raw/caf\u00e9.nc", "letters, digits"),
     ("raw\\x.nc", "letters, digits"),
