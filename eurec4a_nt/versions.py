@@ -48,6 +48,8 @@ def parse_at(value: object) -> At:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str):
+        if value.isascii() and value.isdigit() and not _SEQ.fullmatch(value):
+            raise BadInput(f"bad log position {value[:20]!r}: a seq has at most 12 digits")
         return int(value) if _SEQ.fullmatch(value) else parse_time(value)
     raise BadInput(f"bad point in a log {value!r}: give a seq or an ISO 8601 time")
 

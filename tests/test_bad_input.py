@@ -211,3 +211,12 @@ def test_open_catalog_of_a_server_nobody_answers_says_so(tmp_path: Path) -> None
     with pytest.raises(Unreachable, match=r"127\.0\.0\.1:9"):
         nt.open_catalog(server="http://127.0.0.1:9", token=None)
 
+
+@pytest.mark.parametrize(("at", "says"), [("1" * 13, "at most 12 digits"), ("-1", "bad time"),
+                                          ("yesterday", "bad time"), (True, "give a seq")])
+def test_bad_points_in_a_log(at: Any, says: str) -> None:
+    from eurec4a_nt.versions import parse_at
+
+    with pytest.raises(BadInput, match=says):
+        parse_at(at)
+
