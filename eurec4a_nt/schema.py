@@ -37,6 +37,9 @@ MAX_CHECKPOINT = 1 << 30
 SITE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TOPIC_PATTERN = "^[a-z0-9-]{1,64}$"
 ID_PATTERN = "^[0-9a-f]{64}$"
+NONCE_PATTERN = "^[0-9a-f]{32}$"
+#: Longest ``X-NT-Hello`` header a dial on a ticket may carry (within common 8 KiB header limits).
+MAX_HELLO_HEADER = 6144
 #: A relative path inside a manifest: no empty, ``.`` or ``..`` parts, no control characters.
 KEY_PATTERN = r"^(?!\.\.?(?:/|$))[^/\x00-\x1f]+(?:/(?!\.\.?(?:/|$))[^/\x00-\x1f]+)*$"
 
@@ -46,6 +49,8 @@ Topic = Annotated[str, Meta(pattern=TOPIC_PATTERN)]
 Size = Annotated[int, Meta(ge=0, le=MAX_SIZE)]
 Short = Annotated[str, Meta(max_length=256)]
 Key = Annotated[str, Meta(pattern=KEY_PATTERN, max_length=1024)]
+#: A nonce, challenge or resume ticket: 32 hex digits.
+Nonce = Annotated[str, Meta(pattern=NONCE_PATTERN)]
 
 
 class EntryBody(Struct):
@@ -219,6 +224,15 @@ class LinkOptions(Struct, forbid_unknown_fields=True):
     rate: Annotated[int, Meta(gt=0, le=1 << 40)] | None = None
     bulk: bool = True
     push: Topics = []
+    ticket: Nonce | None = None  # from a listener: for the next dial (only to a side taking tickets)
+
+
+class TicketDial(Struct, forbid_unknown_fields=True):
+    """A dial that opens on a resume ticket: the ticket (``X-NT-Ticket``) and the
+    dialler's ``hello`` signing it (``X-NT-Hello``, checked by the handshake)."""
+
+    ticket: Nonce
+    hello: Annotated[str, Meta(min_length=1, max_length=MAX_HELLO_HEADER)]
 
 
 class _Message(Struct, tag_field="type", forbid_unknown_fields=True):

@@ -134,6 +134,81 @@ def test_a_replayed_handshake_is_refused(hub: SiteProcess) -> None:
     assert not any(link.get("peer") == "BCO" and link.get("connected") for link in status(hub.url)["links"])
 
 
+async def dial_on_ticket(dialler: Dialler, http: aiohttp.ClientSession, headers: dict[str, str]
+                         ) -> tuple[tuple[str, str], aiohttp.WSMessage]:
+    """Dial with ``headers``; the hub's site and challenge, and its first message."""
+    async with http.ws_connect(dialler.hub.url + "/link", headers=headers, max_msg_size=0) as ws:
+        answered = handshake.peer_site(dialler.replies[headers["X-NT-Nonce"]], headers[handshake.TICKET])
+        if answered[1]:  # the ticket was refused: the hub asks for a proof on its challenge
+            await ws.send_str(headers[handshake.HELLO])
+        return answered, await ws.receive(timeout=20)
+
+
+def signed_on_ticket(store: SiteStore, ticket: str, key: Any = None) -> dict[str, str]:
+    nonce = handshake.nonce()
+    signed = handshake.hello(handshake.DIAL_ON_TICKET, key or store.key, "BCO", "OPS", nonce, ticket,
+                             {"heads": {}, "subscribe": {"any": []}})
+    return handshake.dial_headers("BCO", nonce, ticket, signed)
+
+
+@pytest.mark.timeout(60)
+def test_a_dial_on_a_ticket_opens_at_once_and_a_replayed_one_is_refused(hub: SiteProcess) -> None:
+    """The hub's hello comes with its upgrade, proving its site on the dial's nonce; the
+    same dial sent again (the ticket used) gets a fresh challenge, which its recorded
+    hello does not prove: refused, with one log line for the ticket."""
+    dialler, store = Dialler(hub), bco(hub)
+
+    async def run() -> None:
+        async with dialler.session() as http:
+            ws, answer = await dialler.open(http)
+            ticket = json.loads(answer.data)["options"]["ticket"]
+            await ws.close()
+            headers = signed_on_ticket(store, ticket)
+            (site, challenge), answer = await dial_on_ticket(dialler, http, headers)
+            assert (site, challenge) == ("OPS", "")
+            theirs = handshake.check_hello(handshake.REPLY_ON_TICKET, store.keyring, "OPS", "BCO",
+                                           headers["X-NT-Nonce"], ticket, answer.data)
+            assert len(theirs["ticket"]) == 32 and theirs["ticket"] != ticket
+            (site, challenge), answer = await dial_on_ticket(dialler, http, headers)
+            assert len(challenge) == 32 and answer.type != aiohttp.WSMsgType.TEXT
+
+    before, counted = hub.log_path.read_text(), status(hub.url)["tickets"]
+    asyncio.run(run())
+    added = log_since(hub, before)
+    assert added.count("refused a resume ticket from BCO") == 1 and "unknown or used already" in added, added
+    assert "replayed" in added and "Traceback" not in added, added
+    tickets = status(hub.url)["tickets"]
+    assert tickets["redeemed"] == counted["redeemed"] + 1 and tickets["refused"] == counted["refused"] + 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("forged", ["RV-Meteor's ticket", "another key"])
+def test_a_ticket_proves_nothing_for_another_site_or_key(hub: SiteProcess, forged: str) -> None:
+    """A good ticket signed with a key that is not the site's is refused (403); one the
+    hub gave another site gets a challenge instead."""
+    dialler, store = Dialler(hub), bco(hub)
+
+    async def run() -> None:
+        async with dialler.session() as http:
+            ws, answer = await dialler.open(http)
+            ticket = json.loads(answer.data)["options"]["ticket"]
+            await ws.close()
+            if forged == "another key":
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await dial_on_ticket(dialler, http, signed_on_ticket(store, ticket, SiteStore(hub.store).key))
+                assert refused.value.status == 403
+            else:
+                headers = {**signed_on_ticket(store, ticket), "X-NT-Site": "RV-Meteor"}
+                (_, challenge), answer = await dial_on_ticket(dialler, http, headers)
+                assert challenge and answer.type != aiohttp.WSMsgType.TEXT
+
+    before = hub.log_path.read_text()
+    asyncio.run(run())
+    added = log_since(hub, before)
+    reason = "did not prove its identity" if forged == "another key" else "issued to another site"
+    assert reason in added and "Traceback" not in added, added
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("headers", [
     {},

@@ -138,6 +138,23 @@ def test_want_list_while_ship_is_offline_is_served_after_reconnect(campaign: Cam
     assert requests.get(url, timeout=30).content == raw.read_bytes()
 
 
+@pytest.mark.timeout(90)
+def test_a_reconnection_after_an_outage_opens_on_a_resume_ticket(campaign: Campaign) -> None:
+    """The hub gave each ship a ticket on its first connection; after an outage the
+    ship dials on it (one round trip), the hub takes it back and gives a new one."""
+    hub = campaign.hub
+    before = requests.get(f"{hub.url}/api/status", timeout=10).json()["tickets"]
+    assert before["held"] == 2 and before["redeemed"] == 0
+    for _ in range(2):
+        campaign.links["RV-Meteor"].down()
+        wait_until(lambda: not campaign.connected("RV-Meteor"), 20, "ship offline")
+        campaign.links["RV-Meteor"].up()
+        campaign.wait_connected()
+    after = requests.get(f"{hub.url}/api/status", timeout=10).json()["tickets"]
+    assert after["redeemed"] == 2 and after["refused"] == 0 and after["held"] == 2
+    assert "refused a resume ticket" not in hub.log_path.read_text()
+
+
 @pytest.mark.timeout(150)
 def test_outages_lose_nothing_and_resend_nothing_received_whole(tmp_path: Path) -> None:
     link = LinkProfile(down=1_000_000, up=1_000_000, delay=0.02)

@@ -43,7 +43,7 @@ async def status(request: web.Request) -> dict[str, Any]:
         "objects": {"count": n.index.count(), "bytes": n.index.total_size(),
                     "cache_cap": request.app[CONFIG].cache_cap},
         "traffic": {"served": n.traffic.served, "uploaded": n.traffic.uploaded},
-        "sites": sites, "links": request.app[LINKS].status(),
+        "sites": sites, "links": request.app[LINKS].status(), "tickets": request.app[LINKS].tickets.status(),
         "wants": len(n.index.wants()), "prefetch": [r.to_json() for r in n.rules()],
         "forks": [f.to_json() for f in forks],
     }

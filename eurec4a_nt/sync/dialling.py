@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,15 +15,19 @@ import aiohttp
 
 from ..errors import Forbidden
 from ..node import Node
+from ..schema import MAX_HELLO_HEADER
 from . import handshake
 from .config import LinkConfig
 from .core import Peer
 from .meter import Meter
 from .partials import Partials
 from .session import WebSocket
+from .tickets import TTL, Held
 
 log = logging.getLogger(__name__)
 
+#: Seconds before its listener's expiry a resume ticket is no longer used (it is refused then).
+_MARGIN = 60.0
 #: Runs a session once its handshake is done; returns when it ended.
 Run = Callable[[Peer, WebSocket], Awaitable[None]]
 #: What a handshake tells the peer about this site (heads, subscription, resume points).
@@ -49,6 +54,8 @@ class Dialler:
         #: Per configured link: why it is down now (cleared once a session runs).
         self.last_error: dict[str, str] = {}
         self._replies: dict[str, Any] = {}
+        #: Per configured link: the resume ticket its listener gave for the next dial.
+        self.tickets: dict[str, Held] = {}
 
     async def dial(self, config: LinkConfig) -> None:
         """Keep one session to ``config.url`` up, backing off (with jitter) while it fails.
@@ -96,27 +103,47 @@ class Dialler:
     async def _connect(self, http: aiohttp.ClientSession, config: LinkConfig) -> bool:
         """One session over the link; True once it was established.
 
-        Raises :class:`~.handshake.HandshakeError` if the listener does not prove its
-        site on this connection's nonce (the connection is closed with :data:`~.handshake.UNTRUSTED`).
+        Opens on the resume ticket the listener gave last time, if one is held and
+        good: the ``hello`` goes with the dial, and the listener's comes back with the
+        upgrade. The ticket is kept until a dial carrying it gets an answer (a dial
+        lost in an outage did not spend it). Raises :class:`~.handshake.HandshakeError`
+        if the listener does not prove its site on this connection's nonce (the
+        connection is closed with :data:`~.handshake.UNTRUSTED`).
         """
         site, nonce = self.node.site, handshake.nonce()
+        options = {"priority": list(config.priority), "essential": list(config.essential),
+                   "rate": config.down_rate, "bulk": self.meter.bulk_allowed(config),
+                   "push": list(config.push), **self.state(config, "", ())}
+        held, ticket, signed = self.tickets.get(config.name), "", ""
+        if held is not None and held.good(time.time()):
+            signed = handshake.hello(handshake.DIAL_ON_TICKET, self.node.store.key, site, held.peer, nonce,
+                                     held.ticket, options)
+            ticket = held.ticket if len(signed) <= MAX_HELLO_HEADER else ""
         try:
-            async with http.ws_connect(config.url + "/link", headers=handshake.dial_headers(site, nonce),
-                                       heartbeat=handshake.HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE,
-                                       compress=0) as ws:
+            try:
+                headers = handshake.dial_headers(site, nonce, ticket, signed)
+                ws = await http.ws_connect(config.url + "/link", headers=headers, heartbeat=handshake.HEARTBEAT,
+                                           max_msg_size=handshake.MAX_MESSAGE, compress=0)
+            except aiohttp.WSServerHandshakeError:
+                self.tickets.pop(config.name, None)  # answered: the listener took the ticket, or refused it
+                raise
+            self.tickets.pop(config.name, None)
+            async with ws:
                 try:
                     reply = self._replies.pop(nonce, {})
-                    peer, challenge = handshake.peer_site(reply)
-                    options = {"priority": list(config.priority), "essential": list(config.essential),
-                               "rate": config.down_rate, "bulk": self.meter.bulk_allowed(config),
-                               "push": list(config.push), **self.state(config, "", ())}
-                    await ws.send_str(handshake.hello("dial", self.node.store.key, site, peer, nonce, challenge,
-                                                      options))
-                    theirs = handshake.check_hello("reply", self.node.store.keyring, peer, site, nonce, challenge,
-                                                   await handshake.receive_hello(ws))
+                    peer, challenge = handshake.peer_site(reply, ticket)
+                    if challenge:
+                        await ws.send_str(handshake.hello(handshake.DIAL, self.node.store.key, site, peer, nonce,
+                                                          challenge, options))
+                    kind = handshake.REPLY if challenge else handshake.REPLY_ON_TICKET
+                    theirs = handshake.check_hello(kind, self.node.store.keyring, peer, site, nonce,
+                                                   challenge or ticket, await handshake.receive_hello(ws))
                 except handshake.HandshakeError as exc:
                     await ws.close(code=handshake.UNTRUSTED, message=str(exc).encode()[:120])
                     raise
+                given = theirs.pop("ticket", None)
+                if given:
+                    self.tickets[config.name] = Held(peer, given, time.time() + TTL - _MARGIN)
                 self.dialed[config.name] = peer
                 self.last_error.pop(config.name, None)
                 core = Peer(peer, config, theirs, self.partials, bulk=self.meter.bulk_allowed(config),

@@ -9,17 +9,31 @@ and what each says about itself.
 3. The listener checks it and answers with its own ``hello``, signing the same with
    its key, and its options. The dialler checks that, and the session begins.
 
+That costs two round trips before data flows. A reconnection costs one, on a resume
+ticket (:mod:`.tickets`): a listener gives a dialler that proved its site a fresh
+random ticket in its ``hello`` (option ``ticket``), good once, for that site only, for
+10 minutes. The next dial carries it (``X-NT-Ticket``) and the dialler's ``hello``
+signing it in place of a challenge (``X-NT-Hello``, kind ``dial on ticket``). The
+listener takes the ticket back for good, checks the signature, upgrades without a
+challenge and sends its ``hello`` (kind ``reply on ticket``, signing the dialler's
+nonce) followed at once by data. A ticket it does not hold (used already, another
+site's, expired, or issued before a restart) is refused with one log line, and the
+dial goes on as one without a ticket: the upgrade carries a challenge, and the
+dialler, seeing it, proves its site on it as in step 2. A dial whose ticket is good
+but whose signature is not is refused (``403``).
+
 Both sides also name, in a header of the upgrade (``X-NT-Takes``), what they take
 beyond the first release of this protocol: ``checkpoints`` (a log it lacks started
-from a checkpoint the other offers). A side naming nothing is sent only what every
-side of "link 2" reads, so both versions keep linking.
+from a checkpoint the other offers) and ``tickets``. A side naming nothing is sent
+only what every side of "link 2" reads, so both versions keep linking.
 
-Each side signs a challenge the other made up for this connection, so a recorded
-handshake proves nothing on another connection (replaying one is refused), and no
-clock or nonce store is needed. Nothing but the two site names crosses before the
-dialler's proof; the options are parsed strictly (:class:`~eurec4a_nt.schema.LinkOptions`).
-Over plain HTTP a man in the middle could still relay a whole session; TLS
-(``https://`` links) closes that (docs/security.md).
+Each side signs a challenge the other made up for this connection, or a ticket it
+made up for exactly one later connection, so a recorded handshake proves nothing on
+another connection (replaying one is refused), and no clock is needed but the
+tickets' expiry. Nothing but the two site names crosses before the dialler's proof;
+headers and options are parsed strictly (:class:`~eurec4a_nt.schema.LinkOptions`,
+:class:`~eurec4a_nt.schema.TicketDial`). Over plain HTTP a man in the middle could
+still relay a whole session; TLS (``https://`` links) closes that (docs/security.md).
 """
 
 from __future__ import annotations
@@ -38,7 +52,7 @@ from aiohttp import WSMsgType
 from ..entries import check_site
 from ..errors import BadInput, Forbidden, NTError, Unauthorized
 from ..keyring import Keyring, SiteKey, verify_signature
-from ..schema import LinkOptions, decode
+from ..schema import LinkOptions, TicketDial, convert, decode
 
 #: Seconds a side waits for the other's ``hello``.
 HELLO_TIMEOUT = 30.0
@@ -52,8 +66,14 @@ UNTRUSTED = 4403
 REFUSED = "X-NT-Refused"
 #: Header of a dial and its upgrade: what the side takes beyond the first release.
 TAKES = "X-NT-Takes"
-#: What this version takes: checkpoints offered (see :func:`takes_checkpoints`).
-_CHECKPOINTS = "checkpoints"
+#: Headers of a dial on a resume ticket: the ticket, and the dialler's ``hello`` signing it.
+TICKET, HELLO = "X-NT-Ticket", "X-NT-Hello"
+#: What a ``hello`` proves: kinds of the signed text (see :func:`hello`).
+DIAL, REPLY, DIAL_ON_TICKET, REPLY_ON_TICKET = "dial", "reply", "dial on ticket", "reply on ticket"
+#: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), and
+#: resume tickets (see :func:`takes_tickets`).
+_CHECKPOINTS, _TICKETS = "checkpoints", "tickets"
+_TAKES = f"{_CHECKPOINTS} {_TICKETS}"
 _NOTSENT_LOWAT = 128 << 10
 
 
@@ -85,9 +105,13 @@ async def receive_hello(ws: Any) -> str | None:
     return message.data if message.type == WSMsgType.TEXT else None
 
 
-def dial_headers(site: str, dial_nonce: str) -> dict[str, str]:
-    """The headers a dialling site opens with: who it is and its fresh nonce."""
-    return {"X-NT-Site": site, "X-NT-Nonce": dial_nonce, TAKES: _CHECKPOINTS}
+def dial_headers(site: str, dial_nonce: str, ticket: str = "", signed: str = "") -> dict[str, str]:
+    """The headers a dialling site opens with: who it is and its fresh nonce; on a
+    resume ticket also the ticket and its ``hello`` signing it (``signed``)."""
+    headers = {"X-NT-Site": site, "X-NT-Nonce": dial_nonce, TAKES: _TAKES}
+    if ticket:
+        headers |= {TICKET: ticket, HELLO: signed}
+    return headers
 
 
 def check_dial(keyring: Keyring, own: str, headers: Mapping[str, str]) -> tuple[str, str]:
@@ -107,21 +131,45 @@ def check_dial(keyring: Keyring, own: str, headers: Mapping[str, str]) -> tuple[
     return site, dial_nonce
 
 
+def ticket_dial(headers: Mapping[str, str]) -> TicketDial | None:
+    """The ticket and signed ``hello`` a dial opens on, None for a dial without.
+
+    Raises :class:`BadInput` if either header is malformed or comes without the other.
+    """
+    if TICKET not in headers and HELLO not in headers:
+        return None
+    return convert({"ticket": headers.get(TICKET, ""), "hello": headers.get(HELLO, "")}, TicketDial,
+                   "a dial on a ticket (X-NT-Ticket, X-NT-Hello)")
+
+
 def reply_headers(site: str, challenge: str) -> dict[str, str]:
-    """The headers a listening site upgrades with: who it is and its fresh challenge."""
-    return {"X-NT-Site": site, "X-NT-Challenge": challenge, TAKES: _CHECKPOINTS}
+    """The headers a listening site upgrades with: who it is and its fresh challenge
+    (none, ``""``, when it took the dial's ticket)."""
+    return {"X-NT-Site": site, TAKES: _TAKES, **({"X-NT-Challenge": challenge} if challenge else {})}
+
+
+def _takes(headers: Mapping[str, str], what: str) -> bool:
+    return what in headers.get(TAKES, "").replace(",", " ").split()
 
 
 def takes_checkpoints(headers: Mapping[str, str]) -> bool:
     """Whether the other side's dial or upgrade says it starts a log it lacks from a
     checkpoint offered over the link (an older version says nothing: it is sent
     every commit, as before)."""
-    return _CHECKPOINTS in headers.get(TAKES, "").replace(",", " ").split()
+    return _takes(headers, _CHECKPOINTS)
+
+
+def takes_tickets(headers: Mapping[str, str]) -> bool:
+    """Whether a dial says its side reads a resume ticket in the listener's ``hello``
+    (an older version says nothing and is given none: its options are strict)."""
+    return _takes(headers, _TICKETS)
 
 
 def hello(kind: str, key: SiteKey, me: str, peer: str, dial_nonce: str, challenge: str,
           options: Mapping[str, Any]) -> str:
-    """A ``hello`` message: ``kind`` is ``dial`` or ``reply``."""
+    """A ``hello`` message: ``kind`` is :data:`DIAL` or :data:`REPLY` (``challenge``
+    the listener's), or :data:`DIAL_ON_TICKET` or :data:`REPLY_ON_TICKET` (``challenge``
+    the ticket)."""
     signature = key.sign(_proof_text(kind, me, peer, dial_nonce, challenge))
     return json.dumps({"type": "hello", "signature": signature, "options": dict(options)}, separators=(",", ":"))
 
@@ -154,16 +202,18 @@ def check_hello(kind: str, keyring: Keyring, signer: str, me: str, dial_nonce: s
     return {k: v for k, v in msgspec.to_builtins(body.options).items() if v is not None}
 
 
-def peer_site(headers: Mapping[str, str]) -> tuple[str, str]:
-    """The listener's site and challenge from its upgrade answer; :class:`HandshakeError`
-    if it sent none (another version, or not a site server)."""
+def peer_site(headers: Mapping[str, str], ticket: str = "") -> tuple[str, str]:
+    """The listener's site and challenge from its upgrade answer. The challenge is
+    ``""`` when the dial carried a ``ticket`` and the listener took it (its ``hello``
+    follows unasked). :class:`HandshakeError` if it sent no challenge otherwise
+    (another version, or not a site server)."""
     site, challenge = headers.get("X-NT-Site", ""), headers.get("X-NT-Challenge", "")
     try:
         check_site(site)
     except BadInput:
         raise HandshakeError("the server answering is not a site server of this version "
                              "(no X-NT-Site in its answer)") from None
-    if len(challenge) != 32:
+    if len(challenge) != 32 and not (ticket and not challenge):
         raise HandshakeError(f"site {site} sent no challenge: it runs another version of eurec4a-nt")
     return site, challenge
 

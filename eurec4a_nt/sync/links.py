@@ -30,6 +30,7 @@ from .partials import Partials
 from .policy import route
 from .reads import Reads
 from .session import Session, WebSocket
+from .tickets import Tickets
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Links:
         node.fetcher = self.reads
         #: With ``https://`` links: verify the servers dialled against these CAs, not the system's.
         tls = client_context(ca_file) if ca_file else None
+        #: Resume tickets given to sites that dialled in (:mod:`.tickets`).
+        self.tickets = Tickets()
         self.dialler = Dialler(node, self.partials, self.exchange.meter, self._state, self._run, tls)
 
     @property
@@ -104,29 +107,49 @@ class Links:
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
         """Take a peer's dialled connection: refuse a site not in the keyring at once,
-        else upgrade with a fresh challenge and run a session once the peer's
-        ``hello`` proves its site on it (else close, with one log line)."""
+        else run a session once the peer proved its site: on the resume ticket its dial
+        carries (upgrading without a challenge), or on a fresh challenge (a dial without
+        a ticket, or whose ticket is not held here: one log line). A proof that fails
+        closes the connection, or refuses the dial, with one log line."""
         store, own = self.node.store, self.node.site
         try:
             site, nonce = handshake.check_dial(store.keyring, own, request.headers)
+            resume = handshake.ticket_dial(request.headers)
+            ticket = self._redeem(site, request, resume.ticket) if resume else ""
+            options = (handshake.check_hello(handshake.DIAL_ON_TICKET, store.keyring, site, own, nonce, ticket,
+                                             resume.hello) if resume and ticket else None)
         except NTError as exc:
             return self._refuse(request.headers.get("X-NT-Site") or request.remote or "?", request, exc)
-        challenge = handshake.nonce()
+        challenge = "" if options is not None else handshake.nonce()
         ws = web.WebSocketResponse(heartbeat=handshake.HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=False)
         ws.headers.update(handshake.reply_headers(own, challenge))
         await ws.prepare(request)
-        try:
-            options = handshake.check_hello("dial", store.keyring, site, own, nonce, challenge,
-                                            await handshake.receive_hello(ws))
-        except (handshake.HandshakeError, TimeoutError) as exc:
-            self._refuse(site, request, exc)
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"handshake refused")
-            return ws
+        if options is None:
+            try:
+                options = handshake.check_hello(handshake.DIAL, store.keyring, site, own, nonce, challenge,
+                                                await handshake.receive_hello(ws))
+            except (handshake.HandshakeError, TimeoutError) as exc:
+                self._refuse(site, request, exc)
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"handshake refused")
+                return ws
         mine = self._state(None, site, check_topics(options.get("push") or []))
-        await ws.send_str(handshake.hello("reply", store.key, own, site, nonce, challenge, mine))
+        if handshake.takes_tickets(request.headers):
+            mine["ticket"] = self.tickets.issue(site, time.time())
+        kind = handshake.REPLY_ON_TICKET if ticket else handshake.REPLY
+        await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, ticket or challenge, mine))
         await self._run(Peer(site, None, options, self.partials,
                              checkpoints=handshake.takes_checkpoints(request.headers)), ws)
         return ws
+
+    def _redeem(self, site: str, request: web.Request, ticket: str) -> str:
+        """``ticket`` if ``site`` may open this link on it (it is used up either way),
+        else ``""`` with one log line: the dial goes on as one without a ticket."""
+        why = self.tickets.redeem(site, ticket, time.time())
+        if why:
+            log.warning("refused a resume ticket from %s (%s): %s; asking for a proof on a fresh challenge",
+                        site, request.remote, why)
+            return ""
+        return ticket
 
     def _refuse(self, who: str, request: web.Request, exc: BaseException) -> web.Response:
         """Log and list a refused dial; the answer that says why (before an upgrade)."""
