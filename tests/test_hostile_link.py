@@ -78,6 +78,12 @@ class Dialler:
         await ws.send_str(hello)
         return ws, await ws.receive(timeout=20)
 
+    async def ticket(self, http: aiohttp.ClientSession) -> str:
+        """The resume ticket the hub gives on a connection opened with a challenge."""
+        ws, answer = await self.open(http)
+        await ws.close()
+        return str(json.loads(answer.data)["options"]["ticket"])
+
     def session(self) -> aiohttp.ClientSession:
         tracing = aiohttp.TraceConfig()
         tracing.on_request_end.append(self._answered)
@@ -160,9 +166,7 @@ def test_a_dial_on_a_ticket_opens_at_once_and_a_replayed_one_is_refused(hub: Sit
 
     async def run() -> None:
         async with dialler.session() as http:
-            ws, answer = await dialler.open(http)
-            ticket = json.loads(answer.data)["options"]["ticket"]
-            await ws.close()
+            ticket = await dialler.ticket(http)
             headers = signed_on_ticket(store, ticket)
             (site, challenge), answer = await dial_on_ticket(dialler, http, headers)
             assert (site, challenge) == ("OPS", "")
@@ -190,9 +194,7 @@ def test_a_ticket_proves_nothing_for_another_site_or_key(hub: SiteProcess, forge
 
     async def run() -> None:
         async with dialler.session() as http:
-            ws, answer = await dialler.open(http)
-            ticket = json.loads(answer.data)["options"]["ticket"]
-            await ws.close()
+            ticket = await dialler.ticket(http)
             if forged == "another key":
                 with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                     await dial_on_ticket(dialler, http, signed_on_ticket(store, ticket, SiteStore(hub.store).key))
