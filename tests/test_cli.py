@@ -256,3 +256,14 @@ def test_ls_through_a_server_reads_only_the_page_it_shows(tmp_path: Path, monkey
         assert len(asked) == 2, asked  # two pages of the catalog API, not every entry of the site
     finally:
         proc.stop()
+
+
+def test_a_quiet_publish_of_many_files_is_one_line(tmp_path: Path) -> None:
+    store = str(tmp_path / "site-cache")
+    nt_cmd("init", "RV-Meteor", "--store", store, cwd=tmp_path)
+    for i in range(25):
+        (tmp_path / f"q{i:02d}.txt").write_text(f"quicklook {i}")
+    out = nt_cmd("publish", *sorted(str(p) for p in tmp_path.glob("q*.txt")), "--name", "ql/", "-q",
+                 "--store", store, cwd=tmp_path)
+    assert out.stdout.strip().splitlines() == ["published 25 entries of RV-Meteor (290 B): ql/q00.txt ... ql/q24.txt"]
+

@@ -13,6 +13,9 @@ from ..errors import BadInput, NotFound
 from ..sizes import human_size
 from .common import add_target, open_target, site_store
 
+#: Entries a quiet publish lists one by one; beyond, it says how many in one line.
+QUIET_LINES = 20
+
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ..api import publish
@@ -25,9 +28,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
     result = publish(obj, name=args.name, topics=args.topic, description=args.description,
                      metadata=metadata, format=args.format, store=args.store, server=args.server,
                      token=args.token, progress=False if args.quiet else None)
-    for entry in result if isinstance(result, list) else [result]:
+    entries = result if isinstance(result, list) else [result]
+    for entry in entries if not args.quiet or len(entries) <= QUIET_LINES else []:
         print(f"published {entry.path} ({entry.kind}, {entry.format}, {human_size(entry.size)}) "
               f"topics={','.join(entry.topics) or '-'}")
+    if args.quiet and len(entries) > QUIET_LINES:
+        print(f"published {len(entries)} entries of {entries[0].site} "
+              f"({human_size(sum(e.size for e in entries))}): {entries[0].name} ... {entries[-1].name}")
     return 0
 
 
@@ -252,7 +259,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--description", default="", help="a line or a paragraph (Markdown) on what it is")
     p.add_argument("--metadata", help="JSON object of extra metadata")
     p.add_argument("--format", help="override the guessed format")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help=f"no progress bar, and one line in all for more than {QUIET_LINES} entries")
     add_target(p)
     p.set_defaults(func=cmd_publish)
 
