@@ -63,13 +63,15 @@ class Dialler:
     async def _answered(self, session: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
         self.replies[params.headers.get("X-NT-Nonce", "")] = params.response.headers
 
-    async def open(self, http: aiohttp.ClientSession, nonce: str | None = None,
-                   hello: str | None = None) -> tuple[aiohttp.ClientWebSocketResponse, aiohttp.WSMessage]:
-        """Dial; send ``hello`` (default: a proper one for this connection); return the
-        socket and the hub's first answer."""
+    async def open(self, http: aiohttp.ClientSession, nonce: str | None = None, hello: str | None = None,
+                   takes: str | None = None) -> tuple[aiohttp.ClientWebSocketResponse, aiohttp.WSMessage]:
+        """Dial (saying it takes ``takes``, default all this version takes); send ``hello``
+        (default: a proper one for this connection); return the socket and the hub's first answer."""
         nonce = nonce or handshake.nonce()
-        ws = await http.ws_connect(self.hub.url + "/link", headers=handshake.dial_headers("BCO", nonce),
-                                   max_msg_size=0)
+        headers = handshake.dial_headers("BCO", nonce)
+        if takes is not None:
+            headers[handshake.TAKES] = takes
+        ws = await http.ws_connect(self.hub.url + "/link", headers=headers, max_msg_size=0)
         peer, challenge = handshake.peer_site(self.replies[nonce])
         if hello is None:
             hello = handshake.hello("dial", bco(self.hub).key, "BCO", peer, nonce, challenge,
@@ -183,6 +185,21 @@ def test_a_dial_on_a_ticket_opens_at_once_and_a_replayed_one_is_refused(hub: Sit
     assert "replayed" in added and "Traceback" not in added, added
     tickets = status(hub.url)["tickets"]
     assert tickets["redeemed"] == counted["redeemed"] + 1 and tickets["refused"] == counted["refused"] + 1
+
+
+@pytest.mark.timeout(60)
+def test_a_dialler_not_taking_tickets_is_given_none(hub: SiteProcess) -> None:
+    """An older version's options are strict: it would refuse a hello with a ticket."""
+    dialler = Dialler(hub)
+
+    async def run() -> dict[str, Any]:
+        async with dialler.session() as http:
+            ws, answer = await dialler.open(http, takes="checkpoints")
+            await ws.close()
+            return dict(json.loads(answer.data)["options"])
+
+    options = asyncio.run(run())
+    assert "heads" in options and "ticket" not in options
 
 
 @pytest.mark.timeout(60)
