@@ -12,8 +12,8 @@ entries are shown as they were at that point of its log (:mod:`eurec4a_nt.versio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
@@ -88,14 +88,13 @@ class NTFileSystem(AbstractFileSystem):
         entries = self.entries(site)
         prefix = f"{rest}/" if rest else ""
         children: dict[str, dict[str, Any]] = {}
-        for name, entry in entries.items():
-            if name.startswith(prefix):
-                head, sep, _ = name[len(prefix):].partition("/")
-                full = f"{site}/{prefix}{head}"
-                if sep:
-                    children.setdefault(full, _dir(full))
-                else:
-                    children[full] = _entry_info(full, entry)
+        for entry in _under(entries, prefix):
+            head, sep, _ = entry.name[len(prefix):].partition("/")
+            full = f"{site}/{prefix}{head}"
+            if sep:
+                children.setdefault(full, _dir(full))
+            else:
+                children[full] = _entry_info(full, entry)
         if children:
             return sorted(children.values(), key=lambda i: i["name"])
         try:
@@ -136,7 +135,7 @@ class NTFileSystem(AbstractFileSystem):
                 return {"name": path, "type": "file", "size": found.size}
             if any(k.startswith(inner + "/") for k in manifest.keys()):
                 return _dir(path)
-        if any(name.startswith(rest + "/") for name in entries):
+        if next(iter(_under(entries, rest + "/")), None) is not None:
             return _dir(path)
         raise FileNotFoundError(f"nt://{path}")
 
@@ -177,6 +176,17 @@ class NTFile(AbstractBufferedFile):
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return self.reader.read(start, end)
+
+
+def _under(entries: Mapping[str, Entry], prefix: str) -> Iterable[Entry]:
+    """The entries whose names start with ``prefix``: asked of the store or server a
+    page at a time where the mapping can (:meth:`EntryMap.under`,
+    :meth:`RemoteEntries.under`), else picked from all of them (a past point of a
+    local store, held in memory)."""
+    under = getattr(entries, "under", None)
+    if under is not None:
+        return cast(Iterable[Entry], under(prefix))
+    return (e for name, e in sorted(entries.items()) if name.startswith(prefix))
 
 
 def _dir(name: str) -> dict[str, Any]:

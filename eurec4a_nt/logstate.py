@@ -321,9 +321,14 @@ class EntryMap(Mapping[str, Entry]):
         return (e.name for e in self.values())
 
     def values(self) -> Iterator[Entry]:  # type: ignore[override]
+        return self.under("")
+
+    def under(self, prefix: str) -> Iterator[Entry]:
+        """The entries whose names start with ``prefix``, in name order, a query per
+        page of :data:`MAX_PAGE`."""
         after = ""
         while True:
-            page = self._state.entries(self._site, after=after, table=self._table)
+            page = self._state.entries(self._site, prefix, after, table=self._table)
             yield from page
             if len(page) < MAX_PAGE:
                 return

@@ -83,7 +83,7 @@ class Mirrors:
     def entries(self, site: str, at: At | None = None) -> RemoteEntries:
         self._first(lambda c: c.entries(site, at))  # NotFound for an unknown site
         return RemoteEntries(lambda path: self._first(lambda c: c.resolve(site, path, at)),
-                             lambda: self._first(lambda c: list(c.entries(site, at).values())))
+                             lambda prefix: self._first(lambda c: list(c.entries_under(site, prefix, at))))
 
     def versions(self, site: str, name: str) -> list[Version]:
         return self._first(lambda c: c.versions(site, name))

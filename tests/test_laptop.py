@@ -181,3 +181,17 @@ def test_opening_one_entry_costs_the_same_at_any_number_of_entries(many: SitePro
     # once when opening; reading its chunks asks nothing more
     assert {p.rsplit("/", 1)[-1] for p in lookups} <= {"f1199.txt", ".zattrs", ".zgroup", ".zmetadata",
                                                        ".zarray", "zarr.json"}, lookups
+
+
+def test_listing_a_folder_reads_only_that_folder(many: SiteProcess, tmp_path: Path) -> None:
+    """nt:// ``ls`` and ``info`` of a folder ask the server for the names under it, a
+    page at a time, never for every entry of the site."""
+    fs = NTFileSystem(server=many.url, cache=str(tmp_path / "cache"))
+    asked: list[str] = []
+    fs.backend.cached.hooks["response"].append(lambda r, *a, **k: asked.append(r.request.path_url))
+    assert fs.info("nt://RV-Meteor/model")["type"] == "directory"
+    assert fs.ls("nt://RV-Meteor/model", detail=False) == ["RV-Meteor/model/forecast.zarr"]
+    assert len(fs.ls("nt://RV-Meteor/many", detail=False)) == 1200
+    listings = [p for p in asked if "/entries?" in p]
+    assert listings and all("prefix=" in p for p in listings), listings
+
