@@ -128,8 +128,7 @@ class SiteClient:
             return cached[1]
         if site not in self.sites():
             raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites())}")
-        found = RemoteEntries(lambda path: self.resolve(site, path, at),
-                              lambda prefix: self.entries_under(site, prefix, at))
+        found = RemoteEntries(lambda path: self.resolve(site, path, at), lambda: self.entries_under(site, "", at))
         self._entries[key] = (time.monotonic(), found)
         return found
 
@@ -342,15 +341,14 @@ class RemoteEntries(Mapping[str, Entry]):
     also answers the lookups :func:`~eurec4a_nt.entries.find_entry` makes next (every
     longer path is no entry; with no entries below the one found, nothing below it is
     one either), so opening any key inside an entry costs one request however many
-    entries the site has. Iterating reads every page once; :meth:`under` reads only the
-    pages of the names under a prefix.
+    entries the site has. Iterating reads every page once.
 
-    ``resolve(path)`` is :meth:`SiteClient.resolve` for one site; ``pages(prefix)``
-    yields the entries whose names start with ``prefix``, page by page.
+    ``resolve(path)`` is :meth:`SiteClient.resolve` for one site; ``pages()`` yields
+    every entry, page by page.
     """
 
     def __init__(self, resolve: Callable[[str], tuple[Entry, str, bool]],
-                 pages: Callable[[str], Iterable[Entry]]) -> None:
+                 pages: Callable[[], Iterable[Entry]]) -> None:
         self._resolve, self._pages = resolve, pages
         self._known: dict[str, Entry | None] = {}
         self._leaves: set[str] = set()  # entries with no entry below them
@@ -387,15 +385,8 @@ class RemoteEntries(Mapping[str, Entry]):
 
     def _every(self) -> dict[str, Entry]:
         if self._all is None:
-            self._all = {e.name: e for e in self._pages("")}
+            self._all = {e.name: e for e in self._pages()}
         return self._all
-
-    def under(self, prefix: str) -> Iterable[Entry]:
-        """The entries whose names start with ``prefix``, in name order, read a page at
-        a time (nothing read if every entry is held already)."""
-        if self._all is not None:
-            return (e for name, e in sorted(self._all.items()) if name.startswith(prefix))
-        return self._pages(prefix)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._every())

@@ -12,8 +12,8 @@ entries are shown as they were at that point of its log (:mod:`eurec4a_nt.versio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
@@ -88,7 +88,7 @@ class NTFileSystem(AbstractFileSystem):
         entries = self.entries(site)
         prefix = f"{rest}/" if rest else ""
         children: dict[str, dict[str, Any]] = {}
-        for entry in _under(entries, prefix):
+        for entry in self.backend.entries_under(site, prefix, self.at):
             head, sep, _ = entry.name[len(prefix):].partition("/")
             full = f"{site}/{prefix}{head}"
             if sep:
@@ -135,7 +135,7 @@ class NTFileSystem(AbstractFileSystem):
                 return {"name": path, "type": "file", "size": found.size}
             if any(k.startswith(inner + "/") for k in manifest.keys()):
                 return _dir(path)
-        if next(iter(_under(entries, rest + "/")), None) is not None:
+        if next(self.backend.entries_under(site, rest + "/", self.at), None) is not None:
             return _dir(path)
         raise FileNotFoundError(f"nt://{path}")
 
@@ -176,17 +176,6 @@ class NTFile(AbstractBufferedFile):
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return self.reader.read(start, end)
-
-
-def _under(entries: Mapping[str, Entry], prefix: str) -> Iterable[Entry]:
-    """The entries whose names start with ``prefix``: asked of the store or server a
-    page at a time where the mapping can (:meth:`EntryMap.under`,
-    :meth:`RemoteEntries.under`), else picked from all of them (a past point of a
-    local store, held in memory)."""
-    under = getattr(entries, "under", None)
-    if under is not None:
-        return cast(Iterable[Entry], under(prefix))
-    return (e for name, e in sorted(entries.items()) if name.startswith(prefix))
 
 
 def _dir(name: str) -> dict[str, Any]:

@@ -111,6 +111,10 @@ class SiteIndex:
         hi = bisect.bisect_left(self.names, prefix + _END) if prefix else len(self.names)
         return iter(self.names[lo:hi])
 
+    def under(self, prefix: str) -> Iterator[Entry]:
+        """The entries whose names start with ``prefix``, in name order."""
+        return (self.entries[name] for name in self._range(prefix))
+
     def count(self, prefix: str = "") -> int:
         hi = bisect.bisect_left(self.names, prefix + _END) if prefix else len(self.names)
         return hi - bisect.bisect_left(self.names, prefix)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from .client import RemoteEntries, SiteClient
+from .entries import Entry
 from .errors import NotFound, Unreachable
 from .stores.cached import CachingStore
 from .stores.fallback import PASSED_OVER, FallbackStore
@@ -83,7 +84,10 @@ class Mirrors:
     def entries(self, site: str, at: At | None = None) -> RemoteEntries:
         self._first(lambda c: c.entries(site, at))  # NotFound for an unknown site
         return RemoteEntries(lambda path: self._first(lambda c: c.resolve(site, path, at)),
-                             lambda prefix: self._first(lambda c: list(c.entries_under(site, prefix, at))))
+                             lambda: self.entries_under(site, "", at))
+
+    def entries_under(self, site: str, prefix: str = "", at: At | None = None) -> Iterator[Entry]:
+        return iter(self._first(lambda c: list(c.entries_under(site, prefix, at))))
 
     def versions(self, site: str, name: str) -> list[Version]:
         return self._first(lambda c: c.versions(site, name))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -213,6 +213,15 @@ class SiteStore:
         if site not in self.sites():
             raise NotFound(f"unknown site {site!r}; known: {', '.join(self.sites()) or 'none'}")
         return self.state(site).entries
+
+    def entries_under(self, site: str, prefix: str = "", at: At | None = None) -> Iterator[Entry]:
+        """The entries of ``site`` whose names start with ``prefix``, in name order: a
+        query per page now, from the index of a past point ``at``; :class:`NotFound`
+        for an unknown site."""
+        if at is not None:
+            return self.index(site, at).under(prefix)
+        self.entries(site)  # NotFound for an unknown site
+        return self.state(site).entries.under(prefix)
 
     def entry(self, site: str, name: str, at: At | None = None) -> Entry:
         """The entry ``name`` of ``site`` (at a past point with ``at``); raise

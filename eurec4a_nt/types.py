@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from .entries import Entry
@@ -24,6 +24,11 @@ class Backend(Protocol):
     def entries(self, site: str, at: At | None = None) -> Mapping[str, Entry]:
         """The entries of ``site`` by name, now or at a past point ``at`` of its log;
         raise NotFound for an unknown site."""
+        ...
+
+    def entries_under(self, site: str, prefix: str = "", at: At | None = None) -> Iterator[Entry]:
+        """The entries of ``site`` whose names start with ``prefix``, in name order, read
+        a page at a time (now or at ``at``)."""
         ...
 
     def versions(self, site: str, name: str) -> list[Version]:
