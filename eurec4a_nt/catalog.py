@@ -22,7 +22,7 @@ import yaml
 
 from .entries import Entry
 from .listing import Folder
-from .series import Product
+from .series import DEFAULT_DIM, Product
 
 #: Metadata keys the catalog sets on every entry; user metadata may not use them.
 RESERVED_METADATA = ("site", "name", "kind", "format", "topics", "size", "published", "root")
@@ -67,7 +67,8 @@ def sub_folder_info(folder: Folder, sub: str, count: int) -> tuple[str, dict[str
 
 def series_info(product: Product, how: str) -> tuple[str, dict[str, Any]]:
     """The description (ending in ``how`` to pick from it) and metadata of a series."""
-    return (f"{product.count} {product.format} entries from {product.first} to {product.last}, {how}",
+    about = f"{product.description}: " if product.description else ""
+    return (f"{about}{product.count} {product.format} entries from {product.first} to {product.last}, {how}",
             {"site": product.site, "series": product.to_json()})
 
 
@@ -111,22 +112,39 @@ def stock_source(entry: Entry, data_url: str, consolidated: bool | None = None) 
             "metadata": entry_metadata(entry)}
 
 
+#: How a netCDF series of a day tells intake-xarray the time of each entry: its URL ends
+#: in this query (which the server ignores), read back into the coordinate of the new
+#: dimension by ``path_as_pattern: <data URL>{}?time={time:...}`` (``{}``, the name,
+#: is matched and left out).
+TIME_QUERY = "?time={time:%Y-%m-%dT%H:%M:%S}"
+
+
 def day_source(product: Product, day: str, members: list[Entry], data_url: str) -> dict[str, Any]:
     """The entries of a series on one day: netCDF and zarr as one dataset, concatenated
-    along the product's ``series_dim`` in time order; other formats as a list of bytes."""
+    along the product's ``series_dim`` in time order; other formats as a list of bytes.
+    netCDF entries concatenated along a new ``entry`` dimension get their times as its
+    coordinate, as :class:`~eurec4a_nt.nested.SeriesSource` gives them. A day of one
+    entry is that entry's source (intake-xarray opens a list of one file as a single
+    dataset, refusing ``concat_dim``): no ``entry`` dimension."""
+    about = {"description": f"{len(members)} entries of {product.key} on {day}",
+             "metadata": {"site": product.site, "day": day, "entries": [e.name for e in members]}}
+    if len(members) == 1:
+        return stock_source(members[0], data_url) | about
     urls = [data_url + e.name for e in members]
     if product.format in ("netcdf", "zarr"):
         args: dict[str, Any] = {"urlpath": urls, "combine": "nested", "concat_dim": product.series_dim,
                                 "join": "outer"}
         if product.format == "netcdf":
             args |= {"xarray_kwargs": {"engine": None}, "storage_options": dict(HTTP_OPTIONS)}
+            if product.series_dim == DEFAULT_DIM:
+                args["urlpath"] = [url + TIME_QUERY.format(time=product.time_of(e.name))
+                                   for url, e in zip(urls, members, strict=True)]
+                args["path_as_pattern"] = data_url + "{}" + TIME_QUERY
         driver = product.format
     else:
         driver, args = "textfiles", {"urlpath": urls, "text_mode": False,
                                      "storage_options": dict(HTTP_OPTIONS)}
-    return {"driver": driver, "description": f"{len(members)} entries of {product.key} on {day}",
-            "args": args, "metadata": {"site": product.site, "day": day,
-                                       "entries": [e.name for e in members]}}
+    return {"driver": driver, "args": args, **about}
 
 
 def days_catalog(product: Product, days: Mapping[str, list[Entry]], data_url: str) -> dict[str, Any]:

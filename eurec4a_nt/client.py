@@ -216,8 +216,8 @@ class SiteClient:
                        at: At | None = None) -> list[Entry]:
         """The entries of a series product with a name time in ``[start, end)``, read
         page by page (the server narrows by time, :func:`~eurec4a_nt.series.members`
-        keeps what the template names)."""
-        query = {"prefix": product.template.partition("{time}")[0], "since": start.isoformat(),
+        keeps the product's own)."""
+        query = {"prefix": product.head, "since": start.isoformat(),
                  "until": end.isoformat()}
         return members(product, self._pages(product.site, query, at), start, end)
 

@@ -13,7 +13,7 @@ import gc
 import heapq
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from .entries import Entry
 from .errors import NotFound
 from .log import Commit
+from .products import name_pattern
 from .series import DEFAULT_DIM, Product, members, product_key, stamp_of, template_of
 
 if TYPE_CHECKING:
+    from .settings import ProductRule
     from .sitestore import SiteStore
 
 #: Items sorted in one call at most (see gently_sorted).
@@ -42,9 +44,14 @@ def gently_sorted(items: list[Any]) -> list[Any]:
     return list(heapq.merge(*(sorted(items[i:i + _SLICE]) for i in range(0, len(items), _SLICE))))
 
 
-def entry_time(entry: Entry) -> str:
-    """The time an entry is about: the timestamp in its name, else when it was published
-    (ISO 8601, comparable as text)."""
+def entry_time(entry: Entry, rules: Mapping[str, ProductRule] | None = None) -> str:
+    """The time an entry is about: what its name says through the first pattern of the
+    product map ``rules`` that matches it, else the timestamp in its name, else when it
+    was published (ISO 8601, comparable as text)."""
+    for rule in (rules or {}).values():
+        when = name_pattern(rule.pattern).time_of(entry.name)
+        if when is not None:
+            return when.isoformat()
     stamp = stamp_of(entry.name)
     return stamp.time.isoformat() if stamp else entry.published.removesuffix("Z")
 
@@ -73,12 +80,15 @@ class Page:
 
 
 class SiteIndex:
-    """The entries of ``site`` at log ``seq``, by name."""
+    """The entries of ``site`` at log ``seq``, by name; ``products`` is the site's
+    product map (none: products by the timestamps in names, see :mod:`eurec4a_nt.series`)."""
 
     def __init__(self, site: str, seq: int = 0, head: str | None = None,
                  entries: dict[str, Entry] | None = None, names: list[str] | None = None,
-                 recent: list[tuple[str, str]] | None = None) -> None:
+                 recent: list[tuple[str, str]] | None = None,
+                 products: Mapping[str, ProductRule] | None = None) -> None:
         self.site, self.seq, self.head = site, seq, head
+        self.products = dict(products or {})
         self.entries = entries if entries is not None else {}
         self.names = names if names is not None else gently_sorted(list(self.entries))
         #: ``(published, name)`` of every entry, oldest first.
@@ -102,7 +112,7 @@ class SiteIndex:
                     bisect.insort(names, change.name)
                     bisect.insort(recent, (change.entry.published, change.name))
             seq, head = commit.seq, commit.id
-        return SiteIndex(self.site, seq, head, entries, names, recent)
+        return SiteIndex(self.site, seq, head, entries, names, recent, self.products)
 
     def _range(self, prefix: str, after: str = "") -> Iterator[str]:
         lo = bisect.bisect_left(self.names, prefix)
@@ -148,6 +158,8 @@ class SiteIndex:
         return found
 
     def _make_folder(self, prefix: str) -> Folder:
+        if self.products:
+            return self._mapped_folder(prefix)
         subs: dict[str, list[str]] = {}
         direct: dict[str | None, list[str]] = {}
         for name in self._range(prefix):
@@ -176,24 +188,53 @@ class SiteIndex:
         return Folder(self.site, prefix, folders, sorted(products, key=lambda p: p.key),
                       sorted(entries, key=lambda e: e.name))
 
-    def _product(self, key: str, template: str, names: list[str]) -> Product:
-        stamps = [s for s in map(stamp_of, names) if s is not None]
+    def _product(self, key: str, template: str, names: list[str], rule: ProductRule | None = None) -> Product:
+        """The product ``key`` of the entries ``names`` (in name order): by ``template``,
+        or by the ``rule`` of the product map."""
+        if rule is None:
+            stamps = [s for s in map(stamp_of, names) if s is not None]
+            times, compact = [s.time for s in stamps], stamps[-1].compact
+        else:
+            times, compact = [t for t in map(name_pattern(rule.pattern).time_of, names) if t], False
         newest = self.entries[names[-1]]
         return Product(site=self.site, key=key, template=template, format=newest.format,
-                       count=len(names), first=min(s.time for s in stamps).isoformat(),
-                       last=max(s.time for s in stamps).isoformat(), compact=stamps[-1].compact,
-                       series_dim=str(newest.metadata.get("series_dim") or DEFAULT_DIM))
+                       count=len(names), first=min(times).isoformat(), last=max(times).isoformat(),
+                       compact=compact, series_dim=str(newest.metadata.get("series_dim") or DEFAULT_DIM),
+                       pattern=rule.pattern if rule else "", description=rule.description if rule else "")
+
+    def _mapped_folder(self, prefix: str) -> Folder:
+        """The folder ``prefix`` of a site with a product map: its products (each with an
+        entry) in the top folder, where they hide a sub-folder of the same name and take
+        the entries directly there that they hold; no products by timestamps."""
+        folders: dict[str, int] = {}
+        entries: list[Entry] = []
+        for name in self._range(prefix):
+            sub, slash, _ = name[len(prefix):].partition("/")
+            if slash:
+                folders[sub] = folders.get(sub, 0) + 1
+            else:
+                entries.append(self.entries[name])
+        if prefix:
+            return Folder(self.site, prefix, folders, [], entries)
+        products = []
+        for key, rule in sorted(self.products.items()):
+            pattern = name_pattern(rule.pattern)
+            found = [n for n in self._range(pattern.head) if pattern.time_of(n) is not None]
+            if found:
+                products.append(self._product(key, "", found, rule))
+                folders.pop(key, None)
+                entries = [e for e in entries if pattern.time_of(e.name) is None]
+        return Folder(self.site, prefix, folders, products, entries)
 
     def members(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
         """The entries of ``product`` whose name time is in ``[start, end)``, oldest first."""
-        head = product.template.partition("{time}")[0]
-        return members(product, (self.entries[n] for n in self._range(head)), start, end)
+        return members(product, (self.entries[n] for n in self._range(product.head)), start, end)
 
     def days(self, product: Product) -> dict[str, list[Entry]]:
         """The entries of ``product`` by day (``YYYY-MM-DD``), days and entries in time order."""
         out: dict[str, list[Entry]] = {}
         for entry in self.members(product, datetime.min, datetime.max):
-            out.setdefault(entry_time(entry)[:10], []).append(entry)
+            out.setdefault(entry_time(entry, self.products)[:10], []).append(entry)
         return out
 
     def product(self, path: str) -> Product:
@@ -225,14 +266,14 @@ class SiteIndex:
         filtered = bool(topic or q or since or until)
         names = self._newest(prefix, after) if newest else self._range(prefix, after)
         if filtered:
-            names = (n for n in names if _matches(self.entries[n], topic, q, since, until))
+            names = (n for n in names if self._matches(self.entries[n], topic, q, since, until))
         taken = list(itertools.islice(names, limit + 1))
         page = [self.entries[n] for n in taken[:limit]]
         nxt = taken[limit - 1] if len(taken) > limit else None
         if not filtered:
             return Page(page, nxt, self.count(prefix))
         everything = self._range(prefix)
-        return Page(page, nxt, sum(1 for n in everything if _matches(self.entries[n], topic, q, since, until)))
+        return Page(page, nxt, sum(1 for n in everything if self._matches(self.entries[n], topic, q, since, until)))
 
     def topics(self) -> list[str]:
         """Every topic of the site's entries."""
@@ -241,16 +282,16 @@ class SiteIndex:
         return self._topics
 
 
-def _matches(entry: Entry, topic: str, q: str, since: str, until: str) -> bool:
-    if topic and topic not in entry.topics:
-        return False
-    if q and q not in f"{entry.name} {entry.description} {entry.format}".lower():
-        return False
-    if since or until:
-        when = entry_time(entry)
-        if (since and when < since) or (until and when[:len(until)] > until):
+    def _matches(self, entry: Entry, topic: str, q: str, since: str, until: str) -> bool:
+        if topic and topic not in entry.topics:
             return False
-    return True
+        if q and q not in f"{entry.name} {entry.description} {entry.format}".lower():
+            return False
+        if since or until:
+            when = entry_time(entry, self.products)
+            if (since and when < since) or (until and when[:len(until)] > until):
+                return False
+        return True
 
 
 def _quietly(build: Callable[[], SiteIndex]) -> SiteIndex:
@@ -295,7 +336,8 @@ class Listings:
     def _from_state(self, site: str) -> SiteIndex:
         state = self.store.state(site)
         return SiteIndex(site, state.seq, state.head,
-                         {e.name: e.with_site(site) for e in state.entries.values()})
+                         {e.name: e.with_site(site) for e in state.entries.values()},
+                         products=self.store.product_map(site))
 
     def warm(self) -> None:
         """Bring the index of every site up to date now (a server does this as it starts)."""

@@ -22,7 +22,7 @@ from .catalog import TOP_METADATA, entry_metadata, series_info, site_info, sub_f
 from .entries import Entry
 from .errors import BadInput, NotFound
 from .formats import XARRAY_FORMATS
-from .series import Product, stamp_of, time_range
+from .series import Product, time_range
 from .sitestore import SiteStore
 from .sources import EntrySource
 from .version import __version__
@@ -124,7 +124,8 @@ class FolderCatalog(_Lazy):
         if date or start or end:  # called as a series is (sondes(date=...)): say why this is none
             names = ", ".join(itertools.islice(self._get_entries(), 3))
             raise BadInput(f"{site}/{prefix.rstrip('/')} is a folder ({names}), not a series: a series needs "
-                           "two or more entries whose names differ only by their time; open one entry by its "
+                           "two or more entries whose names differ only by their time, or a pattern in the "
+                           "site's product map; open one entry by its "
                            f"name, e.g. cat[{site!r}][{prefix + 'NAME'!r}]")
 
     def __repr__(self) -> str:
@@ -221,33 +222,32 @@ class SeriesSource(DataSource):
                            f"(it has {self.product.first} to {self.product.last})")
         return found
 
-    def _sources(self) -> list[EntrySource]:
+    def _sources(self, entries: list[Entry]) -> list[EntrySource]:
         options = storage_options(_BACKENDS[self.backend_key], self.site)
         return [EntrySource(f"nt://{self.site}/{e.name}", e.kind, e.format, options,
-                            metadata=entry_metadata(e)) for e in self.entries()]
+                            metadata=entry_metadata(e)) for e in entries]
 
     def to_dask(self) -> Any:
         """The selected entries as one dataset, lazily."""
         import pandas as pd
         import xarray as xr
 
-        sources = self._sources()
+        entries = self.entries()
         if self.container != "xarray":
             raise TypeError(f"{self.product.key} is a series of {self.product.format} entries, "
                             "not datasets: use .read() for their bytes")
-        datasets = [s.to_dask() for s in sources]
+        datasets = [s.to_dask() for s in self._sources(entries)]
         dim = self.product.series_dim
         combined = xr.concat(datasets, dim=dim, join="outer")
         if not any(dim in ds.dims for ds in datasets):
-            times = [stamp_of(s.urlpath) for s in sources]
-            combined = combined.assign_coords({dim: pd.to_datetime([t.time if t else None for t in times])})
+            combined = combined.assign_coords({dim: pd.to_datetime([self.product.time_of(e.name) for e in entries])})
         return combined
 
     def read(self) -> Any:
         """The selected entries loaded: one dataset, or a list of bytes for other formats."""
         if self.container == "xarray":
             return self.to_dask().load()
-        return [s.read() for s in self._sources()]
+        return [s.read() for s in self._sources(self.entries())]
 
     def _get_schema(self) -> Schema:
         return Schema(datashape=None, dtype=None, shape=None, npartitions=1,

@@ -6,7 +6,14 @@ of the product ``LIMRAD94`` in the folder ``radar/``. The naming rule: the first
 timestamp in the last part of a name (``YYYY-MM-DD`` or ``YYYYMMDD``, optionally
 followed by a time of day) is the entry's time; the rest of the name, with the
 timestamp replaced by ``{time}``, is the product's template. A folder that holds one
-template and nothing else is the product itself, named after the folder.
+template and nothing else is the product itself, named after the folder. A template
+becomes a product at its second entry: one name with a date in it is a file like any
+other (``report_20200201.pdf``) until a second one shows it is a series.
+
+A site's product map (``products:`` in its store's ``config.yaml``, see
+:mod:`eurec4a_nt.products`) replaces this rule for that site: each pattern of the map
+is a product of the site's top folder from its first entry on, and names no pattern
+matches are plain entries.
 
 A product opens as one dataset for a ``date`` (a day) or a ``start``/``end`` range:
 its entries are opened lazily and concatenated along ``series_dim`` (a metadata key
@@ -23,6 +30,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import BadInput
+from .products import name_pattern
 
 if TYPE_CHECKING:
     from .entries import Entry
@@ -79,7 +87,8 @@ def product_key(template: str) -> str:
 
 @dataclass(frozen=True)
 class Product:
-    """Entries of one site that share a template: a series opened by date."""
+    """Entries of one site that share a template, or that match a ``pattern`` of its
+    product map: a series opened by date."""
 
     site: str
     key: str
@@ -90,34 +99,44 @@ class Product:
     last: str
     compact: bool
     series_dim: str = DEFAULT_DIM
+    pattern: str = ""
+    description: str = ""
 
-    def day_glob(self, day: str) -> str:
-        """The glob of the names of ``day`` (``YYYY-MM-DD``)."""
-        date = day.replace("-", "") if self.compact else day
-        head, _, tail = self.template.partition("{time}")
-        return f"{head}{date}*{tail}"
+    @property
+    def head(self) -> str:
+        """The text the names of every entry of the product start with."""
+        return name_pattern(self.pattern).head if self.pattern else self.template.partition("{time}")[0]
+
+    def time_of(self, name: str) -> datetime | None:
+        """The time of the entry ``name`` if it is one of this product's, else None."""
+        if self.pattern:
+            return name_pattern(self.pattern).time_of(name)
+        stamp = stamp_of(name)
+        return stamp.time if stamp and template_of(name) == self.template else None
 
     def to_json(self) -> dict[str, object]:
         return {"key": self.key, "template": self.template, "format": self.format,
                 "count": self.count, "first": self.first, "last": self.last,
-                "compact": self.compact, "series_dim": self.series_dim}
+                "compact": self.compact, "series_dim": self.series_dim,
+                "pattern": self.pattern, "description": self.description}
 
     @classmethod
     def from_json(cls, body: dict[str, object], site: str) -> Product:
         return cls(site=site, key=str(body["key"]), template=str(body["template"]),
                    format=str(body["format"]), count=int(body["count"]),  # type: ignore[call-overload]
                    first=str(body["first"]), last=str(body["last"]),
-                   compact=bool(body["compact"]), series_dim=str(body["series_dim"]))
+                   compact=bool(body["compact"]), series_dim=str(body["series_dim"]),
+                   pattern=str(body.get("pattern") or ""), description=str(body.get("description") or ""))
 
 
 def members(product: Product, entries: Iterable[Entry], start: datetime, end: datetime) -> list[Entry]:
-    """The entries of ``product`` among ``entries`` (those whose name has its template)
-    with a name time in ``[start, end)``, oldest first."""
+    """The entries of ``product`` among ``entries`` with a name time in ``[start, end)``,
+    oldest first."""
     found = []
     for entry in entries:
-        stamp = stamp_of(entry.name)
-        if stamp and start <= stamp.time < end and template_of(entry.name) == product.template:
-            found.append((stamp.time, entry))
+        when = product.time_of(entry.name)
+        if when is not None and start <= when < end:
+            found.append((when, entry))
     return [e for _, e in sorted(found, key=lambda t: t[0])]
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from .entries import check_topics
 from .errors import BadInput
+from .products import PRODUCT_NAME, name_pattern
 from .sizes import parse_size
 from .sync.config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .watch.rules import WatchRule
@@ -136,13 +137,29 @@ class KeyringFile(Strict):
     sites: dict[str, KeyringSite] = {}
 
 
+class ProductRule(Strict, omit_defaults=True):
+    """One product of a site's product map (see :mod:`eurec4a_nt.products`)."""
+
+    pattern: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        name_pattern(self.pattern)  # ValueError saying what is wrong with it
+
+
 class StoreFile(Strict, rename=None, omit_defaults=True):
-    """A site store's own ``config.yaml``."""
+    """A site store's own ``config.yaml``; ``products`` is the product map of its site."""
 
     site: str | None = None
     objects: str | None = None
     logs: str | None = None
     storage_options: dict[str, Any] = {}
+    products: dict[str, ProductRule] = {}
+
+    def __post_init__(self) -> None:
+        for name in self.products:
+            if not PRODUCT_NAME.fullmatch(name):
+                raise ValueError(f"product name {name!r}: use a letter, then letters, digits, '_' or '-'")
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -162,19 +179,48 @@ _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
 _EXPECTED = re.compile(r"Expected `(?P<want>[^`|]*)[^`]*`, got `(?P<got>[^`]*)`")
 
 
-def _fields_at(schema: type, path: str) -> list[str]:
-    """The keys a mapping at ``path`` (``.links[0].rate``) may hold in ``schema``."""
-    info: Any = msgspec.inspect.type_info(schema)
-    for step in re.findall(r"\.([^.\[]+)|\[", re.sub(r"\[[^\]]*\]", "[", path)):
+def _type_at(schema: type, path: str) -> Any:
+    """The type (as :mod:`msgspec.inspect` describes it) at ``path`` (``.links[0].rate``)
+    in ``schema``; None where the path leads nowhere."""
+    def plain(info: Any) -> Any:
         if isinstance(info, msgspec.inspect.UnionType):
-            info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), info)
+            return next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), info)
+        return info
+
+    info: Any = plain(msgspec.inspect.type_info(schema))
+    for step in re.findall(r"\.([^.\[]+)|\[", re.sub(r"\[[^\]]*\]", "[", path)):
         if step:
             info = next((f.type for f in getattr(info, "fields", ()) if f.encode_name == step), None)
         else:
             info = getattr(info, "item_type", None) or getattr(info, "value_type", None)
-        if isinstance(info, msgspec.inspect.UnionType):
-            info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), info)
-    return [f.encode_name for f in getattr(info, "fields", ())]
+        info = plain(info)
+    return info
+
+
+def _fields_at(schema: type, path: str) -> list[str]:
+    """The keys a mapping at ``path`` may hold in ``schema``."""
+    return [f.encode_name for f in getattr(_type_at(schema, path), "fields", ())]
+
+
+def _named(at: str, body: object, schema: type) -> str:
+    """``at`` with a mapping's refused value (``products[...]``, as msgspec says it)
+    named by its key (``products.sondes``), found by converting the values one by one."""
+    before, found, after = at.partition("[...]")
+    if not found:
+        return at
+    value: Any = body
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", before):
+        value = value.get(key) if key and isinstance(value, dict) else (
+            value[int(index)] if index and isinstance(value, list) and int(index) < len(value) else None)
+    kind = getattr(getattr(_type_at(schema, before), "value_type", None), "cls", None)
+    if not isinstance(value, dict) or kind is None:
+        return at
+    for key, item in value.items():
+        try:
+            msgspec.convert(item, kind, dec_hook=_dec_hook)
+        except msgspec.ValidationError:
+            return f"{before}.{key}{after}"
+    return at
 
 
 def _key_name(path: str, option: bool) -> str:
@@ -182,13 +228,15 @@ def _key_name(path: str, option: bool) -> str:
     return f"--{key}" if option else key
 
 
-def refusal(exc: msgspec.ValidationError, schema: type, where: str, option: bool = False) -> BadInput:
-    """A :class:`BadInput` saying which key of ``where`` is wrong and how to fix it."""
+def refusal(exc: msgspec.ValidationError, schema: type, where: str, option: bool = False,
+            body: object = None) -> BadInput:
+    """A :class:`BadInput` saying which key of ``where`` (read as ``body``) is wrong
+    and how to fix it."""
     match = _PROBLEM.match(str(exc))
     what, at = (match.group("what"), match.group("at") or "") if match else (str(exc), "")
+    known, at = _fields_at(schema, at), _named(at, body, schema)
     unknown = _UNKNOWN.fullmatch(what)
     if unknown:
-        known = _fields_at(schema, at)
         key = unknown.group("key")
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
@@ -214,7 +262,7 @@ def parse(body: object, schema: type[T], where: str, option: bool = False) -> T:
     try:
         return msgspec.convert(body, schema, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
-        raise refusal(exc, schema, where, option) from None
+        raise refusal(exc, schema, where, option, body) from None
 
 
 def size_setting(value: object, where: str) -> int:

@@ -31,7 +31,7 @@ from .log import Change, Commit, SiteLog, SiteState, parse_commit
 from .logfiles import FolderLogs, LogFiles, ObjectLogs
 from .logstate import CheckpointRef, Fork, LogState
 from .series import Product
-from .settings import StoreFile, load
+from .settings import ProductRule, StoreFile, load
 from .stores.base import ObjectStore
 from .stores.fsspec import FsspecStore
 from .stores.local import LocalStore
@@ -72,6 +72,8 @@ class SiteStore:
                            f"'eurec4a-nt init SITE --store {self.path}'")
         config = load(self.path / "config.yaml", StoreFile, "store config", missing_ok=True)
         self.site: str | None = config.site
+        #: The product map of this store's site (see :mod:`eurec4a_nt.products`).
+        self.products = config.products
         self.objects: ObjectStore = (
             FsspecStore(config.objects, **config.storage_options) if config.objects else LocalStore(self.path)
         )
@@ -244,12 +246,16 @@ class SiteStore:
         with self._lock:
             found = self._past.get(key)
         if found is None:
-            found = index_at(self.log(site), key[1])
+            found = index_at(self.log(site), key[1], self.product_map(site))
             with self._lock:
                 self._past[key] = found
                 while len(self._past) > 16:
                     self._past.pop(next(iter(self._past)))
         return found
+
+    def product_map(self, site: str) -> dict[str, ProductRule]:
+        """The product map of ``site``: this store's own for its site, none for others."""
+        return self.products if site == self.site else {}
 
     def versions(self, site: str, name: str) -> list[Version]:
         """Every version of ``site``'s entry ``name``, removed ones included, oldest first."""

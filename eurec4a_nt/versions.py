@@ -10,16 +10,19 @@ bytes, however often they were republished since.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .entries import Entry
 from .errors import BadInput, NotFound
 from .listing import SiteIndex
 from .log import Commit, SiteLog
+
+if TYPE_CHECKING:
+    from .settings import ProductRule
 
 #: A point in a site log: a seq, or a time (timezone-aware).
 At = int | datetime
@@ -80,17 +83,18 @@ def position(log: SiteLog, at: At) -> int:
     return lo
 
 
-def index_at(log: SiteLog, at: At) -> SiteIndex:
-    """The site's entries at ``at``, replayed from the start of its log; raise
-    :class:`NotFound` where the log held here starts later (at a checkpoint)."""
+def index_at(log: SiteLog, at: At, products: Mapping[str, ProductRule] | None = None) -> SiteIndex:
+    """The site's entries at ``at`` (with its product map ``products``), replayed from
+    the start of its log; raise :class:`NotFound` where the log held here starts later
+    (at a checkpoint)."""
     seq = position(log, at)
     if not seq:
-        return SiteIndex(log.site)
+        return SiteIndex(log.site, products=products)
     commits = log.commits_after(0, limit=seq)
     if commits[0].seq != 1:
         raise NotFound(f"the log of {log.site} held here starts at #{commits[0].seq}: "
                        "earlier points cannot be shown")
-    return SiteIndex(log.site).advance(commits)
+    return SiteIndex(log.site, products=products).advance(commits)
 
 
 def time_at(log: SiteLog, seq: int) -> str:
