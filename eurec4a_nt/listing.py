@@ -335,9 +335,8 @@ class Listings:
 
     def _from_state(self, site: str) -> SiteIndex:
         state = self.store.state(site)
-        return SiteIndex(site, state.seq, state.head,
-                         {e.name: e.with_site(site) for e in state.entries.values()},
-                         products=self.store.product_map(site))
+        entries = {e.name: e for e in state.entries.values()}  # in name order, with their site
+        return SiteIndex(site, state.seq, state.head, entries, list(entries), products=self.store.product_map(site))
 
     def warm(self) -> None:
         """Bring the index of every site up to date now (a server does this as it starts)."""

@@ -24,6 +24,7 @@ from ..sitestore import SiteStore
 from ..sync import links as link_routes
 from ..sync.links import LINKS, Links
 from . import catalog, data, logs, objects, pages, publish, views
+from .answers import ANSWERS, Answers
 from .auth import Tokens
 from .context import CONFIG, MAX_JSON_BODY, NODE, TOKENS, ServerConfig, read_credential
 from .respond import etag_matches
@@ -140,6 +141,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                  "index rebuilt from the store (last run did not stop cleanly)")
     node_ = Node(store, index, cache_cap=config.cache_cap, pinned_topics=config.pinned_topics)
     app[NODE] = node_
+    app[ANSWERS] = answers = Answers(config.store / "state" / "catalogs.sqlite")
     links = Links(node_, config.links, ca_file=config.ca_file)
     app[LINKS] = links
     flusher = asyncio.create_task(_flush_access(index))
@@ -160,6 +162,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await links.stop()
         await asyncio.gather(warming, return_exceptions=True)
         index.close()
+        answers.close()
         store.objects.close()
 
 

@@ -5,7 +5,9 @@
 Every answer is built from the site's :class:`~eurec4a_nt.listing.SiteIndex` in a
 worker thread, so a large catalog never stalls the event loop. Its ETag is made from
 the log head(s) and the request, before anything is built: a client holding the
-current answer gets a 304 for the cost of reading the heads.
+current answer gets a 304 for the cost of reading the heads, and an answer built
+before (by this process or, kept in :mod:`~eurec4a_nt.server.answers`, before a
+restart) is served without building the site's index.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +28,9 @@ from ..listing import SiteIndex
 from ..manifests import RefReader, load_manifest
 from ..node import Node
 from ..series import parse_time
+from ..version import __version__
 from ..versions import at_text
+from .answers import ANSWERS, Built
 from .context import base_url, node, query_at
 from .respond import etag_matches
 
@@ -47,35 +50,54 @@ def read_options(n: Node, site: str, own_url: str) -> dict[str, Any]:
 YAML = "application/yaml"
 #: Entries in one page of the JSON API at most.
 MAX_LIMIT = 1000
-#: Answers kept built (by ETag) for the next client asking the same.
-_KEPT = 64
-_answers: OrderedDict[str, web.Response] = OrderedDict()
 
 
-async def _answer(request: web.Request, parts: tuple[Any, ...], build: Callable[[], web.Response]) -> web.Response:
+async def _answer(request: web.Request, parts: tuple[Any, ...], build: Callable[[], Built]) -> web.Response:
     """The answer to ``request``, whose content depends only on ``parts`` (log heads and
-    what the request asks): a 304 if the client holds it, else built once in a thread."""
-    etag = '"' + hashlib.sha256(repr((request.path, base_url(request), parts)).encode()).hexdigest()[:32] + '"'
+    what the request asks): a 304 if the client holds it, else the one kept (see
+    :class:`~eurec4a_nt.server.answers.Answers`), else built once in a thread.
+
+    ``parts`` are read before the answer is built, so it is at least as new as its
+    ETag says (a commit arriving meanwhile may be in it)."""
+    key = repr((request.path, base_url(request), parts, __version__))
+    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
-    kept = _answers.get(etag)
+    answers = request.app[ANSWERS]
+    kept = await asyncio.to_thread(answers.get, etag)
     if kept is None:
         kept = await asyncio.to_thread(build)
-        _answers[etag] = kept
-        while len(_answers) > _KEPT:
-            _answers.popitem(last=False)
-    else:
-        _answers.move_to_end(etag)
-    return web.Response(body=kept.body, status=kept.status, content_type=kept.content_type,
-                        charset=kept.charset, headers=headers)
+        await asyncio.to_thread(answers.put, etag, kept)
+    return web.Response(body=kept.body, content_type=kept.content_type, charset="utf-8", headers=headers)
 
 
 async def site_index(request: web.Request) -> SiteIndex:
     """The index of the ``{site}`` of the path (400 if malformed, 404 if unknown), at
     the point the request asks for (see :func:`~eurec4a_nt.server.context.query_at`)."""
+    return await asyncio.to_thread(_index, request, check_site(request.match_info["site"]))
+
+
+async def site_head(request: web.Request) -> tuple[str, tuple[Any, ...]]:
+    """The ``{site}`` of the path (400 if malformed, 404 if unknown) and what its
+    catalogs at the point the request asks for depend on: the head of its log and its
+    product map. Now, without building the site's index (one query), so a kept answer
+    is found before anything is built."""
     site = check_site(request.match_info["site"])
-    return await asyncio.to_thread(node(request).store.index, site, query_at(request))
+    store, at = node(request).store, query_at(request)
+
+    def head() -> str | None:
+        if at is not None:
+            return store.index(site, at).head
+        store.entries(site)  # NotFound for an unknown site
+        return store.state(site).head
+
+    return site, (await asyncio.to_thread(head), sorted(store.product_map(site).items()))
+
+
+def _index(request: web.Request, site: str) -> SiteIndex:
+    """The index of ``site`` at the point ``request`` asks for (blocking: call it in a thread)."""
+    return node(request).store.index(site, query_at(request))
 
 
 def _pin(request: web.Request) -> str:
@@ -91,8 +113,8 @@ def _options(request: web.Request, site: str) -> dict[str, Any]:
     return options if at is None else {**options, "at": at_text(at)}
 
 
-def _yaml(body: dict[str, Any]) -> web.Response:
-    return web.Response(text=catalogs.dump(body), content_type=YAML)
+def _yaml(body: dict[str, Any]) -> Built:
+    return Built(catalogs.dump(body).encode(), YAML)
 
 
 @routes.get("/catalog.yaml")
@@ -113,33 +135,34 @@ async def top(request: web.Request) -> web.Response:
 async def folder_catalog(request: web.Request) -> web.Response:
     """The stock catalog of a folder of a site (the top folder without ``{folder}``)."""
     n = node(request)
-    index = await site_index(request)
+    site, head = await site_head(request)
     folder = request.match_info.get("folder", "")
     prefix = check_name(folder) + "/" if folder else ""
     base = base_url(request) + _pin(request)
 
-    def build() -> web.Response:
-        found = index.folder(prefix)
+    def build() -> Built:
+        found = _index(request, site).folder(prefix)
         consolidated = {e.name: _consolidated(n, e) for e in found.entries if e.format == "zarr"}
-        return _yaml(catalogs.folder_catalog(found, f"{base}/data/{index.site}/",
-                                             f"{base}/sites/{index.site}/{prefix}", consolidated))
+        return _yaml(catalogs.folder_catalog(found, f"{base}/data/{site}/",
+                                             f"{base}/sites/{site}/{prefix}", consolidated))
 
-    return await _answer(request, (index.head, prefix), build)
+    return await _answer(request, (head, prefix), build)
 
 
 @routes.get("/sites/{site}/{product:.+}/days.yaml")
 @routes.get("/at/{at}/sites/{site}/{product:.+}/days.yaml")
 async def days_catalog(request: web.Request) -> web.Response:
     """The catalog of a series: one source per day."""
-    index = await site_index(request)
+    site, head = await site_head(request)
     path = check_name(request.match_info["product"])
     base = base_url(request) + _pin(request)
 
-    def build() -> web.Response:
+    def build() -> Built:
+        index = _index(request, site)
         product = index.product(path)
-        return _yaml(catalogs.days_catalog(product, index.days(product), f"{base}/data/{index.site}/"))
+        return _yaml(catalogs.days_catalog(product, index.days(product), f"{base}/data/{site}/"))
 
-    return await _answer(request, (index.head, path), build)
+    return await _answer(request, (head, path), build)
 
 
 def _consolidated(n: Node, entry: Entry) -> bool | None:
@@ -166,8 +189,8 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
     return {**entry.to_json(), "site": entry.site}
 
 
-def _json(body: dict[str, Any]) -> web.Response:
-    return web.json_response(body)
+def _json(body: dict[str, Any]) -> Built:
+    return Built(json.dumps(body).encode(), "application/json")
 
 
 @routes.get("/api/sites/{site}/entries")
@@ -180,7 +203,7 @@ async def entries(request: web.Request) -> web.Response:
     (how many of each entry's objects are held here). The answer says how many match
     (``matched``), the site's ``total`` and ``topics``."""
     n = node(request)
-    index = await site_index(request)
+    site, head = await site_head(request)
     query = request.query
     topic = query.get("topic", "")
     if topic:
@@ -198,9 +221,10 @@ async def entries(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_LIMIT:
         raise BadInput(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     with_held = query.get("held") == "1"
-    parts = (index.head, sorted(query.items()), n.version if with_held else 0)
+    parts = (head, sorted(query.items()), n.version if with_held else 0)
 
-    def build() -> web.Response:
+    def build() -> Built:
+        index = _index(request, site)
         page = index.search(prefix=query.get("prefix", ""), topic=topic, q=query.get("q", ""),
                             since=query.get("since", ""), until=query.get("until", ""),
                             after=after, limit=limit, newest=query.get("order") == "newest")
@@ -226,11 +250,11 @@ async def one_entry(request: web.Request) -> web.Response:
     name = check_name(request.match_info["name"])
     options = _options(request, index.site)
     if request.query.get("within") != "1":
-        return _json({"site": index.site, "seq": index.seq, "entry": _entry_json(index.entry(name)),
-                      "storage_options": options})
+        return web.json_response({"site": index.site, "seq": index.seq, "entry": _entry_json(index.entry(name)),
+                                  "storage_options": options})
     entry, inner = find_entry(index.site, index.entries, name)
-    return _json({"site": index.site, "seq": index.seq, "entry": _entry_json(entry), "inner": inner,
-                  "nested": index.count(entry.name + "/") > 0, "storage_options": options})
+    return web.json_response({"site": index.site, "seq": index.seq, "entry": _entry_json(entry), "inner": inner,
+                              "nested": index.count(entry.name + "/") > 0, "storage_options": options})
 
 
 @routes.get("/api/sites/{site}/folder")
@@ -238,17 +262,18 @@ async def folder(request: web.Request) -> web.Response:
     """A folder of a site (``?prefix=``, ending in ``/``; the top without): its
     sub-folders with their number of entries, its series products and the entries
     directly in it that belong to no series."""
-    index = await site_index(request)
-    options = _options(request, index.site)
+    site, head = await site_head(request)
+    options = _options(request, site)
     prefix = request.query.get("prefix", "")
     if prefix:
         check_name(prefix.removesuffix("/"))
         prefix = prefix.removesuffix("/") + "/"
 
-    def build() -> web.Response:
+    def build() -> Built:
+        index = _index(request, site)
         found = index.folder(prefix)
-        return _json({"site": index.site, "seq": index.seq, "prefix": prefix, "folders": found.folders,
+        return _json({"site": site, "seq": index.seq, "prefix": prefix, "folders": found.folders,
                       "products": [p.to_json() for p in found.products],
                       "entries": [_entry_json(e) for e in found.entries], "storage_options": options})
 
-    return await _answer(request, (index.head, prefix, options), build)
+    return await _answer(request, (head, prefix, options), build)
