@@ -166,6 +166,31 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
         figures["server RSS (MB)"] = rss(server.proc.pid) / 1e6 if server.proc else 0.0
     finally:
         server.stop()
+    figures |= after_restart(root, workdir, server.port)
+    return figures
+
+
+def after_restart(root: Path, workdir: Path, port: int) -> dict[str, float]:
+    """The first requests after the server restarts on the same store and port: with the
+    log as it was (the catalogs it answered before are kept), and with one commit made
+    while it was down (the site's index and the catalog are built again)."""
+    figures: dict[str, float] = {}
+    for case in ("log unchanged", "a commit made meanwhile"):
+        if case != "log unchanged":
+            extra = Entry(name="reports/late.md", kind="file", root=ObjectId.of(b"late"), size=10, format="md",
+                          published="2026-01-02T00:00:00.000Z")
+            SiteStore(root / SITE).commit([Change("put", extra.name, extra)])
+        server = SiteProcess(root / SITE, port=port, log=root / "server.log").start(timeout=300)
+        try:
+            with HealthProbe(server.url) as probe:
+                figures[f"after a restart, {case}: site catalog, first request (s)"] = timed_get(
+                    f"{server.url}/sites/{SITE}/catalog.yaml")[0]
+                opened = _python(workdir, _OPEN, server.url, SITE, "2020-01-10")
+            figures[f"after a restart, {case}: /health slowest meanwhile (ms)"] = probe.peak * 1000
+            figures[f"after a restart, {case}: open_catalog(server=) + list the site (s)"] = (
+                opened["open"] + opened["site"])
+        finally:
+            server.stop()
     return figures
 
 

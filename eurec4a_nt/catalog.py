@@ -13,16 +13,18 @@ package. A store writes flat site catalogs with the ``eurec4a_nt`` driver (see
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
 from .entries import Entry
 from .listing import Folder
-from .series import DEFAULT_DIM, Product
+from .series import DEFAULT_DIM, Product, stamp_of
 
 #: Metadata keys the catalog sets on every entry; user metadata may not use them.
 RESERVED_METADATA = ("site", "name", "kind", "format", "topics", "size", "published", "root")
@@ -42,6 +44,10 @@ def entry_metadata(entry: Entry) -> dict[str, Any]:
 STOCK_DRIVERS = ("netcdf", "zarr", "textfiles", "yaml_file_cat")
 #: What a series' day catalog is called beside its folder's catalog.
 DAYS = "days.yaml"
+#: Entries a folder's stock catalog lists at most: a folder with more lists them in
+#: parts (:func:`parts_of`), each a small nested catalog that intake loads when opened,
+#: so plain intake never parses one large file (10,000 entries are 5 MB of YAML).
+PART_SIZE = 1000
 #: How fsspec's HTTP filesystem reads ``/data`` URLs: in 1 MiB blocks, each fetched
 #: once with a Range request. Opening a 32 MB netCDF file and reading a value of each
 #: variable: 3.5 MB in 4 requests, where fsspec's default cache moved 64 MB
@@ -154,10 +160,51 @@ def days_catalog(product: Product, days: Mapping[str, list[Entry]], data_url: st
             "sources": {day: day_source(product, day, members, data_url) for day, members in days.items()}}
 
 
-def folder_catalog(folder: Folder, data_url: str, folder_url: str,
-                   consolidated: Mapping[str, bool | None]) -> dict[str, Any]:
+def parts_of(folder: Folder, size: int = PART_SIZE) -> dict[str, list[Entry]]:
+    """The entries directly in ``folder`` in parts of at most ``size``, by key, when it
+    has more than ``size`` (else none): by day (``2020-02-01``) when every name has a
+    timestamp (see :mod:`~eurec4a_nt.series`) and no day has more than ``size``; else
+    by the first characters of the names, as few as keep each part small (``IMG_00*``,
+    ``IMG_01*``, ...). Keys, in name order, are never a sub-folder's or series' key."""
+    if len(folder.entries) <= size:
+        return {}
+    taken = set(folder.folders) | {p.key for p in folder.products}
+    days: dict[str, list[Entry]] = {}
+    for entry in folder.entries:
+        stamp = stamp_of(entry.name)
+        if stamp is None:
+            break
+        days.setdefault(stamp.time.date().isoformat(), []).append(entry)
+    else:
+        if max(map(len, days.values())) <= size:
+            return {_free(day, taken): members for day, members in sorted(days.items())}
+    start = len(folder.prefix)
+    return {_free(key + "*", taken): members for key, members in _by_start(folder.entries, start, start + 1, size)}
+
+
+def _by_start(entries: list[Entry], start: int, end: int, size: int) -> Iterator[tuple[str, list[Entry]]]:
+    """``entries`` (in name order) grouped by ``name[start:end]``, groups of more than
+    ``size`` split again by one more character."""
+    for key, group in itertools.groupby(entries, key=lambda e: e.name[start:end]):
+        members = list(group)
+        if len(members) > size and any(len(e.name) > end for e in members):
+            yield from _by_start(members, start, end + 1, size)
+        else:
+            yield key, members
+
+
+def _free(key: str, taken: set[str]) -> str:
+    while key in taken:
+        key += "_"
+    return key
+
+
+def folder_catalog(folder: Folder, data_url: str, folder_url: str, consolidated: Mapping[str, bool | None],
+                   parts: Mapping[str, list[Entry]] | None = None) -> dict[str, Any]:
     """The stock catalog of one folder: sub-folders as nested catalogs at ``folder_url``
-    + ``<sub>/catalog.yaml``, products as series, entries as :func:`stock_source`;
+    + ``<sub>/catalog.yaml``, products as series, entries as :func:`stock_source`, or
+    with ``parts`` (see :func:`parts_of`) each part as a nested catalog at
+    ``folder_url`` + ``catalog.yaml?part=<key>`` (see :func:`part_catalog`);
     ``consolidated`` says for zarr entries whether they have consolidated metadata."""
     sources: dict[str, Any] = {}
     for sub, count in folder.folders.items():
@@ -165,11 +212,27 @@ def folder_catalog(folder: Folder, data_url: str, folder_url: str,
     for product in folder.products:
         sources[product.key] = _nested(f"{folder_url}{product.key}/{DAYS}",
                                        *series_info(product, "one source per day"))
-    for entry in folder.entries:
+    for key, members in (parts or {}).items():
+        first, last = (e.name[len(folder.prefix):] for e in (members[0], members[-1]))
+        sources[key] = _nested(f"{folder_url}catalog.yaml?part={quote(key, safe='')}",
+                               f"{len(members)} entries, {first} to {last}",
+                               {"site": folder.site, "folder": folder.prefix, "part": key,
+                                "entries": len(members), "first": first, "last": last})
+    for entry in folder.entries if not parts else ():
         sources[entry.name[len(folder.prefix):]] = stock_source(entry, data_url, consolidated.get(entry.name))
     where = f"{folder.site}/{folder.prefix}".rstrip("/")
     return {"metadata": {"site": folder.site, "folder": folder.prefix, "description": f"entries of {where}"},
             "sources": sources}
+
+
+def part_catalog(folder: Folder, key: str, members: list[Entry], data_url: str,
+                 consolidated: Mapping[str, bool | None]) -> dict[str, Any]:
+    """The stock catalog of the part ``key`` of a large folder: its entries."""
+    where = f"{folder.site}/{folder.prefix}".rstrip("/")
+    return {"metadata": {"site": folder.site, "folder": folder.prefix, "part": key,
+                         "description": f"entries of {where}, part {key}"},
+            "sources": {e.name[len(folder.prefix):]: stock_source(e, data_url, consolidated.get(e.name))
+                        for e in members}}
 
 
 def top_catalog(sites: Mapping[str, dict[str, Any]], site_path: str) -> dict[str, Any]:

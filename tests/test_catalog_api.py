@@ -23,10 +23,15 @@ import yaml
 from server_kit import assert_error, start
 
 import eurec4a_nt as nt
-from eurec4a_nt.catalog import STOCK_DRIVERS
+from eurec4a_nt.catalog import STOCK_DRIVERS, parts_of
 from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
+from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadInput, NotFound
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.listing import Folder
+from eurec4a_nt.log import Change
+from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -289,3 +294,93 @@ def test_an_entry_that_holds_a_path_is_found_in_one_request(server: SiteProcess)
                  404, "not-found")  # without within=1: names only
     assert_error(requests.get(server.url + path + "sondes/none/x", params={"within": "1"}, timeout=TIMEOUT),
                  404, "not-found")
+
+
+_DEEP = """
+import json, sys
+import intake
+cat = intake.open_catalog(sys.argv[1] + "/catalog.yaml")
+photos = cat[sys.argv[2]]["photos"]
+parts = list(photos)
+part = photos["IMG_0*"]
+ds = part["IMG_0777.nc"].to_dask()
+print(json.dumps({"parts": parts, "in_part": len(list(part)), "ta0": float(ds.ta[0]),
+                  "ours": "eurec4a_nt" in sys.modules}))
+"""
+
+
+def test_a_large_folder_is_listed_in_small_parts_plain_intake_walks_down(tmp_path: Path) -> None:
+    """1,500 entries in one folder: its catalog lists two parts by their first
+    characters (at most 1,000 entries each), and plain intake in a fresh interpreter
+    opens an entry of one; a part is revalidated with its ETag, an unknown part is a 404."""
+    make_sites(tmp_path, [SITE])
+    store = SiteStore(tmp_path / SITE)
+    fake = [Entry(name=f"photos/IMG_{i:04d}.png", kind="file", root=ObjectId.of(b"%d" % i), size=10, format="png")
+            for i in range(1500) if i != 777]
+    store.commit([Change("put", e.name, e) for e in fake])
+    sonde = sd.sonde(tmp_path / "s.nc", seed=4)
+    nt.publish(sonde, "photos/IMG_0777.nc", store=store.path)
+    proc = start(tmp_path, SITE)
+    try:
+        url = f"{proc.url}/sites/{SITE}/photos/catalog.yaml"
+        listed = yaml.safe_load(requests.get(url, timeout=TIMEOUT).text)["sources"]
+        assert list(listed) == ["IMG_0*", "IMG_1*"]
+        assert listed["IMG_1*"]["metadata"] | {"entries": 500, "first": "IMG_1000.png", "last": "IMG_1499.png"} \
+            == listed["IMG_1*"]["metadata"]
+        done = subprocess.run([sys.executable, "-c", _DEEP, proc.url, SITE], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert out["parts"] == ["IMG_0*", "IMG_1*"] and out["in_part"] == 1000 and not out["ours"]
+        assert 250 < out["ta0"] < 320
+        part = requests.get(url, params={"part": "IMG_1*"}, timeout=TIMEOUT)
+        assert sorted(yaml.safe_load(part.text)["sources"])[:2] == ["IMG_1000.png", "IMG_1001.png"]
+        again = requests.get(url, params={"part": "IMG_1*"}, headers={"If-None-Match": part.headers["ETag"]},
+                             timeout=TIMEOUT)
+        assert (again.status_code, again.content) == (304, b"")
+        assert_error(requests.get(url, params={"part": "IMG_2*"}, timeout=TIMEOUT), 404, "not-found")
+        assert list(nt.open_catalog(server=proc.url)[SITE]["photos"])[:2] == ["IMG_0000.png", "IMG_0001.png"]
+    finally:
+        proc.stop()
+
+
+def test_parts_of_timestamped_names_are_days() -> None:
+    """Names that each carry a time (and so form no series) are split by day."""
+    names = [f"cam/{day}T{h:02d}{m:02d}_{i}.jpg" for i, (day, h, m) in enumerate(
+        (d, h, m) for d in ("2020-02-01", "2020-02-02") for h in range(24) for m in range(0, 60, 5))]
+    folder = Folder(SITE, "cam/", entries=[Entry(n, "file", ObjectId.of(n.encode()), 1, "jpg") for n in names])
+    parts = parts_of(folder, size=300)
+    assert {k: len(v) for k, v in parts.items()} == {"2020-02-01": 288, "2020-02-02": 288}
+    assert parts_of(folder, size=1000) == {}
+    by_start = parts_of(folder, size=200)  # a day is too large: by the first characters
+    assert all(len(v) <= 200 for v in by_start.values()) and sum(map(len, by_start.values())) == 576
+    assert all(key.endswith("*") for key in by_start)
+
+
+def test_catalogs_kept_over_a_restart_follow_the_log(tmp_path: Path) -> None:
+    """A restarted server answers the catalog it built before (same ETag, same text)
+    and, after a commit made while it was down, the new one."""
+    make_sites(tmp_path, [SITE])
+    store = SiteStore(tmp_path / SITE)
+    first = Entry(name="sondes/a.nc", kind="file", root=ObjectId.of(b"a"), size=1, format="netcdf")
+    store.commit([Change("put", first.name, first)])
+    proc = start(tmp_path, SITE)
+    url = f"/sites/{SITE}/catalog.yaml"
+    try:
+        before = requests.get(proc.url + url, timeout=TIMEOUT)
+    finally:
+        proc.stop()
+    assert (tmp_path / SITE / "state" / "catalogs.sqlite").exists()
+    for change in (None, Entry(name="blog/late.md", kind="file", root=ObjectId.of(b"b"), size=1, format="md")):
+        if change is not None:
+            store.commit([Change("put", change.name, change)])
+        proc = SiteProcess(tmp_path / SITE, port=proc.port, env=proc.env).start()
+        try:
+            after = requests.get(proc.url + url, timeout=TIMEOUT)
+        finally:
+            proc.stop()
+        listed = sorted(yaml.safe_load(after.text)["sources"])
+        if change is None:
+            assert (after.headers["ETag"], after.text, listed) == (before.headers["ETag"], before.text, ["sondes"])
+        else:
+            assert after.headers["ETag"] != before.headers["ETag"] and listed == ["blog", "sondes"]

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from .. import catalog as catalogs
 from ..entries import Entry, check_name, check_site, check_topics, find_entry
-from ..errors import BadInput, NTError
+from ..errors import BadInput, NotFound, NTError
 from ..listing import SiteIndex
 from ..manifests import RefReader, load_manifest
 from ..node import Node
@@ -133,20 +133,30 @@ async def top(request: web.Request) -> web.Response:
 @routes.get("/at/{at}/sites/{site}/catalog.yaml")
 @routes.get("/at/{at}/sites/{site}/{folder:.+}/catalog.yaml")
 async def folder_catalog(request: web.Request) -> web.Response:
-    """The stock catalog of a folder of a site (the top folder without ``{folder}``)."""
+    """The stock catalog of a folder of a site (the top folder without ``{folder}``);
+    of a folder with more than :data:`~eurec4a_nt.catalog.PART_SIZE` entries, its
+    parts, each at ``?part=<key>`` (404 for a key it has not)."""
     n = node(request)
     site, head = await site_head(request)
     folder = request.match_info.get("folder", "")
     prefix = check_name(folder) + "/" if folder else ""
+    part = request.query.get("part")
     base = base_url(request) + _pin(request)
 
     def build() -> Built:
         found = _index(request, site).folder(prefix)
-        consolidated = {e.name: _consolidated(n, e) for e in found.entries if e.format == "zarr"}
-        return _yaml(catalogs.folder_catalog(found, f"{base}/data/{site}/",
-                                             f"{base}/sites/{site}/{prefix}", consolidated))
+        parts = catalogs.parts_of(found)
+        if part is not None and part not in parts:
+            raise NotFound(f"{site}/{prefix.rstrip('/')} has no part {part!r} of its entries"
+                           + (f"; its parts: {', '.join(parts)}" if parts else ": it lists them all"))
+        shown = parts[part] if part is not None else [] if parts else found.entries
+        consolidated = {e.name: _consolidated(n, e) for e in shown if e.format == "zarr"}
+        data_url = f"{base}/data/{site}/"
+        if part is not None:
+            return _yaml(catalogs.part_catalog(found, part, shown, data_url, consolidated))
+        return _yaml(catalogs.folder_catalog(found, data_url, f"{base}/sites/{site}/{prefix}", consolidated, parts))
 
-    return await _answer(request, (head, prefix), build)
+    return await _answer(request, (head, prefix, part), build)
 
 
 @routes.get("/sites/{site}/{product:.+}/days.yaml")
