@@ -11,13 +11,14 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import msgspec
 import yaml
 
-from .entries import check_topics
+from .entries import check_site, check_topics
 from .errors import BadInput
 from .products import PRODUCT_NAME, name_pattern
 from .sizes import parse_size
@@ -148,18 +149,28 @@ class ProductRule(Strict, omit_defaults=True):
 
 
 class StoreFile(Strict, rename=None, omit_defaults=True):
-    """A site store's own ``config.yaml``; ``products`` is the product map of its site."""
+    """A site store's own ``config.yaml``; ``products`` is the product map of its site,
+    ``products_of`` those of other sites whose entries it holds (a hub's)."""
 
     site: str | None = None
     objects: str | None = None
     logs: str | None = None
     storage_options: dict[str, Any] = {}
     products: dict[str, ProductRule] = {}
+    products_of: dict[str, dict[str, ProductRule]] = {}
 
     def __post_init__(self) -> None:
-        for name in self.products:
-            if not PRODUCT_NAME.fullmatch(name):
-                raise ValueError(f"product name {name!r}: use a letter, then letters, digits, '_' or '-'")
+        if self.site in self.products_of:
+            raise ValueError(f"products_of: {self.site} is this store's site: put its map under products")
+        for site, products in (("", self.products), *self.products_of.items()):
+            if site:
+                try:
+                    check_site(site)
+                except BadInput as exc:
+                    raise ValueError(f"products_of: {exc}") from None
+            for name in products:
+                if not PRODUCT_NAME.fullmatch(name):
+                    raise ValueError(f"product name {name!r}: use a letter, then letters, digits, '_' or '-'")
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -179,48 +190,61 @@ _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
 _EXPECTED = re.compile(r"Expected `(?P<want>[^`|]*)[^`]*`, got `(?P<got>[^`]*)`")
 
 
-def _type_at(schema: type, path: str) -> Any:
-    """The type (as :mod:`msgspec.inspect` describes it) at ``path`` (``.links[0].rate``)
-    in ``schema``; None where the path leads nowhere."""
-    def plain(info: Any) -> Any:
-        if isinstance(info, msgspec.inspect.UnionType):
-            return next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), info)
-        return info
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 
-    info: Any = plain(msgspec.inspect.type_info(schema))
-    for step in re.findall(r"\.([^.\[]+)|\[", re.sub(r"\[[^\]]*\]", "[", path)):
-        if step:
-            info = next((f.type for f in getattr(info, "fields", ()) if f.encode_name == step), None)
-        else:
-            info = getattr(info, "item_type", None) or getattr(info, "value_type", None)
-        info = plain(info)
-    return info
+
+def _plain(kind: Any) -> Any:
+    """``kind`` without ``| None``."""
+    args = [a for a in get_args(kind) if a is not type(None)]
+    return args[0] if get_origin(kind) in (Union, UnionType) and args else kind
+
+
+def _inner(kind: Any, field: str | None) -> Any:
+    """The type of the key ``field`` of the struct ``kind``, or (``field`` None) of an
+    item of the list or mapping ``kind``; None where there is none."""
+    kind = _plain(kind)
+    if field is not None:
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            return next((f.type for f in msgspec.structs.fields(kind) if f.encode_name == field), None)
+        return None
+    return get_args(kind)[-1] if get_args(kind) else None
 
 
 def _fields_at(schema: type, path: str) -> list[str]:
-    """The keys a mapping at ``path`` may hold in ``schema``."""
-    return [f.encode_name for f in getattr(_type_at(schema, path), "fields", ())]
+    """The keys a mapping at ``path`` (``.links[0].rate``, as msgspec says it) may hold
+    in ``schema``."""
+    kind: Any = schema
+    for field, _ in _STEP.findall(path):
+        kind = _inner(kind, field or None)
+    kind = _plain(kind)
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return [f.encode_name for f in msgspec.structs.fields(kind)]
+    return []
 
 
 def _named(at: str, body: object, schema: type) -> str:
-    """``at`` with a mapping's refused value (``products[...]``, as msgspec says it)
+    """``at`` with each mapping's refused value (``products[...]``, as msgspec says it)
     named by its key (``products.sondes``), found by converting the values one by one."""
-    before, found, after = at.partition("[...]")
-    if not found:
-        return at
-    value: Any = body
-    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", before):
-        value = value.get(key) if key and isinstance(value, dict) else (
-            value[int(index)] if index and isinstance(value, list) and int(index) < len(value) else None)
-    kind = getattr(getattr(_type_at(schema, before), "value_type", None), "cls", None)
-    if not isinstance(value, dict) or kind is None:
-        return at
-    for key, item in value.items():
-        try:
-            msgspec.convert(item, kind, dec_hook=_dec_hook)
-        except msgspec.ValidationError:
-            return f"{before}.{key}{after}"
-    return at
+    out, value, kind = "", body, schema
+    for field, index in _STEP.findall(at):
+        kind = _inner(kind, field or None)
+        if field:
+            out, value = f"{out}.{field}", value.get(field) if isinstance(value, dict) else None
+        elif index != "...":
+            out += f"[{index}]"
+            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+        else:
+            refused = None
+            for key, item in (value.items() if isinstance(value, dict) and kind is not None else ()):
+                try:
+                    msgspec.convert(item, kind, dec_hook=_dec_hook)
+                except msgspec.ValidationError:
+                    refused = key
+                    break
+            if refused is None:
+                return at
+            out, value = f"{out}.{refused}", value[refused]  # type: ignore[index]
+    return out
 
 
 def _key_name(path: str, option: bool) -> str:

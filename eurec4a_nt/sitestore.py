@@ -72,8 +72,8 @@ class SiteStore:
                            f"'eurec4a-nt init SITE --store {self.path}'")
         config = load(self.path / "config.yaml", StoreFile, "store config", missing_ok=True)
         self.site: str | None = config.site
-        #: The product map of this store's site (see :mod:`eurec4a_nt.products`).
-        self.products = config.products
+        #: The product maps of this store's site and of others (see :mod:`eurec4a_nt.products`).
+        self.products = {**config.products_of, **({config.site: config.products} if config.site else {})}
         self.objects: ObjectStore = (
             FsspecStore(config.objects, **config.storage_options) if config.objects else LocalStore(self.path)
         )
@@ -254,8 +254,9 @@ class SiteStore:
         return found
 
     def product_map(self, site: str) -> dict[str, ProductRule]:
-        """The product map of ``site``: this store's own for its site, none for others."""
-        return self.products if site == self.site else {}
+        """The product map of ``site`` (``products``, or ``products_of`` for another
+        site, in this store's config); empty if it has none."""
+        return self.products.get(site, {})
 
     def versions(self, site: str, name: str) -> list[Version]:
         """Every version of ``site``'s entry ``name``, removed ones included, oldest first."""

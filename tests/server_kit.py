@@ -15,6 +15,7 @@ import requests
 
 import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
+from eurec4a_nt.sitestore import SiteStore
 
 TIMEOUT = 30
 
@@ -44,6 +45,14 @@ def start_with_sonde(root: Path, size: int) -> SiteProcess:
         proc.stop()
         raise
     return proc
+
+
+def ship_to(source: SiteStore, target: SiteStore) -> None:
+    """Give ``target`` the log and objects of ``source``'s site, as sync would."""
+    target.trust(source.keyring)
+    added, rejected = target.receive(c.raw for c in source.log(source.site or ""))
+    assert rejected == [] and added
+    target.objects.put_many((oid, source.objects.get(oid)) for oid in source.objects.ids())
 
 
 def status(url: str) -> dict[str, Any]:

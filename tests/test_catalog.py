@@ -13,6 +13,7 @@ from pathlib import Path
 import intake
 import pytest
 import yaml
+from server_kit import ship_to
 
 import eurec4a_nt as nt
 from eurec4a_nt.catalog import dump
@@ -21,14 +22,6 @@ from eurec4a_nt.errors import BadInput
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def ship_to(source: SiteStore, target: SiteStore) -> None:
-    """Give ``target`` the log and objects of ``source``'s site, as sync would."""
-    target.trust(source.keyring)
-    added, rejected = target.receive(c.raw for c in source.log(source.site or ""))
-    assert rejected == [] and added
-    target.objects.put_many((oid, source.objects.get(oid)) for oid in source.objects.ids())
 
 
 @pytest.fixture

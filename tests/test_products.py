@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 import xarray as xr
-from server_kit import TIMEOUT, start
+from server_kit import TIMEOUT, ship_to, start
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata as sd
@@ -24,6 +25,7 @@ from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.errors import BadInput, NotFound
 from eurec4a_nt.products import name_pattern
 from eurec4a_nt.settings import StoreFile, parse
+from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -108,6 +110,30 @@ def test_times_from_the_map_select_entries_in_the_api(server: SiteProcess) -> No
     assert [e["name"] for e in body["entries"]] == ["radar/2020/02/02/LIMRAD94.nc"]
 
 
+def test_a_hub_maps_the_products_of_the_sites_it_holds(server: SiteProcess, tmp_path: Path) -> None:
+    """The hub's config names the ship's products (``products_of``); its own site keeps
+    the timestamp rule."""
+    make_sites(tmp_path, ["OPS"])
+    hub = SiteStore(tmp_path / "OPS")
+    files = tmp_path / "files"
+    files.mkdir()
+    for day in ("20200301", "20200302"):
+        nt.publish(sd.sonde(files / f"{day}.nc", seed=1, levels=10), f"plans/plan_{day}.nc", store=hub.path)
+    ship_to(SiteStore(server.store), hub)
+    with (hub.path / "config.yaml").open("a") as config:
+        config.write(f"products_of:\n  {SITE}:\n" + textwrap.indent(PRODUCTS.split("\n", 1)[1], "  "))
+    proc = start(tmp_path, "OPS")
+    try:
+        cat = nt.open_catalog(server=proc.url)
+        assert cat[SITE].sondes(date="2020-02-02").to_dask().sizes["entry"] == 2
+        assert cat[SITE].ceilometer.describe()["description"].startswith("1 netcdf entries")
+        assert list(cat["OPS"]) == ["plans"] and cat["OPS"].plans(date="2020-03-01").to_dask().sizes["entry"] == 1
+        stock = intake.open_catalog(proc.url + "/catalog.yaml")[SITE]["sondes"]["2020-02-01"].to_dask()
+        assert stock.sizes["entry"] == 3
+    finally:
+        proc.stop()
+
+
 # (the product map, what the one error line must say)
 MISTYPED = [
     ("products:\n  sondes:\n    patern: sondes/%Y%m%d.nc\n",
@@ -119,6 +145,9 @@ MISTYPED = [
     ("products:\n  sondes:\n    pattern: sondes/%Y%m%d%Q.nc\n", "unknown field %Q"),
     ("products:\n  two words:\n    pattern: sondes/%Y%m%d.nc\n", "product name 'two words'"),
     ("product:\n  sondes:\n    pattern: sondes/%Y%m%d.nc\n", "unknown key 'product' (did you mean 'products'?)"),
+    ("products_of:\n  RV-Meteor:\n    sondes: {pattern: sondes/%Y%m%d.nc, descriptin: x}\n",
+     "unknown key 'products_of.RV-Meteor.sondes.descriptin' (did you mean 'description'?)"),
+    ("products_of:\n  OPS:\n    sondes: {pattern: sondes/%Y%m%d.nc}\n", "OPS is this store's site"),
 ]
 
 
