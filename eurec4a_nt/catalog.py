@@ -23,7 +23,7 @@ from urllib.parse import quote
 import yaml
 
 from .entries import Entry
-from .listing import Folder
+from .folders import Folder
 from .series import DEFAULT_DIM, Product, stamp_of
 
 #: Metadata keys the catalog sets on every entry; user metadata may not use them.

@@ -25,7 +25,7 @@ import requests
 from .config import cache_cap as configured_cap
 from .entries import Entry, check_name, check_site
 from .errors import NotFound
-from .listing import Folder
+from .folders import Folder
 from .log import Change, Commit, parse_commit
 from .progress import progress_bar
 from .series import Product, members

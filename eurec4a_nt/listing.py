@@ -14,16 +14,17 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from .entries import Entry
 from .errors import NotFound
+from .folders import Folder, make_folder
 from .log import Commit
 from .products import name_pattern
-from .series import DEFAULT_DIM, Product, members, product_key, stamp_of, template_of
+from .series import Product, members, stamp_of
 
 if TYPE_CHECKING:
     from .settings import ProductRule
@@ -57,19 +58,6 @@ def entry_time(entry: Entry, rules: Mapping[str, ProductRule] | None = None) -> 
 
 
 @dataclass(frozen=True)
-class Folder:
-    """What one folder (a name prefix ending in ``/``, or ``""``) of a site holds: its
-    sub-folders with the number of entries below each, the series products in it, and
-    the entries directly in it that belong to no series."""
-
-    site: str
-    prefix: str
-    folders: dict[str, int] = field(default_factory=dict)
-    products: list[Product] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class Page:
     """Entries matching a search, in name order from a cursor; ``next`` is the cursor of
     the following page (None on the last), ``matched`` how many match in all."""
@@ -94,7 +82,7 @@ class SiteIndex:
         #: ``(published, name)`` of every entry, oldest first.
         self.recent = recent if recent is not None else gently_sorted(
             [(e.published, n) for n, e in self.entries.items()])
-        self._folder = cache(self._make_folder)
+        self._folder = cache(partial(make_folder, self))
         self._topics: list[str] | None = None
 
     def advance(self, commits: Iterable[Commit]) -> SiteIndex:
@@ -113,6 +101,10 @@ class SiteIndex:
                     bisect.insort(recent, (change.entry.published, change.name))
             seq, head = commit.seq, commit.id
         return SiteIndex(self.site, seq, head, entries, names, recent, self.products)
+
+    def names_under(self, prefix: str, after: str = "") -> Iterator[str]:
+        """The names that start with ``prefix`` (after the name ``after``), in order."""
+        return self._range(prefix, after)
 
     def _range(self, prefix: str, after: str = "") -> Iterator[str]:
         lo = bisect.bisect_left(self.names, prefix)
@@ -156,75 +148,6 @@ class SiteIndex:
         if prefix and not (found.folders or found.products or found.entries):
             raise NotFound(f"{self.site} has no folder {prefix.rstrip('/')!r}")
         return found
-
-    def _make_folder(self, prefix: str) -> Folder:
-        if self.products:
-            return self._mapped_folder(prefix)
-        subs: dict[str, list[str]] = {}
-        direct: dict[str | None, list[str]] = {}
-        for name in self._range(prefix):
-            rest = name[len(prefix):]
-            sub, slash, _ = rest.partition("/")
-            if slash:
-                subs.setdefault(sub, []).append(name)
-            else:
-                direct.setdefault(template_of(name), []).append(name)
-        folders, products, entries = {}, [], [self.entries[n] for n in direct.pop(None, [])]
-        for sub, names in subs.items():
-            templates = {template_of(n) for n in names}
-            single = len(templates) == 1 and None not in templates and names[0].count("/") == prefix.count("/") + 1
-            if single and len(names) > 1:
-                products.append(self._product(sub, templates.pop() or "", names))
-            else:
-                folders[sub] = len(names)
-        for template, names in direct.items():
-            if len(names) == 1:
-                entries.append(self.entries[names[0]])
-                continue
-            key = product_key(template or "") or "series"
-            while key in folders or any(p.key == key for p in products):
-                key += "_series"
-            products.append(self._product(key, template or "", names))
-        return Folder(self.site, prefix, folders, sorted(products, key=lambda p: p.key),
-                      sorted(entries, key=lambda e: e.name))
-
-    def _product(self, key: str, template: str, names: list[str], rule: ProductRule | None = None) -> Product:
-        """The product ``key`` of the entries ``names`` (in name order): by ``template``,
-        or by the ``rule`` of the product map."""
-        if rule is None:
-            stamps = [s for s in map(stamp_of, names) if s is not None]
-            times, compact = [s.time for s in stamps], stamps[-1].compact
-        else:
-            times, compact = [t for t in map(name_pattern(rule.pattern).time_of, names) if t], False
-        newest = self.entries[names[-1]]
-        return Product(site=self.site, key=key, template=template, format=newest.format,
-                       count=len(names), first=min(times).isoformat(), last=max(times).isoformat(),
-                       compact=compact, series_dim=str(newest.metadata.get("series_dim") or DEFAULT_DIM),
-                       pattern=rule.pattern if rule else "", description=rule.description if rule else "")
-
-    def _mapped_folder(self, prefix: str) -> Folder:
-        """The folder ``prefix`` of a site with a product map: its products (each with an
-        entry) in the top folder, where they hide a sub-folder of the same name and take
-        the entries directly there that they hold; no products by timestamps."""
-        folders: dict[str, int] = {}
-        entries: list[Entry] = []
-        for name in self._range(prefix):
-            sub, slash, _ = name[len(prefix):].partition("/")
-            if slash:
-                folders[sub] = folders.get(sub, 0) + 1
-            else:
-                entries.append(self.entries[name])
-        if prefix:
-            return Folder(self.site, prefix, folders, [], entries)
-        products = []
-        for key, rule in sorted(self.products.items()):
-            pattern = name_pattern(rule.pattern)
-            found = [n for n in self._range(pattern.head) if pattern.time_of(n) is not None]
-            if found:
-                products.append(self._product(key, "", found, rule))
-                folders.pop(key, None)
-                entries = [e for e in entries if pattern.time_of(e.name) is None]
-        return Folder(self.site, prefix, folders, products, entries)
 
     def members(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
         """The entries of ``product`` whose name time is in ``[start, end)``, oldest first."""

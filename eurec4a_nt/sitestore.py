@@ -25,8 +25,9 @@ import yaml
 from .catalog import dump, site_catalog, top_catalog, write_atomic
 from .entries import Entry, check_name, check_site
 from .errors import BadCommit, BadInput, NotFound
+from .folders import Folder
 from .keyring import Keyring, KeyringSite, SiteKey
-from .listing import Folder, Listings, SiteIndex
+from .listing import Listings, SiteIndex
 from .log import Change, Commit, SiteLog, SiteState, parse_commit
 from .logfiles import FolderLogs, LogFiles, ObjectLogs
 from .logstate import CheckpointRef, Fork, LogState

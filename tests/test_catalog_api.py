@@ -28,8 +28,8 @@ from eurec4a_nt.demokit import sampledata as sd
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadInput, NotFound
+from eurec4a_nt.folders import Folder
 from eurec4a_nt.ids import ObjectId
-from eurec4a_nt.listing import Folder
 from eurec4a_nt.log import Change
 from eurec4a_nt.sitestore import SiteStore
 

@@ -1,0 +1,107 @@
+"""What a folder of a site holds: its sub-folders, its series products and its other
+entries, made from the names under it.
+
+Products come from the site's product map when it has one (see
+:mod:`eurec4a_nt.products`), else from the timestamps in names (see
+:mod:`eurec4a_nt.series`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .entries import Entry
+from .products import name_pattern
+from .series import DEFAULT_DIM, Product, product_key, stamp_of, template_of
+
+if TYPE_CHECKING:
+    from .listing import SiteIndex
+    from .settings import ProductRule
+
+
+@dataclass(frozen=True)
+class Folder:
+    """What one folder (a name prefix ending in ``/``, or ``""``) of a site holds: its
+    sub-folders with the number of entries below each, the series products in it, and
+    the entries directly in it that belong to no series."""
+
+    site: str
+    prefix: str
+    folders: dict[str, int] = field(default_factory=dict)
+    products: list[Product] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+
+def make_folder(index: SiteIndex, prefix: str) -> Folder:
+    """The folder ``prefix`` of ``index``'s site (empty if it holds nothing)."""
+    if index.products:
+        return _mapped_folder(index, prefix)
+    subs: dict[str, list[str]] = {}
+    direct: dict[str | None, list[str]] = {}
+    for name in index.names_under(prefix):
+        rest = name[len(prefix):]
+        sub, slash, _ = rest.partition("/")
+        if slash:
+            subs.setdefault(sub, []).append(name)
+        else:
+            direct.setdefault(template_of(name), []).append(name)
+    folders, products, entries = {}, [], [index.entries[n] for n in direct.pop(None, [])]
+    for sub, names in subs.items():
+        templates = {template_of(n) for n in names}
+        single = len(templates) == 1 and None not in templates and names[0].count("/") == prefix.count("/") + 1
+        if single and len(names) > 1:
+            products.append(_product(index, sub, templates.pop() or "", names))
+        else:
+            folders[sub] = len(names)
+    for template, names in direct.items():
+        if len(names) == 1:
+            entries.append(index.entries[names[0]])
+            continue
+        key = product_key(template or "") or "series"
+        while key in folders or any(p.key == key for p in products):
+            key += "_series"
+        products.append(_product(index, key, template or "", names))
+    return Folder(index.site, prefix, folders, sorted(products, key=lambda p: p.key),
+                  sorted(entries, key=lambda e: e.name))
+
+
+def _mapped_folder(index: SiteIndex, prefix: str) -> Folder:
+    """The folder ``prefix`` of a site with a product map: its products (each with an
+    entry) in the top folder, where they hide a sub-folder of the same name and take
+    the entries directly there that they hold; no products by timestamps."""
+    folders: dict[str, int] = {}
+    entries: list[Entry] = []
+    for name in index.names_under(prefix):
+        sub, slash, _ = name[len(prefix):].partition("/")
+        if slash:
+            folders[sub] = folders.get(sub, 0) + 1
+        else:
+            entries.append(index.entries[name])
+    if prefix:
+        return Folder(index.site, prefix, folders, [], entries)
+    products = []
+    for key, rule in sorted(index.products.items()):
+        pattern = name_pattern(rule.pattern)
+        found = [n for n in index.names_under(pattern.head) if pattern.time_of(n) is not None]
+        if found:
+            products.append(_product(index, key, "", found, rule))
+            folders.pop(key, None)
+            entries = [e for e in entries if pattern.time_of(e.name) is None]
+    return Folder(index.site, prefix, folders, products, entries)
+
+
+def _product(index: SiteIndex, key: str, template: str, names: list[str],
+             rule: ProductRule | None = None) -> Product:
+    """The product ``key`` of the entries ``names`` (in name order): by ``template``, or
+    by the ``rule`` of the product map."""
+    if rule is None:
+        stamps = [s for s in map(stamp_of, names) if s is not None]
+        times, compact = [s.time for s in stamps], stamps[-1].compact
+    else:
+        times, compact = [t for t in map(name_pattern(rule.pattern).time_of, names) if t], False
+    newest = index.entries[names[-1]]
+    return Product(site=index.site, key=key, template=template, format=newest.format,
+                   count=len(names), first=min(times).isoformat(), last=max(times).isoformat(),
+                   compact=compact, series_dim=str(newest.metadata.get("series_dim") or DEFAULT_DIM),
+                   pattern=rule.pattern if rule else "", description=rule.description if rule else "")
