@@ -7,6 +7,10 @@ extrapolation to 100,000 entries from the two measured sizes.
     python -m bench.catalogs                   # 10k and 30k entries (a few minutes)
     python -m bench.catalogs --sizes 1000 3000 # quicker
 
+Then a flat folder of 10,000 entries, as plain intake and ``open_catalog`` walk down to
+one of them. After each size's figures, the server is restarted on the same store and
+port, with the log unchanged and with one commit made while it was down.
+
 The entries are written as signed commits of 1,000 changes naming objects that are
 not stored: catalogs, searches and pages read only the site log, never the data.
 """
@@ -62,6 +66,32 @@ cat = intake.open_catalog(sys.argv[1] + "/catalog.yaml")
 keys = list(cat[sys.argv[2]])
 print(json.dumps({"open": time.perf_counter() - t0, "keys": len(keys)}))
 """
+
+#: Plain intake down to one entry of a flat folder (into the part holding it, if the
+#: folder is listed in parts), and that entry opened.
+_FLAT = """
+import json, sys, time
+import intake, intake_xarray, xarray
+t0 = time.perf_counter()
+folder = intake.open_catalog(sys.argv[1] + "/catalog.yaml")[sys.argv[2]]["photos"]
+name = sys.argv[3]
+while name not in folder._entries:
+    folder = folder[next(k for k, e in folder._entries.items()
+                         if e.describe()["metadata"]["first"] <= name <= e.describe()["metadata"]["last"])]
+ds = folder[name].to_dask()
+print(json.dumps({"open": time.perf_counter() - t0, "vars": len(ds.data_vars)}))
+"""
+_FLAT_OURS = """
+import json, sys, time
+import eurec4a_nt as nt
+import eurec4a_nt.client, eurec4a_nt.nested, intake, intake_xarray, xarray
+t0 = time.perf_counter()
+ds = nt.open_catalog(server=sys.argv[1])[sys.argv[2]]["photos"][sys.argv[3].split("/")[-1]].to_dask()
+print(json.dumps({"open": time.perf_counter() - t0, "vars": len(ds.data_vars)}))
+"""
+#: The entries of the flat folder, and the one of them that is a real netCDF file.
+FLAT = 10_000
+FLAT_ENTRY = "photos/IMG_07777.nc"
 
 
 def names(n: int) -> list[tuple[str, str]]:
@@ -194,6 +224,32 @@ def after_restart(root: Path, workdir: Path, port: int) -> dict[str, float]:
     return figures
 
 
+def flat_folder(workdir: Path) -> dict[str, float]:
+    """A folder of :data:`FLAT` entries without timestamps, one of them a netCDF file:
+    plain intake and ``open_catalog`` from the top catalog down to that entry, opened."""
+    from eurec4a_nt.api import publish
+    from eurec4a_nt.demokit import sampledata
+
+    root = workdir / "flat"
+    store = SiteStore.init(root / SITE, SITE)
+    fake = [Entry(name=f"photos/IMG_{i:05d}.png", kind="file", root=ObjectId.of(b"%d" % i), size=4096,
+                  format="png", topics=("photos",)) for i in range(FLAT - 1)]
+    for start in range(0, len(fake), 1000):
+        store.commit([Change("put", e.name, e) for e in fake[start:start + 1000]])
+    publish(sampledata.sonde(root / "sonde.nc", seed=1), FLAT_ENTRY, store=store.path, progress=False)
+    server = SiteProcess(root / SITE, log=root / "server.log").start(timeout=300)
+    try:
+        timed_get(f"{server.url}/sites/{SITE}/photos/catalog.yaml")  # built once, as for any reader
+        plain = [_python(workdir, _FLAT, server.url, SITE, FLAT_ENTRY.split("/")[-1]) for _ in range(3)]
+        ours = [_python(workdir, _FLAT_OURS, server.url, SITE, FLAT_ENTRY) for _ in range(3)]
+        size = len(timed_get(f"{server.url}/sites/{SITE}/photos/catalog.yaml")[1].content)
+    finally:
+        server.stop()
+    return {"plain intake: top catalog down to the entry, opened (s)": statistics.median(r["open"] for r in plain),
+            "open_catalog: down to the entry, opened (s)": statistics.median(r["open"] for r in ours),
+            "the folder's catalog (bytes)": size}
+
+
 def _python(workdir: Path, code: str, *args: str) -> dict[str, float]:
     """Run ``code`` in a fresh interpreter; its last line of output, as JSON."""
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
@@ -255,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(args.sizes)
     with tempfile.TemporaryDirectory(prefix="eurec4a-nt-catalogs-") as tmp:
         results = {n: measure(n, Path(tmp)) for n in sizes}
-    lines = report(sizes, results)
+        flat = flat_folder(Path(tmp))
+    lines = [*report(sizes, results), "",
+             f"A flat folder of {FLAT:,} entries without timestamps (`photos/IMG_00000.png` ...), one a "
+             "netCDF file; reader figures the median of 3 fresh processes (imports of the packages not counted):", "",
+             "| figure | value |", "|---|---|", *(f"| {key} | {_fmt(value)} |" for key, value in flat.items())]
     write_section(args.out, lines)
     print("\n".join(lines))
     return 0
