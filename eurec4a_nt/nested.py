@@ -155,8 +155,9 @@ class FolderCatalog(_Lazy):
 
     def __getitem__(self, key: Any) -> Any:
         """An entry, folder or series of this folder; any entry below it by the rest of
-        its name (``cat[site]["sondes/2020-02-01T1045.nc"]``), read directly."""
-        if isinstance(key, str) and key not in self._get_entries():
+        its name (``cat[site]["sondes/2020-02-01T1045.nc"]``). An entry is read
+        directly (one request; a folder of 10,000 entries is not listed for it)."""
+        if isinstance(key, str) and key not in (self._entries if self._loaded else ()):
             try:
                 entry = self.backend.entry(self.site, self.prefix + key)
             except (NotFound, BadInput):
