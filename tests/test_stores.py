@@ -32,6 +32,7 @@ from eurec4a_nt.stores.base import ObjectStore
 from eurec4a_nt.stores.cached import CachingStore
 from eurec4a_nt.stores.capped import CappedStore
 from eurec4a_nt.stores.fsspec import FsspecStore
+from eurec4a_nt.stores.grouped import GroupCommit
 from eurec4a_nt.stores.http import HTTPStore
 from eurec4a_nt.stores.local import LocalStore
 from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_options
@@ -359,6 +360,40 @@ def test_caching_read_succeeds_when_the_cache_is_full(tmp_path: Path,
     assert store.get_range(oid, 1, 3) == data[1:3]
     assert not store.cache.has(oid)
     assert "could not keep" in caplog.text
+
+
+def test_group_commit_writes_a_group_while_the_next_fills(tmp_path: Path) -> None:
+    """Full groups are written in the background; after flush every object is held."""
+    store = LocalStore(tmp_path / "s")
+    blobs = [sample(3000, seed=k) for k in range(10)]
+    with GroupCommit(store, group_bytes=5000) as sink:
+        oids = [sink.put(b) for b in blobs]
+    assert all(store.get(o) == b for o, b in zip(oids, blobs, strict=True))
+
+
+class FullAfter(LocalStore):
+    """A real LocalStore whose disk fills after ``room`` objects."""
+
+    room = 2
+
+    def _write(self, oid: ObjectId, data: bytes) -> None:
+        if self.room <= 0:
+            raise StoreFull("disk full")
+        self.room -= 1
+        super()._write(oid, data)
+
+
+def test_group_commit_raises_a_background_write_error(tmp_path: Path) -> None:
+    """A group that fails to write in the background is raised from the publisher's
+    next call or from flush, never lost; what was written stays whole."""
+    store = FullAfter(tmp_path / "s")
+    blobs = [sample(3000, seed=k) for k in range(10)]
+    with pytest.raises(StoreFull), GroupCommit(store, group_bytes=5000) as sink:
+        for b in blobs:
+            sink.put(b)
+    held = [ObjectId.of(b) for b in blobs if store.has(ObjectId.of(b))]
+    assert len(held) == 2
+    assert all(store.get(o) == blobs[[ObjectId.of(b) for b in blobs].index(o)] for o in held)
 
 
 # -- a whole site store with its objects on S3 ----------------------------------------------

@@ -4,12 +4,15 @@ Publishing thousands of small files one object at a time pays one durable write 
 over HTTP, one round trip) per object. :class:`GroupCommit` gathers the objects of
 several files and hands them to the store's ``put_many`` in groups, so the store
 makes each group durable at once and a site server is asked once per group which
-objects it lacks.
+objects it lacks. A full group is written in a thread of its own while the next one
+fills, so cutting and hashing a file overlap with writing it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
 from ..ids import Hashed, ObjectId
@@ -20,13 +23,20 @@ GROUP_BYTES = 16 << 20
 GROUP_COUNT = 2048
 
 
+@functools.cache
+def _writer() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="eurec4a-nt-group")
+
+
 class GroupCommit:
     """A write-only sink in front of ``store``; use it as a context manager.
 
     Every object is verified (or taken as :class:`Hashed`) when it is given. Objects
     are durable in ``store`` once :meth:`flush` returns, which leaving the ``with``
     block without an error does; after an error, objects not yet handed on are
-    dropped (nothing refers to them).
+    dropped (nothing refers to them). At most two groups are held: the one filling and
+    the one being written; an error writing a group is raised by the next call that
+    hands one on, or by :meth:`flush`.
     """
 
     def __init__(self, store: ObjectStore, group_bytes: int = GROUP_BYTES, group_count: int = GROUP_COUNT) -> None:
@@ -34,6 +44,7 @@ class GroupCommit:
         self.group_bytes, self.group_count = group_bytes, group_count
         self.pending: dict[ObjectId, Hashed] = {}
         self.held = 0
+        self._writing: Future[object] | None = None
 
     def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
         """Queue ``data``; return its id. Raise :class:`Corrupt` if it does not hash to ``oid``."""
@@ -51,13 +62,24 @@ class GroupCommit:
             self.pending[item.id] = item
             self.held += len(item.data)
             if self.held >= self.group_bytes or len(self.pending) >= self.group_count:
-                self.flush()
+                self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Start writing the queued objects, once the group before them is written."""
+        self._wait()
+        if self.pending:
+            items, self.pending, self.held = list(self.pending.values()), {}, 0
+            self._writing = _writer().submit(self.store.put_many, items)
+
+    def _wait(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
 
     def flush(self) -> None:
         """Hand every queued object to the store, durably."""
-        if self.pending:
-            items, self.pending, self.held = list(self.pending.values()), {}, 0
-            self.store.put_many(items)
+        self._hand_on()
+        self._wait()
 
     def __enter__(self) -> GroupCommit:
         return self
@@ -66,3 +88,6 @@ class GroupCommit:
                  trace: TracebackType | None) -> None:
         if kind is None:
             self.flush()
+        elif self._writing is not None:  # the group being written is finished, not torn
+            self._writing.exception()
+            self._writing = None
