@@ -3,6 +3,7 @@
     python -m bench            # everything (takes a while)
     python -m bench --quick    # smaller data, a few minutes
     python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan, tls, get,
+                               # wire (bytes of a first sync of incompressible data),
                                # lean (hash passes, round trips, bytes of first reads) or
                                # bundle (offline bundles against tar);
                                # with --only, only that group's figures in results.md change
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from .common import HERE, PLOTS, Result, update_section, write_results
 
-GROUPS = ("wan", "lan", "tls", "get", "lean", "bundle")
+GROUPS = ("wan", "wire", "lan", "tls", "get", "lean", "bundle")
 
 
 def main(argv: list[str] | None = None) -> int:
