@@ -40,13 +40,16 @@ class Peer:
     served (topic priority, essential topics, rate cap, whether bulk may flow,
     topics it pushes). ``link`` is the link's configuration on the dialling side.
     ``checkpoints``: the peer starts a log it lacks from a checkpoint offered to it
-    (it said so when the link opened, see :mod:`.handshake`).
+    (it said so when the link opened, see :mod:`.handshake`); ``batches``: it reads
+    small objects sent together in one message.
     """
 
     def __init__(self, peer: str, link: LinkConfig | None, options: Mapping[str, Any],
-                 partials: Partials, bulk: bool = True, checkpoints: bool = False) -> None:
+                 partials: Partials, bulk: bool = True, checkpoints: bool = False,
+                 batches: bool = False) -> None:
         self.peer = peer
         self.checkpoints = checkpoints
+        self.batches = batches
         #: Logs whose checkpoint the peer was offered (once per session), and those of
         #: them whose commits wait for its answer.
         self.offered: set[str] = set()

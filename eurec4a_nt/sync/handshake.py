@@ -24,7 +24,8 @@ but whose signature is not is refused (``403``).
 
 Both sides also name, in a header of the upgrade (``X-NT-Takes``), what they take
 beyond the first release of this protocol: ``checkpoints`` (a log it lacks started
-from a checkpoint the other offers) and ``tickets``. A side naming nothing is sent
+from a checkpoint the other offers), ``tickets`` and ``batches`` (small objects sent
+together in one compressed message, see :mod:`.wire`). A side naming nothing is sent
 only what every side of "link 2" reads, so both versions keep linking.
 
 Each side signs a challenge the other made up for this connection, or a ticket it
@@ -70,10 +71,10 @@ TAKES = "X-NT-Takes"
 TICKET, HELLO = "X-NT-Ticket", "X-NT-Hello"
 #: What a ``hello`` proves: kinds of the signed text (see :func:`hello`).
 DIAL, REPLY, DIAL_ON_TICKET, REPLY_ON_TICKET = "dial", "reply", "dial on ticket", "reply on ticket"
-#: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), and
-#: resume tickets (see :func:`takes_tickets`).
-_CHECKPOINTS, _TICKETS = "checkpoints", "tickets"
-_TAKES = f"{_CHECKPOINTS} {_TICKETS}"
+#: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), resume
+#: tickets (see :func:`takes_tickets`) and batches of pieces (see :func:`takes_batches`).
+_CHECKPOINTS, _TICKETS, _BATCHES = "checkpoints", "tickets", "batches"
+_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES}"
 _NOTSENT_LOWAT = 128 << 10
 
 
@@ -157,6 +158,12 @@ def takes_checkpoints(headers: Mapping[str, str]) -> bool:
     checkpoint offered over the link (an older version says nothing: it is sent
     every commit, as before)."""
     return _takes(headers, _CHECKPOINTS)
+
+
+def takes_batches(headers: Mapping[str, str]) -> bool:
+    """Whether the other side reads small objects sent together in one message (an
+    older version says nothing and is sent each object as a piece of its own)."""
+    return _takes(headers, _BATCHES)
 
 
 def takes_tickets(headers: Mapping[str, str]) -> bool:

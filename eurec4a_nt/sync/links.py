@@ -138,7 +138,8 @@ class Links:
         kind = handshake.REPLY_ON_TICKET if ticket else handshake.REPLY
         await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, ticket or challenge, mine))
         await self._run(Peer(site, None, options, self.partials,
-                             checkpoints=handshake.takes_checkpoints(request.headers)), ws)
+                             checkpoints=handshake.takes_checkpoints(request.headers),
+                             batches=handshake.takes_batches(request.headers)), ws)
         return ws
 
     def _redeem(self, site: str, request: web.Request, ticket: str) -> str:

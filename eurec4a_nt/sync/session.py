@@ -30,7 +30,7 @@ from .budget import TokenBucket
 from .core import Peer
 from .outbox import Priority, SendItem
 from .pacing import Pacer
-from .wire import Piece, ack, read_ack, squeeze, unsqueeze
+from .wire import BATCH_BYTES, BATCH_PIECE, Piece, ack, batch, batch_size, read_ack, squeeze, unbatch, unsqueeze
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class Session:
         #: not acknowledge pieces is sent to unpaced).
         self.pacer: Pacer | None = Pacer()
         self._pieces_received = 0
+        #: Packed pieces of small whole objects waiting to go as one batch (see :mod:`.wire`).
+        self._batch: list[bytes] = []
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -89,11 +91,12 @@ class Session:
                 elif msg.type == WSMsgType.BINARY and msg.data[:1] == b"A":
                     self._count(received=len(msg.data))
                     self._on_ack(msg.data)
+                elif msg.type == WSMsgType.BINARY and msg.data[:1] == b"M":
+                    self._count(received=len(msg.data))
+                    await self._guarded("batch of pieces", self._on_batch(msg.data))
                 elif msg.type == WSMsgType.BINARY:
                     self._count(received=len(msg.data))
-                    self._pieces_received += len(msg.data)
-                    self.control.put_nowait(ack(self._pieces_received))  # goes out before any piece
-                    self.wake.set()
+                    self._acknowledge(len(msg.data))
                     await self._guarded("piece", self._on_piece(msg.data))
                 elif msg.type == WSMsgType.ERROR:
                     break
@@ -171,6 +174,16 @@ class Session:
         except Exception:  # a bug must not take the link down
             log.exception("%s: error handling %s", self.name, what)
 
+    def _acknowledge(self, size: int) -> None:
+        self._pieces_received += size
+        self.control.put_nowait(ack(self._pieces_received))  # goes out before any piece
+        self.wake.set()
+
+    async def _on_batch(self, message: bytes) -> None:
+        self._acknowledge(batch_size(message))  # the pieces it holds count, damaged or not
+        for packed in unbatch(message):
+            await self._guarded("piece", self._on_piece(packed))
+
     async def _on_piece(self, message: bytes) -> None:
         piece = Piece.unpack(message)
         held = await offloop.call(self.store.has, piece.oid)
@@ -180,6 +193,8 @@ class Session:
 
     async def _writer(self) -> None:
         while True:
+            if not self.control.empty():
+                await self._send_batch()  # in the order they were taken
             while not self.control.empty():
                 out = self.control.get_nowait()
                 out = squeeze(out) if isinstance(out, str) else out
@@ -187,6 +202,7 @@ class Session:
                 self._count(sent=len(out))
             item = self.core.next_item()
             if item is None:
+                await self._send_batch()
                 self.wake.clear()
                 if self.control.empty():
                     await self.wake.wait()
@@ -196,14 +212,18 @@ class Session:
             transfer = self.core.outbox.transfer(item)
             size = len(transfer.pieces[0].data) if transfer else 0
             if self.pacer is not None and not self.pacer.may_send(size, time.monotonic()):
+                await self._send_batch()
                 await self._await_ack()  # then the most urgent item again: it may have changed
                 continue
             piece, after = self.core.outbox.take_piece(item)
             data = piece.pack()
-            if self._bucket is not None:
-                await asyncio.sleep(self._bucket.delay(len(data), time.monotonic()))
-            await self.ws.send_bytes(data)
-            self._count(sent=len(data))
+            if self.core.batches and len(piece.data) == piece.total and len(data) <= BATCH_PIECE:
+                self._batch.append(data)
+                if sum(map(len, self._batch)) >= BATCH_BYTES:
+                    await self._send_batch()
+            else:
+                await self._send_batch()
+                await self._send_piece(data)
             if self.pacer is not None:
                 self.pacer.on_sent(len(data), time.monotonic())
             else:  # a peer that acknowledges nothing: what went out counts as arrived
@@ -211,6 +231,18 @@ class Session:
             if after:
                 here = await offloop.call(answers.held, self.store, [oid for oid, _ in after])
                 self.core.outbox.follow(item, [(o, f) for o, f in after if o in here])
+
+    async def _send_piece(self, message: bytes) -> None:
+        if self._bucket is not None:
+            await asyncio.sleep(self._bucket.delay(len(message), time.monotonic()))
+        await self.ws.send_bytes(message)
+        self._count(sent=len(message))
+
+    async def _send_batch(self) -> None:
+        """Send the pieces waiting to go together (one alone as it is)."""
+        if self._batch:
+            packed, self._batch = self._batch, []
+            await self._send_piece(packed[0] if len(packed) == 1 else batch(packed))
 
     async def _await_ack(self) -> None:
         """Wait for an acknowledgement (or a control message to send). A peer that has

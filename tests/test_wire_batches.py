@@ -1,0 +1,118 @@
+"""Small objects sent whole travel together in one compressed message to a peer that
+takes batches, and one by one to a peer that does not; the receiver acknowledges a
+batch as the pieces it holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from eurec4a_nt.errors import BadInput
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.stores.local import LocalStore
+from eurec4a_nt.sync.core import Peer
+from eurec4a_nt.sync.outbox import Priority
+from eurec4a_nt.sync.partials import Partials
+from eurec4a_nt.sync.session import Session
+from eurec4a_nt.sync.wire import BATCH_BYTES, Piece, batch, batch_size, read_ack, unbatch
+
+
+class Recorder:
+    """A connection that keeps what is sent on it."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: list[bytes | str] = []
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    async def send_str(self, text: str) -> None:
+        self.sent.append(text)
+
+
+def records(n: int) -> list[bytes]:
+    """``n`` file records, as small objects a link sends after each other."""
+    return [json.dumps({"type": "file", "size": 20480, "blocks": [[ObjectId.of(b"%d" % k), 0, 20480]]},
+                       separators=(",", ":")).encode() for k in range(n)]
+
+
+async def nothing_to_act_on(session: Session, action: object) -> None:
+    raise AssertionError(f"nothing to act on: {action}")
+
+
+def send_all(tmp_path: Path, objects: list[bytes], batches: bool) -> list[bytes | str]:
+    """What a session sends for ``objects`` queued at once (a peer that takes batches or not)."""
+    store = LocalStore(tmp_path / f"store-{batches}")
+    oids = [store.put(o) for o in objects]
+
+    async def run() -> list[bytes | str]:
+        core = Peer("OPS", None, {"heads": {}}, Partials(), batches=batches)
+        core.outbox.queue(oids, Priority.BULK)
+        ws = Recorder()
+        session = Session(core, ws, store, nothing_to_act_on, lambda session, sent, received: None)  # type: ignore[arg-type]
+        session.pacer = None  # nothing acknowledges here
+        writer = asyncio.create_task(session._writer())
+        async with asyncio.timeout(10):
+            while core.outbox.queued or session._batch:
+                await asyncio.sleep(0.01)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        return ws.sent
+
+    return asyncio.run(run())
+
+
+def test_small_objects_go_together_to_a_peer_that_takes_batches(tmp_path: Path) -> None:
+    objects = records(40)
+    one_by_one = send_all(tmp_path, objects, batches=False)
+    together = send_all(tmp_path, objects, batches=True)
+    assert len(one_by_one) == 40 and all(isinstance(m, bytes) and m[:1] == b"P" for m in one_by_one)
+    assert len(together) == 1 and isinstance(together[0], bytes) and together[0][:1] == b"M"
+    inner = unbatch(together[0])
+    assert sorted(inner) == sorted(one_by_one)  # the very pieces, byte for byte
+    assert batch_size(together[0]) == sum(map(len, one_by_one))  # what the receiver acknowledges
+    assert {Piece.unpack(p).oid for p in inner} == {ObjectId.of(o) for o in objects}
+    assert len(together[0]) < 0.6 * sum(map(len, one_by_one))
+
+
+def test_a_batch_is_sent_when_it_is_full(tmp_path: Path) -> None:
+    objects = [os.urandom(3000) for _ in range(200)]  # 600 KB of small objects: several batches
+    sent = send_all(tmp_path, objects, batches=True)
+    assert len(sent) > 1
+    assert all(batch_size(m) <= BATCH_BYTES + 4096 for m in sent if isinstance(m, bytes) and m[:1] == b"M")
+    got = [Piece.unpack(p).oid for m in sent if isinstance(m, bytes)
+           for p in (unbatch(m) if m[:1] == b"M" else [m])]
+    assert sorted(got) == sorted(ObjectId.of(o) for o in objects)
+
+
+def test_a_receiver_acknowledges_a_batch_as_its_pieces(tmp_path: Path) -> None:
+    packed = [m for m in send_all(tmp_path, records(5), batches=False) if isinstance(m, bytes)]
+
+    async def run() -> list[bytes | str]:
+        core = Peer("OPS", None, {"heads": {}}, Partials())
+        session = Session(core, Recorder(), LocalStore(tmp_path / "in"), nothing_to_act_on,  # type: ignore[arg-type]
+                          lambda session, sent, received: None)
+        await session._on_batch(batch(packed))
+        return [session.control.get_nowait() for _ in range(session.control.qsize())]
+
+    acks = asyncio.run(run())
+    assert [read_ack(a) for a in acks if isinstance(a, bytes)] == [sum(map(len, packed))]
+
+
+@pytest.mark.parametrize("damage", [b"M", b"M\x05", b"M\xff\xff\xff\xff\x0f" + b"x" * 10,
+                                    b"M\x10" + b"\x28\xb5\x2f\xfd" + b"\x00" * 20])
+def test_damaged_batches_are_refused(damage: bytes) -> None:
+    with pytest.raises(BadInput):
+        unbatch(damage)
+
+
+def test_a_batch_that_expands_past_its_claim_is_refused() -> None:
+    message = batch([b"P" + b"\x00" * 40000])
+    with pytest.raises(BadInput):
+        unbatch(b"M\x64" + message[4:])  # claims 100 bytes, holds 40,001
