@@ -4,8 +4,9 @@
     python -m bench --quick    # smaller data, a few minutes
     python -m bench --only wan # one group: wan (sync over an emulated satellite link), lan, tls, get,
                                # wire (bytes of a first sync of incompressible data),
-                               # lean (hash passes, round trips, bytes of first reads) or
-                               # bundle (offline bundles against tar);
+                               # lean (hash passes, round trips, bytes of first reads),
+                               # bundle (offline bundles against tar) or s3read (a large entry
+                               # through a hub on S3 against s3fs on the same objects);
                                # with --only, only that group's figures in results.md change
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from .common import HERE, PLOTS, Result, update_section, write_results
 
-GROUPS = ("wan", "wire", "lan", "tls", "get", "lean", "bundle")
+GROUPS = ("wan", "wire", "lan", "tls", "get", "lean", "bundle", "s3read")
 
 
 def main(argv: list[str] | None = None) -> int:
