@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
+from aiohttp import web
 
 import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
+from eurec4a_nt.server.app import make_app
+from eurec4a_nt.server.context import ServerConfig
 from eurec4a_nt.sitestore import SiteStore
 
 TIMEOUT = 30
@@ -121,3 +126,34 @@ def raw(proc: SiteProcess, request: bytes, shut: bool = False) -> bytes:
         except (TimeoutError, ConnectionResetError):
             pass
     return out
+
+
+class InProcessHub:
+    """A site server on a loopback port, run by a thread of this process."""
+
+    def __init__(self, store: Path) -> None:
+        self.app = make_app(ServerConfig(store=store, port=0))
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(self.app)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+
+    def start(self) -> InProcessHub:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
+        return self
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -7,7 +7,6 @@ servers in subprocesses that dial it.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from aiohttp import web
+from server_kit import InProcessHub
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata
 from eurec4a_nt.demokit.campaign import wait_until
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.ids import ObjectId
-from eurec4a_nt.server.app import make_app
-from eurec4a_nt.server.context import NODE, ServerConfig
+from eurec4a_nt.server.context import NODE
 from eurec4a_nt.stores.base import ObjectStore
 
 
@@ -68,37 +66,6 @@ class GatedStore(ObjectStore):
     def ids(self) -> Iterator[ObjectId]:
         self._pass()
         return self.inner.ids()
-
-
-class InProcessHub:
-    """A site server on a loopback port, run by a thread of this process."""
-
-    def __init__(self, store: Path) -> None:
-        self.app = make_app(ServerConfig(store=store, port=0))
-        self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(self.app)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.port = 0
-
-    def start(self) -> InProcessHub:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
-        return self
-
-    async def _start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def ship(root: Path, name: str, hub: str, **link: object) -> SiteProcess:

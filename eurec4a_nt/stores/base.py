@@ -16,6 +16,7 @@ from typing import Protocol
 
 from ..errors import BadInput, Corrupt, ObjectMissing
 from ..ids import Hashed, ObjectId
+from . import offloop
 
 
 def verified(data: bytes | memoryview, oid: ObjectId | None = None) -> ObjectId:
@@ -117,9 +118,22 @@ class ObjectStore(ABC):
     def get(self, oid: ObjectId, verify: bool = False) -> bytes:
         """The object's bytes. With ``verify``, re-hash and raise :class:`Corrupt` on mismatch."""
         data = self._read(oid)
-        if verify and ObjectId.of(data) != oid:
-            raise Corrupt(f"object {oid.short} does not match its id (damaged on disk?)")
+        return self.intact(oid, data) if verify else data
+
+    def intact(self, oid: ObjectId, data: bytes) -> bytes:
+        """``data`` read as ``oid`` from this store; raise :class:`Corrupt` unless it
+        hashes to ``oid``."""
+        if ObjectId.of(data) != oid:
+            raise Corrupt(f"object {oid.short} in {self!r} does not match its id (damaged where it is stored?)")
         return data
+
+    async def fetch(self, oid: ObjectId) -> bytes:
+        """The object's bytes, checked against its id, for async code: the event loop is
+        never blocked, and many fetches may run at once. Raises :class:`ObjectMissing`
+        if absent and :class:`Corrupt` if damaged. Here the read runs on a store thread
+        (:mod:`.offloop`); a backend with an async client of its own overrides this so
+        a fetch holds no thread and cancelling it cancels the transfer."""
+        return await offloop.call(self.get, oid, True)
 
     def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of the object."""

@@ -6,6 +6,7 @@ on other filesystems a write goes to ``tmp/`` and is moved into place.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +47,20 @@ class FsspecStore(ObjectStore):
             return self.fs.cat_file(self._path(oid))
         except FileNotFoundError:
             raise ObjectMissing(f"object {oid} is not in {self.url}") from None
+
+    async def fetch(self, oid: ObjectId) -> bytes:
+        """On an async filesystem (s3fs, gcsfs ...), the GET runs on the filesystem's own
+        event loop (the one its synchronous calls use), so many fetches share its
+        connection pool with no thread each, and cancelling the fetch cancels the GET;
+        the bytes are hashed on a worker thread."""
+        if not self.fs.async_impl:
+            return await super().fetch(oid)
+        transfer = asyncio.run_coroutine_threadsafe(self.fs._cat_file(self._path(oid)), self.fs.loop)
+        try:
+            data = await asyncio.wrap_future(transfer)
+        except FileNotFoundError:
+            raise ObjectMissing(f"object {oid} is not in {self.url}") from None
+        return await asyncio.to_thread(self.intact, oid, data)
 
     def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
         """Bytes ``[start, end)``, clipped to the object's size like a slice."""

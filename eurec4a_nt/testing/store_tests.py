@@ -35,6 +35,7 @@ a moto server, a site server) runs the same checks as the local folder.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -275,3 +276,17 @@ class StoreTests:
         with pytest.raises(Corrupt) as info:
             store.get(oid, verify=True)
         assert oid.short in str(info.value)
+        with pytest.raises(Corrupt) as info:
+            asyncio.run(store.fetch(oid))
+        assert oid.short in str(info.value)
+
+    def test_fetch_from_async_code(self, store: ObjectStore) -> None:
+        blobs = [sample(300_000, seed=s) for s in range(140, 148)]
+        ids = [store.put(b) for b in blobs]
+
+        async def fetch_all() -> list[bytes]:
+            return await asyncio.gather(*(store.fetch(oid) for oid in ids))
+
+        assert asyncio.run(fetch_all()) == blobs
+        with pytest.raises(ObjectMissing):
+            asyncio.run(store.fetch(ABSENT))
