@@ -111,9 +111,10 @@ def names(n: int) -> list[tuple[str, str]]:
     return out
 
 
-def make_store(root: Path, n: int) -> SiteStore:
-    """A site store whose log holds ``n`` entries, committed 1,000 at a time."""
-    store = SiteStore.init(root / SITE, SITE)
+def make_store(root: Path, n: int, site: str = SITE) -> SiteStore:
+    """A store of ``site`` (made if missing) whose log holds ``n`` entries, committed
+    1,000 at a time."""
+    store = SiteStore(root / site) if (root / site).exists() else SiteStore.init(root / site, site)
     batch: list[Change] = []
     for i, (name, topic) in enumerate(names(n)):
         fmt = "png" if name.endswith(".png") else "netcdf"
