@@ -6,7 +6,6 @@ bucket is never served, and a reader hanging up cancels the fetches under way.""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from server_kit import InProcessHub, assert_error
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit.campaign import wait_until
+from eurec4a_nt.demokit.sampledata import raw_file
 from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.ids import ObjectId
@@ -41,14 +41,14 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def hub(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[SiteStore, Entry, bytes]:
-    """A site whose objects are in a fresh bucket, holding ``raw/big.bin`` of 14 blocks
-    or so (random bytes); every AWS client of the test points at the moto server."""
+    """A site whose objects are in a fresh bucket, holding ``raw/big.bin`` (seeded
+    incompressible bytes, so always the same 16 blocks); every AWS client of the test
+    points at the moto server."""
     for key, value in s3_env(endpoint).items():
         monkeypatch.setenv(key, value)
     store = SiteStore.init(tmp_path / HUB, HUB, objects=f"s3://{new_bucket(endpoint)}/mpi")
-    data = os.urandom(14 << 20)
-    path = tmp_path / "big.bin"
-    path.write_bytes(data)
+    path = raw_file(tmp_path / "big.bin", size=16 << 20, seed=8)
+    data = path.read_bytes()
     entry = nt.publish(path, name="raw/big.bin", store=store.path, progress=False)
     assert isinstance(entry, Entry)
     return SiteStore(store.path), entry, data
