@@ -134,6 +134,27 @@ def test_a_hub_maps_the_products_of_the_sites_it_holds(server: SiteProcess, tmp_
         proc.stop()
 
 
+def test_a_server_restarted_with_another_map_answers_with_it(tmp_path: Path) -> None:
+    """Answers kept across restarts (state/catalogs.sqlite) are not those of the old map."""
+    make_sites(tmp_path, ["OPS"])
+    config = tmp_path / "OPS" / "config.yaml"
+    plain = config.read_text()
+    (tmp_path / "a.txt").write_text("a\n")
+    for day in ("20200201", "20200202"):
+        nt.publish(tmp_path / "a.txt", f"logs/{day}.txt", store=tmp_path / "OPS")
+    seen = []
+    for products in ("first", "second"):
+        config.write_text(plain + f"products:\n  {products}:\n    pattern: logs/%Y%m%d.txt\n")
+        proc = start(tmp_path, "OPS", args=["--public-url", "http://ops.example:8047"])  # the same URLs
+        try:
+            body = requests.get(f"{proc.url}/api/sites/OPS/folder", timeout=TIMEOUT).json()
+            yaml_text = requests.get(f"{proc.url}/sites/OPS/catalog.yaml", timeout=TIMEOUT).text
+        finally:
+            proc.stop()
+        seen.append(([p["key"] for p in body["products"]], f"{products}:" in yaml_text))
+    assert seen == [(["first"], True), (["second"], True)]
+
+
 # (the product map, what the one error line must say)
 MISTYPED = [
     ("products:\n  sondes:\n    patern: sondes/%Y%m%d.nc\n",
