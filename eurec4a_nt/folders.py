@@ -8,7 +8,7 @@ Products come from the site's product map when it has one (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .entries import Entry
@@ -37,23 +37,17 @@ def make_folder(index: SiteIndex, prefix: str) -> Folder:
     """The folder ``prefix`` of ``index``'s site (empty if it holds nothing)."""
     if index.products:
         return _mapped_folder(index, prefix)
-    subs: dict[str, list[str]] = {}
+    files, subs = index.children(prefix)
     direct: dict[str | None, list[str]] = {}
-    for name in index.names_under(prefix):
-        rest = name[len(prefix):]
-        sub, slash, _ = rest.partition("/")
-        if slash:
-            subs.setdefault(sub, []).append(name)
-        else:
-            direct.setdefault(template_of(name), []).append(name)
+    for file in files:
+        direct.setdefault(template_of(prefix + file), []).append(prefix + file)
     folders, products, entries = {}, [], [index.entries[n] for n in direct.pop(None, [])]
-    for sub, names in subs.items():
-        templates = {template_of(n) for n in names}
-        single = len(templates) == 1 and None not in templates and names[0].count("/") == prefix.count("/") + 1
-        if single and len(names) > 1:
-            products.append(_product(index, sub, templates.pop() or "", names))
+    for sub in subs:  # a sub-folder holding one series and nothing else is that series
+        inside = index.folder(f"{prefix}{sub}/")
+        if not (inside.folders or inside.entries) and len(inside.products) == 1:
+            products.append(replace(inside.products[0], key=sub))
         else:
-            folders[sub] = len(names)
+            folders[sub] = index.count(f"{prefix}{sub}/")
     for template, names in direct.items():
         if len(names) == 1:
             entries.append(index.entries[names[0]])

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from .entries import Entry
@@ -74,7 +73,8 @@ class SiteIndex:
     def __init__(self, site: str, seq: int = 0, head: str | None = None,
                  entries: dict[str, Entry] | None = None, names: list[str] | None = None,
                  recent: list[tuple[str, str]] | None = None,
-                 products: Mapping[str, ProductRule] | None = None) -> None:
+                 products: Mapping[str, ProductRule] | None = None,
+                 folders: Mapping[str, Folder] | None = None) -> None:
         self.site, self.seq, self.head = site, seq, head
         self.products = dict(products or {})
         self.entries = entries if entries is not None else {}
@@ -82,15 +82,18 @@ class SiteIndex:
         #: ``(published, name)`` of every entry, oldest first.
         self.recent = recent if recent is not None else gently_sorted(
             [(e.published, n) for n, e in self.entries.items()])
-        self._folder = cache(partial(make_folder, self))
+        self._folders: dict[str, Folder] = dict(folders or {})
         self._topics: list[str] | None = None
 
     def advance(self, commits: Iterable[Commit]) -> SiteIndex:
-        """The index after ``commits`` (the next ones of this site's log, in order)."""
+        """The index after ``commits`` (the next ones of this site's log, in order); the
+        folders made of this one that the commits change nothing in are kept."""
         entries, names, recent = dict(self.entries), list(self.names), list(self.recent)
         seq, head = self.seq, self.head
+        changed: set[str] = set()
         for commit in commits:
             for change in commit.changes:
+                changed.update(_folders_of(change.name))
                 old = entries.pop(change.name, None)
                 if old is not None:
                     del names[bisect.bisect_left(names, change.name)]
@@ -100,7 +103,8 @@ class SiteIndex:
                     bisect.insort(names, change.name)
                     bisect.insort(recent, (change.entry.published, change.name))
             seq, head = commit.seq, commit.id
-        return SiteIndex(self.site, seq, head, entries, names, recent, self.products)
+        kept = {prefix: found for prefix, found in self._folders.items() if prefix not in changed}
+        return SiteIndex(self.site, seq, head, entries, names, recent, self.products, kept)
 
     def names_under(self, prefix: str, after: str = "") -> Iterator[str]:
         """The names that start with ``prefix`` (after the name ``after``), in order."""
@@ -130,16 +134,29 @@ class SiteIndex:
 
     def children(self, prefix: str = "") -> tuple[list[str], list[str]]:
         """The last parts of the names directly in the folder ``prefix``, and its
-        sub-folders."""
+        sub-folders: a binary search past each sub-folder, so the cost is that of what
+        is directly in the folder, not of every name below it."""
         files: list[str] = []
         dirs: list[str] = []
-        for name in self._range(prefix):
-            sub, slash, _ = name[len(prefix):].partition("/")
-            if not slash:
-                files.append(sub)
-            elif not dirs or dirs[-1] != sub:
+        i = bisect.bisect_left(self.names, prefix)
+        end = bisect.bisect_left(self.names, prefix + _END) if prefix else len(self.names)
+        while i < end:
+            sub, slash, _ = self.names[i][len(prefix):].partition("/")
+            if slash:
                 dirs.append(sub)
+                i = bisect.bisect_left(self.names, f"{prefix}{sub}/{_END}", i, end)
+            else:
+                files.append(sub)
+                i += 1
         return files, dirs
+
+    def _folder(self, prefix: str) -> Folder:
+        """The folder ``prefix``, made once (and kept by :meth:`advance` while no commit
+        changes a name in it)."""
+        found = self._folders.get(prefix)
+        if found is None:
+            found = self._folders[prefix] = make_folder(self, prefix)
+        return found
 
     def folder(self, prefix: str = "") -> Folder:
         """The folder ``prefix`` (``""`` or ending in ``/``); :class:`NotFound` if empty
@@ -215,6 +232,15 @@ class SiteIndex:
             if (since and when < since) or (until and when[:len(until)] > until):
                 return False
         return True
+
+
+def _folders_of(name: str) -> Iterator[str]:
+    """The folders ``name`` is in: ``""``, ``a/``, ``a/b/`` for ``a/b/c``."""
+    yield ""
+    end = name.find("/")
+    while end >= 0:
+        yield name[:end + 1]
+        end = name.find("/", end + 1)
 
 
 def _quietly(build: Callable[[], SiteIndex]) -> SiteIndex:

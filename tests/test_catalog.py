@@ -18,7 +18,10 @@ from server_kit import ship_to
 import eurec4a_nt as nt
 from eurec4a_nt.catalog import dump
 from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadInput
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.log import Change
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -153,3 +156,22 @@ def test_catalog_yaml_is_the_text_pyyaml_writes(campaign: tuple[SiteStore, SiteS
     assert body["sources"]
     body["metadata"]["notes"] = ["Ångström exponent ☁", "yes", "2020-02-01", "two\nlines", 1.5, None]
     assert dump(body) == yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+
+
+def test_folders_follow_commits_and_unchanged_ones_are_kept(tmp_path: Path) -> None:
+    """A commit remakes the folders its names are in (a series that gets another kind of
+    entry becomes a folder) and keeps the others as they were made."""
+    store = SiteStore.init(tmp_path / "RV-Meteor", "RV-Meteor")
+
+    def put(*names: str) -> None:
+        store.commit([Change("put", n, Entry(n, "file", ObjectId.of(n.encode()), 1, "netcdf")) for n in names])
+
+    put("sondes/2020-02-01T0445.nc", "sondes/2020-02-01T1045.nc", "radar/a.nc", "radar/b.nc")
+    before = store.index("RV-Meteor")
+    top, radar = before.folder(""), before.folder("radar/")
+    assert ([p.key for p in top.products], top.folders) == (["sondes"], {"radar": 2})
+    put("sondes/notes.txt")
+    after = store.index("RV-Meteor")
+    assert after.folder("radar/") is radar
+    assert (after.folder("").products, after.folder("").folders) == ([], {"radar": 2, "sondes": 3})
+    assert [e.name for e in after.folder("sondes/").entries] == ["sondes/notes.txt"]
