@@ -292,8 +292,16 @@ class CheckpointMessage(_Message, tag="checkpoint"):
     size: Annotated[int, Meta(ge=1, le=MAX_CHECKPOINT)]
 
 
+class RefusedMessage(_Message, tag="refused"):
+    """The peer cannot fetch ``site``'s data on this side's behalf, for ``reason`` (one
+    line of plain text); ``null``: it can again."""
+
+    site: SiteName
+    reason: Annotated[str, Meta(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=300)] | None
+
+
 LinkMessage = (CommitsMessage | HeadsMessage | SubscribeMessage | LimitsMessage | PushingMessage
-               | WantMessage | LackMessage | HaveMessage | CheckpointMessage)
+               | WantMessage | LackMessage | HaveMessage | CheckpointMessage | RefusedMessage)
 
 
 def link_message(text: str | bytes) -> dict[str, Any]:

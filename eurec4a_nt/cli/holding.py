@@ -27,6 +27,8 @@ def cmd_prefetch(args: argparse.Namespace) -> int:
                              *(f"name={n}" for n in r["names"])])
             print(f"{r['id']:4}  {what:40} {r['complete']}/{r['entries']} entries here, "
                   f"{human_size(r.get('bytes_missing', 0))} to come")
+            for refused in r.get("refused", []):
+                print(f"      {refused}")
     if args.list or args.remove:
         return 0
     status = prefetch(args.topic, sites=args.site, names=args.name, wait=not args.no_wait,

@@ -63,6 +63,10 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"sent {human_size(link['sent_today'])} received {human_size(link['received_today'])}{budget}")
         for item in link.get("waiting", []):
             print(f"       next: {item['what']} ({item['class']}{', held back' if item['held back'] else ''})")
+        for r in link.get("refused", []):
+            print(f"       refused by {link.get('peer') or link['link']}: {r['site']}: {r['reason']}")
+        for r in link.get("refusing", []):
+            print(f"       refusing {link.get('peer') or link['link']}: {r['site']}: {r['reason']}")
     for site, info in status["sites"].items():
         print(f"  site {site:20} {info['entries']:6} entries  seq {info['seq']}")
     return 0

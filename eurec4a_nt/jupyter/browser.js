@@ -178,6 +178,7 @@ function render({ model, el }) {
     rules.replaceChildren(...model.get("rules").map((r) => h("div", { class: "nt-rule", dataset: { id: r.id } },
       h("span", { text: `prefetch ${r.what}` }), bar(r.held, r.needed),
       h("span", { class: "nt-muted", text: `${r.complete} of ${r.entries} entries here, ${r.to_come} to come` }),
+      ...(r.refused ? [h("span", { class: "nt-error", text: r.refused })] : []),
       h("button", { class: "nt-button nt-unprefetch", text: "remove", title: "fetch nothing more for this rule",
         onclick: () => model.send({ action: "unprefetch", id: r.id }) }))));
   }

@@ -164,7 +164,7 @@ def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
             *rule.get("names", ())]
     return {"id": rule["id"], "what": ", ".join(what), "entries": rule["entries"],
             "complete": rule["complete"], "held": rule["objects_held"], "needed": rule["objects_needed"],
-            "to_come": human_size(int(rule.get("bytes_missing", 0)))}
+            "to_come": human_size(int(rule.get("bytes_missing", 0))), "refused": "; ".join(rule.get("refused", ()))}
 
 
 class StoreView:

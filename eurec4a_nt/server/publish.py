@@ -4,6 +4,7 @@ uploaded, and prefetch rules."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from ..node import Node
 from ..purge import Retention, purge
 from ..schema import CommitRequest, PrefetchBody, PurgeBody, decode
 from ..stores.base import ObjectStore
+from ..sync.links import LINKS
+from ..sync.refusals import Refusal
 from ..tree import Kind, walk
 from .context import node, read_body, require_write
 
@@ -85,9 +88,11 @@ async def commit(request: web.Request) -> web.Response:
     return web.json_response({"commit": result.raw.decode(), "site": result.site, "seq": result.seq})
 
 
-def rule_statuses(n: Node, rules: list[Rule]) -> list[dict[str, Any]]:
+def rule_statuses(n: Node, rules: list[Rule], refused: Sequence[Refusal] = ()) -> list[dict[str, Any]]:
     """How much of what each prefetch rule selects is held here (``bytes_missing``: about
-    what is still to come, the entries' sizes in proportion to their objects absent).
+    what is still to come, the entries' sizes in proportion to their objects absent), and
+    which of the ``refused`` fetches through a peer hold it up (``refused``: "refused by
+    PEER: reason", for a site whose entries the rule selects and lacks).
     The entries are read once, and each entry's objects looked at once, however many
     rules select it."""
     entries = n.entries()
@@ -96,6 +101,7 @@ def rule_statuses(n: Node, rules: list[Rule]) -> list[dict[str, Any]]:
     for rule in rules:
         chosen = [e for e in entries if e.matches(rule.topics, rule.sites, rule.names)]
         held = needed = complete = missing = 0
+        lacking: set[str] = set()
         for entry in chosen:
             key = (entry.site, entry.name)
             if key not in presence:
@@ -103,9 +109,12 @@ def rule_statuses(n: Node, rules: list[Rule]) -> list[dict[str, Any]]:
             h, k = presence[key]
             held, needed, complete = held + h, needed + k, complete + (h == k)
             missing += entry.size * (k - h) // k if k else 0
+            if h < k:
+                lacking.add(entry.site)
         statuses.append({**rule.to_json(), "entries": len(chosen), "complete": complete,
                          "objects_held": held, "objects_needed": needed, "bytes": sum(e.size for e in chosen),
-                         "bytes_missing": missing})
+                         "bytes_missing": missing,
+                         "refused": [f"refused by {r.peer}: {r.reason}" for r in refused if r.site in lacking]})
     return statuses
 
 
@@ -120,13 +129,14 @@ async def add_prefetch(request: web.Request) -> web.Response:
     n = node(request)
     rule = n.index.add_rule(topics, sites, names)
     await n.rules_changed()
-    return web.json_response((await asyncio.to_thread(rule_statuses, n, [rule]))[0], status=201)
+    refused = request.app[LINKS].exchange.arrivals.refused.all()
+    return web.json_response((await asyncio.to_thread(rule_statuses, n, [rule], refused))[0], status=201)
 
 
 @routes.get("/api/prefetch")
 async def list_prefetch(request: web.Request) -> web.Response:
-    n = node(request)
-    return web.json_response({"rules": await asyncio.to_thread(rule_statuses, n, n.rules())})
+    n, refused = node(request), request.app[LINKS].exchange.arrivals.refused.all()
+    return web.json_response({"rules": await asyncio.to_thread(rule_statuses, n, n.rules(), refused)})
 
 
 @routes.delete("/api/prefetch/{id}")

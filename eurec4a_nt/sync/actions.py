@@ -83,6 +83,15 @@ class Lacking:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """The peer cannot fetch ``site``'s data on this side's behalf, for ``reason``
+    (None: it can again)."""
+
+    site: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class Join:
     """The peer offers its checkpoint ``ref`` of ``site``'s log: unless this site holds
     commits of that log, fetch the checkpoint's objects over this link, verify it and
@@ -98,4 +107,4 @@ class CatchUp:
     (:meth:`Peer.behind`)."""
 
 
-Action = Say | Keep | Relay | Receive | Lacking | Join | CatchUp
+Action = Say | Keep | Relay | Receive | Lacking | Refused | Join | CatchUp

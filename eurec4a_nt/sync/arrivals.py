@@ -4,7 +4,8 @@
 sent: objects to keep (decoded, verified, then stored if something asked for them, else
 held back in the :class:`~.pen.Pen` until something names them), commits to keep, a
 checkpoint to start a log from, the answer to one offered (the commits after it go out),
-wants to relay from the site holding the objects, and lacks to report to waiting reads.
+wants to relay from the site holding the objects (or to refuse, saying why: see
+:mod:`.refusals`), refusals the peer sent, and lacks to report to waiting reads.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from ..entries import Entry
 from ..errors import BadInput, Corrupt, NTError, ObjectMissing, Pending
@@ -22,9 +24,11 @@ from ..stores import offloop
 from ..tasks import spawn
 from ..tree import held_below
 from . import answers
-from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Relay, Say
+from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Refused, Relay, Say
+from .outbox import Follow, Priority
 from .pen import Pen
 from .reads import Reads
+from .refusals import Refusals
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -33,21 +37,32 @@ log = logging.getLogger(__name__)
 Complete = Callable[[Session, list[Entry]], Awaitable[None]]
 #: Sends a peer the commits it lacks, and pushes what it subscribes to of them.
 CatchUpWith = Callable[[Session], Awaitable[None]]
+#: Why this site cannot fetch a site's data at a priority on a peer's behalf (None: it can).
+WhyRefused = Callable[[str, Priority], str | None]
+#: Pushes a peer the entries of a site whose roots it asked for whole; returns the other roots.
+PushWhole = Callable[[Session, str, list[ObjectId]], Awaitable[list[ObjectId]]]
 
 
 class Arrivals:
     """Objects, commits, checkpoints, wants and lacks from peers, for all sessions of one site.
 
     ``complete`` asks the peer for the rest of the entries an object is the root of,
-    once it was stored; ``catch_up`` sends the peer the commits it lacks.
+    once it was stored; ``catch_up`` sends the peer the commits it lacks; ``why_refused``
+    says why this site cannot fetch a third site's data for a peer; ``push_whole`` pushes
+    a peer the third site's entries it asked for whole.
     """
 
-    def __init__(self, node: Node, reads: Reads, complete: Complete, catch_up: CatchUpWith) -> None:
+    def __init__(self, node: Node, reads: Reads, complete: Complete, catch_up: CatchUpWith,
+                 why_refused: WhyRefused, push_whole: PushWhole) -> None:
         self.node = node
         self.reads = reads
         self.pen: Pen[Session] = Pen()
         self._complete = complete
         self._catch_up = catch_up
+        self._why_refused = why_refused
+        self._push_whole = push_whole
+        #: What peers refuse to fetch for this site, and what this site refuses its peers.
+        self.refused, self.refusing = Refusals(by_peer=True), Refusals(by_peer=False)
 
     async def act(self, session: Session, action: Action) -> None:
         """Carry out one action of ``session``'s core."""
@@ -65,6 +80,8 @@ class Arrivals:
             spawn(self._join(session, action))
         elif isinstance(action, CatchUp):
             await self._catch_up(session)
+        elif isinstance(action, Refused):
+            await self._on_refused(session, action)
         elif isinstance(action, Lacking):
             self.reads.lacking(session, action.ids, action.held_at, action.pending)
             if not action.pending:  # the holder has none: nothing to ask it again for
@@ -134,8 +151,49 @@ class Arrivals:
         if started:
             await self._complete(session, await asyncio.to_thread(lambda: list(store.state(site).entries.values())))
 
+    async def _on_refused(self, session: Session, refused: Refused) -> None:
+        """The peer refuses (or, with no reason, no longer refuses) to fetch a site's data
+        for this site: keep that for status. Either way it sends nothing below the roots
+        of that site's entries asked for whole; once it serves again, ask again."""
+        site = refused.site
+        if site not in self.node.store.keyring.sites:  # not a site whose entries this site knows
+            return
+        self.refused.note(session.peer, site, refused.reason)
+        entries = await asyncio.to_thread(lambda: list(self.node.store.state(site).entries.values()))
+        session.core.deep_incoming.difference_update(e.root for e in entries)
+        if refused.reason is None:
+            await self._complete(session, entries)
+
+    def tell_refusal(self, session: Session, site: str, reason: str | None) -> None:
+        """Tell the peer (once, and again when it changes) whether fetching ``site``'s
+        data on its behalf is refused, for ``reason``; keep it for status."""
+        session.tell(session.core.told.say(site, reason))
+        self.refusing.note(session.peer, site, reason)
+
+    def _refuse(self, session: Session, site: str, priority: Priority) -> bool:
+        """For a want the peer made for ``site``'s data at a prefetch's priority: tell it
+        why this site cannot fetch that (or that it can). True if it cannot at all (no
+        link, not in the keyring): nothing is asked, and the peer asks again when told it
+        can. A spent budget is told, and the want asked all the same (it flows when the
+        budget frees)."""
+        blocked = self._why_refused(site, Priority.ESSENTIAL)
+        self.tell_refusal(session, site, blocked or self._why_refused(site, priority))
+        return blocked is not None
+
     async def _relay(self, session: Session, relay: Relay) -> None:
-        """Fetch what the peer wants from the site holding it, then send it on."""
+        """Fetch what the peer wants from the site holding it, then send it on. A
+        prefetch through this site of a third site's data may be refused (see
+        :meth:`_refuse`); the entries it asks for whole are pushed to it once held whole
+        here, fetched once however many peers ask."""
+        through = relay.site if relay.site not in (None, session.peer, self.node.site) else None
+        if through is not None and relay.priority is not Priority.READ:
+            if self._refuse(session, through, relay.priority):
+                return
+            whole = [oid for oid in relay.ids if relay.follow.get(oid) == Follow.ALL]
+            others = set(await self._push_whole(session, through, whole)) if whole else set()
+            relay = replace(relay, ids=[oid for oid in relay.ids if oid not in whole or oid in others])
+            if not relay.ids:
+                return
         try:
             if relay.hops <= 1:
                 raise ObjectMissing("not held here")
@@ -147,5 +205,7 @@ class Arrivals:
         except NTError:
             session.tell([Say("lack", {"ids": relay.ids, "held_at": ""})])
             return
+        if through is not None and relay.priority is not Priority.READ:
+            self.tell_refusal(session, through, None)  # fetched: whatever held it back is gone
         session.core.relayed(relay)
         session.wake.set()

@@ -19,13 +19,14 @@ from ..entries import Entry, check_topics
 from ..ids import ObjectId
 from ..log import Commit
 from ..logstate import CheckpointRef
-from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Relay, Say
+from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Refused, Relay, Say
 from .budget import PIECE_ROOM, STOP_MARGIN
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .outbox import Follow, Outbox, Priority, SendItem
 from .partials import Partials, Resume, parse_resume
 from .plan import Wants
 from .policy import Subscription, pushed, rank
+from .refusals import Told
 from .want import read_want, want_messages
 from .wire import DELTA, Piece, pieces
 
@@ -41,15 +42,18 @@ class Peer:
     topics it pushes). ``link`` is the link's configuration on the dialling side.
     ``checkpoints``: the peer starts a log it lacks from a checkpoint offered to it
     (it said so when the link opened, see :mod:`.handshake`); ``batches``: it reads
-    small objects sent together in one message.
+    small objects sent together in one message; ``refusals``: it reads why this side
+    cannot fetch a third site's data on its behalf (:mod:`.refusals`).
     """
 
     def __init__(self, peer: str, link: LinkConfig | None, options: Mapping[str, Any],
                  partials: Partials, bulk: bool = True, checkpoints: bool = False,
-                 batches: bool = False) -> None:
+                 batches: bool = False, refusals: bool = False) -> None:
         self.peer = peer
         self.checkpoints = checkpoints
         self.batches = batches
+        #: What the peer was told about fetching third sites' data on its behalf.
+        self.told = Told(refusals)
         #: Logs whose checkpoint the peer was offered (once per session), and those of
         #: them whose commits wait for its answer.
         self.offered: set[str] = set()
@@ -180,6 +184,8 @@ class Peer:
         elif kind == "lack":
             return [Lacking([ObjectId.parse(i) for i in body.get("ids") or []],
                             str(body.get("held_at") or ""), bool(body.get("pending")))]
+        elif kind == "refused":
+            return [Refused(str(body["site"]), body.get("reason"))]
         elif kind == "have":
             self.outbox.had(ObjectId.parse(i) for i in body.get("ids") or [])
         else:

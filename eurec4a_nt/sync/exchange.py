@@ -21,7 +21,7 @@ from ..node import Node
 from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
-from . import answers, plan
+from . import answers, plan, refusals
 from .actions import Action, Say, merge_pushing
 from .arrivals import Arrivals
 from .config import LinkConfig
@@ -35,9 +35,11 @@ from .session import Session
 class Exchange:
     """The sessions of one site, and what flows over them."""
 
-    def __init__(self, node: Node, reads: Reads) -> None:
+    def __init__(self, node: Node, reads: Reads, linked: Callable[[str], bool] | None = None) -> None:
         self.node = node
         self.reads = reads
+        #: Whether this site has a link to a site (connected or not); default: connected now.
+        self.linked = linked or (lambda site: site in self.sessions)
         self.sessions: dict[str, Session] = {}
         self.meter = Meter(node.index)
         self._waits: PushWaits[Session] = PushWaits()
@@ -45,7 +47,8 @@ class Exchange:
         self._complete: set[ObjectId] = set()
         self._backlog: dict[str, list[SendItem]] = {}
         self._commits = asyncio.Lock()
-        self.arrivals = Arrivals(node, reads, self._complete_from, self._catch_up)
+        self.arrivals = Arrivals(node, reads, self._complete_from, self._catch_up, self.why_refused,
+                                 self.push_whole)
         node.listen("commits", lambda commits: spawn(self._on_commits()))
         node.listen("objects", self._on_objects)
         node.listen("rules", lambda rules: spawn(self._on_rules()))
@@ -68,6 +71,7 @@ class Exchange:
         if old is not None and old is not session:
             spawn(old.ws.close())
         self.sessions[session.peer] = session
+        self._lift_refusals(session.peer)
         spawn(self._fetch_for("", [e for e in self._waits.entries() if e.site == session.peer]))
         self.meter.tell_budget(session)
         backlog = self._backlog.pop(session.peer, [])
@@ -84,6 +88,22 @@ class Exchange:
             spans = {w.id: (w.span[0], w.span[1]) for w in pending if w.span}
             await session.perform(session.core.want(plan.Wants(shallow=[w.id for w in pending], spans=spans),
                                                     Priority.READ, hops=2))
+
+    def why_refused(self, site: str, priority: Priority) -> str | None:
+        """Why this site cannot fetch ``site``'s data at ``priority`` on a peer's behalf
+        (None: it can; see :func:`.refusals.why_refused`)."""
+        origin = self.sessions.get(site)
+        return refusals.why_refused(self.node.site, site, known=site in self.node.store.keyring.sites,
+                                    linked=self.linked(site),
+                                    bulk_held=priority is Priority.BULK and origin is not None and not origin.core.bulk)
+
+    def _lift_refusals(self, site: str) -> None:
+        """``site`` connected: tell the peers refused its data for want of a link that
+        it is fetched for them now (they ask again)."""
+        reason = self.why_refused(site, Priority.ESSENTIAL)
+        for other in list(self.sessions.values()):
+            if site in other.core.told.refused():
+                self.arrivals.tell_refusal(other, site, reason)
 
     def ended(self, session: Session) -> None:
         """Link down: count its traffic, fail reads waiting on it, and keep what it still
@@ -123,7 +143,20 @@ class Exchange:
     async def _push_entries(self, session: Session, commits: list[Commit]) -> None:
         entries = [change.entry.with_site(commit.site) for commit in commits for change in commit.changes
                    if change.entry is not None]
-        entries = [e for e in entries if session.core.pushes(e)]
+        await self._push_whole(session, [e for e in entries if session.core.pushes(e)])
+
+    async def push_whole(self, session: Session, site: str, roots: list[ObjectId]) -> list[ObjectId]:
+        """Of ``roots`` the peer asked for whole, those of ``site``'s entries: pushed to it
+        once held whole here, fetched whole from ``site`` meanwhile (once, however many
+        peers wait). Returns the other roots."""
+        found = await offloop.call(lambda: {r: e for r in roots for e in self.node.store.db.by_root(r)
+                                            if e.site == site})
+        await self._push_whole(session, list(found.values()))
+        return [r for r in roots if r not in found]
+
+    async def _push_whole(self, session: Session, entries: list[Entry]) -> None:
+        """Push ``entries`` to the peer: those held whole here now, the others once they
+        are, fetched from their sites meanwhile."""
         if not entries:
             return
         fresh = [e for e in entries if not self._waits.waits(e.root)]
@@ -156,7 +189,10 @@ class Exchange:
                 await origin.perform(origin.core.want(wants, priority))
 
     async def _push(self, session: Session, entries: list[Entry]) -> None:
-        """Queue entries held whole here, announcing the new ones in one message."""
+        """Queue entries held whole here, announcing the new ones in one message (and
+        that their sites' data is no longer refused, if the peer was told it was)."""
+        for site in {e.site for e in entries}.intersection(session.core.told.refused()):
+            self.arrivals.tell_refusal(session, site, None)
         actions: list[Action] = []
         for entry in entries:
             new = self.node.store.state(entry.site).previous.get(entry.name) is None

@@ -24,9 +24,11 @@ but whose signature is not is refused (``403``).
 
 Both sides also name, in a header of the upgrade (``X-NT-Takes``), what they take
 beyond the first release of this protocol: ``checkpoints`` (a log it lacks started
-from a checkpoint the other offers), ``tickets`` and ``batches`` (small objects sent
-together in one compressed message, see :mod:`.wire`). A side naming nothing is sent
-only what every side of "link 2" reads, so both versions keep linking.
+from a checkpoint the other offers), ``tickets``, ``batches`` (small objects sent
+together in one compressed message, see :mod:`.wire`) and ``refusals`` (it reads a
+``refused`` message: why the other side cannot fetch a third site's data on its
+behalf, see :mod:`.refusals`). A side naming nothing is sent only what every side of
+"link 2" reads, so both versions keep linking.
 
 Each side signs a challenge the other made up for this connection, or a ticket it
 made up for exactly one later connection, so a recorded handshake proves nothing on
@@ -72,9 +74,10 @@ TICKET, HELLO = "X-NT-Ticket", "X-NT-Hello"
 #: What a ``hello`` proves: kinds of the signed text (see :func:`hello`).
 DIAL, REPLY, DIAL_ON_TICKET, REPLY_ON_TICKET = "dial", "reply", "dial on ticket", "reply on ticket"
 #: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), resume
-#: tickets (see :func:`takes_tickets`) and batches of pieces (see :func:`takes_batches`).
-_CHECKPOINTS, _TICKETS, _BATCHES = "checkpoints", "tickets", "batches"
-_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES}"
+#: tickets (see :func:`takes_tickets`), batches of pieces (see :func:`takes_batches`) and
+#: refusals (see :func:`takes_refusals`).
+_CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS = "checkpoints", "tickets", "batches", "refusals"
+_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS}"
 _NOTSENT_LOWAT = 128 << 10
 
 
@@ -170,6 +173,12 @@ def takes_tickets(headers: Mapping[str, str]) -> bool:
     """Whether a dial says its side reads a resume ticket in the listener's ``hello``
     (an older version says nothing and is given none: its options are strict)."""
     return _takes(headers, _TICKETS)
+
+
+def takes_refusals(headers: Mapping[str, str]) -> bool:
+    """Whether the other side's dial or upgrade says it reads ``refused`` messages (an
+    older version says nothing and is sent none: it refuses unknown messages)."""
+    return _takes(headers, _REFUSALS)
 
 
 def hello(kind: str, key: SiteKey, me: str, peer: str, dial_nonce: str, challenge: str,

@@ -51,7 +51,7 @@ class Links:
         self._tasks: list[asyncio.Task[None]] = []
         self.partials = Partials()
         self.reads = Reads(node, self.route)
-        self.exchange = Exchange(node, self.reads)
+        self.exchange = Exchange(node, self.reads, self._linked)
         node.fetcher = self.reads
         #: With ``https://`` links: verify the servers dialled against these CAs, not the system's.
         tls = client_context(ca_file) if ca_file else None
@@ -97,6 +97,11 @@ class Links:
                 log.warning("link from %s closed at once: it does not trust this site's key "
                             "(check both sides' keyrings)", session.peer)
 
+    def _linked(self, site: str) -> bool:
+        """Whether this site has a link to ``site``: connected now, dialled (the link
+        reached it before), or dialled in since this server started."""
+        return site in self.sessions or site in self.dialler.dialed.values() or site in self.offline_since
+
     def _state(self, link: LinkConfig | None, peer: str, peer_push: tuple[str, ...]) -> dict[str, Any]:
         """What a handshake tells the peer: heads, subscription, resume points."""
         return {"heads": self.node.store.heads(),
@@ -139,7 +144,8 @@ class Links:
         await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, ticket or challenge, mine))
         await self._run(Peer(site, None, options, self.partials,
                              checkpoints=handshake.takes_checkpoints(request.headers),
-                             batches=handshake.takes_batches(request.headers)), ws)
+                             batches=handshake.takes_batches(request.headers),
+                             refusals=handshake.takes_refusals(request.headers)), ws)
         return ws
 
     def _redeem(self, site: str, request: web.Request, ticket: str) -> str:
@@ -171,7 +177,9 @@ class Links:
     def status(self) -> list[dict[str, Any]]:
         """Per link and peer, as things are now: connected (last contact, queue) or since
         when offline and why; traffic today. Peers that dialled in stay listed, offline,
-        after their session ended; sites refused at a handshake are listed with why."""
+        after their session ended; sites refused at a handshake are listed with why.
+        ``refused``: whose data the peer refuses to fetch for this site, and why;
+        ``refusing``: whose data this site refuses to fetch for the peer."""
         label = self.exchange.label
         out = []
         for config in self.configs:
@@ -185,26 +193,35 @@ class Links:
                 "offline_since": None if live else self.offline_since.get(config.name),
                 "push": list(config.push), "prefetch": list(config.prefetch), "lazy": config.lazy,
                 "budget": config.budget, "sent_today": sent, "received_today": received,
+                **self._refusals(peer),
                 **({k: v for k, v in session.status(label).items() if k not in ("link", "peer", "dialled")}
                    if session is not None and live else {}),
             })
         for session in self.sessions.values():
             if session.link is None:
                 sent, received = self.node.index.traffic(session.name)
-                out.append({**session.status(label), "connected": True, "sent_today": sent,
+                out.append({**session.status(label), **self._refusals(session.peer), "connected": True,
+                            "sent_today": sent,
                             "received_today": received, "error": "", "offline_since": None})
         dialled_in = {s.peer for s in self.sessions.values() if s.link is None}
         for peer, since in sorted(self.offline_since.items()):
             if peer not in dialled_in and all(c.name != peer for c in self.configs):
                 sent, received = self.node.index.traffic(f"{peer} (dialled in)")
                 out.append({"link": f"{peer} (dialled in)", "peer": peer, "dialled": False, "connected": False,
+                            **self._refusals(peer),
                             "offline_since": since, "error": "", "sent_today": sent,
                             "received_today": received})
         for who, refusal in sorted(self.refused.items()):
             out.append({"link": who, "peer": who, "dialled": False, "connected": False,
                         "offline_since": refusal["at"], "error": f"refused here: {refusal['reason']}",
-                        "sent_today": 0, "received_today": 0})
+                        "sent_today": 0, "received_today": 0, **self._refusals(who)})
         return out
+
+    def _refusals(self, peer: str) -> dict[str, list[dict[str, Any]]]:
+        arrivals = self.exchange.arrivals
+        return {"refused": [r.to_json() for r in arrivals.refused.of(peer)],
+                "refusing": [r.to_json() for r in arrivals.refusing.of(peer)]}
+
 
 
 LINKS = web.AppKey("links", Links)
