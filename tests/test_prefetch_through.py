@@ -65,5 +65,10 @@ def test_what_the_hub_fetches_on_behalf_keeps_to_the_far_ships_budget(tmp_path: 
         wait_until(lambda: held(c.sites["RV-Merian"], "RV-Meteor/quicklooks/q.png"), 60, "the quicklook")
         assert not held(c.hub, "RV-Meteor/sondes/s1.nc")
         assert not held(c.sites["RV-Merian"], "RV-Meteor/sondes/s1.nc")
+        # the far ship is told why, and shows it (until the budget frees)
+        refused = wait_until(lambda: [r for link in c.sites["RV-Merian"].status()["links"]
+                                      for r in link.get("refused", [])], 30, "the refusal at RV-Merian")
+        assert [r["site"] for r in refused] == ["RV-Meteor"]
+        assert "daily budget of the link between OPS and RV-Meteor is spent" in refused[0]["reason"]
         link = meteor.status()["links"][0]
         assert link["sent_today"] + link["received_today"] < 50_000 + 100_000  # budget, quicklook, messages

@@ -92,6 +92,13 @@ class Refused:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The peer lets bulk flow again, or holds it back (its budget is spent)."""
+
+    bulk: bool
+
+
+@dataclass(frozen=True)
 class Join:
     """The peer offers its checkpoint ``ref`` of ``site``'s log: unless this site holds
     commits of that log, fetch the checkpoint's objects over this link, verify it and
@@ -107,4 +114,4 @@ class CatchUp:
     (:meth:`Peer.behind`)."""
 
 
-Action = Say | Keep | Relay | Receive | Lacking | Refused | Join | CatchUp
+Action = Say | Keep | Relay | Receive | Lacking | Refused | Limits | Join | CatchUp

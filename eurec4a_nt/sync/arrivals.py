@@ -24,7 +24,7 @@ from ..stores import offloop
 from ..tasks import spawn
 from ..tree import held_below
 from . import answers
-from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Refused, Relay, Say
+from .actions import Action, CatchUp, Join, Keep, Lacking, Limits, Receive, Refused, Relay, Say
 from .outbox import Follow, Priority
 from .pen import Pen
 from .reads import Reads
@@ -41,6 +41,8 @@ CatchUpWith = Callable[[Session], Awaitable[None]]
 WhyRefused = Callable[[str, Priority], str | None]
 #: Pushes a peer the entries of a site whose roots it asked for whole; returns the other roots.
 PushWhole = Callable[[Session, str, list[ObjectId]], Awaitable[list[ObjectId]]]
+#: The peer lets bulk flow again or holds it back: tell those waiting for its data.
+OnLimits = Callable[[Session], None]
 
 
 class Arrivals:
@@ -49,11 +51,12 @@ class Arrivals:
     ``complete`` asks the peer for the rest of the entries an object is the root of,
     once it was stored; ``catch_up`` sends the peer the commits it lacks; ``why_refused``
     says why this site cannot fetch a third site's data for a peer; ``push_whole`` pushes
-    a peer the third site's entries it asked for whole.
+    a peer the third site's entries it asked for whole; ``on_limits`` tells those waiting
+    for a peer's data that its budget holds bulk back, or no longer does.
     """
 
     def __init__(self, node: Node, reads: Reads, complete: Complete, catch_up: CatchUpWith,
-                 why_refused: WhyRefused, push_whole: PushWhole) -> None:
+                 why_refused: WhyRefused, push_whole: PushWhole, on_limits: OnLimits) -> None:
         self.node = node
         self.reads = reads
         self.pen: Pen[Session] = Pen()
@@ -61,6 +64,7 @@ class Arrivals:
         self._catch_up = catch_up
         self._why_refused = why_refused
         self._push_whole = push_whole
+        self._on_limits = on_limits
         #: What peers refuse to fetch for this site, and what this site refuses its peers.
         self.refused, self.refusing = Refusals(by_peer=True), Refusals(by_peer=False)
 
@@ -82,6 +86,8 @@ class Arrivals:
             await self._catch_up(session)
         elif isinstance(action, Refused):
             await self._on_refused(session, action)
+        elif isinstance(action, Limits):
+            self._on_limits(session)
         elif isinstance(action, Lacking):
             self.reads.lacking(session, action.ids, action.held_at, action.pending)
             if not action.pending:  # the holder has none: nothing to ask it again for

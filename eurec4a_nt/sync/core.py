@@ -19,7 +19,7 @@ from ..entries import Entry, check_topics
 from ..ids import ObjectId
 from ..log import Commit
 from ..logstate import CheckpointRef
-from .actions import Action, CatchUp, Join, Keep, Lacking, Receive, Refused, Relay, Say
+from .actions import Action, CatchUp, Join, Keep, Lacking, Limits, Receive, Refused, Relay, Say
 from .budget import PIECE_ROOM, STOP_MARGIN
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .outbox import Follow, Outbox, Priority, SendItem
@@ -177,6 +177,7 @@ class Peer:
             self.wants = Subscription.from_json(body)
         elif kind == "limits":
             self.bulk = bool(body.get("bulk", True))
+            return [Limits(self.bulk)]
         elif kind == "pushing":
             self.deep_incoming.update(ObjectId.parse(r) for r in body.get("roots") or [])
         elif kind == "want":

@@ -48,7 +48,7 @@ class Exchange:
         self._backlog: dict[str, list[SendItem]] = {}
         self._commits = asyncio.Lock()
         self.arrivals = Arrivals(node, reads, self._complete_from, self._catch_up, self.why_refused,
-                                 self.push_whole)
+                                 self.push_whole, self.held_back)
         node.listen("commits", lambda commits: spawn(self._on_commits()))
         node.listen("objects", self._on_objects)
         node.listen("rules", lambda rules: spawn(self._on_rules()))
@@ -72,6 +72,7 @@ class Exchange:
             spawn(old.ws.close())
         self.sessions[session.peer] = session
         self._lift_refusals(session.peer)
+        self.held_back(session)
         spawn(self._fetch_for("", [e for e in self._waits.entries() if e.site == session.peer]))
         self.meter.tell_budget(session)
         backlog = self._backlog.pop(session.peer, [])
@@ -104,6 +105,16 @@ class Exchange:
         for other in list(self.sessions.values()):
             if site in other.core.told.refused():
                 self.arrivals.tell_refusal(other, site, reason)
+
+    def held_back(self, origin: Session) -> None:
+        """``origin`` lets bulk flow or holds it back (its link's budget): tell the peers
+        waiting here for pushes of its bulk entries, and those told it was held back,
+        whether it is."""
+        reason = self.why_refused(origin.peer, Priority.BULK)
+        waiting = self._waits.peers_for(origin.peer, lambda e: origin.core.rank(e)[0] is Priority.BULK)
+        for other in list(self.sessions.values()):
+            if other is not origin and (other in waiting or origin.peer in other.core.told.refused()):
+                self.arrivals.tell_refusal(other, origin.peer, reason)
 
     def ended(self, session: Session) -> None:
         """Link down: count its traffic, fail reads waiting on it, and keep what it still
@@ -184,6 +195,8 @@ class Exchange:
                 far.setdefault(entry.site, []).append(entry)
         for site, group in far.items():
             origin = self.sessions[site]
+            if not origin.core.bulk:  # its budget holds bulk back: say so to those waiting
+                self.held_back(origin)
             rounds = [(entry, plan.Wants(deep=[entry.root])) for entry in group]
             for priority, _, wants in by_priority(rounds, origin.core.rank):
                 await origin.perform(origin.core.want(wants, priority))

@@ -153,6 +153,11 @@ class PushWaits(Generic[T]):
             roots |= self._blockers.pop(oid, set())
         return [self._waiting[r][0][1] for r in roots if self._waiting.get(r)]
 
+    def peers_for(self, site: str, which: Callable[[Entry], bool]) -> list[T]:
+        """The peers waiting for pushes of ``site``'s entries for which ``which`` holds."""
+        return [peer for waiting in self._waiting.values() for peer, entry in waiting
+                if entry.site == site and which(entry)]
+
     def entries(self) -> list[Entry]:
         """One entry per root whose pushes wait."""
         return [waiting[0][1] for waiting in self._waiting.values() if waiting]

@@ -40,7 +40,7 @@ def why_refused(hub: str, site: str, *, known: bool, linked: bool, bulk_held: bo
     if not linked:
         return f"{hub} has no link to {site}"
     if bulk_held:
-        return f"the daily budget of {hub}'s link to {site} is spent; bulk waits for the next UTC day"
+        return f"the daily budget of the link between {hub} and {site} is spent; bulk waits for the next UTC day"
     return None
 
 
