@@ -24,13 +24,14 @@ import yaml
 
 from .catalog import dump, site_catalog, top_catalog, write_atomic
 from .entries import Entry, check_name, check_site
-from .errors import BadCommit, BadInput, NotFound
+from .errors import BadCommit, BadInput, Corrupt, NotFound, ObjectMissing
 from .folders import Folder
 from .keyring import Keyring, KeyringSite, SiteKey
 from .listing import Listings, SiteIndex
 from .log import Change, Commit, SiteLog, SiteState, parse_commit
 from .logfiles import FolderLogs, LogFiles, ObjectLogs
 from .logstate import CheckpointRef, Fork, LogState
+from .manifests import children
 from .series import Product
 from .settings import ProductRule, StoreFile, load
 from .stores.base import ObjectStore
@@ -334,9 +335,16 @@ class SiteStore:
 
     def checkpoint(self, site: str) -> CheckpointRef | None:
         """The newest checkpoint of ``site``'s log this store hands out (over HTTP and
-        links): one a commit held here names, whose file record is held here."""
+        links): one a commit held here names, whose file record and blocks are all held
+        here (a record kept without its blocks, or a damaged one, is not handed out)."""
         found = self.db.checkpoint(site)
-        return found if found is not None and self.objects.has(found.root) else None
+        if found is None or not self.objects.has(found.root):
+            return None
+        try:
+            blocks = [oid for oid, _ in children(self.objects.get(found.root))]
+        except (Corrupt, ObjectMissing):
+            return None
+        return None if self.objects.missing(blocks) else found
 
     def start_from(self, raw: bytes) -> bool:
         """Start the log of another site here at the checkpoint ``raw``, once its

@@ -176,3 +176,26 @@ def test_a_hub_relays_the_checkpoint_of_a_ship_linked_to_it(tmp_path: Path) -> N
     assert (have.seq, have.head, have.count(), have.base) == (want.seq, want.head, want.count(), 2500)
     assert [c.seq for c in mpi.log(SITE)] == [2501, 2502]
     assert SiteStore(tmp_path / "OPS").checkpoint(SITE) is not None  # kept by the hub on the way
+
+
+def test_a_hub_holding_a_checkpoints_record_but_not_its_blocks_does_not_offer_it(tmp_path: Path) -> None:
+    """The hub kept the checkpoint's file record on the way but not its blocks (the ship
+    dropped meanwhile), and the ship is offline: the hub offers no checkpoint it cannot
+    serve; the newcomer takes every commit without a failed fetch."""
+    campaign = Campaign(tmp_path, "OPS", {SITE: Remote(FAST), "MPI": Remote(FAST)})
+    ship = SiteStore(tmp_path / SITE)
+    checkpointed_log(ship)
+    (tmp_path / "OPS" / "logs" / f"{SITE}.jsonl").write_bytes((ship.path / "logs" / f"{SITE}.jsonl").read_bytes())
+    hub = SiteStore(tmp_path / "OPS")
+    root = ship.db.checkpoint(SITE).root
+    hub.objects.put(ship.objects.get(root), root)
+    assert hub.checkpoint(SITE) is None  # its blocks are not here
+    try:
+        campaign.hub.start()
+        campaign.start_remote("MPI")
+        caught_up(campaign)
+    finally:
+        campaign.stop()
+    mpi = SiteStore(tmp_path / "MPI")
+    assert [c.seq for c in mpi.log(SITE)] == list(range(1, 2503))
+    assert "refused the checkpoint" not in (tmp_path / "MPI.log").read_text()
