@@ -38,12 +38,12 @@ class Built(NamedTuple):
 
 
 class Answers(SQLiteFile):
-    """Answers by ETag: :data:`in_memory` kept in memory (least recently used goes
-    first), :data:`on_disk` in the file (oldest built goes first). Safe from several
-    threads and server processes; a failing write is not an error (the answer is
-    built again next time)."""
+    """Answers by ETag: ``in_memory`` of them kept in memory (least recently used goes
+    first), ``on_disk`` bytes of them in the file (oldest built goes first). Safe from
+    several threads and server processes; a failing write is not an error (the answer
+    is built again next time)."""
 
-    def __init__(self, path: Path, in_memory: int = 64, on_disk: int = 1024) -> None:
+    def __init__(self, path: Path, in_memory: int = 64, on_disk: int = 64 << 20) -> None:
         super().__init__(path, _SCHEMA)
         self.in_memory, self.on_disk = in_memory, on_disk
         self._kept: OrderedDict[str, Built] = OrderedDict()
@@ -70,8 +70,9 @@ class Answers(SQLiteFile):
             with self._tx() as db:
                 db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
                            (etag, built.content_type, built.body, time.time()))
-                db.execute("DELETE FROM answers WHERE made < (SELECT made FROM answers ORDER BY made DESC "
-                           "LIMIT 1 OFFSET ?)", (self.on_disk - 1,))
+                db.execute("DELETE FROM answers WHERE made <= (SELECT made FROM (SELECT made, SUM(LENGTH(body)) "
+                           "OVER (ORDER BY made DESC) AS kept FROM answers) WHERE kept > ? ORDER BY made DESC "
+                           "LIMIT 1)", (self.on_disk,))
         except sqlite3.Error as exc:  # a full disk, a file locked too long: built again next time
             log.warning("keeping a catalog answer in %s: %s", self.path, exc)
 
