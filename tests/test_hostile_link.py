@@ -349,6 +349,36 @@ def test_messages_and_pieces_a_peer_should_not_send(hub: SiteProcess) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_refusals_a_peer_should_not_send_are_dropped(hub: SiteProcess) -> None:
+    """``refused`` messages: malformed ones (a line break, too long, no reason) are
+    dropped, one naming a site not in the hub's keyring is ignored; one well formed is
+    shown until the peer lifts it, and the session goes on."""
+
+    def refused() -> list[dict[str, Any]]:
+        return [r for link in status(hub.url)["links"] if link.get("peer") == "BCO" for r in link["refused"]]
+
+    async def run() -> None:
+        dialler = Dialler(hub)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            for body in ({"type": "refused", "site": "Nowhere", "reason": "made up"},
+                         {"type": "refused", "site": "RV-Meteor", "reason": "a\nb"},
+                         {"type": "refused", "site": "RV-Meteor", "reason": "r" * 5000},
+                         {"type": "refused", "site": "RV-Meteor"}):
+                await ws.send_str(json.dumps(body))
+            await asyncio.sleep(1)
+            assert not ws.closed and refused() == []
+            await ws.send_str(json.dumps({"type": "refused", "site": "RV-Meteor", "reason": "BCO has no link"}))
+            wait_until(lambda: refused(), 10, "the refusal shown")
+            assert [(r["site"], r["reason"]) for r in refused()] == [("RV-Meteor", "BCO has no link")]
+            await ws.send_str(json.dumps({"type": "refused", "site": "RV-Meteor", "reason": None}))
+            wait_until(lambda: not refused(), 10, "the refusal cleared")
+            await ws.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
 def test_a_flood_of_made_up_ids_records_no_wants(hub: SiteProcess) -> None:
     ids = [ObjectId.of(os.urandom(8)) for _ in range(10_000)]
     t0 = time.monotonic()
