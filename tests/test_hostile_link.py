@@ -369,7 +369,7 @@ def test_refusals_a_peer_should_not_send_are_dropped(hub: SiteProcess) -> None:
             await asyncio.sleep(1)
             assert not ws.closed and refused() == []
             await ws.send_str(json.dumps({"type": "refused", "site": "RV-Meteor", "reason": "BCO has no link"}))
-            wait_until(lambda: refused(), 10, "the refusal shown")
+            wait_until(refused, 10, "the refusal shown")
             assert [(r["site"], r["reason"]) for r in refused()] == [("RV-Meteor", "BCO has no link")]
             await ws.send_str(json.dumps({"type": "refused", "site": "RV-Meteor", "reason": None}))
             wait_until(lambda: not refused(), 10, "the refusal cleared")
