@@ -14,9 +14,11 @@ import requests
 import yaml
 
 import eurec4a_nt as nt
+from eurec4a_nt.client import SiteClient
 from eurec4a_nt.demokit import sampledata
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.errors import BadInput
+from eurec4a_nt.jupyter.rows import ServerView
 from eurec4a_nt.schema import link_message
 from eurec4a_nt.sync.core import Peer
 from eurec4a_nt.sync.partials import Partials
@@ -116,6 +118,8 @@ def test_a_hub_without_a_link_to_the_origin_refuses_with_the_reason_until_it_gai
                                   "--token", bco.token], capture_output=True, text=True, timeout=60, check=True)
         assert f"refused by OPS: {NO_LINK}" in listing.stdout, listing.stdout
         assert NO_LINK in requests.get(bco.url + "/", timeout=10).text
+        widget_rules = ServerView(SiteClient(bco.url, token=bco.token)).snapshot().rules
+        assert [r["refused"] for r in widget_rules] == [f"refused by OPS: {NO_LINK}"]
 
         # BCO asks again (a second rule): nothing new is logged on either side
         nt.prefetch(["sondes"], sites=["RV-Merian"], wait=False, server=bco.url, token=bco.token)
