@@ -1,6 +1,7 @@
 """Small objects sent whole travel together in one compressed message to a peer that
-takes batches, and one by one to a peer that does not; the receiver acknowledges a
-batch as the pieces it holds."""
+takes batches, and one by one to a peer that does not; objects whole in one piece go
+without their id, which the receiver computes; acknowledgements count every piece at
+its full size, however it travelled."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from eurec4a_nt.sync.core import Peer
 from eurec4a_nt.sync.outbox import Priority
 from eurec4a_nt.sync.partials import Partials
 from eurec4a_nt.sync.session import Session
-from eurec4a_nt.sync.wire import BATCH_BYTES, Piece, batch, batch_size, read_ack, unbatch
+from eurec4a_nt.sync.wire import BATCH_BYTES, RAW, Piece, batch, batch_size, read_ack, unbatch
 
 
 class Recorder:
@@ -44,6 +45,10 @@ def records(n: int) -> list[bytes]:
 
 async def nothing_to_act_on(session: Session, action: object) -> None:
     raise AssertionError(f"nothing to act on: {action}")
+
+
+async def keep_nothing(session: Session, action: object) -> None:
+    pass
 
 
 def send_all(tmp_path: Path, objects: list[bytes], batches: bool) -> list[bytes | str]:
@@ -75,10 +80,22 @@ def test_small_objects_go_together_to_a_peer_that_takes_batches(tmp_path: Path) 
     assert len(one_by_one) == 40 and all(isinstance(m, bytes) and m[:1] == b"P" for m in one_by_one)
     assert len(together) == 1 and isinstance(together[0], bytes) and together[0][:1] == b"M"
     inner = unbatch(together[0])
-    assert sorted(inner) == sorted(one_by_one)  # the very pieces, byte for byte
+    assert sorted(p.oid for p in inner) == sorted(ObjectId.of(o) for o in objects)
+    assert {p.oid: p.data for p in inner} == {Piece.unpack(m).oid: Piece.unpack(m).data  # type: ignore[arg-type]
+                                             for m in one_by_one}
     assert batch_size(together[0]) == sum(map(len, one_by_one))  # what the receiver acknowledges
-    assert {Piece.unpack(p).oid for p in inner} == {ObjectId.of(o) for o in objects}
-    assert len(together[0]) < 0.6 * sum(map(len, one_by_one))
+    assert len(together[0]) < 0.4 * sum(map(len, one_by_one))
+
+
+def test_a_whole_object_travels_without_its_id(tmp_path: Path) -> None:
+    blob = os.urandom(20_000)  # too large for a batch, whole in one piece
+    plain, = send_all(tmp_path, [blob], batches=False)
+    compact, = send_all(tmp_path, [blob], batches=True)
+    assert isinstance(plain, bytes) and isinstance(compact, bytes)
+    assert len(plain) - len(compact) == 36 and compact[2:] == blob
+    piece = Piece.unpack(compact)
+    assert piece.oid == ObjectId.of(blob) and piece.size == len(plain)  # acknowledged at its full size
+    assert Piece.unpack(plain) == piece
 
 
 def test_a_batch_is_sent_when_it_is_full(tmp_path: Path) -> None:
@@ -86,23 +103,26 @@ def test_a_batch_is_sent_when_it_is_full(tmp_path: Path) -> None:
     sent = send_all(tmp_path, objects, batches=True)
     assert len(sent) > 1
     assert all(batch_size(m) <= BATCH_BYTES + 4096 for m in sent if isinstance(m, bytes) and m[:1] == b"M")
-    got = [Piece.unpack(p).oid for m in sent if isinstance(m, bytes)
-           for p in (unbatch(m) if m[:1] == b"M" else [m])]
+    got = [p.oid for m in sent if isinstance(m, bytes) for p in (unbatch(m) if m[:1] == b"M" else [Piece.unpack(m)])]
     assert sorted(got) == sorted(ObjectId.of(o) for o in objects)
 
 
-def test_a_receiver_acknowledges_a_batch_as_its_pieces(tmp_path: Path) -> None:
-    packed = [m for m in send_all(tmp_path, records(5), batches=False) if isinstance(m, bytes)]
+def test_a_receiver_acknowledges_pieces_at_their_full_size(tmp_path: Path) -> None:
+    objects = records(5)
+    full = [m for m in send_all(tmp_path, objects, batches=False) if isinstance(m, bytes)]
+    pieces = [Piece.unpack(m) for m in full]
 
     async def run() -> list[bytes | str]:
         core = Peer("OPS", None, {"heads": {}}, Partials())
-        session = Session(core, Recorder(), LocalStore(tmp_path / "in"), nothing_to_act_on,  # type: ignore[arg-type]
+        session = Session(core, Recorder(), LocalStore(tmp_path / "in"), keep_nothing,  # type: ignore[arg-type]
                           lambda session, sent, received: None)
-        await session._on_batch(batch(packed))
+        await session._on_batch(batch(pieces[:3]))
+        for piece in pieces[3:]:
+            await session._on_message(piece.pack(compact=True))
         return [session.control.get_nowait() for _ in range(session.control.qsize())]
 
-    acks = asyncio.run(run())
-    assert [read_ack(a) for a in acks if isinstance(a, bytes)] == [sum(map(len, packed))]
+    acks = [read_ack(a) for a in asyncio.run(run()) if isinstance(a, bytes)]
+    assert acks == [sum(map(len, full[:3])), sum(map(len, full[:4])), sum(map(len, full))]
 
 
 @pytest.mark.parametrize("damage", [b"M", b"M\x05", b"M\xff\xff\xff\xff\x0f" + b"x" * 10,
@@ -113,6 +133,11 @@ def test_damaged_batches_are_refused(damage: bytes) -> None:
 
 
 def test_a_batch_that_expands_past_its_claim_is_refused() -> None:
-    message = batch([b"P" + b"\x00" * 40000])
+    message = batch([Piece(ObjectId.of(b"\x00" * 40000), RAW, None, 0, 40000, b"\x00" * 40000)])
     with pytest.raises(BadInput):
-        unbatch(b"M\x64" + message[4:])  # claims 100 bytes, holds 40,001
+        unbatch(b"M\x64" + message[4:])  # claims 100 bytes, holds 40,002
+
+
+def test_unknown_piece_flags_are_refused() -> None:
+    with pytest.raises(BadInput):
+        Piece.unpack(b"P\x20" + b"\x00" * 40)

@@ -70,8 +70,8 @@ class Session:
         #: not acknowledge pieces is sent to unpaced).
         self.pacer: Pacer | None = Pacer()
         self._pieces_received = 0
-        #: Packed pieces of small whole objects waiting to go as one batch (see :mod:`.wire`).
-        self._batch: list[bytes] = []
+        #: Pieces of small whole objects waiting to go as one batch (see :mod:`.wire`).
+        self._batch: list[Piece] = []
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -96,8 +96,7 @@ class Session:
                     await self._guarded("batch of pieces", self._on_batch(msg.data))
                 elif msg.type == WSMsgType.BINARY:
                     self._count(received=len(msg.data))
-                    self._acknowledge(len(msg.data))
-                    await self._guarded("piece", self._on_piece(msg.data))
+                    await self._guarded("piece", self._on_message(msg.data))
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
@@ -181,11 +180,19 @@ class Session:
 
     async def _on_batch(self, message: bytes) -> None:
         self._acknowledge(batch_size(message))  # the pieces it holds count, damaged or not
-        for packed in unbatch(message):
-            await self._guarded("piece", self._on_piece(packed))
+        for piece in unbatch(message):
+            await self._guarded("piece", self._on_piece(piece))
 
-    async def _on_piece(self, message: bytes) -> None:
-        piece = Piece.unpack(message)
+    async def _on_message(self, message: bytes) -> None:
+        try:
+            piece = Piece.unpack(message)
+        except BadInput:
+            self._acknowledge(len(message))
+            raise
+        self._acknowledge(piece.size)  # at its full size, however it travelled
+        await self._on_piece(piece)
+
+    async def _on_piece(self, piece: Piece) -> None:
         held = await offloop.call(self.store.has, piece.oid)
         await self.perform(self.core.piece(piece, held))
 
@@ -216,16 +223,15 @@ class Session:
                 await self._await_ack()  # then the most urgent item again: it may have changed
                 continue
             piece, after = self.core.outbox.take_piece(item)
-            data = piece.pack()
-            if self.core.batches and len(piece.data) == piece.total and len(data) <= BATCH_PIECE:
-                self._batch.append(data)
-                if sum(map(len, self._batch)) >= BATCH_BYTES:
+            if self.core.batches and len(piece.data) == piece.total and piece.size <= BATCH_PIECE:
+                self._batch.append(piece)
+                if sum(p.size for p in self._batch) >= BATCH_BYTES:
                     await self._send_batch()
             else:
                 await self._send_batch()
-                await self._send_piece(data)
+                await self._send_piece(piece.pack(compact=self.core.batches))
             if self.pacer is not None:
-                self.pacer.on_sent(len(data), time.monotonic())
+                self.pacer.on_sent(piece.size, time.monotonic())
             else:  # a peer that acknowledges nothing: what went out counts as arrived
                 self.core.outbox.acked(self.core.outbox.taken)
             if after:
@@ -241,8 +247,8 @@ class Session:
     async def _send_batch(self) -> None:
         """Send the pieces waiting to go together (one alone as it is)."""
         if self._batch:
-            packed, self._batch = self._batch, []
-            await self._send_piece(packed[0] if len(packed) == 1 else batch(packed))
+            waiting, self._batch = self._batch, []
+            await self._send_piece(waiting[0].pack(compact=True) if len(waiting) == 1 else batch(waiting))
 
     async def _await_ack(self) -> None:
         """Wait for an acknowledgement (or a control message to send). A peer that has

@@ -8,6 +8,9 @@ The flags hold the encoding (low two bits) and whether a base id follows (``0x80
 only a delta names one); ``offset`` and ``total`` are unsigned LEB128 varints (three
 bytes for a 1 MiB block), so a piece of 64 KiB carries 40 bytes of header. They count
 bytes of the *encoded* object, so a transfer cut by a drop resumes where it stopped.
+To a peer that takes batches (below), an object sent raw and whole in one piece goes as
+``'P' | 0x40 | bytes``: the receiver computes its id from the bytes instead of being told
+one to check them against, which proves exactly as much.
 Encodings: raw, zstd, or a zstd delta against a base object the receiver said it
 holds. The receiver always verifies the decoded bytes against the id before keeping
 them.
@@ -21,8 +24,8 @@ can pace itself (see :mod:`.pacing`).
 Small objects sent whole one after another (file records, manifests, metadata) travel
 together to a peer that takes batches: ``'M' | varint(bytes of the pieces) | zstd(
 (varint(length) | piece)...)``, see :func:`batch`. Compressed together, their JSON and
-hex ids cost about half, and the message framing is paid once; the receiver counts the
-pieces' own bytes in its acknowledgements, as if they had come one by one.
+hex ids cost about half, and the message framing is paid once. Acknowledgements always
+count pieces at their full size (:attr:`Piece.size`), however they travelled.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ MAX_OBJECT = 32 << 20
 RAW, ZSTD, DELTA = 0, 1, 2
 _HEAD = struct.Struct(">cB32s")
 _HAS_BASE = 0x80
+_WHOLE = 0x40
+_ENCODING = 0x03
 #: Control messages above this size are sent compressed when that saves bytes.
 SQUEEZE_ABOVE = 512
 #: A compressed control message may not expand past this (a bomb is refused).
@@ -75,7 +80,16 @@ class Piece:
         return (_HEAD.size + (32 if self.base else 0) + len(varint(self.offset)) + len(varint(self.total))
                 + len(self.data))
 
-    def pack(self) -> bytes:
+    @property
+    def whole(self) -> bool:
+        """Whether this is a raw object whole in one piece (its id is its bytes' hash)."""
+        return self.encoding == RAW and self.base is None and self.offset == 0 and len(self.data) == self.total
+
+    def pack(self, compact: bool = False) -> bytes:
+        """The piece as sent; ``compact`` (to a peer that takes batches) leaves out the
+        id, offset and total of a :attr:`whole` piece."""
+        if compact and self.whole:
+            return bytes((ord("P"), RAW | _WHOLE)) + self.data
         flags = self.encoding | (_HAS_BASE if self.base else 0)
         head = _HEAD.pack(b"P", flags, bytes.fromhex(self.oid))
         base = bytes.fromhex(self.base) if self.base else b""
@@ -83,11 +97,17 @@ class Piece:
 
     @classmethod
     def unpack(cls, message: bytes) -> Piece:
+        """A piece as received; :class:`BadInput` if it is malformed."""
+        if message[:2] == bytes((ord("P"), RAW | _WHOLE)):
+            data = message[2:]
+            if len(data) > MAX_OBJECT:
+                raise BadInput(f"object of {len(data)} bytes in a piece; a link carries at most {MAX_OBJECT}")
+            return cls(ObjectId.of(data), RAW, None, 0, len(data), data)
         if len(message) < _HEAD.size:
             raise BadInput("short object piece")
         kind, flags, oid = _HEAD.unpack_from(message)
-        encoding = flags & 0x7F
-        if kind != b"P" or encoding not in (RAW, ZSTD, DELTA):
+        encoding = flags & _ENCODING
+        if kind != b"P" or encoding not in (RAW, ZSTD, DELTA) or flags & ~(_ENCODING | _HAS_BASE):
             raise BadInput("unknown piece kind or encoding")
         at, base = _HEAD.size, None
         if flags & _HAS_BASE:
@@ -128,10 +148,11 @@ def read_ack(message: bytes) -> int:
     return total
 
 
-def batch(packed: list[bytes]) -> bytes:
-    """Packed pieces as one message: ``'M' | varint(their bytes) | zstd(varint(length) | piece ...)``."""
-    body = b"".join(varint(len(p)) + p for p in packed)
-    return b"M" + varint(sum(map(len, packed))) + zstandard.ZstdCompressor(level=_LEVEL).compress(body)
+def batch(pieces: list[Piece]) -> bytes:
+    """Pieces as one message: ``'M' | varint(their full size) | zstd((varint(length) |
+    compact piece)...)``."""
+    body = b"".join(varint(len(p)) + p for p in (piece.pack(compact=True) for piece in pieces))
+    return b"M" + varint(sum(p.size for p in pieces)) + zstandard.ZstdCompressor(level=_LEVEL).compress(body)
 
 
 def batch_size(message: bytes) -> int:
@@ -143,22 +164,22 @@ def batch_size(message: bytes) -> int:
     return size
 
 
-def unbatch(message: bytes) -> list[bytes]:
-    """The packed pieces of a batch; :class:`BadInput` if it is damaged, expands past
-    what it claims, or its pieces do not add up to it."""
+def unbatch(message: bytes) -> list[Piece]:
+    """The pieces of a batch; :class:`BadInput` if it is damaged, expands past what it
+    claims, or its pieces do not add up to it."""
     size = batch_size(message)
     _, at = _read_varint(message, 1)
     try:
         with zstandard.ZstdDecompressor().stream_reader(message[at:]) as reader:
-            body = reader.read(2 * size + 16)  # pieces and their lengths; more is a bomb
+            body = reader.read(size + size // 8 + 16)  # pieces and their lengths; more is a bomb
     except zstandard.ZstdError as exc:
         raise BadInput(f"damaged batch of pieces: {exc}") from None
     out, at = [], 0
     while at < len(body):
         length, at = _read_varint(body, at)
-        out.append(body[at:at + length])
+        out.append(Piece.unpack(body[at:at + length]))
         at += length
-    if at != len(body) or sum(map(len, out)) != size:
+    if at != len(body) or sum(p.size for p in out) != size:
         raise BadInput("a batch of pieces does not add up")
     return out
 
