@@ -10,6 +10,7 @@ import pytest
 
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.testing.s3 import moto_s3, s3_env
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +46,19 @@ def scratch(tmp_path: Path) -> Iterator[Path]:
     """The test's ``tmp_path``, removed afterwards: for tests that write hundreds of MB."""
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on a free loopback port for the whole session."""
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point every AWS client of this test and its subprocesses at the moto server."""
+    env = s3_env(s3_endpoint)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -25,26 +24,11 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.keyring import Keyring
 from eurec4a_nt.log import Change
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_env
+from eurec4a_nt.testing.s3 import new_bucket
 
 pytestmark = pytest.mark.timeout(240)
 
 HUB = "MPI"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_s3() as url:
-        yield url
-
-
-@pytest.fixture
-def aws(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Point every AWS client of this test and its subprocesses at the moto server."""
-    env = s3_env(endpoint)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,11 +67,11 @@ _PUBLISHER = textwrap.dedent("""
 """)
 
 
-def test_concurrent_publishers_on_one_bucket_make_one_log(aws: dict[str, str], endpoint: str,
+def test_concurrent_publishers_on_one_bucket_make_one_log(aws: dict[str, str], s3_endpoint: str,
                                                           tmp_path: Path) -> None:
     """Four processes, two copies of the site's local folder, one bucket: every publish
     lands, in one chain, whoever lost a race signed again on the new head."""
-    url, folder_a = init_hub(tmp_path, endpoint)
+    url, folder_a = init_hub(tmp_path, s3_endpoint)
     folder_b = tmp_path / "mpi-b"
     shutil.copytree(folder_a, folder_b)
     procs = [subprocess.Popen([sys.executable, "-c", _PUBLISHER, str(folder), str(tmp_path / "work" / who),
@@ -112,9 +96,9 @@ def test_concurrent_publishers_on_one_bucket_make_one_log(aws: dict[str, str], e
         assert store.entry(HUB, f"ql/{who}/11.txt").size == len(f"{who} 11\n")
 
 
-def test_servers_on_one_bucket_serve_and_push_each_others_commits(aws: dict[str, str], endpoint: str,
+def test_servers_on_one_bucket_serve_and_push_each_others_commits(aws: dict[str, str], s3_endpoint: str,
                                                                   tmp_path: Path) -> None:
-    url, folder_a = init_hub(tmp_path, endpoint)
+    url, folder_a = init_hub(tmp_path, s3_endpoint)
     folder_b = tmp_path / "mpi-b"
     shutil.copytree(folder_a, folder_b)
     ship = SiteStore.init(tmp_path / "RV-Meteor", "RV-Meteor")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,27 +25,19 @@ from eurec4a_nt.server.blocks import READ_AHEAD
 from eurec4a_nt.server.context import NODE
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.stores.fsspec import FsspecStore
-from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_env, s3_options
+from eurec4a_nt.testing.s3 import new_bucket, s3_options
 
 pytestmark = pytest.mark.timeout(180)
 
 HUB = "MPI"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_s3() as url:
-        yield url
-
-
 @pytest.fixture
-def hub(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[SiteStore, Entry, bytes]:
+def hub(aws: dict[str, str], s3_endpoint: str, tmp_path: Path) -> tuple[SiteStore, Entry, bytes]:
     """A site whose objects are in a fresh bucket, holding ``raw/big.bin`` (seeded
     incompressible bytes, so always the same 16 blocks); every AWS client of the test
     points at the moto server."""
-    for key, value in s3_env(endpoint).items():
-        monkeypatch.setenv(key, value)
-    store = SiteStore.init(tmp_path / HUB, HUB, objects=f"s3://{new_bucket(endpoint)}/mpi")
+    store = SiteStore.init(tmp_path / HUB, HUB, objects=f"s3://{new_bucket(s3_endpoint)}/mpi")
     path = raw_file(tmp_path / "big.bin", size=16 << 20, seed=8)
     data = path.read_bytes()
     entry = nt.publish(path, name="raw/big.bin", store=store.path, progress=False)
@@ -82,7 +73,7 @@ def received(url: str, **headers: str) -> tuple[int, bytes]:
 
 
 def test_an_entry_on_s3_is_served_whole_and_damage_is_refused(hub: tuple[SiteStore, Entry, bytes],
-                                                              endpoint: str) -> None:
+                                                              s3_endpoint: str) -> None:
     store, entry, data = hub
     found = blocks(store, entry)
     server = SiteProcess(store.path).start()
@@ -95,7 +86,7 @@ def test_an_entry_on_s3_is_served_whole_and_damage_is_refused(hub: tuple[SiteSto
 
         # a damaged block in the middle: everything before it is served, none of it
         oid, offset, _ = found[5]
-        damage(store, endpoint, oid)
+        damage(store, s3_endpoint, oid)
         status, got = received(url)
         assert status == 200 and len(got) <= offset and got == data[:len(got)]
         # a read that starts in the damaged block is an error before the first byte

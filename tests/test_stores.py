@@ -35,7 +35,7 @@ from eurec4a_nt.stores.fsspec import FsspecStore
 from eurec4a_nt.stores.grouped import GroupCommit
 from eurec4a_nt.stores.http import HTTPStore
 from eurec4a_nt.stores.local import LocalStore
-from eurec4a_nt.testing.s3 import moto_s3, new_bucket, s3_options
+from eurec4a_nt.testing.s3 import new_bucket, s3_options
 from eurec4a_nt.testing.store_tests import StoreTests, sample
 
 pytestmark = pytest.mark.timeout(120)
@@ -99,13 +99,6 @@ class TestFsspecFileStore(StoreTests):
         tmp = tmp_path / "store" / "tmp"
         assert not tmp.exists() or list(tmp.iterdir()) == []
         assert len(list(store.ids())) == 20
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on a free loopback port for the whole session."""
-    with moto_s3() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture
