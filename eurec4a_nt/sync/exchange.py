@@ -71,7 +71,6 @@ class Exchange:
         if old is not None and old is not session:
             spawn(old.ws.close())
         self.sessions[session.peer] = session
-        self._lift_refusals(session.peer)
         self.held_back(session)
         spawn(self._fetch_for("", [e for e in self._waits.entries() if e.site == session.peer]))
         self.meter.tell_budget(session)
@@ -98,18 +97,11 @@ class Exchange:
                                     linked=self.linked(site),
                                     bulk_held=priority is Priority.BULK and origin is not None and not origin.core.bulk)
 
-    def _lift_refusals(self, site: str) -> None:
-        """``site`` connected: tell the peers refused its data for want of a link that
-        it is fetched for them now (they ask again)."""
-        reason = self.why_refused(site, Priority.ESSENTIAL)
-        for other in list(self.sessions.values()):
-            if site in other.core.told.refused():
-                self.arrivals.tell_refusal(other, site, reason)
-
     def held_back(self, origin: Session) -> None:
-        """``origin`` lets bulk flow or holds it back (its link's budget): tell the peers
-        waiting here for pushes of its bulk entries, and those told it was held back,
-        whether it is."""
+        """``origin`` connected, or lets bulk flow or holds it back (its link's budget):
+        tell the peers waiting here for pushes of its bulk entries, and those told they
+        are refused its data, whether (and why) they are now; a peer refused for want of
+        a link asks again once told it is not."""
         reason = self.why_refused(origin.peer, Priority.BULK)
         waiting = self._waits.peers_for(origin.peer, lambda e: origin.core.rank(e)[0] is Priority.BULK)
         for other in list(self.sessions.values()):
