@@ -159,16 +159,17 @@ class Arrivals:
 
     async def _on_refused(self, session: Session, refused: Refused) -> None:
         """The peer refuses (or, with no reason, no longer refuses) to fetch a site's data
-        for this site: keep that for status. Either way it sends nothing below the roots
-        of that site's entries asked for whole; once it serves again, ask again."""
+        for this site: keep that for status. Once a refusal held here is lifted, ask again
+        for what this site lacks of that site's entries (what was asked for whole while
+        refused never came)."""
         site = refused.site
         if site not in self.node.store.keyring.sites:  # not a site whose entries this site knows
             return
-        self.refused.note(session.peer, site, refused.reason)
+        if not self.refused.note(session.peer, site, refused.reason) or refused.reason is not None:
+            return
         entries = await asyncio.to_thread(lambda: list(self.node.store.state(site).entries.values()))
         session.core.deep_incoming.difference_update(e.root for e in entries)
-        if refused.reason is None:
-            await self._complete(session, entries)
+        await self._complete(session, entries)
 
     def tell_refusal(self, session: Session, site: str, reason: str | None) -> None:
         """Tell the peer (once, and again when it changes) whether fetching ``site``'s

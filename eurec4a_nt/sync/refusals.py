@@ -86,27 +86,29 @@ class Refusals:
         self.by_peer = by_peer
         self._held: dict[tuple[str, str], Refusal] = {}
 
-    def note(self, peer: str, site: str, reason: str | None) -> None:
+    def note(self, peer: str, site: str, reason: str | None) -> bool:
         """Fetching ``site``'s data through ``peer`` (or for ``peer``) is refused for
-        ``reason``, or (None) no longer refused. More than :data:`MAX_PER_PEER` refusals
-        of one peer are dropped with a log line."""
+        ``reason``, or (None) no longer refused; True if that changed what is held. More
+        than :data:`MAX_PER_PEER` refusals of one peer are dropped with a log line."""
         key, old = (peer, site), self._held.get((peer, site))
         if reason is None:
-            if old is not None:
-                del self._held[key]
-                log.info("prefetch of %s's data %s %s again", site,
-                         "served through" if self.by_peer else "fetched here for", peer)
-            return
+            if old is None:
+                return False
+            del self._held[key]
+            log.info("prefetch of %s's data %s %s again", site,
+                     "served through" if self.by_peer else "fetched here for", peer)
+            return True
         if old is not None and old.reason == reason:
-            return
+            return False
         if old is None and len(self.of(peer)) >= MAX_PER_PEER:
             log.warning("%s: more than %d refusals; dropped the one for %s", peer, MAX_PER_PEER, site)
-            return
+            return False
         self._held[key] = Refusal(peer, site, reason, old.since if old else time.time())
         if self.by_peer:
             log.warning("prefetch of %s's data through %s refused by %s: %s", site, peer, peer, reason)
         else:
             log.warning("refusing %s's prefetch of %s's data: %s", peer, site, reason)
+        return True
 
     def of(self, peer: str) -> list[Refusal]:
         """The refusals of (or to) ``peer``, by site."""
