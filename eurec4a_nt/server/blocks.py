@@ -28,9 +28,9 @@ Block = tuple[ObjectId, int, int]
 #: Block files opened per trip to a worker thread: a trip per block of about 1 MiB cost
 #: as much CPU as sending the block and cut the throughput to 4 readers by a third.
 OPEN_AHEAD = 8
-#: Blocks fetched at once, ahead of the one being sent, from a store without local files
-#: (about 8 MiB per read in memory at most with the usual 1 MiB blocks).
-READ_AHEAD = 8
+#: Bytes of blocks fetched at once, ahead of the one being sent, from a store without
+#: local files (about 16 blocks): what one read holds in memory at most, beyond one block.
+READ_AHEAD = 16 << 20
 
 
 class BlockSender(Protocol):
@@ -97,14 +97,14 @@ class LinkFetches:
 
 
 class FetchedBlocks:
-    """Blocks read from the store :data:`READ_AHEAD` at a time (on S3, concurrent GETs
-    on s3fs's own event loop), in a window that slides as blocks are sent: memory holds
-    at most the window. Each block is checked against its id (:meth:`ObjectStore.fetch`),
-    so a damaged object ends the read (a JSON error before the first byte, a response
-    short of its ``Content-Length`` after) and is never sent. A block the store lacks
-    is fetched from other sites first. A reader that hangs up while a block is awaited
-    is noticed within :data:`HANGUP_CHECK` seconds; :meth:`close` cancels the fetches
-    still running."""
+    """Blocks read from the store at once, :data:`READ_AHEAD` bytes of them ahead of the
+    one being sent (on S3, concurrent GETs on s3fs's own event loop), in a window that
+    slides as blocks are sent: memory holds at most the window and one block. Each block
+    is checked against its id (:meth:`ObjectStore.fetch`), so a damaged object ends the
+    read (a JSON error before the first byte, a response short of its
+    ``Content-Length`` after) and is never sent. A block the store lacks is fetched from
+    other sites first. A reader that hangs up while a block is awaited is noticed within
+    :data:`HANGUP_CHECK` seconds; :meth:`close` cancels the fetches still running."""
 
     #: Seconds between checks, while a block is awaited, whether the reader hung up.
     HANGUP_CHECK = 0.5
@@ -115,13 +115,19 @@ class FetchedBlocks:
         self.span = span
         self.links = LinkFetches(node, site, [b[0] for b in blocks], reader)
         self.window: deque[asyncio.Task[bytes]] = deque()
+        self.window_bytes = 0
         self.queued = 0
 
     def _fill(self) -> None:
-        while len(self.window) < READ_AHEAD and self.queued < len(self.blocks):
-            task = asyncio.create_task(self._block(self.queued), name=f"read-ahead {self.blocks[self.queued][0]}")
+        """Start fetches until the window holds :data:`READ_AHEAD` bytes (one at least)."""
+        while self.queued < len(self.blocks):
+            oid, _, length = self.blocks[self.queued]
+            if self.window and self.window_bytes + length > READ_AHEAD:
+                return
+            task = asyncio.create_task(self._block(self.queued), name=f"read-ahead {oid}")
             task.add_done_callback(consume)
             self.window.append(task)
+            self.window_bytes += length
             self.queued += 1
 
     async def _block(self, i: int) -> bytes:
@@ -147,6 +153,7 @@ class FetchedBlocks:
                 if request.transport is None or request.transport.is_closing():
                     raise ConnectionResetError("the reader hung up")
             data = self.window.popleft().result()
+            self.window_bytes -= length
             lo, hi = max(start - offset, 0), min(end - offset, length)
             await response.write(memoryview(data)[lo:hi])
 
