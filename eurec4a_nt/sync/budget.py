@@ -53,10 +53,9 @@ class Traffic:
         """The bytes counted for ``link`` since the last take (then forgotten here)."""
         return self._pending.pop(link, Counts())
 
-    def pending(self, link: str) -> int:
+    def pending(self, link: str) -> Counts:
         """Bytes counted for ``link`` and not yet taken."""
-        counts = self._pending.get(link)
-        return counts.total if counts else 0
+        return self._pending.get(link) or Counts()
 
 
 #: Room one more piece takes on the wire (payload and header), checked before sending it.

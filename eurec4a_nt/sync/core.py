@@ -28,7 +28,7 @@ from .plan import Wants
 from .policy import Subscription, pushed, rank
 from .refusals import Told
 from .want import read_want, want_messages
-from .wire import DELTA, Piece, pieces
+from .wire import DELTA, Outgoing, Piece
 
 _COMMIT_BATCH = 256 << 10
 
@@ -293,11 +293,16 @@ class Peer:
 
     # -- sending objects -----------------------------------------------------------------
 
+    @property
+    def bulk_flows(self) -> bool:
+        """Whether bulk goes out from here now: not held back by the peer or a spent
+        budget, and this side's budget has room for one more whole piece."""
+        return self.bulk and (self.allowance is None or self.allowance >= PIECE_ROOM)
+
     def next_item(self) -> SendItem | None:
-        """What to send a piece of now (None: nothing, or only bulk while it is held back:
-        a budget is spent, or this side's has no room for one more piece)."""
-        room = self.allowance is None or self.allowance >= PIECE_ROOM
-        return self.outbox.next(self.bulk and room)
+        """What to send a piece of now (None: nothing, or only bulk while it is held
+        back, see :attr:`bulk_flows`)."""
+        return self.outbox.next(self.bulk_flows)
 
     def encoding_of(self, item: SendItem) -> tuple[ObjectId | None, Resume | None]:
         """The delta base to encode ``item`` against (if held), and where the peer
@@ -307,10 +312,11 @@ class Peer:
 
     def cut(self, item: SendItem, data: bytes, base: ObjectId | None, encoding: int, payload: bytes,
             resume: Resume | None) -> None:
-        """``item`` was read (``data``) and encoded: cut it into the pieces to send."""
+        """``item`` was read (``data``) and encoded: start sending it (from where the
+        peer resumes it, if it holds the start in the same encoding)."""
         start = resume[2] if resume and resume[0] == encoding and resume[2] < len(payload) else 0
-        chunks = pieces(item.oid, encoding, base if encoding == DELTA else None, payload, start)
-        self.outbox.begin(item, chunks, item.follow.after(data))
+        outgoing = Outgoing(item.oid, encoding, base if encoding == DELTA else None, payload, start)
+        self.outbox.begin(item, outgoing, item.follow.after(data))
 
     def missing(self, item: SendItem) -> list[Action]:
         """``item`` is not held here (evicted meanwhile): tell the peer."""

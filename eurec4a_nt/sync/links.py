@@ -185,7 +185,7 @@ class Links:
         for config in self.configs:
             peer = self.dialler.dialed.get(config.name, "")
             session = self.sessions.get(peer)
-            sent, received = self.node.index.traffic(config.name)
+            sent, received = self.exchange.meter.today(config.name)
             live = session is not None and session.link is config
             out.append({
                 "link": config.name, "url": config.url, "peer": peer, "dialled": True,
@@ -199,14 +199,14 @@ class Links:
             })
         for session in self.sessions.values():
             if session.link is None:
-                sent, received = self.node.index.traffic(session.name)
+                sent, received = self.exchange.meter.today(session.name)
                 out.append({**session.status(label), **self._refusals(session.peer), "connected": True,
                             "sent_today": sent,
                             "received_today": received, "error": "", "offline_since": None})
         dialled_in = {s.peer for s in self.sessions.values() if s.link is None}
         for peer, since in sorted(self.offline_since.items()):
             if peer not in dialled_in and all(c.name != peer for c in self.configs):
-                sent, received = self.node.index.traffic(f"{peer} (dialled in)")
+                sent, received = self.exchange.meter.today(f"{peer} (dialled in)")
                 out.append({"link": f"{peer} (dialled in)", "peer": peer, "dialled": False, "connected": False,
                             **self._refusals(peer),
                             "offline_since": since, "error": "", "sent_today": sent,

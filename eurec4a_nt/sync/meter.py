@@ -20,9 +20,15 @@ class Meter:
         """Whether the link's daily budget leaves room for bulk transfers today."""
         return bulk_allowed(link.budget, self._used(link))
 
+    def today(self, name: str) -> tuple[int, int]:
+        """Bytes sent and received today over the link (or dialled-in peer) ``name``,
+        those not yet written to the index included."""
+        sent, received = self.index.traffic(name)
+        pending = self.traffic.pending(name)
+        return sent + pending.sent, received + pending.received
+
     def _used(self, link: LinkConfig) -> int:
-        sent, received = self.index.traffic(link.name)
-        return sent + received + self.traffic.pending(link.name)
+        return sum(self.today(link.name))
 
     def tell_budget(self, session: Session) -> None:
         """Tell ``session``'s core what its link's budget leaves today (if it has one)."""

@@ -2,9 +2,10 @@
 
 Objects are queued with a :class:`Priority` (reads first, then essential topics, then
 bulk) and a rank within it (the link's topic order, small and new before large and
-old); the sender takes the first item, cuts it into pieces and sends them one by one,
-so an urgent object overtakes a large one within one piece. Each item names what
-:class:`Follow` s it: after an object, what it points to may be sent too.
+old); the sender takes the first item and sends it a piece at a time (cut as it goes,
+as large as the link's pace allows), so an urgent object overtakes a large one within
+one piece. Each item names what :class:`Follow` s it: after an object, what it points
+to may be sent too.
 
 No I/O here: the session reads and encodes objects and hands the pieces in.
 """
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 
 from ..ids import ObjectId
 from ..manifests import Span, children, zarr_metadata
-from .wire import Piece
+from .wire import PIECE, Outgoing, Piece
 
 
 class Priority(IntEnum):
@@ -107,9 +108,9 @@ class SendItem:
 
 @dataclass
 class Transfer:
-    """An item being sent: its pieces still to go, and what follows it."""
+    """An item being sent: its encoded bytes still to go, and what follows it."""
 
-    pieces: list[Piece]
+    outgoing: Outgoing
     after: list[tuple[ObjectId, Follow]]
 
 
@@ -162,20 +163,20 @@ class Outbox:
         return None
 
     def transfer(self, item: SendItem) -> Transfer | None:
-        """The pieces of ``item`` not yet sent, once :meth:`begin` cut them."""
+        """What of ``item`` is not yet sent, once :meth:`begin` started it."""
         return self._transfers.get(item.oid)
 
-    def begin(self, item: SendItem, pieces: list[Piece], after: list[tuple[ObjectId, Follow]]) -> None:
-        """Start sending ``item`` as ``pieces``; ``after`` is what follows it."""
-        self._transfers[item.oid] = Transfer(pieces, after)
+    def begin(self, item: SendItem, outgoing: Outgoing, after: list[tuple[ObjectId, Follow]]) -> None:
+        """Start sending ``item``, encoded as ``outgoing``; ``after`` is what follows it."""
+        self._transfers[item.oid] = Transfer(outgoing, after)
 
-    def take_piece(self, item: SendItem) -> tuple[Piece, list[tuple[ObjectId, Follow]] | None]:
-        """The next piece of ``item``; with the last one also what follows it (the
-        item is then sent and leaves the queue)."""
+    def take_piece(self, item: SendItem, size: int = PIECE) -> tuple[Piece, list[tuple[ObjectId, Follow]] | None]:
+        """The next piece of ``item``, of at most ``size`` bytes of payload; with the
+        last one also what follows it (the item is then sent and leaves the queue)."""
         transfer = self._transfers[item.oid]
-        piece = transfer.pieces.pop(0)
+        piece = transfer.outgoing.next_piece(size)
         self.taken += piece.size
-        if transfer.pieces:
+        if not transfer.outgoing.done:
             return piece, None
         del self._transfers[item.oid]
         if self.queued.get(item.oid) is item:

@@ -1,15 +1,19 @@
-"""How much a sender keeps in flight, learnt from the link as it goes (no I/O, no clock).
+"""How much a sender keeps in flight, and in what pieces, learnt from the link as it
+goes (no I/O, no clock).
 
 The receiver acknowledges the piece bytes it has received (``'A' | varint total``, one
 small message per piece). From the acknowledgements the :class:`Pacer` learns the
-link's delivery rate (the fastest recent one) and round trip (the shortest recent one)
-the way BBR does (the rate over the last :data:`MEMORY` seconds, the round trip over
-the session), and lets about one bandwidth-delay product and a piece be in flight
-(the piece: acknowledgements come a piece at a time): enough to keep the link busy,
-little enough that the buffers in front of a slow link stay nearly empty, so an
-urgent item queued behind bulk data overtakes within a piece or two. While the rate
-still grows by a quarter within a round trip it lets 1.5 times that out, to find the
-rate quickly. A configured ``rate:`` stays a cap on top (the token bucket).
+link's delivery rate (the fastest over the last :data:`MEMORY` seconds) and round trip
+(the shortest of the session) the way BBR does. A piece may go while less than one
+bandwidth-delay product and a piece is in flight: since pieces are acknowledged whole,
+that is the least that keeps the link busy, and what waits in front of the link (in
+the modem's buffer, the kernel's, ours) stays within about two pieces. Pieces are cut
+to last about :data:`PIECE_TIME` on the link, so an urgent item queued behind bulk data
+waits a fraction of a second, not a round trip. While the rate still grows by a
+quarter within a round trip the product counts 1.25 times, to find the rate quickly;
+a piece of an item more urgent than bulk may go while less than two windows are in
+flight, so that it is not held to a rate still being learnt. A configured ``rate:``
+stays a cap on top (the token bucket).
 """
 
 from __future__ import annotations
@@ -19,17 +23,21 @@ from collections import deque
 from .wire import PIECE
 
 #: In flight before anything is learnt (about a satellite link's bandwidth-delay
-#: product), and never less than :data:`MIN_WINDOW` after.
+#: product); never less than two pieces after.
 INITIAL_WINDOW = 10 * PIECE
-MIN_WINDOW = 4 * PIECE
 #: Samples older than this many seconds are forgotten (the link may change).
 MEMORY = 10.0
 #: Steady-state and start-up multipliers of the bandwidth-delay product.
-GAIN, STARTUP_GAIN = 1.05, 1.5
+GAIN, STARTUP_GAIN = 1.05, 1.25
+#: Seconds a piece takes on the link at most (as long as it is not under
+#: :data:`MIN_PIECE`): what an urgent item waits for the piece ahead of it.
+PIECE_TIME = 1 / 16
+MIN_PIECE = 16 << 10
 
 
 class Pacer:
-    """Bytes sent and acknowledged on one session; ``window()`` says how much may be in flight."""
+    """Bytes sent and acknowledged on one session; a piece may go while less than
+    ``window()`` is in flight."""
 
     def __init__(self) -> None:
         self.sent = self.acked = 0
@@ -78,17 +86,33 @@ class Pacer:
         return self._rtt
 
     def window(self, now: float) -> int:
-        """Bytes that may be in flight now."""
+        """Bytes in flight below which another piece may go: the bandwidth-delay product
+        and a piece (the peer acknowledges whole pieces). In flight then stays within a
+        piece above it, so that the link never idles and the bytes waiting in front of
+        it stay under a piece or two (the pieces are discrete: a window of a piece
+        less would leave the link idle a part of each round trip)."""
         rtt = self.rtt()
         if rtt is None or not self.rate():
             return INITIAL_WINDOW
         growing = now - self._grew < rtt
         gain = STARTUP_GAIN if growing else GAIN
-        return max(MIN_WINDOW, int(gain * self.rate() * rtt) + PIECE)  # a piece of slack for acks per piece
+        piece = self.piece_size()
+        return max(2 * piece, int(gain * self.rate() * rtt) + piece)
 
-    def may_send(self, size: int, now: float) -> bool:
-        """Whether a piece of ``size`` may go out now."""
-        return self.in_flight == 0 or self.in_flight + size <= self.window(now)
+    def may_send(self, now: float, urgent: bool = False) -> bool:
+        """Whether another piece may go out now. A piece of an ``urgent`` item (one
+        more urgent than bulk) may go while less than two windows are in flight: bulk
+        sent after it waits for the window again, and while the rate is still being
+        learnt (below the link's) it is not held to that pace."""
+        return self.in_flight < self.window(now) * (2 if urgent else 1)
+
+    def piece_size(self) -> int:
+        """Bytes of payload to put in the next piece: about :data:`PIECE_TIME` seconds
+        at the link's rate, between :data:`MIN_PIECE` (until a rate is known, so that
+        the first round trips measured are not a large piece's time on a slow link)
+        and :data:`~.wire.PIECE`. Bytes queued in front of the link, and so what an
+        urgent item waits for, scale with it."""
+        return max(MIN_PIECE, min(PIECE, int(self.rate() * PIECE_TIME)))
 
 
 class _Windowed:

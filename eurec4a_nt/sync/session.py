@@ -30,7 +30,7 @@ from .budget import TokenBucket
 from .core import Peer
 from .outbox import Priority, SendItem
 from .pacing import Pacer
-from .wire import BATCH_BYTES, BATCH_PIECE, Piece, ack, batch, batch_size, read_ack, squeeze, unbatch, unsqueeze
+from .wire import BATCH_PIECE, PIECE, Piece, ack, batch, batch_size, read_ack, squeeze, unbatch, unsqueeze
 
 log = logging.getLogger(__name__)
 
@@ -216,16 +216,16 @@ class Session:
                 continue
             if self.core.outbox.transfer(item) is None and not await self._encode(item):
                 continue
-            transfer = self.core.outbox.transfer(item)
-            size = len(transfer.pieces[0].data) if transfer else 0
-            if self.pacer is not None and not self.pacer.may_send(size, time.monotonic()):
+            urgent = item.priority is not Priority.BULK
+            if self.pacer is not None and not self.pacer.may_send(time.monotonic(), urgent):
                 await self._send_batch()
                 await self._await_ack()  # then the most urgent item again: it may have changed
                 continue
-            piece, after = self.core.outbox.take_piece(item)
+            size = self.pacer.piece_size() if self.pacer is not None else PIECE
+            piece, after = self.core.outbox.take_piece(item, size)
             if self.core.batches and len(piece.data) == piece.total and piece.size <= BATCH_PIECE:
                 self._batch.append(piece)
-                if sum(p.size for p in self._batch) >= BATCH_BYTES:
+                if sum(p.size for p in self._batch) >= size:  # a batch is as long as a piece
                     await self._send_batch()
             else:
                 await self._send_batch()
@@ -288,11 +288,11 @@ class Session:
         """State for pages and ``eurec4a-nt status``; ``label(oid)`` names a queued object."""
         core = self.core
         waiting = [{"what": label(item.oid), "class": item.priority.wire,
-                    "held back": item.priority is Priority.BULK and not core.bulk}
+                    "held back": item.priority is Priority.BULK and not core.bulk_flows}
                    for item in core.outbox.waiting(10)]
         return {
             "peer": self.peer, "link": self.name, "dialled": self.link is not None,
             "connected_since": self.connected, "last_contact": self.last_contact,
-            "queue": len(core.outbox), "waiting": waiting, "bulk": core.bulk,
+            "queue": len(core.outbox), "waiting": waiting, "bulk": core.bulk_flows,
             "sent": self.sent_bytes, "received": self.received_bytes,
         }

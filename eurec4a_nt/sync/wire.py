@@ -41,6 +41,8 @@ from ..car import varint
 from ..errors import BadInput, Corrupt
 from ..ids import ObjectId
 
+#: The largest piece; a sender cuts smaller ones on a slow link (see :mod:`.pacing`),
+#: and a receiver takes pieces of any size.
 PIECE = 64 << 10
 #: Largest object a link carries, encoded or decoded: a peer cannot make this site hold
 #: more for one object (blocks are at most 4 MiB; records and manifests are smaller).
@@ -59,8 +61,8 @@ _LEVEL = 3
 _WORTH = 0.9
 #: A whole object's piece of at most this many bytes may travel in a batch.
 BATCH_PIECE = 4 << 10
-#: A batch is sent once its pieces hold this many bytes.
-BATCH_BYTES = 64 << 10
+#: A batch is sent once its pieces hold a piece's bytes (see :mod:`.pacing`), at most this many.
+BATCH_BYTES = PIECE
 
 
 @dataclass(frozen=True)
@@ -248,12 +250,39 @@ def decode(encoding: int, payload: bytes, base: bytes | None, oid: ObjectId) -> 
     return data
 
 
+@dataclass
+class Outgoing:
+    """An encoded object being sent, cut into pieces as it goes: each piece as large
+    as the sender chooses when it sends it."""
+
+    oid: ObjectId
+    encoding: int
+    base: ObjectId | None
+    payload: bytes
+    offset: int = 0  #: where the next piece starts
+    cut: bool = False  #: whether a piece was cut (an empty object is one empty piece)
+
+    @property
+    def done(self) -> bool:
+        return self.cut and self.offset >= len(self.payload)
+
+    def next_piece(self, size: int = PIECE) -> Piece:
+        """The next piece, of at most ``size`` bytes of payload (0 < size <= PIECE)."""
+        data = self.payload[self.offset:self.offset + size]
+        piece = Piece(self.oid, self.encoding, self.base, self.offset, len(self.payload), data)
+        self.offset += len(data)
+        self.cut = True
+        return piece
+
+
 def pieces(oid: ObjectId, encoding: int, base: ObjectId | None, payload: bytes,
            start: int = 0) -> list[Piece]:
-    """Cut an encoded object into pieces, from byte ``start``."""
-    total = len(payload)
-    offsets = range(start, total, PIECE) if total else [0]
-    return [Piece(oid, encoding, base, o, total, payload[o:o + PIECE]) for o in offsets]
+    """Cut an encoded object into pieces of :data:`PIECE` bytes, from byte ``start``."""
+    outgoing = Outgoing(oid, encoding, base, payload, start)
+    cut = [outgoing.next_piece()]
+    while not outgoing.done:
+        cut.append(outgoing.next_piece())
+    return cut
 
 
 def message(kind: str, **body: Any) -> str:
