@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 import s3fs
-from server_kit import InProcessHub, assert_error
+from server_kit import InProcessHub, assert_error, start, wait_for
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit.campaign import wait_until
@@ -147,3 +147,30 @@ def test_a_reader_hanging_up_cancels_the_fetches_under_way(hub: tuple[SiteStore,
         assert requests.get(server.url + "/health", timeout=10).json()["ok"]
     finally:
         server.stop()
+
+
+def test_blocks_the_hub_lacks_come_over_its_link_into_the_bucket(aws: dict[str, str], s3_endpoint: str,
+                                                                 tmp_path: Path) -> None:
+    """A hub on S3 reading through to a ship: each block it lacks is fetched over the
+    link, kept in the bucket, and served from there."""
+    sites = tmp_path / "sites"
+    ship = start(sites, "RV-Meteor", sites=["RV-Meteor", HUB])
+    hub = None
+    try:
+        path = raw_file(tmp_path / "radar.bin", size=6 << 20, seed=9)
+        data = path.read_bytes()
+        entry = nt.publish(path, name="raw/radar.bin", server=ship.url, token=ship.token, progress=False)
+        assert isinstance(entry, Entry)
+        store = SiteStore.init(sites / HUB, HUB, objects=f"s3://{new_bucket(s3_endpoint)}/mpi")
+        hub = start(sites, HUB, args=["--upstream", ship.url])
+        url = f"{hub.url}/data/RV-Meteor/raw/radar.bin"
+        wait_for(lambda: requests.get(url, headers={"Range": "bytes=0-0"}, timeout=30).ok, 30,
+                 "the ship's entry at the hub")
+        assert received(url, Range="bytes=3000000-4999999") == (206, data[3_000_000:5_000_000])
+        assert received(url) == (200, data)
+        found = blocks_of(entry_ref(entry), SiteStore(store.path).objects.get)
+        assert len(found) > 2 and all(SiteStore(store.path).objects.has(b[0]) for b in found)
+    finally:
+        for proc in (hub, ship):
+            if proc is not None:
+                proc.stop()
