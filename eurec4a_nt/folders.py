@@ -8,12 +8,13 @@ Products come from the site's product map when it has one (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .entries import Entry
 from .products import name_pattern
-from .series import DEFAULT_DIM, Product, product_key, stamp_of, template_of
+from .series import DEFAULT_DIM, Product, Stamp, product_key, stamp_of, template_at
 
 if TYPE_CHECKING:
     from .listing import SiteIndex
@@ -38,24 +39,26 @@ def make_folder(index: SiteIndex, prefix: str) -> Folder:
     if index.products:
         return _mapped_folder(index, prefix)
     files, subs = index.children(prefix)
-    direct: dict[str | None, list[str]] = {}
-    for file in files:
-        direct.setdefault(template_of(prefix + file), []).append(prefix + file)
-    folders, products, entries = {}, [], [index.entries[n] for n in direct.pop(None, [])]
+    direct: dict[str | None, list[tuple[str, Stamp | None]]] = {}  # by template: names, their stamps
+    for name in (prefix + file for file in files):
+        stamp = stamp_of(name)
+        direct.setdefault(None if stamp is None else template_at(name, stamp), []).append((name, stamp))
+    folders, products, entries = {}, [], [index.entries[n] for n, _ in direct.pop(None, [])]
     for sub in subs:  # a sub-folder holding one series and nothing else is that series
         inside = index.folder(f"{prefix}{sub}/")
         if not (inside.folders or inside.entries) and len(inside.products) == 1:
             products.append(replace(inside.products[0], key=sub))
         else:
             folders[sub] = index.count(f"{prefix}{sub}/")
-    for template, names in direct.items():
-        if len(names) == 1:
-            entries.append(index.entries[names[0]])
+    for template, group in direct.items():
+        if len(group) == 1:
+            entries.append(index.entries[group[0][0]])
             continue
         key = product_key(template or "") or "series"
         while key in folders or any(p.key == key for p in products):
             key += "_series"
-        products.append(_product(index, key, template or "", names))
+        names, stamps = zip(*group, strict=True)
+        products.append(_product(index, key, template or "", list(names), stamps=[s for s in stamps if s]))
     return Folder(index.site, prefix, folders, sorted(products, key=lambda p: p.key),
                   sorted(entries, key=lambda e: e.name))
 
@@ -86,11 +89,10 @@ def _mapped_folder(index: SiteIndex, prefix: str) -> Folder:
 
 
 def _product(index: SiteIndex, key: str, template: str, names: list[str],
-             rule: ProductRule | None = None) -> Product:
-    """The product ``key`` of the entries ``names`` (in name order): by ``template``, or
-    by the ``rule`` of the product map."""
+             rule: ProductRule | None = None, stamps: Sequence[Stamp] = ()) -> Product:
+    """The product ``key`` of the entries ``names`` (in name order): by ``template`` and
+    the names' ``stamps``, or by the ``rule`` of the product map."""
     if rule is None:
-        stamps = [s for s in map(stamp_of, names) if s is not None]
         times, compact = [s.time for s in stamps], stamps[-1].compact
     else:
         times, compact = [t for t in map(name_pattern(rule.pattern).time_of, names) if t], False

@@ -72,7 +72,12 @@ def template_of(name: str) -> str | None:
     """``name`` with its timestamp replaced by ``{time}``; None without one (kept for the
     next ask: a site's index asks for every name each time a folder is listed)."""
     stamp = stamp_of(name)
-    return None if stamp is None else name[:stamp.start] + "{time}" + name[stamp.end:]
+    return None if stamp is None else template_at(name, stamp)
+
+
+def template_at(name: str, stamp: Stamp) -> str:
+    """``name`` with its timestamp ``stamp`` (see :func:`stamp_of`) replaced by ``{time}``."""
+    return name[:stamp.start] + "{time}" + name[stamp.end:]
 
 
 def product_key(template: str) -> str:
