@@ -31,8 +31,8 @@ MEMORY = 10.0
 GAIN, STARTUP_GAIN = 1.05, 1.25
 #: Seconds a piece takes on the link at most (as long as it is not under
 #: :data:`MIN_PIECE`): what an urgent item waits for the piece ahead of it.
-PIECE_TIME = 1 / 16
-MIN_PIECE = 16 << 10
+PIECE_TIME = 1 / 8
+MIN_PIECE = 32 << 10
 
 
 class Pacer:
