@@ -16,6 +16,7 @@ from eurec4a_nt.errors import BadInput
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.stores.local import LocalStore
 from eurec4a_nt.sync.core import Peer
+from eurec4a_nt.sync.handles import LIMIT, Handles
 from eurec4a_nt.sync.outbox import Priority
 from eurec4a_nt.sync.partials import Partials
 from eurec4a_nt.sync.session import Session
@@ -141,3 +142,36 @@ def test_a_batch_that_expands_past_its_claim_is_refused() -> None:
 def test_unknown_piece_flags_are_refused() -> None:
     with pytest.raises(BadInput):
         Piece.unpack(b"P\x20" + b"\x00" * 40)
+
+
+def _sent_in_pieces(oid: ObjectId, payload: bytes, size: int, encoding: int = RAW) -> list[Piece]:
+    return [Piece(oid, encoding, None, o, len(payload), payload[o:o + size]) for o in range(0, len(payload), size)]
+
+
+def test_later_pieces_of_an_object_name_it_by_number() -> None:
+    a, b = os.urandom(100_000), os.urandom(50_000)
+    pa, pb = _sent_in_pieces(ObjectId.of(a), a, 16384), _sent_in_pieces(ObjectId.of(b), b, 16384)
+    order = [pa[0], pa[1], pb[0], pa[2], pb[1], pb[2], pb[3], *pa[3:]]  # interleaved, as priorities do
+    sending, receiving = Handles(), Handles()
+    messages = [sending.pack(p) for p in order]
+    assert [m[:1] for m in messages].count(b"Q") == len(order) - 2  # only the first piece of each names it
+    assert all(len(m) - len(p.data) <= 7 for m, p in zip(messages, order, strict=True) if m[:1] == b"Q")
+    got = [receiving.unpack(m) for m in messages]
+    assert got == order
+    assert sum(p.size for p in got) == sum(len(p.pack()) for p in order)  # acknowledged at full size
+    assert not sending._heads and not receiving._heads  # every number given up with its last piece
+
+
+def test_numbers_stay_alike_past_the_limit_and_refuse_strangers() -> None:
+    sending, receiving = Handles(), Handles()
+    objects = [os.urandom(40_000) for _ in range(LIMIT + 5)]
+    firsts = [_sent_in_pieces(ObjectId.of(o), o, 16384)[0] for o in objects]  # transfers left open
+    for p in firsts:
+        assert receiving.unpack(sending.pack(p)) == p
+    late = _sent_in_pieces(ObjectId.of(objects[0]), objects[0], 16384)[1]  # its number was given up
+    message = sending.pack(late)
+    assert message[:1] == b"P" and receiving.unpack(message) == late
+    with pytest.raises(BadInput):
+        receiving.unpack(b"Q\x7f\x00" + b"x" * 10)  # a number never opened
+    with pytest.raises(BadInput):
+        Handles().unpack(firsts[3].pack(number=7))  # opens a number out of turn

@@ -28,6 +28,7 @@ from . import answers
 from .actions import Action, Say
 from .budget import TokenBucket
 from .core import Peer
+from .handles import Handles
 from .outbox import Priority, SendItem
 from .pacing import Pacer
 from .wire import BATCH_PIECE, PIECE, Piece, ack, batch, batch_size, read_ack, squeeze, unbatch, unsqueeze
@@ -72,6 +73,8 @@ class Session:
         self._pieces_received = 0
         #: Pieces of small whole objects waiting to go as one batch (see :mod:`.wire`).
         self._batch: list[Piece] = []
+        #: Numbers naming objects sent in several pieces, each way (see :mod:`.handles`).
+        self._sending, self._receiving = Handles(), Handles()
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -185,7 +188,7 @@ class Session:
 
     async def _on_message(self, message: bytes) -> None:
         try:
-            piece = Piece.unpack(message)
+            piece = self._receiving.unpack(message)
         except BadInput:
             self._acknowledge(len(message))
             raise
@@ -229,7 +232,7 @@ class Session:
                     await self._send_batch()
             else:
                 await self._send_batch()
-                await self._send_piece(piece.pack(compact=self.core.batches))
+                await self._send_piece(self._sending.pack(piece) if self.core.batches else piece.pack())
             if self.pacer is not None:
                 self.pacer.on_sent(piece.size, time.monotonic())
             else:  # a peer that acknowledges nothing: what went out counts as arrived

@@ -51,6 +51,7 @@ RAW, ZSTD, DELTA = 0, 1, 2
 _HEAD = struct.Struct(">cB32s")
 _HAS_BASE = 0x80
 _WHOLE = 0x40
+_NAMED = 0x20
 _ENCODING = 0x03
 #: Control messages above this size are sent compressed when that saves bytes.
 SQUEEZE_ABOVE = 512
@@ -87,46 +88,66 @@ class Piece:
         """Whether this is a raw object whole in one piece (its id is its bytes' hash)."""
         return self.encoding == RAW and self.base is None and self.offset == 0 and len(self.data) == self.total
 
-    def pack(self, compact: bool = False) -> bytes:
+    @property
+    def last(self) -> bool:
+        """Whether this piece ends its object."""
+        return self.offset + len(self.data) >= self.total
+
+    def pack(self, compact: bool = False, number: int | None = None) -> bytes:
         """The piece as sent; ``compact`` (to a peer that takes batches) leaves out the
-        id, offset and total of a :attr:`whole` piece."""
+        id, offset and total of a :attr:`whole` piece; ``number`` names the object for
+        its later pieces (see :mod:`.handles`)."""
         if compact and self.whole:
             return bytes((ord("P"), RAW | _WHOLE)) + self.data
-        flags = self.encoding | (_HAS_BASE if self.base else 0)
+        flags = self.encoding | (_HAS_BASE if self.base else 0) | (_NAMED if number is not None else 0)
         head = _HEAD.pack(b"P", flags, bytes.fromhex(self.oid))
         base = bytes.fromhex(self.base) if self.base else b""
-        return b"".join((head, base, varint(self.offset), varint(self.total), self.data))
+        name = varint(number) if number is not None else b""
+        return b"".join((head, base, varint(self.offset), varint(self.total), name, self.data))
 
     @classmethod
     def unpack(cls, message: bytes) -> Piece:
         """A piece as received; :class:`BadInput` if it is malformed."""
+        return cls.unpack_named(message)[0]
+
+    @classmethod
+    def unpack_named(cls, message: bytes) -> tuple[Piece, int | None]:
+        """A piece as received and the number it names its object by, if any;
+        :class:`BadInput` if it is malformed."""
         if message[:2] == bytes((ord("P"), RAW | _WHOLE)):
             data = message[2:]
             if len(data) > MAX_OBJECT:
                 raise BadInput(f"object of {len(data)} bytes in a piece; a link carries at most {MAX_OBJECT}")
-            return cls(ObjectId.of(data), RAW, None, 0, len(data), data)
+            return cls(ObjectId.of(data), RAW, None, 0, len(data), data), None
         if len(message) < _HEAD.size:
             raise BadInput("short object piece")
         kind, flags, oid = _HEAD.unpack_from(message)
         encoding = flags & _ENCODING
-        if kind != b"P" or encoding not in (RAW, ZSTD, DELTA) or flags & ~(_ENCODING | _HAS_BASE):
+        if kind != b"P" or encoding not in (RAW, ZSTD, DELTA) or flags & ~(_ENCODING | _HAS_BASE | _NAMED):
             raise BadInput("unknown piece kind or encoding")
-        at, base = _HEAD.size, None
+        at, base, number = _HEAD.size, None, None
         if flags & _HAS_BASE:
             if len(message) < at + 32:
                 raise BadInput("short object piece")
             base, at = ObjectId.parse(message[at:at + 32].hex()), at + 32
-        offset, at = _read_varint(message, at)
-        total, at = _read_varint(message, at)
-        data = message[at:]
-        if offset + len(data) > total:
+        offset, at = read_varint(message, at)
+        total, at = read_varint(message, at)
+        if flags & _NAMED:
+            number, at = read_varint(message, at)
+        piece = cls(ObjectId.parse(oid.hex()), encoding, base, offset, total, message[at:])
+        return piece.checked(), number
+
+    def checked(self) -> Piece:
+        """This piece, if it lies within its object and the object is not too large;
+        else :class:`BadInput`."""
+        if self.offset + len(self.data) > self.total:
             raise BadInput("piece runs past the end of its object")
-        if total > MAX_OBJECT:
-            raise BadInput(f"object of {total} bytes in a piece; a link carries at most {MAX_OBJECT}")
-        return cls(ObjectId.parse(oid.hex()), encoding, base, offset, total, data)
+        if self.total > MAX_OBJECT:
+            raise BadInput(f"object of {self.total} bytes in a piece; a link carries at most {MAX_OBJECT}")
+        return self
 
 
-def _read_varint(message: bytes, at: int) -> tuple[int, int]:
+def read_varint(message: bytes, at: int) -> tuple[int, int]:
     """The varint at ``at`` and where it ends; :class:`BadInput` if cut or over 9 bytes."""
     value = shift = 0
     for i in range(at, min(at + 9, len(message))):
@@ -144,7 +165,7 @@ def ack(total: int) -> bytes:
 
 def read_ack(message: bytes) -> int:
     """The total of an acknowledgement; :class:`BadInput` if it is malformed."""
-    total, end = _read_varint(message, 1)
+    total, end = read_varint(message, 1)
     if end != len(message):
         raise BadInput("bad acknowledgement")
     return total
@@ -160,7 +181,7 @@ def batch(pieces: list[Piece]) -> bytes:
 def batch_size(message: bytes) -> int:
     """The piece bytes a batch says it holds (what the receiver acknowledges for it,
     damaged or not); :class:`BadInput` if that is unreadable or implausible."""
-    size, _ = _read_varint(message, 1)
+    size, _ = read_varint(message, 1)
     if size > BATCH_BYTES + BATCH_PIECE:
         raise BadInput("a batch of pieces claims too many bytes")
     return size
@@ -170,7 +191,7 @@ def unbatch(message: bytes) -> list[Piece]:
     """The pieces of a batch; :class:`BadInput` if it is damaged, expands past what it
     claims, or its pieces do not add up to it."""
     size = batch_size(message)
-    _, at = _read_varint(message, 1)
+    _, at = read_varint(message, 1)
     try:
         with zstandard.ZstdDecompressor().stream_reader(message[at:]) as reader:
             body = reader.read(size + size // 8 + 16)  # pieces and their lengths; more is a bomb
@@ -178,7 +199,7 @@ def unbatch(message: bytes) -> list[Piece]:
         raise BadInput(f"damaged batch of pieces: {exc}") from None
     out, at = [], 0
     while at < len(body):
-        length, at = _read_varint(body, at)
+        length, at = read_varint(body, at)
         out.append(Piece.unpack(body[at:at + length]))
         at += length
     if at != len(body) or sum(p.size for p in out) != size:
