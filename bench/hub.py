@@ -1,8 +1,8 @@
 """A hub holding many sites' logs: ``--sites`` sites of ``--entries`` entries each (10 x
 10,000 by default: 100,000 entries at one server), measured as a reader meets it. The
 entries are named as in :mod:`bench.catalogs` (commits of 1,000 naming objects that are
-not stored), each site's log signed by its own key and handed to the hub as a file, as
-a hub that joined them would hold them. The section "A hub of many sites" of
+not stored), each site's log signed by its own key and handed to the hub as a file, taken
+into its state before the server starts, as a hub that received them holds them. The section "A hub of many sites" of
 ``bench/results.md`` is rewritten.
 
     python -m bench.hub                          # 10 sites x 10,000 entries
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
+from eurec4a_nt.sitestore import SiteStore
 
 from .catalogs import _OPEN, HealthProbe, _python, make_store, rss, timed_get, write_section
 from .common import HERE, machine
@@ -30,11 +31,13 @@ SECTION = "## A hub of many sites"
 
 
 def make_hub(root: Path, sites: list[str], n: int) -> Path:
-    """The hub's store, holding every site's log of ``n`` entries."""
+    """The hub's store, holding every site's log of ``n`` entries, taken into its state
+    (checked and indexed) as a hub that received them over its links holds them."""
     make_sites(root, [*sites, HUB])
     for site in sites:
         make_store(root, n, site)
         shutil.copy(root / site / "logs" / f"{site}.jsonl", root / HUB / "logs" / f"{site}.jsonl")
+    SiteStore(root / HUB).summary()
     return root / HUB
 
 
@@ -49,7 +52,7 @@ def measure(count: int, n: int, workdir: Path) -> dict[str, float]:
     sites = [f"SITE-{k:02d}" for k in range(count)]
     started = time.perf_counter()
     hub = make_hub(workdir, sites, n)
-    figures: dict[str, float] = {"make the stores (s)": time.perf_counter() - started}
+    figures: dict[str, float] = {"make the stores, the hub's state built (s)": time.perf_counter() - started}
     started = time.perf_counter()
     server = SiteProcess(hub, log=workdir / "hub.log").start(timeout=600)
     figures["server start, logs checked (s)"] = time.perf_counter() - started
