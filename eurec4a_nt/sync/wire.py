@@ -116,8 +116,8 @@ class Piece:
         :class:`BadInput` if it is malformed."""
         if message[:2] == bytes((ord("P"), RAW | _WHOLE)):
             data = message[2:]
-            if len(data) > MAX_OBJECT:
-                raise BadInput(f"object of {len(data)} bytes in a piece; a link carries at most {MAX_OBJECT}")
+            if len(data) > PIECE:  # hashed here to learn its id: no more than a piece
+                raise BadInput(f"a piece without an id of {len(data)} bytes; at most {PIECE}")
             return cls(ObjectId.of(data), RAW, None, 0, len(data), data), None
         if len(message) < _HEAD.size:
             raise BadInput("short object piece")
