@@ -30,7 +30,7 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.sync import handshake
-from eurec4a_nt.sync.wire import RAW, ZSTD, Piece, pieces
+from eurec4a_nt.sync.wire import RAW, ZSTD, Piece, batch, pieces
 
 MEMORY_LIMIT = 200 << 20
 
@@ -346,6 +346,48 @@ def test_messages_and_pieces_a_peer_should_not_send(hub: SiteProcess) -> None:
     added = log_since(hub, before_log)
     assert "Traceback" not in added and "ERROR" not in added, added
     assert len(added.strip().splitlines()) <= 15, added
+
+
+@pytest.mark.timeout(120)
+def test_batches_and_numbered_pieces_a_peer_should_not_send(hub: SiteProcess) -> None:
+    """The compact forms of pieces, malformed: a batch whose varint is cut, one claiming
+    more than a batch holds, a zstd bomb in a batch, pieces not adding up to the claim,
+    a numbered piece for a number never opened, a number opened out of turn, an
+    id-less piece larger than a piece (the hub would hash it to learn its id), and a
+    well-formed batch nobody asked for. Each is dropped with a log line; the
+    hub stores nothing, stays up and under 200 MB, and the session goes on."""
+    before_state, before_log = state(hub), hub.log_path.read_text()
+    whole = Piece(ObjectId.of(b"x" * 3000), RAW, None, 0, 3000, b"x" * 3000)
+    big = os.urandom(100_000)
+    first = Piece(ObjectId.of(big), RAW, None, 0, len(big), big[:16384])
+
+    async def run() -> None:
+        dialler = Dialler(hub)
+        async with dialler.session() as http:
+            ws, answer = await dialler.open(http)
+            assert json.loads(answer.data)["type"] == "hello"
+            for junk in (b"M", b"M\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+                         b"M\xff\xff\x7f" + zstandard.ZstdCompressor().compress(b"x" * 100),
+                         b"M\x10" + zstd_bomb(64 << 20),
+                         b"M\x05" + zstandard.ZstdCompressor().compress(b"\x03abc"),
+                         batch([whole])[:-3],
+                         b"Q\x05\x00" + os.urandom(1000),
+                         first.pack(number=9),
+                         b"P\x40" + os.urandom(8 << 20),
+                         b"P\x60" + os.urandom(100)):
+                await ws.send_bytes(junk)
+            await ws.send_bytes(batch([whole]))  # well formed, but nobody asked for it
+            await asyncio.sleep(2)
+            assert not ws.closed  # all of it dropped, the session goes on
+            await ws.close()
+
+    with PeakMemory(hub.proc.pid) as memory:  # type: ignore[union-attr]
+        asyncio.run(run())
+        assert requests.get(hub.url + "/health", timeout=TIMEOUT).ok
+    assert memory.peak < MEMORY_LIMIT, f"peak RSS {memory.peak >> 20} MB"
+    assert state(hub) == before_state
+    added = log_since(hub, before_log)
+    assert "Traceback" not in added and "ERROR" not in added, added
 
 
 @pytest.mark.timeout(60)
