@@ -23,9 +23,14 @@ GROUP_BYTES = 16 << 20
 GROUP_COUNT = 2048
 
 
+#: Groups written at once in a process (each publish has at most one being written, so
+#: publishes running in threads of one process do not wait for each other's writes).
+_GROUP_WRITERS = 4
+
+
 @functools.cache
-def _writer() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(1, thread_name_prefix="eurec4a-nt-group")
+def _writers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_GROUP_WRITERS, thread_name_prefix="eurec4a-nt-group")
 
 
 class GroupCommit:
@@ -69,7 +74,7 @@ class GroupCommit:
         self._wait()
         if self.pending:
             items, self.pending, self.held = list(self.pending.values()), {}, 0
-            self._writing = _writer().submit(self.store.put_many, items)
+            self._writing = _writers().submit(self.store.put_many, items)
 
     def _wait(self) -> None:
         writing, self._writing = self._writing, None
