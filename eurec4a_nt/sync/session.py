@@ -73,6 +73,7 @@ class Session:
         self._pieces_received = 0
         #: Pieces of small whole objects waiting to go as one batch (see :mod:`.wire`).
         self._batch: list[Piece] = []
+        self._batch_bytes = 0  #: their full size (:attr:`.wire.Piece.size`)
         #: Numbers naming objects sent in several pieces, each way (see :mod:`.handles`).
         self._sending, self._receiving = Handles(), Handles()
 
@@ -228,7 +229,8 @@ class Session:
             piece, after = self.core.outbox.take_piece(item, size)
             if self.core.batches and len(piece.data) == piece.total and piece.size <= BATCH_PIECE:
                 self._batch.append(piece)
-                if sum(p.size for p in self._batch) >= size:  # a batch is as long as a piece
+                self._batch_bytes += piece.size
+                if self._batch_bytes >= size:  # a batch is as long as a piece
                     await self._send_batch()
             else:
                 await self._send_batch()
@@ -250,7 +252,7 @@ class Session:
     async def _send_batch(self) -> None:
         """Send the pieces waiting to go together (one alone as it is)."""
         if self._batch:
-            waiting, self._batch = self._batch, []
+            waiting, self._batch, self._batch_bytes = self._batch, [], 0
             await self._send_piece(waiting[0].pack(compact=True) if len(waiting) == 1 else batch(waiting))
 
     async def _await_ack(self) -> None:
