@@ -22,6 +22,7 @@ import requests
 import zstandard
 from aiohttp import web
 from server_kit import TIMEOUT, assert_consistent, start, state, status
+from wire_kit import pieces
 
 from eurec4a_nt.demokit.campaign import wait_until
 from eurec4a_nt.demokit.sites import SiteProcess, free_port
@@ -30,7 +31,7 @@ from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.sync import handshake
-from eurec4a_nt.sync.wire import RAW, ZSTD, Piece, batch, pieces
+from eurec4a_nt.sync.wire import RAW, ZSTD, Piece, batch
 
 MEMORY_LIMIT = 200 << 20
 

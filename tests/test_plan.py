@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from wire_kit import pieces
 
 from eurec4a_nt import publish
 from eurec4a_nt.entries import Entry
@@ -18,7 +19,7 @@ from eurec4a_nt.sync import plan
 from eurec4a_nt.sync.handshake import retry_delay
 from eurec4a_nt.sync.partials import Partials
 from eurec4a_nt.sync.policy import Selection, Subscription
-from eurec4a_nt.sync.wire import DELTA, PIECE, RAW, ZSTD, Piece, decode, encode, pieces
+from eurec4a_nt.sync.wire import DELTA, PIECE, RAW, ZSTD, Piece, decode, encode
 
 
 def entry(name: str, topics: tuple[str, ...], size: int, published: str) -> Entry:

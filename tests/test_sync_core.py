@@ -11,6 +11,7 @@ import os
 from dataclasses import replace
 
 import pytest
+from wire_kit import pieces
 
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadInput
@@ -37,7 +38,7 @@ from eurec4a_nt.sync.policy import (
     subscription,
     to_complete,
 )
-from eurec4a_nt.sync.wire import PIECE, RAW, Outgoing, pieces
+from eurec4a_nt.sync.wire import PIECE, RAW, Outgoing
 
 
 def oid(name: str) -> ObjectId:

@@ -296,15 +296,5 @@ class Outgoing:
         return piece
 
 
-def pieces(oid: ObjectId, encoding: int, base: ObjectId | None, payload: bytes,
-           start: int = 0) -> list[Piece]:
-    """Cut an encoded object into pieces of :data:`PIECE` bytes, from byte ``start``."""
-    outgoing = Outgoing(oid, encoding, base, payload, start)
-    cut = [outgoing.next_piece()]
-    while not outgoing.done:
-        cut.append(outgoing.next_piece())
-    return cut
-
-
 def message(kind: str, **body: Any) -> str:
     return json.dumps({"type": kind, **body}, separators=(",", ":"))
