@@ -192,8 +192,9 @@ class Arrivals:
         prefetch through this site of a third site's data may be refused (see
         :meth:`_refuse`); the entries it asks for whole are pushed to it once held whole
         here, fetched once however many peers ask."""
-        through = relay.site if relay.site not in (None, session.peer, self.node.site) else None
-        if through is not None and relay.priority is not Priority.READ:
+        third = relay.site not in (None, session.peer, self.node.site)
+        through = relay.site if third and relay.priority is not Priority.READ else None  # a prefetch through here
+        if through is not None:
             if self._refuse(session, through, relay.priority):
                 return
             whole = [oid for oid in relay.ids if relay.follow.get(oid) == Follow.ALL]
@@ -212,7 +213,7 @@ class Arrivals:
         except NTError:
             session.tell([Say("lack", {"ids": relay.ids, "held_at": ""})])
             return
-        if through is not None and relay.priority is not Priority.READ:
+        if through is not None:
             self.tell_refusal(session, through, None)  # fetched: whatever held it back is gone
         session.core.relayed(relay)
         session.wake.set()
