@@ -29,12 +29,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
                      metadata=metadata, format=args.format, store=args.store, server=args.server,
                      token=args.token, progress=False if args.quiet else None)
     entries = result if isinstance(result, list) else [result]
-    for entry in entries if not args.quiet or len(entries) <= QUIET_LINES else []:
-        print(f"published {entry.path} ({entry.kind}, {entry.format}, {human_size(entry.size)}) "
-              f"topics={','.join(entry.topics) or '-'}")
     if args.quiet and len(entries) > QUIET_LINES:
         print(f"published {len(entries)} entries of {entries[0].site} "
               f"({human_size(sum(e.size for e in entries))}): {entries[0].name} ... {entries[-1].name}")
+        return 0
+    for entry in entries:
+        print(f"published {entry.path} ({entry.kind}, {entry.format}, {human_size(entry.size)}) "
+              f"topics={','.join(entry.topics) or '-'}")
     return 0
 
 
