@@ -95,6 +95,14 @@ class LinkFetches:
         if pending is not None:
             pending.result()
 
+    async def lacking(self, i: int) -> None:
+        """:meth:`ready` for block ``i`` that the store just said it lacks, without
+        asking the store which of the other blocks it lacks (on S3 a request each)."""
+        if self.missing is None:
+            self.missing = set()
+        self.missing.add(self.ids[i])
+        await self.ready(i)
+
 
 class FetchedBlocks:
     """Blocks read from the store at once, :data:`READ_AHEAD` bytes of them ahead of the
@@ -135,7 +143,7 @@ class FetchedBlocks:
         try:
             return await self.store.fetch(oid)
         except ObjectMissing:
-            await self.links.ready(i)
+            await self.links.lacking(i)
             return await self.store.fetch(oid)
 
     async def first(self) -> None:
