@@ -338,7 +338,7 @@ class SiteStore:
         links): one a commit held here names, whose file record and blocks are all held
         here (a record kept without its blocks, or a damaged one, is not handed out)."""
         found = self.db.checkpoint(site)
-        if found is None or not self.objects.has(found.root):
+        if found is None:
             return None
         try:
             blocks = [oid for oid, _ in children(self.objects.get(found.root))]
