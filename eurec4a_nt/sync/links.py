@@ -223,7 +223,6 @@ class Links:
                 "refusing": [r.to_json() for r in arrivals.refusing.of(peer)]}
 
 
-
 LINKS = web.AppKey("links", Links)
 
 
