@@ -22,13 +22,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
-from .common import Result
+from .common import Result, timer
 
 GROUP = "s3read"
 MB = 1_000_000
@@ -88,15 +88,13 @@ def moto_process(latency: Path) -> Iterator[str]:
 
 
 def _curl(url: str, *args: str) -> float:
-    start = time.monotonic()
-    subprocess.run(["curl", "-sSf", "-o", os.devnull, *args, url], check=True, timeout=900)
-    return time.monotonic() - start
+    return _timed(lambda: subprocess.run(["curl", "-sSf", "-o", os.devnull, *args, url], check=True, timeout=900))
 
 
-def _timed(action: object) -> float:
-    start = time.monotonic()
-    action()  # type: ignore[operator]
-    return time.monotonic() - start
+def _timed(action: Callable[[], object]) -> float:
+    with timer() as elapsed:
+        action()
+    return elapsed[0]
 
 
 def run(quick: bool, workdir: Path) -> list[Result]:
