@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import fsspec
+import fsspec.asyn
 
 from ..errors import ObjectMissing
 from ..ids import ObjectId
@@ -22,6 +23,8 @@ from .base import ObjectStore
 NO_LISTING_CACHE = {"s3", "s3a", "gs", "gcs", "az", "abfs"}
 #: Protocols whose single-object PUT is atomic (no partial object is ever visible).
 ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "memory"}
+#: Objects whose presence an async filesystem is asked about at once (see ``missing``).
+ASKED_AT_ONCE = 64
 
 
 class FsspecStore(ObjectStore):
@@ -94,6 +97,22 @@ class FsspecStore(ObjectStore):
 
     def has(self, oid: ObjectId) -> bool:
         return bool(self.fs.exists(self._path(oid)))
+
+    def missing(self, oids: Iterable[ObjectId]) -> list[ObjectId]:
+        """On an async filesystem (S3 has no request answering for many keys: a HEAD
+        each), :data:`ASKED_AT_ONCE` objects are asked for at once on the filesystem's
+        own event loop, not one after the other."""
+        ids = list(dict.fromkeys(oids))
+        if not self.fs.async_impl or len(ids) < 2:
+            return super().missing(ids)
+        held = fsspec.asyn.sync(self.fs.loop, self._exist, [self._path(oid) for oid in ids])
+        return [oid for oid, here in zip(ids, held, strict=True) if not here]
+
+    async def _exist(self, paths: list[str]) -> list[bool]:
+        out: list[bool] = []
+        for i in range(0, len(paths), ASKED_AT_ONCE):
+            out += await asyncio.gather(*(self.fs._exists(p) for p in paths[i:i + ASKED_AT_ONCE]))
+        return [bool(here) for here in out]
 
     def size(self, oid: ObjectId) -> int:
         try:
