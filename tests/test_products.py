@@ -196,3 +196,18 @@ def test_patterns_say_the_time_of_a_name() -> None:
     assert str(q.time_of("l/2020060.nc")) == "2020-02-29 00:00:00" and q.time_of("l/2019366.nc") is None
     with pytest.raises(BadInput, match=r"'products\.p': pattern '/abs/%Y%m%d' must be an entry name"):
         parse({"products": {"p": {"pattern": "/abs/%Y%m%d"}}}, StoreFile, "store config")
+    with pytest.raises(BadInput, match=r"'products\.p': pattern '\*_\*_.*too long: at most 512 characters and 32"):
+        parse({"products": {"p": {"pattern": "*_" * 40 + "%Y%m%d"}}}, StoreFile, "store config")
+
+
+@pytest.mark.timeout(20)
+def test_a_hostile_name_costs_as_little_as_any() -> None:
+    """Names come from other sites: against a pattern of many ``*`` (which takes a
+    backtracking regular expression over a minute per 500-character name) a thousand
+    such names are read in well under the test's time, and a star still takes as much
+    as it can."""
+    p = name_pattern("*_*_*_*_%Y%m%d*.nc")
+    for k in range(1000):
+        assert p.time_of("_" * (400 + k % 100)) is None
+    assert str(p.time_of("a_b_c_d_20200201_e_f_20200202.nc")) == "2020-02-02 00:00:00"
+    assert str(name_pattern("%Y/*%Y%m%d*").time_of("2020/x2019010120200105y")) == "2020-01-05 00:00:00"
