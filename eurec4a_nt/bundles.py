@@ -26,8 +26,8 @@ from .errors import BadCommit, BadInput, Corrupt, NotFound
 from .ids import Hashed, ObjectId
 from .log import Commit, parse_commit, verify_commit
 from .schema import decode
+from .times import parse_time
 from .tree import walk
-from .versions import parse_time
 
 if TYPE_CHECKING:
     from .client import SiteClient

@@ -32,6 +32,7 @@ from .logstate import CheckpointRef, Head, LogState, SiteState
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 from .schema import CommitBody, canonical, convert, decode
+from .times import parse_time
 
 __all__ = ["Change", "Commit", "SiteLog", "SiteState", "make_commit", "parse_commit", "verify_commit"]
 
@@ -100,6 +101,10 @@ def parse_commit(raw: bytes) -> Commit:
     site = parsed.site
     if (parsed.parent is None) != (parsed.seq == 1):
         raise BadCommit(f"malformed commit {site}#{parsed.seq}: only seq 1 has no parent")
+    try:
+        parse_time(parsed.time, "commit time")
+    except BadInput as exc:
+        raise BadCommit(f"malformed commit {site}#{parsed.seq}: {exc}") from None
     changes = []
     for change in parsed.changes:
         try:

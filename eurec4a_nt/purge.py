@@ -20,8 +20,8 @@ from .errors import BadInput
 from .ids import ObjectId
 from .index import Index
 from .sitestore import SiteStore
+from .times import parse_time
 from .tree import walk
-from .versions import parse_time
 
 #: The longest ``keep_days`` (a century: longer than any campaign's data is kept).
 MAX_KEEP_DAYS = 36_500

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import BadInput
 from .products import name_pattern
+from .times import is_date, naive_utc
 
 if TYPE_CHECKING:
     from .entries import Entry
@@ -145,16 +146,6 @@ def members(product: Product, entries: Iterable[Entry], start: datetime, end: da
     return [e for _, e in sorted(found, key=lambda t: t[0])]
 
 
-def parse_time(value: str, what: str) -> datetime:
-    """An ISO 8601 date or time (``2020-02-01`` or ``2020-02-01T10:45``) as a naive UTC
-    datetime; :class:`BadInput` naming ``what`` otherwise."""
-    try:
-        return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=None)
-    except (TypeError, ValueError):
-        raise BadInput(f"bad {what} {value!r}: use an ISO date like 2020-02-01 "
-                       "or a time like 2020-02-01T10:45") from None
-
-
 def time_range(date: str | None = None, start: str | None = None,
                end: str | None = None) -> tuple[datetime, datetime]:
     """``[start, end)`` for a ``date`` (that whole day) or a ``start``/``end`` range
@@ -162,10 +153,16 @@ def time_range(date: str | None = None, start: str | None = None,
     if date:
         if start or end:
             raise BadInput("give date= or start=/end=, not both")
-        day = parse_time(date, "date").replace(hour=0, minute=0, second=0, microsecond=0)
-        return day, day + _ONE_DAY
+        day = naive_utc(date, "date").replace(hour=0, minute=0, second=0, microsecond=0)
+        return day, _later(day, _ONE_DAY)
     if not (start or end):
         raise BadInput("give date= (a day, e.g. 2020-02-01) or start=/end= to select from a series")
-    lo = parse_time(start, "start") if start else datetime.min
-    hi = parse_time(end, "end") if end else datetime.max - _ONE_DAY
-    return lo, hi + (_ONE_DAY if end and len(end) <= 10 else _TICK)
+    lo = naive_utc(start, "start") if start else datetime.min
+    if not end:
+        return lo, datetime.max
+    return lo, _later(naive_utc(end, "end"), _ONE_DAY if is_date(end) else _TICK)
+
+
+def _later(when: datetime, step: timedelta) -> datetime:
+    """``when + step``, or the last time there is."""
+    return when + step if when <= datetime.max - step else datetime.max

@@ -20,6 +20,7 @@ from .entries import Entry
 from .errors import BadInput, NotFound
 from .listing import SiteIndex
 from .log import Commit, SiteLog
+from .times import parse_time
 
 if TYPE_CHECKING:
     from .settings import ProductRule
@@ -28,15 +29,6 @@ if TYPE_CHECKING:
 At = int | datetime
 
 _SEQ = re.compile(r"[0-9]{1,12}")
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 date or time (UTC if no zone is given); raise :class:`BadInput`."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"bad time {text!r}: use ISO 8601, e.g. 2020-02-01 or 2020-02-01T10:45Z") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def parse_at(value: object) -> At:

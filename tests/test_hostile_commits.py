@@ -91,6 +91,7 @@ PUT = [{"op": "put", "name": "x.bin"}]
     lambda hub: signed(hub, [{**PUT[0]}]),
     lambda hub: signed(hub, [{**PUT[0], "entry": entry()}], extra="field"),
     lambda hub: signed(hub, [{**PUT[0], "entry": entry()}], seq=1.0),
+    lambda hub: signed(hub, [{**PUT[0], "entry": entry()}], time="garbage-time"),
     lambda hub: signed(hub, [{**PUT[0], "entry": entry(description="x" * (5 << 20))}]),
     lambda hub: signed(hub, [{**PUT[0], "entry": entry()}]).replace(b'"seq":1', b'"seq": 1'),
     lambda hub: b"[" * 100_000 + b"]" * 100_000,
