@@ -243,11 +243,11 @@ def _folders_of(name: str) -> Iterator[str]:
         end = name.find("/", end + 1)
 
 
-def _quietly(build: Callable[[], SiteIndex]) -> SiteIndex:
-    """``build()`` without the garbage collector's passes, then its objects left out of
-    later full passes: each pass walks every object (30 ms at 30,000 entries), time in
-    which a server's event loop waits. The index's objects are still freed when it is
-    replaced; only what was already garbage in reference cycles stays."""
+def _quietly(build: Callable[[], SiteIndex], freeze: bool) -> SiteIndex:
+    """``build()`` without the garbage collector's passes; with ``freeze``, its objects
+    then left out of later full passes: each pass walks every object (30 ms at 30,000
+    entries), time in which a server's event loop waits. Frozen objects in reference
+    cycles are never freed, so only a process that keeps its store for life freezes."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -255,7 +255,8 @@ def _quietly(build: Callable[[], SiteIndex]) -> SiteIndex:
     finally:
         if enabled:
             gc.enable()
-    gc.freeze()
+    if freeze:
+        gc.freeze()
     return index
 
 
@@ -267,6 +268,7 @@ class Listings:
         self.store = store
         self._by_site: dict[str, SiteIndex] = {}
         self._lock = threading.Lock()
+        self._freeze = False
 
     def get(self, site: str) -> SiteIndex:
         """The index of ``site`` now; :class:`NotFound` for a site this store does not know."""
@@ -276,7 +278,7 @@ class Listings:
         with self._lock:
             index = self._by_site.get(site)
             if index is None or log.seq < index.seq:  # first, or the log was replaced: from the state
-                index = _quietly(lambda: self._from_state(site))
+                index = _quietly(lambda: self._from_state(site), self._freeze)
             if log.seq != index.seq:  # commits since (a commit already in the state changes nothing)
                 index = index.advance(log.commits_after(index.seq))
             self._by_site[site] = index
@@ -288,6 +290,9 @@ class Listings:
         return SiteIndex(site, state.seq, state.head, entries, list(entries), products=self.store.product_map(site))
 
     def warm(self) -> None:
-        """Bring the index of every site up to date now (a server does this as it starts)."""
+        """Bring the index of every site up to date now (a server does this as it
+        starts, and keeps its store for life: the indexes are frozen from then on, see
+        :func:`_quietly`)."""
+        self._freeze = True
         for site in self.store.sites():
             self.get(site)

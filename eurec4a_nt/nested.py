@@ -12,6 +12,7 @@ so opening the catalog costs the same at 100,000 entries as at 100.
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from intake.catalog import Catalog
@@ -32,9 +33,18 @@ if TYPE_CHECKING:
     from .client import SiteClient
 
 #: Stores and clients the catalogs read from, by the key their entries carry (intake
-#: passes an entry's arguments as plain values).
-_BACKENDS: dict[str, SiteStore | SiteClient | Pinned] = {}
+#: passes an entry's arguments as plain values). Each catalog and series holds its own
+#: backend, so one is dropped with the last catalog reading from it.
+_BACKENDS: weakref.WeakValueDictionary[str, SiteStore | SiteClient | Pinned] = weakref.WeakValueDictionary()
 _keys = itertools.count()
+
+
+def _backend(key: str) -> SiteStore | SiteClient | Pinned:
+    """The backend of ``key``, while a catalog reading from it is alive."""
+    try:
+        return _BACKENDS[key]
+    except KeyError:
+        raise NotFound(f"the catalog {key.split('#')[0]} was closed: open it again with open_catalog()") from None
 
 
 def open_nested(backend: SiteStore | SiteClient | Pinned) -> SitesCatalog:
@@ -65,13 +75,9 @@ class _Lazy(Catalog):
     partition_access = False
 
     def __init__(self, backend: str, **kwargs: Any) -> None:
-        self.backend_key = backend
+        self.backend_key, self.backend = backend, _backend(backend)
         self._loaded = False
         super().__init__(**kwargs)
-
-    @property
-    def backend(self) -> SiteStore | SiteClient | Pinned:
-        return _BACKENDS[self.backend_key]
 
     def _load(self) -> None:
         pass  # entries are read on first use (_get_entries), not when opened
@@ -193,7 +199,7 @@ class SeriesSource(DataSource):
                  start: str | None = None, end: str | None = None,
                  metadata: dict[str, Any] | None = None) -> None:
         super().__init__(metadata=metadata)
-        self.backend_key, self.site = backend, site
+        self.backend_key, self.backend, self.site = backend, _backend(backend), site
         self.product = Product.from_json(product, site)
         self.selection = {"date": date, "start": start, "end": end}
         self.container = "xarray" if self.product.format in XARRAY_FORMATS else "python"
@@ -217,14 +223,14 @@ class SeriesSource(DataSource):
         """The selected entries, oldest first. Raises BadInput without a selection and
         NotFound when none is in it."""
         lo, hi = time_range(**self.selection)
-        found = _BACKENDS[self.backend_key].series_entries(self.product, lo, hi)
+        found = self.backend.series_entries(self.product, lo, hi)
         if not found:
             raise NotFound(f"{self.site}/{self.product.key} has no entries from {lo} to {hi} "
                            f"(it has {self.product.first} to {self.product.last})")
         return found
 
     def _sources(self, entries: list[Entry]) -> list[EntrySource]:
-        options = storage_options(_BACKENDS[self.backend_key], self.site)
+        options = storage_options(self.backend, self.site)
         return [EntrySource(f"nt://{self.site}/{e.name}", e.kind, e.format, options,
                             metadata=entry_metadata(e)) for e in entries]
 
