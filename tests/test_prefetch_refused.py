@@ -5,6 +5,7 @@ flows. Real servers on loopback; the message itself and the rules as plain value
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -59,13 +60,16 @@ def test_the_refused_message_is_parsed_strictly() -> None:
             link_message(junk)
 
 
-def test_refusals_are_bounded_per_peer() -> None:
-    table = Refusals(by_peer=True)
-    for i in range(300):
-        table.note("OPS", f"S{i}", "no link")
-    assert len(table.of("OPS")) == 256
+def test_refusals_are_bounded_per_peer(caplog: pytest.LogCaptureFixture) -> None:
+    table, told = Refusals(by_peer=False), Told(takes=True)
+    with caplog.at_level(logging.WARNING):
+        for i in range(300):
+            table.note("OPS", f"S{i}", "no link")
+            told.say(f"S{i}", "no link")
+    assert len(table.of("OPS")) == 256 and len(told.refused()) == 256
+    assert len(caplog.records) == 257  # one line per refusal kept, one for all that were dropped
     table.note("OPS", "S0", None)
-    assert len(table.of("OPS")) == 255
+    assert len(table.of("OPS")) == 255 and len(table.all()) == 255
 
 
 def _links(path: Path, *urls: str) -> str:

@@ -57,6 +57,8 @@ class Told:
         session and whenever it changes, never to a peer that does not take it."""
         if not self.takes or (site in self._told and self._told[site] == reason):
             return []
+        if site not in self._told and len(self._told) >= MAX_PER_PEER:
+            return []  # a peer asking through this side for that many sites is told no more
         self._told[site] = reason
         return [Say("refused", {"site": site, "reason": reason})]
 
@@ -84,26 +86,30 @@ class Refusals:
 
     def __init__(self, by_peer: bool) -> None:
         self.by_peer = by_peer
-        self._held: dict[tuple[str, str], Refusal] = {}
+        self._held: dict[str, dict[str, Refusal]] = {}
+        self._full: set[str] = set()
 
     def note(self, peer: str, site: str, reason: str | None) -> bool:
         """Fetching ``site``'s data through ``peer`` (or for ``peer``) is refused for
         ``reason``, or (None) no longer refused; True if that changed what is held. More
-        than :data:`MAX_PER_PEER` refusals of one peer are dropped with a log line."""
-        key, old = (peer, site), self._held.get((peer, site))
+        than :data:`MAX_PER_PEER` refusals of one peer are dropped, with one log line."""
+        held = self._held.setdefault(peer, {})
+        old = held.get(site)
         if reason is None:
             if old is None:
                 return False
-            del self._held[key]
+            del held[site]
             log.info("prefetch of %s's data %s %s again", site,
                      "served through" if self.by_peer else "fetched here for", peer)
             return True
         if old is not None and old.reason == reason:
             return False
-        if old is None and len(self.of(peer)) >= MAX_PER_PEER:
-            log.warning("%s: more than %d refusals; dropped the one for %s", peer, MAX_PER_PEER, site)
+        if old is None and len(held) >= MAX_PER_PEER:
+            if peer not in self._full:
+                self._full.add(peer)
+                log.warning("%s: more than %d refusals; dropping the others", peer, MAX_PER_PEER)
             return False
-        self._held[key] = Refusal(peer, site, reason, old.since if old else time.time())
+        held[site] = Refusal(peer, site, reason, old.since if old else time.time())
         if self.by_peer:
             log.warning("prefetch of %s's data through %s refused by %s: %s", site, peer, peer, reason)
         else:
@@ -112,7 +118,8 @@ class Refusals:
 
     def of(self, peer: str) -> list[Refusal]:
         """The refusals of (or to) ``peer``, by site."""
-        return sorted((r for (p, _), r in self._held.items() if p == peer), key=lambda r: r.site)
+        return sorted(self._held.get(peer, {}).values(), key=lambda r: r.site)
 
     def all(self) -> list[Refusal]:
-        return sorted(self._held.values(), key=lambda r: (r.peer, r.site))
+        """Every refusal held, by peer and site."""
+        return sorted((r for held in self._held.values() for r in held.values()), key=lambda r: (r.peer, r.site))
