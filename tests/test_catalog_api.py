@@ -4,6 +4,7 @@ catalog API with paging and search, and 304s from the log head."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -107,6 +108,12 @@ def test_entries_are_searched_by_prefix_topic_text_and_time(server: SiteProcess)
     assert_error(requests.get(server.url + path, params={"order": "random"}, timeout=TIMEOUT), 400, "bad-input")
     paged = get(server, path, prefix="sondes/", since="2020-02-01", limit=2)
     assert paged["matched"] == 5 and paged["next"] == "sondes/2020-02-01T1045.nc"
+    # times in any ISO 8601 spelling, compared in UTC; an entry at the very time given is in
+    for since, until in (("2020-02-01T10:45Z", ""), ("2020-02-01 10:45", ""), ("2020-02-01T12:45+02:00", ""),
+                         ("20200201T1045", "20200202")):
+        found = get(server, path, prefix="sondes/", since=since, until=until)
+        assert [e["name"] for e in found["entries"]] == [f"sondes/{t}.nc" for t in LAUNCHES[1:]], since
+    assert get(server, path, prefix="sondes/", until="2020-02-01T04:45+00:00")["matched"] == 1
     for bad in ({"limit": "0"}, {"limit": "many"}, {"since": "yesterday"}, {"topic": "Bad Topic"}):
         assert_error(requests.get(server.url + path, params=bad, timeout=TIMEOUT), 400, "bad-input")
     one = get(server, f"/api/sites/{SITE}/entries/sondes/{LAUNCHES[0]}.nc")
@@ -207,6 +214,43 @@ def test_a_series_opens_by_date_or_time_range_as_one_dataset(server: SiteProcess
         ship.sondes(date="someday").to_dask()
     with pytest.raises(NotFound, match="2020-02-01T04:45:00 to 2020-02-02T10:45:00"):
         ship.sondes(date="2020-03-01").to_dask()
+    for edge in ({"date": "9999-12-31"}, {"start": "9999-12-31T23:59"}, {"start": "0001-01-01", "end": "2020-01-31"}):
+        with pytest.raises(NotFound, match="has no entries"):
+            ship.sondes(**edge).entries()
+    assert len(ship.sondes(end="9999-12-31").entries()) == 5
+    assert len(ship.sondes(start="2020-02-02T06:45+02:00").entries()) == 2  # 04:45 UTC
+
+
+def test_a_catalog_asked_at_a_point_is_not_served_to_others(server: SiteProcess) -> None:
+    """A catalog pinned to the log's current head (``?at=`` its seq or a later time)
+    names ``/at/`` URLs; the catalog of now, asked after it, names none, and each is
+    kept under its own ETag. Unknown query keys do not make answers of their own."""
+    path = f"/sites/{SITE}/catalog.yaml"
+    pinned = requests.get(server.url + path, params={"at": "2999-01-01T00:00Z"}, timeout=TIMEOUT)
+    now = requests.get(server.url + path, timeout=TIMEOUT)
+    assert pinned.status_code == now.status_code == 200
+    assert "/at/2999-01-01T00%3A00%3A00Z/sites/" in pinned.text and "/at/" not in now.text
+    assert pinned.headers["ETag"] != now.headers["ETag"]
+    entries = f"/api/sites/{SITE}/entries"
+    plain = requests.get(server.url + entries, params={"limit": 2}, timeout=TIMEOUT)
+    noise = requests.get(server.url + entries, params={"limit": 2, "x": "1"}, timeout=TIMEOUT)
+    assert plain.headers["ETag"] == noise.headers["ETag"] and plain.json() == noise.json()
+
+
+def test_catalogs_opened_again_and_again_hold_no_files_open(server: SiteProcess) -> None:
+    """Each ``open_catalog(store=)`` opens the store's files; they close with the last
+    catalog reading from it (a notebook reopening its catalog in a loop)."""
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    for i in range(30):
+        sub = nt.open_catalog(store=server.store)[SITE]["notes"]
+        assert list(sub) == ["day-1"]
+        del sub
+        gc.collect()
+        if i == 4:
+            before = open_files()
+    assert open_files() <= before + 2
 
 
 def test_a_series_from_a_store_is_the_same(server: SiteProcess) -> None:

@@ -31,10 +31,13 @@ CREATE INDEX IF NOT EXISTS answers_made ON answers(made);
 
 
 class Built(NamedTuple):
-    """The body of an answer and its content type (text, UTF-8)."""
+    """The body of an answer and its content type (text, UTF-8); ``final`` False for
+    an answer that may change without the log changing (it says something is not held
+    here yet): neither kept nor given an ETag."""
 
     body: bytes
     content_type: str
+    final: bool = True
 
 
 class Answers(SQLiteFile):

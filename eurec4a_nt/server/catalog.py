@@ -27,9 +27,9 @@ from ..errors import BadInput, NotFound, NTError
 from ..listing import SiteIndex
 from ..manifests import RefReader, load_manifest
 from ..node import Node
-from ..series import parse_time
+from ..times import is_date, naive_utc
 from ..version import __version__
-from ..versions import at_text
+from ..versions import at_text, position
 from .answers import ANSWERS, Built
 from .context import base_url, node, query_at
 from .respond import etag_matches
@@ -59,7 +59,7 @@ async def _answer(request: web.Request, parts: tuple[Any, ...], build: Callable[
 
     ``parts`` are read before the answer is built, so it is at least as new as its
     ETag says (a commit arriving meanwhile may be in it)."""
-    key = repr((request.path, base_url(request), parts, __version__))
+    key = repr((request.path, base_url(request), _pin(request), parts, __version__))
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag_matches(request.headers.get("If-None-Match"), etag):
@@ -68,6 +68,9 @@ async def _answer(request: web.Request, parts: tuple[Any, ...], build: Callable[
     kept = await asyncio.to_thread(answers.get, etag)
     if kept is None:
         kept = await asyncio.to_thread(build)
+        if not kept.final:
+            return web.Response(body=kept.body, content_type=kept.content_type, charset="utf-8",
+                                headers={"Cache-Control": "no-store"})
         await asyncio.to_thread(answers.put, etag, kept)
     return web.Response(body=kept.body, content_type=kept.content_type, charset="utf-8", headers=headers)
 
@@ -80,17 +83,18 @@ async def site_index(request: web.Request) -> SiteIndex:
 
 async def site_head(request: web.Request) -> tuple[str, tuple[Any, ...]]:
     """The ``{site}`` of the path (400 if malformed, 404 if unknown) and what its
-    catalogs at the point the request asks for depend on: the head of its log and its
-    product map. Now, without building the site's index (one query), so a kept answer
-    is found before anything is built."""
+    catalogs at the point the request asks for depend on: the head of its log (the seq
+    of a past point) and its product map. Without building the site's index (a query,
+    or a binary search of commit times), so a kept answer is found before anything is
+    built."""
     site = check_site(request.match_info["site"])
     store, at = node(request).store, query_at(request)
 
-    def head() -> str | None:
-        if at is not None:
-            return store.index(site, at).head
+    def head() -> str | int | None:
         store.entries(site)  # NotFound for an unknown site
-        return store.state(site).head
+        now = store.state(site)
+        seq = now.seq if at is None else position(store.log(site), at)
+        return now.head if seq >= now.seq else seq
 
     return site, (await asyncio.to_thread(head), sorted(store.product_map(site).items()))
 
@@ -113,8 +117,8 @@ def _options(request: web.Request, site: str) -> dict[str, Any]:
     return options if at is None else {**options, "at": at_text(at)}
 
 
-def _yaml(body: dict[str, Any]) -> Built:
-    return Built(catalogs.dump(body).encode(), YAML)
+def _yaml(body: dict[str, Any], final: bool = True) -> Built:
+    return Built(catalogs.dump(body).encode(), YAML, final)
 
 
 @routes.get("/catalog.yaml")
@@ -152,9 +156,11 @@ async def folder_catalog(request: web.Request) -> web.Response:
         shown = parts[part] if part is not None else [] if parts else found.entries
         consolidated = {e.name: _consolidated(n, e) for e in shown if e.format == "zarr"}
         data_url = f"{base}/data/{site}/"
+        final = None not in consolidated.values()
         if part is not None:
-            return _yaml(catalogs.part_catalog(found, part, shown, data_url, consolidated))
-        return _yaml(catalogs.folder_catalog(found, data_url, f"{base}/sites/{site}/{prefix}", consolidated, parts))
+            return _yaml(catalogs.part_catalog(found, part, shown, data_url, consolidated), final)
+        return _yaml(catalogs.folder_catalog(found, data_url, f"{base}/sites/{site}/{prefix}", consolidated, parts),
+                     final)
 
     return await _answer(request, (head, prefix, part), build)
 
@@ -218,11 +224,9 @@ async def entries(request: web.Request) -> web.Response:
     topic = query.get("topic", "")
     if topic:
         check_topics(topic)
-    for key in ("since", "until"):
-        if query.get(key):
-            parse_time(query[key], key)
-    after = query.get("after", "")
-    if query.get("order", "name") not in ("name", "newest"):
+    since, until = (_time_text(query.get(key, ""), key) for key in ("since", "until"))
+    prefix, q, after, order = (query.get(key, "") for key in ("prefix", "q", "after", "order"))
+    if order not in ("", "name", "newest"):
         raise BadInput("order must be name or newest")
     try:
         limit = int(query.get("limit", 100))
@@ -231,13 +235,12 @@ async def entries(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_LIMIT:
         raise BadInput(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     with_held = query.get("held") == "1"
-    parts = (head, sorted(query.items()), n.version if with_held else 0)
+    asked = (prefix, topic, q, since, until, after, limit, order == "newest")
+    parts = (head, asked, n.version if with_held else 0)
 
     def build() -> Built:
         index = _index(request, site)
-        page = index.search(prefix=query.get("prefix", ""), topic=topic, q=query.get("q", ""),
-                            since=query.get("since", ""), until=query.get("until", ""),
-                            after=after, limit=limit, newest=query.get("order") == "newest")
+        page = index.search(*asked)
         out = []
         for entry in page.entries:
             body = _entry_json(entry)
@@ -249,6 +252,15 @@ async def entries(request: web.Request) -> web.Response:
                       "topics": index.topics()})
 
     return await _answer(request, parts, build)
+
+
+def _time_text(text: str, what: str) -> str:
+    """A ``since``/``until`` as entry times are compared (UTC, ISO 8601 text): a date
+    stays a date (a whole day), a time becomes ``YYYY-MM-DDTHH:MM:SS[.ffffff]``."""
+    if not text:
+        return ""
+    when = naive_utc(text, what)
+    return when.date().isoformat() if is_date(text) else when.isoformat()
 
 
 @routes.get("/api/sites/{site}/entries/{name:.+}")
