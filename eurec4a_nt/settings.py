@@ -88,6 +88,14 @@ class LinksFile(Strict):
     links: list[LinkSettings] = []
 
 
+#: Bounds of a server's read-ahead window (``read-ahead``): bytes of blocks one read from
+#: an object store holds in memory at most.
+MIN_READ_AHEAD, MAX_READ_AHEAD = 1 << 20, 1 << 30
+#: Seconds a URL for a direct read is good for (``direct-reads-expiry``), by default and
+#: at most (S3 signs for at most 7 days).
+DIRECT_READS_EXPIRY, MAX_DIRECT_READS_EXPIRY = 900, 7 * 24 * 3600
+
+
 class ServerSettings(Strict):
     """A site server's settings: its ``--config`` file and command-line options."""
 
@@ -106,8 +114,16 @@ class ServerSettings(Strict):
     tls_cert: str | None = None
     tls_key: str | None = None
     ca_file: str | None = None
+    read_ahead: Size | None = None
+    direct_reads: bool = False
+    direct_reads_expiry: int = DIRECT_READS_EXPIRY
 
     def __post_init__(self) -> None:
+        if self.read_ahead is not None and not MIN_READ_AHEAD <= self.read_ahead <= MAX_READ_AHEAD:
+            raise ValueError(f"read-ahead {self.read_ahead} bytes is out of range: use 1MiB to 1GiB")
+        if not 1 <= self.direct_reads_expiry <= MAX_DIRECT_READS_EXPIRY:
+            raise ValueError(f"direct-reads-expiry {self.direct_reads_expiry} s is out of range: use 1 to "
+                             f"{MAX_DIRECT_READS_EXPIRY} seconds (7 days, the longest S3 signs for)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls-cert and tls-key go together: give both, or neither for plain HTTP")
         if not 0 <= self.port < 65536:

@@ -3,6 +3,7 @@ is parsed strictly; a wrong one stops the command with the key named, nothing st
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import requests
 from server_kit import TIMEOUT, assert_error, start
 
 from eurec4a_nt.errors import BadInput
+from eurec4a_nt.server.blocks import READ_AHEAD
+from eurec4a_nt.server.run import add_arguments, config_from
 from eurec4a_nt.settings import LinksFile, ServerSettings, load, parse
 from eurec4a_nt.sitestore import SiteStore
 
@@ -31,6 +34,9 @@ MISTYPED = [
     ("c.yaml", 'read-token: "yes"\n', ["serve", "--config", "c.yaml"], "'read-token': Expected `bool`"),
     ("c.yaml", "cache-cap: lots\n", ["serve", "--config", "c.yaml"], "'cache-cap': bad size 'lots'"),
     ("c.yaml", "port: 99999\n", ["serve", "--config", "c.yaml"], "port 99999 is out of range"),
+    ("c.yaml", "read-ahead: 4GB\n", ["serve", "--config", "c.yaml"], "read-ahead 4000000000 bytes is out of range"),
+    ("c.yaml", "direct-reads-expiry: 0\n", ["serve", "--config", "c.yaml"],
+     "direct-reads-expiry 0 s is out of range: use 1 to 604800 seconds"),
     ("c.yaml", "- a list\n", ["serve", "--config", "c.yaml"], "must be a mapping"),
     ("l.yaml", 'links:\n  - url: http://ops:8047\n    lazy: "false"\n', ["serve", "--links", "l.yaml"],
      "'links[0].lazy': Expected `bool`, got `str` (write true or false, without quotes)"),
@@ -55,6 +61,7 @@ MISTYPED = [
     (None, "", ["serve", "--link", "ftp://ops"], "--link: url 'ftp://ops' is not a site server URL"),
     (None, "", ["serve", "--link", "http://ops:8047", "--push", "Sondes"], "push: bad topic 'Sondes'"),
     (None, "", ["serve", "--pin", "Raw Data"], "bad topic 'Raw Data'"),
+    (None, "", ["serve", "--read-ahead", "100KB"], "read-ahead 100000 bytes is out of range: use 1MiB to 1GiB"),
 ]
 
 
@@ -109,3 +116,16 @@ def test_options_override_the_file_and_sizes_parse(tmp_path: Path) -> None:
         (9000, True, 2_000_000_000, "127.0.0.1")
     with pytest.raises(BadInput, match="'cache-cap': bad size"):
         parse({"cache-cap": True}, ServerSettings, "--config")
+
+
+def test_read_ahead_and_direct_reads_from_options_and_the_file(tmp_path: Path) -> None:
+    store = tmp_path / "site-cache"
+    SiteStore.init(store, "OPS")
+    (tmp_path / "c.yaml").write_text("read-ahead: 64MiB\ndirect-reads: true\ncache-cap: 2GB\n")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = config_from(parser.parse_args(["--store", str(store)]))
+    assert (default.read_ahead, default.direct_reads) == (READ_AHEAD, None)
+    config = config_from(parser.parse_args(["--store", str(store), "--config", str(tmp_path / "c.yaml"),
+                                            "--direct-reads-expiry", "60"]))
+    assert (config.read_ahead, config.direct_reads, config.cache_cap) == (64 << 20, 60, 2_000_000_000)

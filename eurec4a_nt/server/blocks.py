@@ -30,6 +30,7 @@ Block = tuple[ObjectId, int, int]
 OPEN_AHEAD = 8
 #: Bytes of blocks fetched at once, ahead of the one being sent, from a store without
 #: local files (about 16 blocks): what one read holds in memory at most, beyond one block.
+#: The default of the server's ``read-ahead`` setting.
 READ_AHEAD = 16 << 20
 
 
@@ -41,11 +42,13 @@ class BlockSender(Protocol):
     def close(self) -> None: ...
 
 
-def sender(node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span) -> BlockSender:
-    """The sender of bytes ``span`` of the file made of ``blocks`` for this node's store."""
+def sender(node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
+           read_ahead: int) -> BlockSender:
+    """The sender of bytes ``span`` of the file made of ``blocks`` for this node's store;
+    from a store without local files, ``read_ahead`` bytes of blocks are fetched ahead."""
     if node.store.objects.supports_local_paths:
         return LocalBlocks(node, site, reader, blocks, span)
-    return FetchedBlocks(node, site, reader, blocks, span)
+    return FetchedBlocks(node, site, reader, blocks, span, read_ahead)
 
 
 class LinkFetches:
@@ -105,7 +108,7 @@ class LinkFetches:
 
 
 class FetchedBlocks:
-    """Blocks read from the store at once, :data:`READ_AHEAD` bytes of them ahead of the
+    """Blocks read from the store at once, ``read_ahead`` bytes of them ahead of the
     one being sent (on S3, concurrent GETs on s3fs's own event loop), in a window that
     slides as blocks are sent: memory holds at most the window and one block. Each block
     is checked against its id (:meth:`ObjectStore.fetch`), so a damaged object ends the
@@ -117,20 +120,22 @@ class FetchedBlocks:
     #: Seconds between checks, while a block is awaited, whether the reader hung up.
     HANGUP_CHECK = 0.5
 
-    def __init__(self, node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span) -> None:
+    def __init__(self, node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
+                 read_ahead: int) -> None:
         self.store = node.store.objects
         self.blocks = blocks
         self.span = span
+        self.read_ahead = read_ahead
         self.links = LinkFetches(node, site, [b[0] for b in blocks], reader)
         self.window: deque[asyncio.Task[bytes]] = deque()
         self.window_bytes = 0
         self.queued = 0
 
     def _fill(self) -> None:
-        """Start fetches until the window holds :data:`READ_AHEAD` bytes (one at least)."""
+        """Start fetches until the window holds ``read_ahead`` bytes (one block at least)."""
         while self.queued < len(self.blocks):
             oid, _, length = self.blocks[self.queued]
-            if self.window and self.window_bytes + length > READ_AHEAD:
+            if self.window and self.window_bytes + length > self.read_ahead:
                 return
             task = asyncio.create_task(self._block(self.queued), name=f"read-ahead {oid}")
             task.add_done_callback(consume)

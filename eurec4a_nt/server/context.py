@@ -17,6 +17,7 @@ from ..sync.config import LinkConfig
 from ..versions import At, parse_at
 from ..watch.rules import WatchRule
 from .auth import Tokens
+from .blocks import READ_AHEAD
 
 MAX_JSON_BODY = 16 << 20
 #: Seconds a body read whole (JSON, a form, one object) may take to arrive: a client
@@ -44,6 +45,10 @@ class ServerConfig:
     tls_key: Path | None = None
     #: CA certificates the servers this one dials are verified against (None: the system's).
     ca_file: Path | None = None
+    #: Bytes of blocks one read fetches ahead from an object store (see :mod:`.blocks`).
+    read_ahead: int = READ_AHEAD
+    #: Seconds the URLs of direct reads are good for (``POST /objects/urls``); None: not offered.
+    direct_reads: int | None = None
 
 
 NODE = web.AppKey("node", Node)

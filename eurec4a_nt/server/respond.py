@@ -13,7 +13,7 @@ from ..errors import BadInput, Corrupt, NTError
 from ..manifests import Ref, RefReader, Span
 from ..node import Node
 from .blocks import LinkFetches, sender
-from .context import reader
+from .context import CONFIG, reader
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     if ref.record:  # the record, and (where it comes from a link) the blocks of the range
         await LinkFetches(node, site, [ref.id], who, {ref.id: (start, end)}).ready(0)
     blocks = await asyncio.to_thread(RefReader(ref, node.store.objects).blocks_for, start, end) if ref.size else []
-    blocks_out = sender(node, site, who, blocks, (start, end))
+    blocks_out = sender(node, site, who, blocks, (start, end), request.app[CONFIG].read_ahead)
     try:
         await blocks_out.first()
         if blocks and not ref.record and await asyncio.to_thread(node.store.objects.size, ref.id) != ref.size:

@@ -53,13 +53,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--public-url", metavar="URL", help="URL clients use to reach this server (for catalogs)")
     p.add_argument("--tls-cert", metavar="PEM", help="listen with TLS (https://, wss://): certificate chain")
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    p.add_argument("--read-ahead", metavar="SIZE", help="bytes of blocks one read fetches ahead from an "
+                   "object store such as S3, held in memory (default 16MiB; 1MiB to 1GiB)")
+    p.add_argument("--direct-reads", action="store_true", default=None,
+                   help="offer readers signed URLs to fetch blocks of large reads straight from the "
+                   "object store (S3), each checked by its id (default: off)")
+    p.add_argument("--direct-reads-expiry", type=int, metavar="SECONDS",
+                   help="seconds a URL of --direct-reads is good for (default 900)")
     p.add_argument("--ca-file", metavar="PEM", help="verify the https:// servers this one dials against "
                    "these CA certificates (e.g. the campaign's own CA) instead of the system's")
 
 
 #: Options that are settings of :class:`ServerSettings` (the rest build links).
 _SETTINGS = ("site", "store", "local", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url",
-             "tls_cert", "tls_key", "ca_file")
+             "tls_cert", "tls_key", "ca_file", "read_ahead", "direct_reads", "direct_reads_expiry")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
@@ -72,12 +79,13 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
 
     from ..settings import LinkSettings, LinksFile, ServerSettings, existing, load, parse
     from ..sitestore import KEYRING_ENV, local_folder
+    from .blocks import READ_AHEAD
     from .context import ServerConfig
 
     file = load(args.config, ServerSettings, "--config") if args.config else ServerSettings()
     given = {name.replace("_", "-"): getattr(args, name) for name in _SETTINGS
              if getattr(args, name, None) not in (None, [], "")}
-    merged = {k: v for k, v in msgspec.to_builtins(file).items() if k not in ("links", "watch")}
+    merged = {k: v for k, v in msgspec.to_builtins(file, enc_hook=int).items() if k not in ("links", "watch")}
     settings = parse({**merged, **given}, ServerSettings, "", option=True)
     links = [link.config() for link in file.links]
     if args.links:
@@ -97,6 +105,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         public_url=settings.public_url, watch=list(file.watch),
         tls_cert=_file(settings.tls_cert, "--tls-cert"), tls_key=_file(settings.tls_key, "--tls-key"),
         ca_file=_file(settings.ca_file, "--ca-file"),
+        read_ahead=settings.read_ahead or READ_AHEAD,
+        direct_reads=settings.direct_reads_expiry if settings.direct_reads else None,
     )
 
 
