@@ -15,7 +15,7 @@ from ..ids import ObjectId
 from ..manifests import Ref
 from ..node import Node
 from ..schema import IdsBody, decode
-from .context import node, read_body, reader, require_write
+from .context import CONFIG, node, read_body, reader, require_write
 from .respond import IMMUTABLE, parse_range, serve_ref
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ routes = web.RouteTableDef()
 #: Objects buffered from an upload before they are verified and written together; one
 #: batch is written while the next is received.
 _UPLOAD_BATCH = 4 << 20
+#: Ids one ``POST /objects/urls`` may ask for (an answer of about 150 KB on S3).
+MAX_URLS = 256
 
 
 async def json_ids(request: web.Request) -> IdsBody:
@@ -71,6 +73,21 @@ async def missing(request: web.Request) -> web.Response:
     ids = [ObjectId.parse(i) for i in (await json_ids(request)).ids]
     lacking = await asyncio.to_thread(node(request).store.objects.missing, ids)
     return web.json_response({"missing": lacking})
+
+
+@routes.post("/objects/urls")
+async def urls(request: web.Request) -> web.Response:
+    """Where a reader may GET each of ``ids`` straight from the object store, with
+    ``--direct-reads``: ``{"urls": {id: url}, "expires_in": seconds}`` (no URLs when not
+    offered, or from a store that has none). At most :data:`MAX_URLS` ids."""
+    ids = [ObjectId.parse(i) for i in (await json_ids(request)).ids]
+    if len(ids) > MAX_URLS:
+        raise BadInput(f"{len(ids)} ids asked for URLs: at most {MAX_URLS} per request")
+    expires = request.app[CONFIG].direct_reads
+    if expires is None or not ids:
+        return web.json_response({"urls": {}, "expires_in": 0})
+    found = await asyncio.to_thread(node(request).store.objects.urls, ids, expires)
+    return web.json_response({"urls": found, "expires_in": expires if found else 0})
 
 
 @routes.post("/objects/batch")

@@ -135,6 +135,11 @@ class ObjectStore(ABC):
         a fetch holds no thread and cancelling it cancels the transfer."""
         return await offloop.call(self.get, oid, True)
 
+    def get_many(self, oids: list[ObjectId]) -> list[tuple[ObjectId, bytes]]:
+        """Each of ``oids`` with its bytes, as :meth:`get`. A backend reading from
+        elsewhere fetches them at once, each checked (:class:`Hashed` items)."""
+        return [(oid, self.get(oid)) for oid in oids]
+
     def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of the object."""
         return self._read(oid)[start:end]
@@ -188,6 +193,12 @@ class ObjectStore(ABC):
     def local_path(self, oid: ObjectId) -> str | None:
         """A plain file holding the object, where the backend has one."""
         return None
+
+    def urls(self, oids: list[ObjectId], expires: int) -> dict[ObjectId, str]:
+        """URLs anyone holding them can GET each of ``oids`` at, straight from where the
+        store keeps it, good for ``expires`` seconds; none where the backend has no such
+        URLs (a local folder). Whether an object is there is not asked."""
+        return {}
 
     def quarantine(self, oid: ObjectId) -> str:
         """Move a damaged object out of the way and say where; backends without a
