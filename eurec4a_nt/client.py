@@ -31,6 +31,7 @@ from .progress import progress_bar
 from .series import Product, members
 from .stores.cached import CachingStore
 from .stores.capped import CappedStore
+from .stores.direct import DirectReads
 from .stores.http import BATCH_BYTES, TIMEOUT, HTTPStore, raise_for, unreachable
 from .stores.local import LocalStore
 from .versions import At, Version, at_text
@@ -69,6 +70,8 @@ class SiteClient:
         self.meta_dir = self.cache_dir / "servers" / key
         self.meta_dir.mkdir(parents=True, exist_ok=True)
         self.sink = HTTPStore(self.server, self.http)
+        #: Many blocks of a read at once, straight from the server's object store where offered.
+        self.direct = DirectReads(self.server)
         #: The block cache (shared by every client using ``cache``), at most ``cache_cap``
         #: bytes (default: :func:`eurec4a_nt.config.cache_cap`), least recently used out.
         cap = cache_cap if cache_cap is not None else configured_cap()
@@ -84,7 +87,7 @@ class SiteClient:
 
     def objects_for(self, site: str) -> CachingStore:
         """Objects of ``site``'s entries, through the local block cache."""
-        return CachingStore(self.blocks, HTTPStore(self.server, self.http, site=site))
+        return CachingStore(self.blocks, HTTPStore(self.server, self.http, site=site, direct=self.direct))
 
     # -- reading metadata, online or from the cache -----------------------------------
 

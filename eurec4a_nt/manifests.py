@@ -143,8 +143,11 @@ def record_of(ref: Ref, data: bytes) -> FileRecord:
 class RefReader:
     """Random access to a ref's bytes, reading only the objects that hold a range.
 
-    The block list is read once; each read asks the store for just the byte span it
-    needs from each block, verified against the block's hash tree where it has one.
+    The block list is read once. A read of several whole blocks asks the store for
+    them at once (:meth:`~.stores.base.ObjectStore.get_many`: from a site server, many
+    at a time, straight from its object store where offered); a block read in part is
+    asked for just the byte span needed, verified against the block's hash tree where
+    it has one.
     """
 
     def __init__(self, ref: Ref, store: ObjectStore) -> None:
@@ -181,12 +184,20 @@ class RefReader:
             return b""
         if self.ref.data is not None:
             return self.ref.data[start:end]
-        parts = []
         trees = self._index().trees if self.ref.record else {}
-        for oid, offset, length in self.blocks_for(start, end):
-            lo, hi = max(start - offset, 0), min(end - offset, length)
+        spans = [(oid, max(start - offset, 0), min(end - offset, length), length)
+                 for oid, offset, length in self.blocks_for(start, end)]
+        whole = [oid for oid, lo, hi, length in spans if (lo, hi) == (0, length)]
+        held = dict(self.store.get_many(whole)) if len(whole) > 1 else {}
+        parts = []
+        for oid, lo, hi, length in spans:
             tree = trees.get(oid)
-            parts.append(self.store.get_part(oid, lo, hi, length, tree) if tree else self.store.get_range(oid, lo, hi))
+            if oid in held:
+                parts.append(held[oid])
+            elif tree:
+                parts.append(self.store.get_part(oid, lo, hi, length, tree))
+            else:
+                parts.append(self.store.get_range(oid, lo, hi))
         return b"".join(parts)
 
 

@@ -18,9 +18,12 @@ from aiohttp import web
 
 import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
+from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.server.app import make_app
 from eurec4a_nt.server.context import ServerConfig
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.stores.fsspec import FsspecStore
+from eurec4a_nt.testing.s3 import s3_options
 
 TIMEOUT = 30
 
@@ -157,3 +160,15 @@ class InProcessHub:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def damage(store: SiteStore, endpoint: str, oid: ObjectId) -> None:
+    """Flip the first byte of the object in the store's bucket (on the S3 server at
+    ``endpoint``), behind the store's back."""
+    import s3fs
+
+    assert isinstance(store.objects, FsspecStore)
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3_options(endpoint))
+    path = store.objects._path(oid)
+    good = fs.cat_file(path)
+    fs.pipe_file(path, bytes([good[0] ^ 0xFF]) + good[1:])

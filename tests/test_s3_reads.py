@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-import s3fs
-from server_kit import InProcessHub, assert_error, start, wait_for
+from server_kit import InProcessHub, assert_error, damage, start, wait_for
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit.campaign import wait_until
@@ -24,8 +23,7 @@ from eurec4a_nt.manifests import blocks_of, entry_ref
 from eurec4a_nt.server.blocks import READ_AHEAD
 from eurec4a_nt.server.context import NODE
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.stores.fsspec import FsspecStore
-from eurec4a_nt.testing.s3 import new_bucket, s3_options
+from eurec4a_nt.testing.s3 import new_bucket
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -49,15 +47,6 @@ def blocks(store: SiteStore, entry: Entry) -> list[tuple[ObjectId, int, int]]:
     found = blocks_of(entry_ref(entry), store.objects.get)
     assert len(found) > 10 and entry.size > READ_AHEAD, "the entry must span more than is read ahead"
     return found
-
-
-def damage(store: SiteStore, endpoint: str, oid: ObjectId) -> None:
-    """Flip the first byte of the object in the bucket, behind the store's back."""
-    assert isinstance(store.objects, FsspecStore)
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3_options(endpoint))
-    path = store.objects._path(oid)
-    good = fs.cat_file(path)
-    fs.pipe_file(path, bytes([good[0] ^ 0xFF]) + good[1:])
 
 
 def received(url: str, **headers: str) -> tuple[int, bytes]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import NTError, ObjectMissing
 from ..ids import Hashed, ObjectId
-from .base import ObjectStore, verified
+from .base import ObjectStore, checked, verified
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,23 @@ class CachingStore(ObjectStore):
                 pass
         data = self._fetch(oid)
         return data if data is not None else self.cache.get(oid)
+
+    def get_many(self, oids: list[ObjectId]) -> list[tuple[ObjectId, bytes]]:
+        """Cached objects from the cache; the rest from the origin at once, checked
+        against their ids and kept."""
+        held: dict[ObjectId, bytes] = {}
+        for oid in dict.fromkeys(oids):
+            try:
+                held[oid] = self.cache.get(oid)
+            except ObjectMissing:
+                pass
+        fetched = [Hashed(checked(item), item[1]) for item in self.origin.get_many([o for o in oids if o not in held])]
+        try:
+            self.cache.put_many(fetched)
+        except (NTError, OSError) as exc:
+            log.warning("could not keep %d objects in the cache: %s", len(fetched), exc)
+        held.update(fetched)
+        return [(oid, held[oid]) for oid in oids]
 
     def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
         if not self.cache.has(oid):

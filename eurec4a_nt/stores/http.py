@@ -18,8 +18,11 @@ from ..errors import BadInput, ObjectMissing, Unreachable, from_json
 from ..frames import header
 from ..ids import ObjectId
 from .base import ObjectStore, batches, verified
+from .direct import DirectReads
 
 BATCH_BYTES = 16 << 20
+#: Ids asked for URLs per request (the server's most, ``MAX_URLS``).
+URLS_AT_ONCE = 256
 _BATCH_COUNT = 512
 #: Seconds to connect and to wait for an answer.
 TIMEOUT = (10, 120)
@@ -67,10 +70,13 @@ class HTTPStore(ObjectStore):
     supports_delete = False
     supports_listing = False
 
-    def __init__(self, server: str, session: requests.Session, site: str | None = None) -> None:
+    def __init__(self, server: str, session: requests.Session, site: str | None = None,
+                 direct: DirectReads | None = None) -> None:
         self.server = server.rstrip("/")
         self.http = session
         self.site = site
+        #: Fetches many objects at once, straight from the server's object store where it offers that.
+        self.direct = direct
 
     def __repr__(self) -> str:
         return f"HTTPStore({self.server!r})"
@@ -115,6 +121,28 @@ class HTTPStore(ObjectStore):
         part = body[count * 32:]
         hashtree.verify(part, size, first, proof, tree)
         return part[start - first:end - first]
+
+    def get_many(self, oids: list[ObjectId]) -> list[tuple[ObjectId, bytes]]:
+        """With :attr:`direct`, each checked, :data:`~.direct.AT_ONCE` at a time, straight
+        from the server's object store where it offers URLs (see :mod:`.direct`)."""
+        if self.direct is None:
+            return super().get_many(oids)
+        return list(self.direct.get_many(list(dict.fromkeys(oids)), self.signed_urls, self._read))
+
+    def signed_urls(self, oids: list[ObjectId]) -> tuple[dict[ObjectId, str], int]:
+        """URLs to GET ``oids`` at straight from the server's object store and the seconds
+        they are good for (``POST /objects/urls``, :data:`URLS_AT_ONCE` ids per request);
+        none, 0 where the server offers none (also a server without the endpoint)."""
+        urls: dict[ObjectId, str] = {}
+        expires = 0
+        for i in range(0, len(oids), URLS_AT_ONCE):
+            answer = self._request("POST", "/objects/urls", allow=(404,), json={"ids": oids[i:i + URLS_AT_ONCE]})
+            body = answer.json() if answer.status_code == 200 else {}
+            if not body.get("urls"):
+                return {}, 0
+            urls.update((ObjectId.parse(k), str(v)) for k, v in body["urls"].items())
+            expires = int(body["expires_in"]) if not expires else min(expires, int(body["expires_in"]))
+        return urls, expires
 
     def has(self, oid: ObjectId) -> bool:
         return not self.missing([oid])

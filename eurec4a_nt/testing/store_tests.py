@@ -144,6 +144,13 @@ class StoreTests:
         assert not store.has(wrong)
         assert not store.has(ObjectId.of(bad))
 
+    def test_get_many_in_order(self, store: ObjectStore) -> None:
+        blobs = [sample(3000 + i) for i in range(5)]
+        ids = [store.put(b) for b in blobs]
+        assert [(oid, bytes(data)) for oid, data in store.get_many(ids)] == list(zip(ids, blobs, strict=True))
+        with pytest.raises(ObjectMissing):
+            store.get_many([ids[0], ABSENT])
+
     def test_get_of_absent_raises_object_missing(self, store: ObjectStore) -> None:
         with pytest.raises(ObjectMissing) as info:
             store.get(ABSENT)
