@@ -10,6 +10,10 @@ alternating, the best run counting:
   concurrently: its best plain use), and one ``cat_file`` after the other;
 - ``curl`` of ``/data/SITE/NAME`` from the server (every block checked against its id
   before it is sent), and of a Range of half the entry from its middle;
+- direct reads (the server runs with ``--direct-reads``): ``nt://`` ``cat_file`` of the
+  whole entry with a fresh block cache (URLs from the server, blocks fetched 8 at a time
+  straight from moto, each checked against its id, kept in the cache on disk), and the
+  same fetch of every block in memory alone (``HTTPStore.get_many``, no cache);
 
 once with moto answering at once, and once with each request to it waiting 20 ms first
 (about the first-byte latency of a cloud object store), where reading one block after
@@ -19,16 +23,21 @@ the other costs most.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from .common import Result, timer
+
+if TYPE_CHECKING:
+    from eurec4a_nt.ids import ObjectId
 
 GROUP = "s3read"
 MB = 1_000_000
@@ -91,6 +100,32 @@ def _curl(url: str, *args: str) -> float:
     return _timed(lambda: subprocess.run(["curl", "-sSf", "-o", os.devnull, *args, url], check=True, timeout=900))
 
 
+def _nt_read(server: str, cache: Path, size: int) -> float:
+    """Seconds ``nt://`` takes to read the whole entry through a fresh block cache."""
+    from eurec4a_nt.fs import NTFileSystem
+
+    shutil.rmtree(cache, ignore_errors=True)
+    fs = NTFileSystem(server=server, cache=str(cache), skip_instance_cache=True)
+    direct = fs.backend.direct  # type: ignore[attr-defined]
+    with timer() as elapsed:
+        got = len(fs.cat_file(f"nt://{SITE}/big.bin"))
+    assert got == size and direct.through == 0, (got, direct.straight, direct.through)
+    shutil.rmtree(cache)
+    return elapsed[0]
+
+
+def _direct_blocks(server: str, ids: list[ObjectId]) -> float:
+    """Seconds to fetch every block straight from the bucket into memory, each checked."""
+    from eurec4a_nt.stores.direct import DirectReads
+    from eurec4a_nt.stores.http import HTTPStore
+
+    direct = DirectReads(server)
+    objects = HTTPStore(server, requests.Session(), site=SITE, direct=direct)
+    elapsed = _timed(lambda: objects.get_many(ids))
+    assert direct.straight == len(set(ids)) and direct.through == 0
+    return elapsed
+
+
 def _timed(action: Callable[[], object]) -> float:
     with timer() as elapsed:
         action()
@@ -128,18 +163,21 @@ def run(quick: bool, workdir: Path) -> list[Result]:
         paths = [store.objects._path(oid) for oid, _, _ in blocks]
         fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3_options(endpoint))
         results = []
-        with SiteProcess(store.path, env={**env, "EUREC4A_NT_LOG": "warning"}) as server:
+        with SiteProcess(store.path, args=["--direct-reads"], env={**env, "EUREC4A_NT_LOG": "warning"}) as server:
             url = f"{server.url}/data/{SITE}/big.bin"
             half = f"bytes={size // 4}-{size // 4 + size // 2 - 1}"
             _curl(url, "-r", f"0-{MB}")  # the server's first request warms its entry state
             for wait in LATENCIES:
                 latency.write_text(str(wait))
-                runs: dict[str, list[float]] = {"s3fs cat": [], "s3fs cat_file": [], "curl": [], "curl range": []}
+                runs: dict[str, list[float]] = {"s3fs cat": [], "s3fs cat_file": [], "curl": [], "curl range": [],
+                                                "nt direct": [], "direct blocks": []}
                 for _ in range(reps):
                     runs["s3fs cat"].append(_timed(lambda: fs.cat(paths)))
                     runs["s3fs cat_file"].append(_timed(lambda: [fs.cat_file(p) for p in paths]))
                     runs["curl"].append(_curl(url))
                     runs["curl range"].append(_curl(url, "-H", f"Range: {half}"))
+                    runs["nt direct"].append(_nt_read(server.url, workdir / "cache", size))
+                    runs["direct blocks"].append(_direct_blocks(server.url, [oid for oid, _, _ in blocks]))
                 print(f"s3read runs, {wait * 1000:.0f} ms per request:",
                       {k: [round(t, 2) for t in v] for k, v in runs.items()}, flush=True)
                 scenario = (f"{GROUP}: a {size // MB} MB file entry ({len(blocks)} blocks) from moto S3, "
@@ -163,14 +201,25 @@ def _results(scenario: str, runs: dict[str, list[float]], size: int) -> list[Res
                sent_down=size // 2, value=direct / 2 / best["curl range"], goal=f">= {GOAL}x s3fs cat",
                extra={"goal_min": GOAL},
                note=f"best of {reps}; {size / 2 / MB / best['curl range']:.0f} MB/s; speed relative to s3fs cat"),
+        Result(scenario, "nt:// cat_file, direct reads (fresh block cache on disk)", wall=best["nt direct"],
+               sent_down=size, value=direct / best["nt direct"], goal=f">= {GOAL}x s3fs cat",
+               extra={"goal_min": GOAL},
+               note=f"best of {reps}; {size / MB / best['nt direct']:.0f} MB/s; speed relative to s3fs cat"),
+        Result(scenario, "direct reads of every block into memory (HTTPStore.get_many)",
+               wall=best["direct blocks"], sent_down=size, value=direct / best["direct blocks"],
+               goal=f">= {GOAL}x s3fs cat", extra={"goal_min": GOAL},
+               note=f"best of {reps}; {size / MB / best['direct blocks']:.0f} MB/s; speed relative to s3fs cat"),
     ]
 
 
 def headline(results: list[Result]) -> list[str]:
-    lines = ["## s3read: a large entry through a hub on S3, against s3fs on the same objects", "",
-             "One moto S3 server on loopback holds the blocks; the ratio is the server's speed "
-             "over s3fs's `cat` of every block object (concurrent) in the same run. With 20 ms per "
-             "request, moto answers as late as a cloud object store begins to.", "",
+    lines = ["## s3read: a large entry through a hub on S3 or straight from its bucket, against s3fs on the same "
+             "objects", "",
+             "One moto S3 server on loopback holds the blocks; the ratio is a read's speed "
+             "over s3fs's `cat` of every block object (concurrent) in the same run: through the "
+             "server (curl), or straight from the bucket with URLs the server hands out "
+             "(`--direct-reads`). With 20 ms per request, moto answers as late as a cloud object "
+             "store begins to.", "",
              "| S3 latency | measure | time | MB/s | ratio to s3fs cat | goal | met |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
