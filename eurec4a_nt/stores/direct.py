@@ -69,8 +69,9 @@ class DirectReads:
         pool = self._threads()
         tried = dict(zip(urls, pool.map(lambda oid: self._straight(oid, urls[oid], deadline), urls), strict=True))
         got = {oid: item for oid, item in tried.items() if isinstance(item, Hashed)}
-        self.straight += len(got)
-        self.through += len(oids) - len(got)
+        with self._guard:
+            self.straight += len(got)
+            self.through += len(oids) - len(got)
         failed = [(oid, why) for oid, why in tried.items() if isinstance(why, str)]
         if failed:
             pause = not got

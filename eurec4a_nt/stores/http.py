@@ -124,25 +124,24 @@ class HTTPStore(ObjectStore):
 
     def get_many(self, oids: list[ObjectId]) -> list[tuple[ObjectId, bytes]]:
         """With :attr:`direct`, each checked, :data:`~.direct.AT_ONCE` at a time, straight
-        from the server's object store where it offers URLs (see :mod:`.direct`)."""
+        from the server's object store where it offers URLs (see :mod:`.direct`), asked
+        for :data:`URLS_AT_ONCE` at a time just before they are used."""
         if self.direct is None:
             return super().get_many(oids)
-        return list(self.direct.get_many(list(dict.fromkeys(oids)), self.signed_urls, self._read))
+        ids = list(dict.fromkeys(oids))
+        out: list[tuple[ObjectId, bytes]] = []
+        for i in range(0, len(ids), URLS_AT_ONCE):
+            out += self.direct.get_many(ids[i:i + URLS_AT_ONCE], self.signed_urls, self._read)
+        return out
 
     def signed_urls(self, oids: list[ObjectId]) -> tuple[dict[ObjectId, str], int]:
-        """URLs to GET ``oids`` at straight from the server's object store and the seconds
-        they are good for (``POST /objects/urls``, :data:`URLS_AT_ONCE` ids per request);
-        none, 0 where the server offers none (also a server without the endpoint)."""
-        urls: dict[ObjectId, str] = {}
-        expires = 0
-        for i in range(0, len(oids), URLS_AT_ONCE):
-            answer = self._request("POST", "/objects/urls", allow=(404,), json={"ids": oids[i:i + URLS_AT_ONCE]})
-            body = answer.json() if answer.status_code == 200 else {}
-            if not body.get("urls"):
-                return {}, 0
-            urls.update((ObjectId.parse(k), str(v)) for k, v in body["urls"].items())
-            expires = int(body["expires_in"]) if not expires else min(expires, int(body["expires_in"]))
-        return urls, expires
+        """URLs to GET ``oids`` (at most :data:`URLS_AT_ONCE`) at straight from the server's
+        object store, and the seconds they are good for (``POST /objects/urls``); none
+        and 0 where the server offers none (also a server without the endpoint)."""
+        answer = self._request("POST", "/objects/urls", allow=(404, 405), json={"ids": oids})
+        body = answer.json() if answer.status_code == 200 else {}
+        urls = {ObjectId.parse(k): str(v) for k, v in (body.get("urls") or {}).items()}
+        return urls, int(body["expires_in"]) if urls else 0
 
     def has(self, oid: ObjectId) -> bool:
         return not self.missing([oid])
