@@ -102,6 +102,8 @@ def test_bad_ranges_and_methods(site: SiteProcess) -> None:
     ("/objects/missing", b'{"ids": "' + b"a" * 64 + b'"}'),
     ("/objects/batch", b'{"ids": ["zz"]}'),
     ("/objects/batch", b'{"ids": [], "site": "../x"}'),
+    ("/objects/urls", b'{"ids": ["zz"]}'),
+    ("/objects/urls", b'{"ids": {}}'),
     ("/api/commit", b"{not json"),
     ("/api/commit", b'{"changes": []}'),
     ("/api/commit", b'{"changes": [{"op": "put", "name": "../escape", "entry": {}}]}'),
