@@ -139,9 +139,13 @@ class HTTPStore(ObjectStore):
         object store, and the seconds they are good for (``POST /objects/urls``); none
         and 0 where the server offers none (also a server without the endpoint)."""
         answer = self._request("POST", "/objects/urls", allow=(404, 405), json={"ids": oids})
-        body = answer.json() if answer.status_code == 200 else {}
-        urls = {ObjectId.parse(k): str(v) for k, v in (body.get("urls") or {}).items()}
-        return urls, int(body["expires_in"]) if urls else 0
+        try:
+            body = answer.json() if answer.status_code == 200 else {}
+            given, expires = dict(body.get("urls") or {}), int(body.get("expires_in") or 0)
+        except (ValueError, TypeError, AttributeError):
+            return {}, 0  # an answer we cannot read offers nothing: read through the server
+        urls = {oid: given[str(oid)] for oid in oids if isinstance(given.get(str(oid)), str)}
+        return (urls, expires) if urls and expires > 0 else ({}, 0)
 
     def has(self, oid: ObjectId) -> bool:
         return not self.missing([oid])
