@@ -9,16 +9,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from .display import html
 from .errors import BadInput, Corrupt, NotFound, NTError
 from .ids import ObjectId
-from .schema import SITE_PATTERN, TOPIC_PATTERN, EntryBody, convert
+from .schema import SITE_PATTERN, TOPIC_PATTERN, EntryBody, StoredEntryBody, convert
 
 SITE_RE = re.compile(SITE_PATTERN.strip("^$"))
 SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+")
 GLOB_SEGMENT_RE = re.compile(r"[A-Za-z0-9._\-*?\[\]!]+")
 TOPIC_RE = re.compile(TOPIC_PATTERN.strip("^$"))
 MAX_NAME = 512
+_stored = msgspec.json.Decoder(StoredEntryBody)
 KINDS = ("file", "zarr", "directory")
 
 
@@ -127,6 +130,20 @@ class Entry:
                        metadata=body.metadata, published=body.published, site=site)
         except BadInput as exc:
             raise error(f"malformed entry of {site or 'a site'}: {exc}") from None
+
+    @classmethod
+    def from_stored(cls, text: str | bytes, site: str) -> Entry:
+        """The entry stored as ``text`` (its :meth:`to_json`) by the log state, which
+        took it from a commit already checked: decoded without checking its name,
+        topics and root again (a third of the time of :meth:`from_body`, which counts
+        when a site's index reads 100,000 entries)."""
+        body = _stored.decode(text)
+        entry = object.__new__(cls)
+        entry.__dict__.update(name=body.name, kind=body.kind, root=str.__new__(ObjectId, body.root),
+                              size=body.size, format=body.format, topics=tuple(body.topics),
+                              description=body.description, metadata=body.metadata,
+                              published=body.published, site=site, opened_with="")
+        return entry
 
     def with_site(self, site: str) -> Entry:
         return replace(self, site=site)

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import msgspec
-
 from .entries import Entry
 from .ids import ObjectId
-from .schema import EntryBody, canonical
+from .schema import canonical
 from .sqlitefile import SQLiteFile
 
 if TYPE_CHECKING:
@@ -54,16 +52,8 @@ _TABLES = ("entries", "previous")
 MAX_PAGE = 10_000
 
 
-_decoder = msgspec.json.Decoder(EntryBody)
-
-
 def _body(entry: Entry) -> str:
     return canonical(entry.to_json()).decode()
-
-
-def _entry(body: str, site: str) -> Entry:
-    """An entry as stored by :func:`_body` (checked when its commit was parsed)."""
-    return Entry.from_body(_decoder.decode(body), site)
 
 
 class CheckpointRef(NamedTuple):
@@ -229,9 +219,9 @@ class LogState(SQLiteFile):
             try:
                 head = self.head(site)
                 rows = self._db.execute("SELECT body FROM entries WHERE site=? ORDER BY name", (site,))
-                entries = [_entry(body, site) for (body,) in rows]
+                entries = [Entry.from_stored(body, site) for (body,) in rows]
                 rows = self._db.execute("SELECT body FROM previous WHERE site=? ORDER BY name", (site,))
-                previous = [_entry(body, site) for (body,) in rows]
+                previous = [Entry.from_stored(body, site) for (body,) in rows]
             finally:
                 self._db.execute("COMMIT")
         return head, entries, previous
@@ -259,7 +249,7 @@ class LogState(SQLiteFile):
 
     def entry(self, site: str, name: str, table: str = "entries") -> Entry | None:
         rows = self._query(f"SELECT body FROM {table} WHERE site=? AND name=?", (site, name))
-        return _entry(rows[0][0], site) if rows else None
+        return Entry.from_stored(rows[0][0], site) if rows else None
 
     def entries(self, site: str, prefix: str = "", after: str = "", limit: int = MAX_PAGE,
                 table: str = "entries") -> list[Entry]:
@@ -269,7 +259,7 @@ class LogState(SQLiteFile):
         op = ">" if after and after >= prefix else ">="
         rows = self._query(f"SELECT body FROM {table} WHERE site=? AND name {op} ? AND name < ? "
                            "ORDER BY name LIMIT ?", (site, low, prefix + _AFTER_ALL, limit))
-        return [_entry(body, site) for (body,) in rows]
+        return [Entry.from_stored(body, site) for (body,) in rows]
 
     def count(self, site: str, prefix: str = "", table: str = "entries") -> int:
         if not prefix and table == "entries":
@@ -281,7 +271,7 @@ class LogState(SQLiteFile):
     def by_root(self, root: ObjectId) -> list[Entry]:
         """The current entries of any site whose root is ``root`` (one indexed query)."""
         rows = self._query("SELECT site, body FROM entries WHERE root=? ORDER BY site, name", (str(root),))
-        return [_entry(body, site) for site, body in rows]
+        return [Entry.from_stored(body, site) for site, body in rows]
 
     def roots(self, oids: Iterable[str]) -> set[str]:
         """Those of ``oids`` that are the root of a current entry of any site (one

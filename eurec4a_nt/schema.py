@@ -67,6 +67,21 @@ class EntryBody(Struct):
     published: Short = ""
 
 
+class StoredEntryBody(Struct):
+    """An entry as the log state stores it (:class:`EntryBody` checked when its commit
+    was applied): read back with the types alone, no pattern or length checked again."""
+
+    name: str
+    kind: str
+    root: str
+    size: int
+    format: str
+    topics: list[str] = []
+    description: str = ""
+    metadata: dict[str, Any] = {}
+    published: str = ""
+
+
 class ChangeBody(Struct, forbid_unknown_fields=True):
     """Put (with an entry) or remove one entry."""
 
