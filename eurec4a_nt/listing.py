@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .entries import Entry
 from .errors import NotFound
-from .folders import Folder, make_folder
+from .folders import Folder, IndexNames, find_product, make_folder, mapped_folder, non_empty
 from .log import Commit
 from .products import name_pattern
 from .series import Product, members, stamp_of
@@ -155,16 +155,14 @@ class SiteIndex:
         changes a name in it)."""
         found = self._folders.get(prefix)
         if found is None:
-            found = self._folders[prefix] = make_folder(self, prefix)
+            found = mapped_folder(self, prefix) if self.products else make_folder(IndexNames(self), prefix)
+            self._folders[prefix] = found
         return found
 
     def folder(self, prefix: str = "") -> Folder:
         """The folder ``prefix`` (``""`` or ending in ``/``); :class:`NotFound` if empty
         and not the top."""
-        found = self._folder(prefix)
-        if prefix and not (found.folders or found.products or found.entries):
-            raise NotFound(f"{self.site} has no folder {prefix.rstrip('/')!r}")
-        return found
+        return non_empty(self._folder(prefix))
 
     def members(self, product: Product, start: datetime, end: datetime) -> list[Entry]:
         """The entries of ``product`` whose name time is in ``[start, end)``, oldest first."""
@@ -179,12 +177,7 @@ class SiteIndex:
 
     def product(self, path: str) -> Product:
         """The product ``FOLDER/KEY`` (or ``KEY`` in the top folder); NotFound if none."""
-        folder, _, key = path.rpartition("/")
-        found = self._folder(folder + "/" if folder else "")
-        for product in found.products:
-            if product.key == key:
-                return product
-        raise NotFound(f"{self.site} has no series {path!r}")
+        return find_product(self.site, path, self._folder)
 
     def _newest(self, prefix: str, after: str = "") -> Iterator[str]:
         """Names under ``prefix``, newest first, from the one after the name ``after``."""

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import summaries
 from .entries import Entry
 from .ids import ObjectId
 from .schema import canonical
 from .sqlitefile import SQLiteFile
+from .summaries import Summary
 
 if TYPE_CHECKING:
     from .log import Commit
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (site TEXT NOT NULL, seq INTEGER NOT NULL
     size INTEGER NOT NULL, PRIMARY KEY (site, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS forks (site TEXT NOT NULL, seq INTEGER NOT NULL, held TEXT NOT NULL,
     other TEXT NOT NULL, raw BLOB NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (site, seq, other));
-"""
+""" + summaries.SCHEMA
 
 #: Names are ASCII (see :func:`~eurec4a_nt.entries.check_name`): this sorts after any.
 _AFTER_ALL = "\x7f"
@@ -144,6 +147,7 @@ class LogState(SQLiteFile):
                 return False
             for table in ("heads", "commits", "entries", "previous", "checkpoints"):
                 db.execute(f"DELETE FROM {table} WHERE site=?", (site,))
+            summaries.forget(db, site)
             if base is None:
                 return True
             rows = [(site, e.name, e.root, _body(e)) for e in entries]
@@ -152,6 +156,7 @@ class LogState(SQLiteFile):
                            [(site, e.name, _body(e)) for e in previous])
             db.execute("INSERT INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (site, base.seq, base.head, base.time, len(rows), base.seq, base.position, 0))
+            summaries.rebuild(db, site)
         return True
 
     def apply(self, batch: list[tuple[Commit, int, int]]) -> None:
@@ -166,12 +171,13 @@ class LogState(SQLiteFile):
             site = batch[0][0].site
             row = db.execute("SELECT seq, entries, base FROM heads WHERE site=?", (site,)).fetchone()
             seq, count, base = row if row else (0, 0, 0)
+            summarize = summaries.summarized(db, site)  # else they are made again when next read
             for commit, position, last_at in batch:
                 if commit.seq <= seq:
                     continue
                 if commit.seq != seq + 1:
                     break  # never jump a gap: the next refresh reads what is missing from the log
-                count += self._apply_changes(db, commit)
+                count += self._apply_changes(db, commit, summarize)
                 db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (site, commit.seq, commit.id, commit.time, count, base, position, last_at))
                 db.execute("INSERT INTO commits VALUES (?, ?, ?)", (site, commit.seq, commit.raw))
@@ -179,10 +185,13 @@ class LogState(SQLiteFile):
                     db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
                                (site, *commit.checkpoint))
                 seq = commit.seq
+            if summarize:
+                summaries.mark(db, site, seq)
 
     @staticmethod
-    def _apply_changes(db: sqlite3.Connection, commit: Commit) -> int:
-        """Apply a commit's changes; return by how much the number of entries changed."""
+    def _apply_changes(db: sqlite3.Connection, commit: Commit, summarize: bool) -> int:
+        """Apply a commit's changes (to the summaries too with ``summarize``); return by
+        how much the number of entries changed."""
         added = 0
         for change in commit.changes:
             old = db.execute("SELECT root, body FROM entries WHERE site=? AND name=?",
@@ -192,11 +201,15 @@ class LogState(SQLiteFile):
                 db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
                            (commit.site, change.name, change.entry.root, _body(change.entry)))
                 added += old is None
+                if old is None and summarize:
+                    summaries.add(db, commit.site, change.name)
                 if old is not None and old[0] != change.entry.root:
                     db.execute("INSERT INTO previous VALUES (?, ?, ?)", (commit.site, change.name, old[1]))
             elif old is not None:
                 db.execute("DELETE FROM entries WHERE site=? AND name=?", (commit.site, change.name))
                 added -= 1
+                if summarize:
+                    summaries.remove(db, commit.site, change.name)
         return added
 
     # -- commits -----------------------------------------------------------------------
@@ -214,17 +227,31 @@ class LogState(SQLiteFile):
     def snapshot(self, site: str) -> tuple[Head, list[Entry], list[Entry]]:
         """The head, current entries and replaced versions of ``site``, read in one
         transaction (so consistent however many writers commit meanwhile)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                head = self.head(site)
-                rows = self._db.execute("SELECT body FROM entries WHERE site=? ORDER BY name", (site,))
-                entries = [Entry.from_stored(body, site) for (body,) in rows]
-                rows = self._db.execute("SELECT body FROM previous WHERE site=? ORDER BY name", (site,))
-                previous = [Entry.from_stored(body, site) for (body,) in rows]
-            finally:
-                self._db.execute("COMMIT")
+        with self._reading() as db:
+            head = self.head(site)
+            rows = db.execute("SELECT body FROM entries WHERE site=? ORDER BY name", (site,))
+            entries = [Entry.from_stored(body, site) for (body,) in rows]
+            rows = db.execute("SELECT body FROM previous WHERE site=? ORDER BY name", (site,))
+            previous = [Entry.from_stored(body, site) for (body,) in rows]
         return head, entries, previous
+
+    def summarize(self, site: str) -> None:
+        """Make the summaries of ``site``'s folders (see :mod:`eurec4a_nt.summaries`) again
+        if they are not of the state's seq: once for a state an earlier version wrote
+        (a few seconds at 100,000 entries)."""
+        with self._lock:
+            if not summaries.summarized(self._db, site):
+                with self._tx() as db:
+                    if not summaries.summarized(db, site):
+                        summaries.rebuild(db, site)
+
+    @contextmanager
+    def summary(self, site: str) -> Iterator[Summary]:
+        """The summaries of the folders of ``site``, read in one transaction."""
+        with self._lock:
+            self.summarize(site)
+            with self._reading() as db:
+                yield Summary(db, site)
 
     def checkpoint(self, site: str) -> CheckpointRef | None:
         """The newest checkpoint the log of ``site`` names, as far as it is held here."""

@@ -37,6 +37,7 @@ from .settings import ProductRule, StoreFile, load
 from .stores.base import ObjectStore
 from .stores.fsspec import FsspecStore
 from .stores.local import LocalStore
+from .summaries import SiteFolders
 from .versions import At, Version, history, index_at, position, time_at
 
 KEYRING_ENV = "EUREC4A_NT_KEYRING"
@@ -265,14 +266,32 @@ class SiteStore:
         self.entries(site)  # NotFound for an unknown site
         return history(self.log(site), site, check_name(name))
 
+    def folders(self, site: str, at: At | None = None) -> SiteFolders | SiteIndex:
+        """``site``'s folders and series (``folder``, ``product``, ``members``, ``days``):
+        read from the summaries in the log state now (a folder costs its own rows, see
+        :mod:`eurec4a_nt.summaries`), from the site's index at a past point or for a
+        site with a product map; :class:`NotFound` for an unknown site."""
+        if at is not None or self.product_map(site):
+            return self.index(site, at)
+        self.entries(site)  # NotFound for an unknown site; the state brought up to date
+        return SiteFolders(self.db, site)
+
+    def warm(self) -> None:
+        """Make ready what readers ask first (a server does this as it starts): every
+        site's folder summaries (made again once where an earlier version wrote the
+        state), then every site's index."""
+        for site in self.sites():
+            self.db.summarize(site)
+        self.listings.warm()
+
     def folder(self, site: str, prefix: str = "", at: At | None = None) -> Folder:
-        """A folder of ``site``'s entries (see :class:`~eurec4a_nt.listing.Folder`)."""
-        return self.index(site, at).folder(prefix)
+        """A folder of ``site``'s entries (see :class:`~eurec4a_nt.folders.Folder`)."""
+        return self.folders(site, at).folder(prefix)
 
     def series_entries(self, product: Product, start: datetime, end: datetime,
                        at: At | None = None) -> list[Entry]:
         """The entries of a series product with a name time in ``[start, end)``."""
-        return self.index(product.site, at).members(product, start, end)
+        return self.folders(product.site, at).members(product, start, end)
 
     def summary(self, at: At | None = None) -> dict[str, dict[str, Any]]:
         """Per known site: log seq and head, time of the last commit, number of entries,

@@ -13,7 +13,7 @@ from typing import Any
 
 class SQLiteFile:
     """A SQLite file with ``schema`` applied; :meth:`_tx` is one write transaction
-    (rolled back on any error), :meth:`_query` one read."""
+    (rolled back on any error), :meth:`_query` one read, :meth:`_reading` several."""
 
     def __init__(self, path: Path, schema: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +34,16 @@ class SQLiteFile:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query in it sees the file as it was at its start."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

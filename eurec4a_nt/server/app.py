@@ -146,8 +146,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[LINKS] = links
     flusher = asyncio.create_task(_flush_access(index))
     follower = asyncio.create_task(_follow_logs(node_))
-    # every site's catalog index, built before the first reader asks for it
-    warming = asyncio.create_task(asyncio.to_thread(store.listings.warm))
+    # every site's folder summaries and index, made ready before the first reader asks
+    warming = asyncio.create_task(asyncio.to_thread(store.warm))
     await links.start()
     stop_watching = threading.Event()
     watchers = start_watching(node_, config.watch, stop_watching)

@@ -27,6 +27,7 @@ from ..errors import BadInput, NotFound, NTError
 from ..listing import SiteIndex
 from ..manifests import RefReader, load_manifest
 from ..node import Node
+from ..summaries import SiteFolders
 from ..times import is_date, naive_utc
 from ..version import __version__
 from ..versions import at_text, position
@@ -104,6 +105,11 @@ def _index(request: web.Request, site: str) -> SiteIndex:
     return node(request).store.index(site, query_at(request))
 
 
+def _folders(request: web.Request, site: str) -> SiteFolders | SiteIndex:
+    """The folders and series of ``site`` at the point ``request`` asks for (blocking)."""
+    return node(request).store.folders(site, query_at(request))
+
+
 def _pin(request: web.Request) -> str:
     """``/at/<point>`` for URLs of a catalog at a past point, "" for now."""
     at = query_at(request)
@@ -148,7 +154,7 @@ async def folder_catalog(request: web.Request) -> web.Response:
     base = base_url(request) + _pin(request)
 
     def build() -> Built:
-        found = _index(request, site).folder(prefix)
+        found = _folders(request, site).folder(prefix)
         parts = catalogs.parts_of(found)
         if part is not None and part not in parts:
             raise NotFound(f"{site}/{prefix.rstrip('/')} has no part {part!r} of its entries"
@@ -174,9 +180,9 @@ async def days_catalog(request: web.Request) -> web.Response:
     base = base_url(request) + _pin(request)
 
     def build() -> Built:
-        index = _index(request, site)
-        product = index.product(path)
-        return _yaml(catalogs.days_catalog(product, index.days(product), f"{base}/data/{site}/"))
+        folders = _folders(request, site)
+        product = folders.product(path)
+        return _yaml(catalogs.days_catalog(product, folders.days(product), f"{base}/data/{site}/"))
 
     return await _answer(request, (head, path), build)
 
@@ -292,9 +298,9 @@ async def folder(request: web.Request) -> web.Response:
         prefix = prefix.removesuffix("/") + "/"
 
     def build() -> Built:
-        index = _index(request, site)
-        found = index.folder(prefix)
-        return _json({"site": site, "seq": index.seq, "prefix": prefix, "folders": found.folders,
+        folders = _folders(request, site)
+        found = folders.folder(prefix)
+        return _json({"site": site, "seq": folders.seq, "prefix": prefix, "folders": found.folders,
                       "products": [p.to_json() for p in found.products],
                       "entries": [_entry_json(e) for e in found.entries], "storage_options": options})
 
