@@ -142,3 +142,20 @@ def test_emptied_folders_are_gone(tmp_path: Path) -> None:
             assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE site=?", (SITE,)).fetchone()[0] == \
                 (0 if table == "folder_counts" else 1)
     _assert_same(store)
+
+
+def test_a_state_started_from_a_checkpoint_has_them(tmp_path: Path) -> None:
+    """A state started from a checkpoint's entries (as a joining site's is) gets its
+    summaries in the same transaction, and keeps them as later commits apply."""
+    rng = random.Random(5)
+    store = SiteStore.init(tmp_path / SITE, SITE)
+    _random_log(store, rng, 8)
+    head, entries, previous = store.db.snapshot(SITE)
+    with store.db._tx() as db:
+        summaries.forget(db, SITE)
+    assert store.db.reset(SITE, head, base=head, entries=entries, previous=previous)
+    with store.db._reading() as db:
+        assert summaries.summarized(db, SITE)
+    _assert_same(store)
+    _random_log(store, rng, 4)
+    _assert_same(store)
