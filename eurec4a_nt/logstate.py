@@ -193,6 +193,7 @@ class LogState(SQLiteFile):
         """Apply a commit's changes (to the summaries too with ``summarize``); return by
         how much the number of entries changed."""
         added = 0
+        names: dict[str, int] = {}  # by name: +1 new, -1 gone, 0 both or replaced
         for change in commit.changes:
             old = db.execute("SELECT root, body FROM entries WHERE site=? AND name=?",
                              (commit.site, change.name)).fetchone()
@@ -201,15 +202,16 @@ class LogState(SQLiteFile):
                 db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
                            (commit.site, change.name, change.entry.root, _body(change.entry)))
                 added += old is None
-                if old is None and summarize:
-                    summaries.add(db, commit.site, change.name)
+                names[change.name] = names.get(change.name, 0) + (old is None)
                 if old is not None and old[0] != change.entry.root:
                     db.execute("INSERT INTO previous VALUES (?, ?, ?)", (commit.site, change.name, old[1]))
             elif old is not None:
                 db.execute("DELETE FROM entries WHERE site=? AND name=?", (commit.site, change.name))
                 added -= 1
-                if summarize:
-                    summaries.remove(db, commit.site, change.name)
+                names[change.name] = names.get(change.name, 0) - 1
+        if summarize:
+            summaries.change(db, commit.site, [n for n, k in names.items() if k > 0],
+                             [n for n, k in names.items() if k < 0])
         return added
 
     # -- commits -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -67,42 +67,41 @@ def mark(db: sqlite3.Connection, site: str, seq: int) -> None:
     db.execute("INSERT OR REPLACE INTO summarized VALUES (?, ?)", (site, seq))
 
 
-def add(db: sqlite3.Connection, site: str, name: str) -> None:
-    """Count the new name ``name`` in (call in the transaction that adds the entry)."""
-    folder, template, time = _place(name)
-    db.execute("INSERT INTO folder_names VALUES (?, ?, ?, ?, ?)", (site, folder, template, name, time))
-    db.execute("INSERT INTO folder_templates VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
-               (site, folder, template))
-    db.executemany("INSERT INTO folder_counts VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET count = count + 1",
-                   [(site, parent, sub) for parent, sub in _parents(name)])
+def change(db: sqlite3.Connection, site: str, added: Iterable[str], removed: Iterable[str] = ()) -> None:
+    """Count the new names ``added`` in and the names ``removed`` out (in the transaction
+    that changes the entries; no name in both)."""
+    for names, sign in ((list(removed), -1), (list(added), 1)):
+        placed = [(name, *_place(name)) for name in names]
+        if sign > 0:
+            db.executemany("INSERT INTO folder_names VALUES (?, ?, ?, ?, ?)",
+                           [(site, folder, template, name, time) for name, folder, template, time in placed])
+        else:
+            db.executemany("DELETE FROM folder_names WHERE site=? AND folder=? AND template=? AND name=?",
+                           [(site, folder, template, name) for name, folder, template, _ in placed])
+        _count(db, site, "folder_templates", ("folder", "template"),
+               Counter((folder, template) for _, folder, template, _ in placed), sign)
+        _count(db, site, "folder_counts", ("parent", "folder"),
+               Counter(key for name in names for key in _parents(name)), sign)
 
 
-def remove(db: sqlite3.Connection, site: str, name: str) -> None:
-    """Count the name ``name`` out (call in the transaction that removes the entry)."""
-    folder, template, _ = _place(name)
-    db.execute("DELETE FROM folder_names WHERE site=? AND folder=? AND template=? AND name=?",
-               (site, folder, template, name))
-    for table, keys in (("folder_templates", [(site, folder, template)]),
-                        ("folder_counts", [(site, parent, sub) for parent, sub in _parents(name)])):
-        where = "site=? AND folder=? AND template=?" if table == "folder_templates" else \
-            "site=? AND parent=? AND folder=?"
-        db.executemany(f"UPDATE {table} SET count = count - 1 WHERE {where}", keys)
-        db.executemany(f"DELETE FROM {table} WHERE {where} AND count <= 0", keys)
+def _count(db: sqlite3.Connection, site: str, table: str, columns: tuple[str, str],
+           counts: Counter[tuple[str, str]], sign: int) -> None:
+    """Add ``sign`` times ``counts`` to the counts of ``table`` by ``columns``; drop those
+    that reach 0."""
+    keys = ", ".join(columns)
+    db.executemany(f"INSERT INTO {table} (site, {keys}, count) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+                   [(site, *key, sign * n) for key, n in counts.items()])
+    if sign < 0:
+        where = " AND ".join(f"{c}=?" for c in columns)
+        db.executemany(f"DELETE FROM {table} WHERE site=? AND {where} AND count <= 0",
+                       [(site, *key) for key in counts])
 
 
 def rebuild(db: sqlite3.Connection, site: str) -> None:
     """Make the summaries of ``site`` again from its current names (in a transaction)."""
     forget(db, site)
-    names = [(site, *_place(name), name) for (name,) in db.execute("SELECT name FROM entries WHERE site=?",
-                                                                 (site,))]
-    db.executemany("INSERT INTO folder_names VALUES (?, ?, ?, ?, ?)",
-                   [(s, folder, template, name, time) for s, folder, template, time, name in names])
-    templates = Counter((folder, template) for _, folder, template, _, _ in names)
-    db.executemany("INSERT INTO folder_templates VALUES (?, ?, ?, ?)",
-                   [(site, *key, count) for key, count in templates.items()])
-    below = Counter(key for _, _, _, _, name in names for key in _parents(name))
-    db.executemany("INSERT INTO folder_counts VALUES (?, ?, ?, ?)",
-                   [(site, *key, count) for key, count in below.items()])
+    change(db, site, [name for (name,) in db.execute("SELECT name FROM entries WHERE site=?", (site,))])
     head = db.execute("SELECT seq FROM heads WHERE site=?", (site,)).fetchone()
     mark(db, site, head[0] if head else 0)
 

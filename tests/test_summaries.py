@@ -159,3 +159,17 @@ def test_a_state_started_from_a_checkpoint_has_them(tmp_path: Path) -> None:
     _assert_same(store)
     _random_log(store, rng, 4)
     _assert_same(store)
+
+
+def test_names_changed_several_times_in_one_commit(tmp_path: Path) -> None:
+    """A commit may put, remove and put one name again: it counts once, or not at all."""
+    rng = random.Random(11)
+    store = SiteStore.init(tmp_path / SITE, SITE)
+    a, b = "a/2020-01-01.nc", "a/2020-01-02.nc"
+    store.commit([Change("put", a, _entry(rng, a)), Change("remove", a), Change("put", a, _entry(rng, a)),
+                  Change("put", b, _entry(rng, b))])
+    assert [p.count for p in store.folder(SITE, "a/").products] == [2]
+    _assert_same(store)
+    store.commit([Change("remove", a), Change("put", a, _entry(rng, a)), Change("remove", a)])
+    assert [e.name for e in store.folder(SITE, "a/").entries] == [b]
+    _assert_same(store)
