@@ -22,6 +22,7 @@ from .entries import Entry
 from .errors import NotFound
 from .folders import Folder, IndexNames, find_product, make_folder, mapped_folder, non_empty
 from .log import Commit
+from .logstate import LogState, SiteState
 from .products import name_pattern
 from .series import Product, members, stamp_of
 
@@ -278,8 +279,15 @@ class Listings:
             return index
 
     def _from_state(self, site: str) -> SiteIndex:
-        state = self.store.state(site)
-        entries = {e.name: e for e in state.entries.values()}  # in name order, with their site
+        self.store.state(site)  # the state brought up to date with the durable log
+        # read through a connection of its own: the store's queries (a catalog's, as a
+        # server starts) do not wait behind these pages of 10,000 entries for its lock
+        reader = LogState(self.store.db.path)
+        try:
+            state = SiteState(reader, site, reader.head(site))
+            entries = {e.name: e for e in state.entries.values()}  # in name order, with their site
+        finally:
+            reader.close()
         return SiteIndex(site, state.seq, state.head, entries, list(entries), products=self.store.product_map(site))
 
     def warm(self) -> None:
