@@ -51,6 +51,14 @@ def span(size: int, start: int, end: int) -> tuple[int, int]:
     return start - start % LEAF, min(-(-end // LEAF) * LEAF, size)
 
 
+def in_part(size: int, start: int, end: int) -> bool:
+    """Whether bytes ``[start, end)`` of a block of ``size`` (one with a tree root) are
+    better fetched as verified leaves than as the whole block: their leaves are at most
+    half of it (beyond that, the whole block costs little more and is then held whole)."""
+    first, last = span(size, start, end)
+    return 2 * (last - first) <= size
+
+
 def prove(data: bytes, start: int, end: int) -> list[bytes]:
     """The sibling hashes that, with the leaves of ``span(len(data), start, end)``, rebuild
     the root: per level, the left neighbour if the run starts at a right child and the

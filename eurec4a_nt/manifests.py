@@ -18,6 +18,7 @@ from .blockindex import BlockIndex, block_index
 from .chunking import MAX_BLOCK, FileRecord
 from .entries import Entry
 from .errors import BadInput, Corrupt, NotFound
+from .hashtree import in_part
 from .ids import ObjectId
 from .schema import ManifestBody, decode
 from .stores.base import ObjectStore
@@ -169,6 +170,10 @@ class RefReader:
                           f"but its entry says {self.ref.size}")
         return index
 
+    def trees(self) -> dict[str, str]:
+        """The hash tree roots of the ref's blocks that have one, by id."""
+        return self._index().trees if self.ref.record and self.ref.data is None else {}
+
     def blocks_for(self, start: int, end: int) -> list[tuple[ObjectId, int, int]]:
         """The blocks overlapping bytes ``[start, end)``: of a record, found by bisection
         in its cached :class:`~eurec4a_nt.blockindex.BlockIndex` (the record is parsed
@@ -184,8 +189,8 @@ class RefReader:
             return b""
         if self.ref.data is not None:
             return self.ref.data[start:end]
-        trees = self._index().trees if self.ref.record else {}
-        spans = [(oid, max(start - offset, 0), min(end - offset, length), length)
+        trees = self.trees()
+        spans = [(oid, *clip(offset, length, (start, end)), length)
                  for oid, offset, length in self.blocks_for(start, end)]
         whole = [oid for oid, lo, hi, length in spans if (lo, hi) == (0, length)]
         held = dict(self.store.get_many(whole)) if len(whole) > 1 else {}
@@ -204,6 +209,12 @@ class RefReader:
 Span = tuple[int, int]
 
 
+def clip(offset: int, length: int, span: Span) -> Span:
+    """Of a block at ``offset`` of ``length`` in a file, the bytes (counted from the
+    block's start) that bytes ``span`` of the file cover."""
+    return max(span[0] - offset, 0), min(span[1] - offset, length)
+
+
 def kind_of(data: bytes) -> str | None:
     """``file``, ``zarr`` or ``directory`` for a record or manifest (from its first
     bytes), else None."""
@@ -215,15 +226,18 @@ def kind_of(data: bytes) -> str | None:
         return None
 
 
-def children(data: bytes, span: Span | None = None) -> list[tuple[ObjectId, bool]]:
+def children(data: bytes, span: Span | None = None, parts: bool = False) -> list[tuple[ObjectId, bool]]:
     """The objects a record or manifest points to, as ``(id, has children)``; with
-    ``span``, only the blocks of a record holding bytes ``[start, end)``. Any other
-    object has none."""
+    ``span``, only the blocks of a record holding bytes ``[start, end)``, and with
+    ``parts`` of those only the ones not read in verified parts (a block with a tree
+    root of which the span needs little, see :func:`~eurec4a_nt.hashtree.in_part`).
+    Any other object has none."""
     kind = kind_of(data)
     if kind == "file":
         blocks = FileRecord.from_bytes(data).blocks
         if span is not None:
-            blocks = tuple(b for b in blocks if b.offset < span[1] and b.end > span[0])
+            blocks = tuple(b for b in blocks if b.offset < span[1] and b.end > span[0]
+                           and not (parts and b.tree and in_part(b.length, *clip(b.offset, b.length, span))))
         return [(b.id, False) for b in blocks]
     if kind in ("zarr", "directory"):
         return [(ref.id, ref.record) for ref in Manifest.from_bytes(data).items.values()]

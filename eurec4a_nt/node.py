@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from . import hashtree
 from .checkpoint import start_at
 from .entries import Entry
 from .errors import Corrupt, ObjectMissing, Pending
@@ -21,6 +22,7 @@ from .index import Index, Rule
 from .log import Change, Commit
 from .logstate import CheckpointRef
 from .manifests import Span, children
+from .parts import Parts
 from .sitestore import SiteStore
 from .stores import offloop
 from .tree import walk
@@ -54,6 +56,13 @@ class Fetcher(Protocol):
         """
         ...
 
+    async def fetch_part(self, oid: ObjectId, site: str | None, size: int, tree: str, first: int,
+                         last: int) -> bool:
+        """Bring the leaves ``[first, last)`` of block ``oid`` (of ``size`` bytes, tree
+        root ``tree``) of ``site`` here into :attr:`Node.parts`, verified; False (nothing
+        asked) when no link to ``site`` carries parts of blocks. Raises as :meth:`fetch`."""
+        ...
+
 
 @dataclass
 class Traffic:
@@ -75,6 +84,8 @@ class Node:
         self.cache_cap = cache_cap
         self.pinned_topics = set(pinned_topics)
         self.fetcher: Fetcher | None = None
+        #: Verified parts of blocks not held whole here, fetched for readers.
+        self.parts = Parts()
         self.traffic = Traffic()
         self.version = 0
         self._changed: asyncio.Condition | None = None
@@ -158,6 +169,26 @@ class Node:
             if reader is not None and site:
                 await asyncio.to_thread(self.want, missing, site, reader, spans)
             raise
+
+    async def part(self, oid: ObjectId, start: int, end: int, size: int, tree: str, site: str | None,
+                   reader: Reader | None = None) -> bytes | None:
+        """Bytes ``[start, end)`` of block ``oid`` (``size`` bytes, tree root ``tree``),
+        not held here, from its verified parts: those held, and the leaves lacking
+        fetched over the link to ``site``. None when no link brings parts of blocks
+        (then fetch the block whole). Raises as :meth:`ensure` does."""
+        first, last = hashtree.span(size, start, end)
+        lacking = self.parts.lacking(oid, first, last)
+        if lacking is not None:
+            if self.fetcher is None:
+                return None
+            try:
+                if not await self.fetcher.fetch_part(oid, site, size, tree, *lacking):
+                    return None
+            except Pending:
+                if reader is not None and site:
+                    await asyncio.to_thread(self.want, [oid], site, reader, None)
+                raise
+        return self.parts.get(oid, start, end)
 
     def want(self, oids: list[ObjectId], site: str, reader: Reader, spans: dict[ObjectId, Span] | None) -> int:
         """Record wants of ``reader`` for objects of ``site`` it earned, sent to the site

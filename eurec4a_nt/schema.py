@@ -33,6 +33,8 @@ MAX_DEPTH = 16
 MAX_IDS = 10_000
 #: Largest checkpoint read (about 2 million entries).
 MAX_CHECKPOINT = 1 << 30
+#: Ranges of blocks one ``ranges`` message of a link may ask for.
+MAX_RANGES = 64
 
 SITE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TOPIC_PATTERN = "^[a-z0-9-]{1,64}$"
@@ -286,6 +288,20 @@ class WantMessage(_Message, tag="want"):
     klass: Literal["read", "essential", "bulk"] = msgspec.field(default="bulk", name="class")
 
 
+class RangeBody(Struct, array_like=True, forbid_unknown_fields=True):
+    """``[id, start, end)`` of a block's bytes."""
+
+    id: IdText
+    start: Size
+    end: Size
+
+
+class RangesMessage(_Message, tag="ranges"):
+    """The peer asks for verified parts of blocks (see :mod:`eurec4a_nt.sync.ranges`)."""
+
+    ranges: Annotated[list[RangeBody], Meta(min_length=1, max_length=MAX_RANGES)]
+
+
 class LackMessage(_Message, tag="lack"):
     ids: Ids
     held_at: Annotated[str, Meta(max_length=64)] = ""
@@ -316,16 +332,18 @@ class RefusedMessage(_Message, tag="refused"):
 
 
 LinkMessage = (CommitsMessage | HeadsMessage | SubscribeMessage | LimitsMessage | PushingMessage
-               | WantMessage | LackMessage | HaveMessage | CheckpointMessage | RefusedMessage)
+               | WantMessage | LackMessage | HaveMessage | CheckpointMessage | RefusedMessage | RangesMessage)
 
 
 def link_message(text: str | bytes) -> dict[str, Any]:
     """A link's control message, checked against :data:`LinkMessage` (type, fields,
-    bounds; spans with start <= end), as the plain dict the sync core reads; raise
-    :class:`BadInput` naming what is wrong."""
+    bounds; spans with start <= end, ranges with start < end), as the plain dict the
+    sync core reads; raise :class:`BadInput` naming what is wrong."""
     message: Any = decode(text.encode() if isinstance(text, str) else text, cast(Any, LinkMessage), "link message")
     if isinstance(message, WantMessage) and any(s.start > s.end for s in message.spans.values()):
         raise BadInput("link message: a span ends before it starts")
+    if isinstance(message, RangesMessage) and any(r.start >= r.end for r in message.ranges):
+        raise BadInput("link message: an empty range, or one that ends before it starts")
     return msgspec.to_builtins(message)
 
 

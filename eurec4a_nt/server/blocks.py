@@ -2,9 +2,11 @@
 them as plain local files, else fetched a few at once ahead of the one being sent (an
 object store such as S3), each checked against its id before a byte of it goes out.
 
-Both fetch blocks this site lacks from other sites (:class:`LinkFetches`). A sender is
-used as: :meth:`first` before the response is prepared (so a missing or damaged first
-block is a JSON error), :meth:`send` into the prepared response, :meth:`close` always.
+Both fetch blocks this site lacks from other sites (:class:`LinkFetches`): whole, or,
+where the read needs little of a block with a tree root and the link to its site takes
+ranges, only the verified leaves holding what it needs. A sender is used as:
+:meth:`first` before the response is prepared (so a missing or damaged first block is
+a JSON error), :meth:`send` into the prepared response, :meth:`close` always.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ from typing import BinaryIO, Protocol, cast
 from aiohttp import web
 
 from ..errors import ObjectMissing
+from ..hashtree import in_part
 from ..ids import ObjectId
-from ..manifests import Span
+from ..manifests import Span, clip
 from ..node import Node, Reader
 from ..stores.base import ObjectStore
 from ..tasks import consume
 
 #: ``(id, offset in the file, length)`` of one block.
 Block = tuple[ObjectId, int, int]
+#: ``(start, end, block size, tree root)``: the bytes of a block a read needs, read in parts.
+Part = tuple[int, int, int, str]
 
 #: Block files opened per trip to a worker thread: a trip per block of about 1 MiB cost
 #: as much CPU as sending the block and cut the throughput to 4 readers by a third.
@@ -43,12 +48,24 @@ class BlockSender(Protocol):
 
 
 def sender(node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
-           read_ahead: int) -> BlockSender:
-    """The sender of bytes ``span`` of the file made of ``blocks`` for this node's store;
-    from a store without local files, ``read_ahead`` bytes of blocks are fetched ahead."""
+           read_ahead: int, trees: dict[str, str]) -> BlockSender:
+    """The sender of bytes ``span`` of the file made of ``blocks`` (with tree roots
+    ``trees``, by block id) for this node's store; from a store without local files,
+    ``read_ahead`` bytes of blocks are fetched ahead."""
     if node.store.objects.supports_local_paths:
-        return LocalBlocks(node, site, reader, blocks, span)
-    return FetchedBlocks(node, site, reader, blocks, span, read_ahead)
+        return LocalBlocks(node, site, reader, blocks, span, trees)
+    return FetchedBlocks(node, site, reader, blocks, span, read_ahead, trees)
+
+
+def in_parts(blocks: list[Block], span: Span, trees: dict[str, str]) -> dict[int, Part]:
+    """Of ``blocks``, by index, those with a tree root of which ``span`` needs little
+    enough to read it in parts (see :func:`~eurec4a_nt.hashtree.in_part`)."""
+    out = {}
+    for i, (oid, offset, length) in enumerate(blocks):
+        lo, hi = clip(offset, length, span)
+        if oid in trees and in_part(length, lo, hi):
+            out[i] = (lo, hi, length, trees[oid])
+    return out
 
 
 class LinkFetches:
@@ -59,7 +76,8 @@ class LinkFetches:
 
     A block counts as ready as soon as it is held, however it came: a fetch can miss an
     object that landed (pushed with its record, or for another reader) just before the
-    fetch began, so the store is checked again every :data:`RECHECK` seconds.
+    fetch began, so the store is checked again every :data:`RECHECK` seconds. Blocks in
+    ``parts`` that this site lacks are read in verified parts instead (:meth:`part`).
     """
 
     #: Blocks asked for ahead of the one being sent (about 4 MiB on average).
@@ -68,8 +86,10 @@ class LinkFetches:
     RECHECK = 1.0
 
     def __init__(self, node: Node, site: str | None, ids: list[ObjectId], reader: Reader,
-                 spans: dict[ObjectId, Span] | None = None) -> None:
+                 spans: dict[ObjectId, Span] | None = None, parts: dict[int, Part] | None = None) -> None:
         self.node = node
+        self.parts = parts or {}
+        self.got: dict[int, bytes] = {}  #: parts read ahead of sending (the first)
         self.reader = reader
         self.site = site
         self.ids = ids
@@ -85,7 +105,7 @@ class LinkFetches:
         if not self.missing:
             return
         for j in range(i, min(i + self.AHEAD, len(self.ids))):
-            if j not in self.tasks and self.ids[j] in self.missing:
+            if j not in self.tasks and j not in self.parts and self.ids[j] in self.missing:
                 task = asyncio.create_task(self.node.ensure([self.ids[j]], self.site, spans=self.spans,
                                                              reader=self.reader))
                 task.add_done_callback(consume)  # a read given up leaves fetches to finish
@@ -97,6 +117,32 @@ class LinkFetches:
                 return
         if pending is not None:
             pending.result()
+
+    async def part(self, i: int, lacking: bool = False) -> bytes | None:
+        """The bytes the read needs of block ``i`` if it is read in parts and this site
+        lacks it (``lacking``: the store just said so), from its verified leaves; None
+        if it is held, not read in parts, or no link brings parts (then :meth:`ready`)."""
+        if i in self.got:
+            return self.got.pop(i)
+        if i not in self.parts:
+            return None
+        if lacking:
+            self.missing = (self.missing or set()) | {self.ids[i]}
+        elif self.missing is None:
+            self.missing = set(await asyncio.to_thread(self.node.store.objects.missing, self.ids))
+        if self.ids[i] not in self.missing:
+            return None
+        start, end, size, tree = self.parts[i]
+        return await self.node.part(self.ids[i], start, end, size, tree, self.site, self.reader)
+
+    async def start(self) -> None:
+        """Bring the first block (or the part of it the read needs): a missing one is an
+        error before any byte goes out."""
+        first = await self.part(0)
+        if first is None:
+            await self.ready(0)
+        else:
+            self.got[0] = first
 
     async def lacking(self, i: int) -> None:
         """:meth:`ready` for block ``i`` that the store just said it lacks, without
@@ -121,13 +167,13 @@ class FetchedBlocks:
     HANGUP_CHECK = 0.5
 
     def __init__(self, node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
-                 read_ahead: int) -> None:
+                 read_ahead: int, trees: dict[str, str]) -> None:
         self.store = node.store.objects
         self.blocks = blocks
         self.span = span
         self.read_ahead = read_ahead
-        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader)
-        self.window: deque[asyncio.Task[bytes]] = deque()
+        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader, parts=in_parts(blocks, span, trees))
+        self.window: deque[asyncio.Task[bytes | memoryview]] = deque()
         self.window_bytes = 0
         self.queued = 0
 
@@ -143,13 +189,19 @@ class FetchedBlocks:
             self.window_bytes += length
             self.queued += 1
 
-    async def _block(self, i: int) -> bytes:
-        oid = self.blocks[i][0]
+    async def _block(self, i: int) -> bytes | memoryview:
+        """The bytes of block ``i`` the read needs."""
+        oid, offset, length = self.blocks[i]
+        lo, hi = clip(offset, length, self.span)
         try:
-            return await self.store.fetch(oid)
+            data = await self.store.fetch(oid)
         except ObjectMissing:
+            part = await self.links.part(i, lacking=True)
+            if part is not None:
+                return part
             await self.links.lacking(i)
-            return await self.store.fetch(oid)
+            data = await self.store.fetch(oid)
+        return memoryview(data)[lo:hi]
 
     async def first(self) -> None:
         self._fill()
@@ -157,8 +209,7 @@ class FetchedBlocks:
             await self.window[0]
 
     async def send(self, response: web.StreamResponse, request: web.Request) -> None:
-        start, end = self.span
-        for _, offset, length in self.blocks:
+        for _, _, length in self.blocks:
             self._fill()
             head = self.window[0]
             while not head.done():
@@ -167,8 +218,7 @@ class FetchedBlocks:
                     raise ConnectionResetError("the reader hung up")
             data = self.window.popleft().result()
             self.window_bytes -= length
-            lo, hi = max(start - offset, 0), min(end - offset, length)
-            await response.write(memoryview(data)[lo:hi])
+            await response.write(data)
 
     def close(self) -> None:
         for task in self.window:
@@ -182,22 +232,26 @@ class LocalBlocks:
     of the one being sent. A block with no local file (evicted and fetched again
     meanwhile) is read from the store."""
 
-    def __init__(self, node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span) -> None:
+    def __init__(self, node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
+                 trees: dict[str, str]) -> None:
         self.node, self.site, self.reader = node, site, reader
         self.blocks = blocks
         self.span = span
-        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader)
+        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader, parts=in_parts(blocks, span, trees))
         self.opened: dict[int, BinaryIO | None] = {}
 
     async def first(self) -> None:
-        await self.links.ready(0)
+        await self.links.start()
 
     async def send(self, response: web.StreamResponse, request: web.Request) -> None:
         store, loop = self.node.store.objects, asyncio.get_running_loop()
-        start, end = self.span
         for i, (oid, offset, length) in enumerate(self.blocks):
+            part = await self.links.part(i)
+            if part is not None:
+                await response.write(part)
+                continue
             await self.links.ready(i)
-            lo, hi = max(start - offset, 0), min(end - offset, length)
+            lo, hi = clip(offset, length, self.span)
             transport = request.transport
             file = None
             if transport is not None and not transport.is_closing():

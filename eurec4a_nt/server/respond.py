@@ -102,8 +102,10 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     who = reader(request)
     if ref.record:  # the record, and (where it comes from a link) the blocks of the range
         await LinkFetches(node, site, [ref.id], who, {ref.id: (start, end)}).ready(0)
-    blocks = await asyncio.to_thread(RefReader(ref, node.store.objects).blocks_for, start, end) if ref.size else []
-    blocks_out = sender(node, site, who, blocks, (start, end), request.app[CONFIG].read_ahead)
+    refs = RefReader(ref, node.store.objects)
+    blocks = await asyncio.to_thread(refs.blocks_for, start, end) if ref.size else []
+    trees = await asyncio.to_thread(refs.trees) if blocks else {}
+    blocks_out = sender(node, site, who, blocks, (start, end), request.app[CONFIG].read_ahead, trees)
     try:
         await blocks_out.first()
         if blocks and not ref.record and await asyncio.to_thread(node.store.objects.size, ref.id) != ref.size:

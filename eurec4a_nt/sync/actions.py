@@ -12,6 +12,7 @@ from typing import Any
 from ..ids import ObjectId
 from ..logstate import CheckpointRef
 from .outbox import Follow, Priority
+from .ranges import Part
 from .wire import message
 
 
@@ -109,9 +110,25 @@ class Join:
 
 
 @dataclass(frozen=True)
+class Prove:
+    """The peer asks for verified parts of blocks, ``(id, start, end)`` each: answer each
+    with its leaves and their proof (see :mod:`.ranges`), or a ``lack``."""
+
+    ranges: list[tuple[ObjectId, int, int]]
+
+
+@dataclass(frozen=True)
+class KeepPart:
+    """A verified part of a block arrived (see :mod:`.ranges`): keep it if it was asked
+    for and checks against the block's tree root."""
+
+    part: Part
+
+
+@dataclass(frozen=True)
 class CatchUp:
     """The peer answered a checkpoint offer: send it the commits it lacks now
     (:meth:`Peer.behind`)."""
 
 
-Action = Say | Keep | Relay | Receive | Lacking | Refused | Limits | Join | CatchUp
+Action = Say | Keep | Relay | Receive | Lacking | Refused | Limits | Join | CatchUp | Prove | KeepPart

@@ -5,7 +5,8 @@ sent: objects to keep (decoded, verified, then stored if something asked for the
 held back in the :class:`~.pen.Pen` until something names them), commits to keep, a
 checkpoint to start a log from, the answer to one offered (the commits after it go out),
 wants to relay from the site holding the objects (or to refuse, saying why: see
-:mod:`.refusals`), refusals the peer sent, and lacks to report to waiting reads.
+:mod:`.refusals`), refusals the peer sent, lacks to report to waiting reads, and
+ranges of blocks asked and answered (see :mod:`.ranges`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from ..node import Node
 from ..stores import offloop
 from ..tasks import spawn
 from ..tree import held_below
-from . import answers
-from .actions import Action, CatchUp, Join, Keep, Lacking, Limits, Receive, Refused, Relay, Say
+from . import answers, ranges
+from .actions import Action, CatchUp, Join, Keep, KeepPart, Lacking, Limits, Prove, Receive, Refused, Relay, Say
 from .outbox import Follow, Priority
 from .pen import Pen
 from .reads import Reads
@@ -88,10 +89,34 @@ class Arrivals:
             await self._on_refused(session, action)
         elif isinstance(action, Limits):
             self._on_limits(session)
+        elif isinstance(action, Prove):
+            await self._prove(session, action)
+        elif isinstance(action, KeepPart):
+            await self.reads.part_arrived(session, action.part)
         elif isinstance(action, Lacking):
             self.reads.lacking(session, action.ids, action.held_at, action.pending)
             if not action.pending:  # the holder has none: nothing to ask it again for
                 await asyncio.to_thread(self.node.index.forget_wants, action.ids, session.peer)
+
+    async def _prove(self, session: Session, prove: Prove) -> None:
+        """Answer the peer's ranges one at a time, each sent before the next block is read
+        (so a peer asking for many holds at most one block here): the leaves holding it
+        and their proof, or a ``lack`` for a block not held here or a range beyond it."""
+        for oid, start, end in prove.ranges:
+            try:
+                block = await offloop.call(self.node.store.objects.get, oid)
+            except ObjectMissing:
+                session.tell([Say("lack", {"ids": [oid], "held_at": ""})])
+                continue
+            if end > len(block):
+                log.warning("%s: asked for bytes %d-%d of block %s of %d bytes: refused", session.name, start, end,
+                            oid.short, len(block))
+                session.tell([Say("lack", {"ids": [oid], "held_at": ""})])
+                continue
+            try:
+                await session.answer(await asyncio.to_thread(ranges.answer, oid, block, start, end))
+            except ConnectionError:
+                return  # the link ended: the peer asks again on the next one
 
     async def _keep(self, session: Session, keep: Keep) -> None:
         """Decode and verify an object that arrived; store it if something asked for it
@@ -187,6 +212,11 @@ class Arrivals:
         self.tell_refusal(session, site, blocked or self._why_refused(site, priority))
         return blocked is not None
 
+    def _span_blocks(self, spans: dict[ObjectId, tuple[int, int]]) -> list[ObjectId]:
+        """The blocks of the records in ``spans`` (held here) holding their spans."""
+        return [block for oid, span in spans.items()
+                for block, _ in children(self.node.store.objects.get(oid), span)]
+
     async def _relay(self, session: Session, relay: Relay) -> None:
         """Fetch what the peer wants from the site holding it, then send it on. A
         prefetch through this site of a third site's data may be refused (see
@@ -206,6 +236,9 @@ class Arrivals:
             if relay.hops <= 1:
                 raise ObjectMissing("not held here")
             await self.node.ensure(relay.ids, relay.site, relay.hops - 1, relay.spans, priority=relay.priority)
+            if relay.spans and not session.core.ranges:  # it reads no parts: bring its spans' blocks whole
+                await self.node.ensure(await offloop.call(self._span_blocks, relay.spans), relay.site,
+                                       relay.hops - 1, priority=relay.priority)
         except Pending as exc:
             self.node.index.want(relay.ids, relay.site or "", session.peer, relay.spans)
             session.tell([Say("lack", {"ids": relay.ids, "held_at": exc.held_at, "pending": True})])

@@ -19,7 +19,8 @@ from ..entries import Entry, check_topics
 from ..ids import ObjectId
 from ..log import Commit
 from ..logstate import CheckpointRef
-from .actions import Action, CatchUp, Join, Keep, Lacking, Limits, Receive, Refused, Relay, Say
+from ..schema import MAX_RANGES
+from .actions import Action, CatchUp, Join, Keep, Lacking, Limits, Prove, Receive, Refused, Relay, Say
 from .budget import PIECE_ROOM, STOP_MARGIN
 from .config import DEFAULT_ESSENTIAL, DEFAULT_PRIORITY, LinkConfig
 from .outbox import Follow, Outbox, Priority, SendItem
@@ -43,15 +44,17 @@ class Peer:
     ``checkpoints``: the peer starts a log it lacks from a checkpoint offered to it
     (it said so when the link opened, see :mod:`.handshake`); ``batches``: it reads
     small objects sent together in one message; ``refusals``: it reads why this side
-    cannot fetch a third site's data on its behalf (:mod:`.refusals`).
+    cannot fetch a third site's data on its behalf (:mod:`.refusals`); ``ranges``: it
+    answers for verified parts of blocks and reads them (:mod:`.ranges`).
     """
 
     def __init__(self, peer: str, link: LinkConfig | None, options: Mapping[str, Any],
                  partials: Partials, bulk: bool = True, checkpoints: bool = False,
-                 batches: bool = False, refusals: bool = False) -> None:
+                 batches: bool = False, refusals: bool = False, ranges: bool = False) -> None:
         self.peer = peer
         self.checkpoints = checkpoints
         self.batches = batches
+        self.ranges = ranges
         #: What the peer was told about fetching third sites' data on its behalf.
         self.told = Told(refusals)
         #: Logs whose checkpoint the peer was offered (once per session), and those of
@@ -151,6 +154,12 @@ class Peer:
         self.deep_incoming.update(wants.deep)
         return want_messages(wants, self.partials.specs(wants.shallow + wants.deep), priority, site, hops)
 
+    def ask_ranges(self, ranges: list[tuple[ObjectId, int, int]]) -> list[Say]:
+        """Ask the peer (one that takes ranges) for verified parts of blocks, ``(id,
+        start, end)`` each (see :mod:`.ranges`)."""
+        return [Say("ranges", {"ranges": [list(r) for r in ranges[i:i + MAX_RANGES]]})
+                for i in range(0, len(ranges), MAX_RANGES)]
+
     # -- messages from the peer --------------------------------------------------------
 
     @staticmethod
@@ -189,6 +198,10 @@ class Peer:
             return [Refused(str(body["site"]), body.get("reason"))]
         elif kind == "have":
             self.outbox.had(ObjectId.parse(i) for i in body.get("ids") or [])
+        elif kind == "ranges":
+            if not self.ranges:
+                raise ValueError("ranges asked by a peer that did not say it takes them")
+            return [Prove([(ObjectId.parse(i), int(start), int(end)) for i, start, end in body["ranges"]])]
         else:
             raise ValueError(f"unknown message type {kind!r}")
         return []
@@ -231,7 +244,7 @@ class Peer:
         return [Say("heads", {"heads": {site: seq}})]
 
     def _on_want(self, body: Mapping[str, Any], held: set[ObjectId] | frozenset[ObjectId]) -> list[Action]:
-        want = read_want(body)
+        want = read_want(body, parts=self.ranges)
         self.resume.update(want.resume)
         reader = want.priority is Priority.READ
         if reader:  # a reader lacks them: the peer lost or evicted what it had

@@ -25,9 +25,11 @@ but whose signature is not is refused (``403``).
 Both sides also name, in a header of the upgrade (``X-NT-Takes``), what they take
 beyond the first release of this protocol: ``checkpoints`` (a log it lacks started
 from a checkpoint the other offers), ``tickets``, ``batches`` (small objects sent
-together in one compressed message, see :mod:`.wire`) and ``refusals`` (it reads a
+together in one compressed message, see :mod:`.wire`), ``refusals`` (it reads a
 ``refused`` message: why the other side cannot fetch a third site's data on its
-behalf, see :mod:`.refusals`). A side naming nothing is sent only what every side of
+behalf, see :mod:`.refusals`) and ``ranges`` (it answers a ``ranges`` message with
+verified parts of blocks, and is sent only the blocks of a read span it does not read
+in parts, see :mod:`.ranges`). A side naming nothing is sent only what every side of
 "link 2" reads, so both versions keep linking.
 
 Each side signs a challenge the other made up for this connection, or a ticket it
@@ -74,10 +76,10 @@ TICKET, HELLO = "X-NT-Ticket", "X-NT-Hello"
 #: What a ``hello`` proves: kinds of the signed text (see :func:`hello`).
 DIAL, REPLY, DIAL_ON_TICKET, REPLY_ON_TICKET = "dial", "reply", "dial on ticket", "reply on ticket"
 #: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), resume
-#: tickets (see :func:`takes_tickets`), batches of pieces (see :func:`takes_batches`) and
-#: refusals (see :func:`takes_refusals`).
-_CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS = "checkpoints", "tickets", "batches", "refusals"
-_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS}"
+#: tickets (see :func:`takes_tickets`), batches of pieces (see :func:`takes_batches`),
+#: refusals (see :func:`takes_refusals`) and ranges (see :func:`takes_ranges`).
+_CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS, _RANGES = "checkpoints", "tickets", "batches", "refusals", "ranges"
+_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS} {_RANGES}"
 _NOTSENT_LOWAT = 128 << 10
 
 
@@ -179,6 +181,13 @@ def takes_refusals(headers: Mapping[str, str]) -> bool:
     """Whether the other side's dial or upgrade says it reads ``refused`` messages (an
     older version says nothing and is sent none: it refuses unknown messages)."""
     return _takes(headers, _REFUSALS)
+
+
+def takes_ranges(headers: Mapping[str, str]) -> bool:
+    """Whether the other side's dial or upgrade says it answers ``ranges`` messages and
+    reads parts of blocks (an older version says nothing: it is asked for whole blocks,
+    and sent them whole)."""
+    return _takes(headers, _RANGES)
 
 
 def hello(kind: str, key: SiteKey, me: str, peer: str, dial_nonce: str, challenge: str,

@@ -145,7 +145,8 @@ class Links:
         await self._run(Peer(site, None, options, self.partials,
                              checkpoints=handshake.takes_checkpoints(request.headers),
                              batches=handshake.takes_batches(request.headers),
-                             refusals=handshake.takes_refusals(request.headers)), ws)
+                             refusals=handshake.takes_refusals(request.headers),
+                             ranges=handshake.takes_ranges(request.headers)), ws)
         return ws
 
     def _redeem(self, site: str, request: web.Request, ticket: str) -> str:

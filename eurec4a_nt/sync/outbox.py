@@ -56,15 +56,17 @@ class Follow:
 
     kind: FollowKind = FollowKind.NOTHING
     span: Span | None = None
+    parts: bool = False  #: leave out the blocks of a span read in verified parts
 
     NOTHING: ClassVar[Follow]
     ALL: ClassVar[Follow]
     METADATA: ClassVar[Follow]
 
     @classmethod
-    def within(cls, span: Span) -> Follow:
-        """The blocks of a record holding bytes ``[start, end)``."""
-        return cls(FollowKind.SPAN, (int(span[0]), int(span[1])))
+    def within(cls, span: Span, parts: bool = False) -> Follow:
+        """The blocks of a record holding bytes ``[start, end)`` (with ``parts``, those
+        not read in verified parts, see :func:`~eurec4a_nt.manifests.children`)."""
+        return cls(FollowKind.SPAN, (int(span[0]), int(span[1])), parts)
 
     def after(self, data: bytes) -> list[tuple[ObjectId, Follow]]:
         """What follows the object whose bytes are ``data``, as ``(id, follow)``."""
@@ -73,7 +75,7 @@ class Follow:
         if self.kind is FollowKind.NOTHING:
             return []
         span = self.span if self.kind is FollowKind.SPAN else None
-        return [(oid, Follow.ALL if deep else Follow.NOTHING) for oid, deep in children(data, span)]
+        return [(oid, Follow.ALL if deep else Follow.NOTHING) for oid, deep in children(data, span, self.parts)]
 
     def for_reader(self) -> Follow:
         """A reader's want follows the object as asked, else brings a zarr manifest's

@@ -5,15 +5,23 @@ Concurrent reads of one object share one transfer. A read waits as long as the p
 keeps sending; when the site holding the data is out of reach, the link drops, or
 the peer stalls, the want is recorded (served on the next contact) and the reader
 gets :class:`~eurec4a_nt.errors.Pending` at once.
+
+A reader needing little of a block with a tree root, from a site whose link takes
+ranges, is brought only the leaves holding it (:meth:`Reads.fetch_part`, see
+:mod:`.ranges`): asked once however many read them, kept only if asked for, from that
+link, and once they check against the tree root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from ..errors import ObjectMissing, Pending
+from .. import hashtree
+from ..errors import Corrupt, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..manifests import Span, children
 from ..node import Node
@@ -21,12 +29,25 @@ from ..stores import offloop
 from ..tasks import consume
 from . import plan
 from .outbox import Priority
+from .ranges import Part
 from .session import Session
 
 #: A read gives up (pending) when the peer sent nothing for this long.
 STALL_TIMEOUT = 30.0
 #: Retry after this many seconds when data is pending at an unreachable site.
 RETRY_AFTER = 30
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Asked:
+    """Leaves of a block asked for: from whom, and what they must check against."""
+
+    session: Session
+    size: int
+    tree: str
+    done: asyncio.Future[None]
 
 
 class Reads:
@@ -38,6 +59,8 @@ class Reads:
         self._waiters: dict[ObjectId, asyncio.Future[None]] = {}
         self._asked: dict[ObjectId, Session] = {}
         self._spans: dict[ObjectId, Span] = {}
+        #: Runs of leaves asked for, by ``(block, first, last)``.
+        self._parts: dict[tuple[ObjectId, int, int], _Asked] = {}
 
     async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
                     spans: Mapping[ObjectId, Span] | None = None, priority: Priority | None = None,
@@ -81,11 +104,66 @@ class Reads:
             if stalled:
                 self._give_up(stalled, site, "not sending now")
 
+    async def fetch_part(self, oid: ObjectId, site: str | None, size: int, tree: str, first: int,
+                         last: int) -> bool:
+        """Bring the leaves ``[first, last)`` of block ``oid`` of ``site`` into the node's
+        parts, from the link to ``site`` itself if it takes ranges (else False: nothing
+        asked). Raises Pending (the link dropped or stalls) or ObjectMissing (the peer
+        lacks the block, or sent leaves that do not check)."""
+        session = self.route(site)
+        if session is None or session.peer != site or not session.core.ranges:
+            return False
+        key = (oid, first, last)
+        asked = self._parts.get(key)
+        if asked is None:
+            asked = self._parts[key] = _Asked(session, size, tree, asyncio.get_running_loop().create_future())
+            asked.done.add_done_callback(consume)
+            await session.perform(session.core.ask_ranges([key]))
+        while not asked.done.done():
+            await asyncio.wait([asked.done], timeout=STALL_TIMEOUT)
+            if not asked.done.done() and time.time() - asked.session.last_contact > STALL_TIMEOUT:
+                self._settle(key, Pending(f"pending: held at {site}, not sending now, queued", site, RETRY_AFTER))
+        asked.done.result()
+        return True
+
+    async def part_arrived(self, session: Session, part: Part) -> None:
+        """Leaves of a block arrived from ``session``: kept if asked for from it, exactly
+        that run of a block of that size, once they check against its tree root."""
+        key = (part.oid, part.first, part.last)
+        asked = self._parts.get(key)
+        if asked is None or asked.session is not session or asked.size != part.size:
+            session.unsolicited += 1
+            log.warning("%s: dropped bytes %d-%d of block %s: not asked for", session.name, part.first,
+                        part.last, part.oid.short)
+            return
+        try:
+            await asyncio.to_thread(hashtree.verify, part.data, part.size, part.first, part.proof, asked.tree)
+        except Corrupt as exc:
+            log.warning("%s: dropped bytes %d-%d of block %s: %s", session.name, part.first, part.last,
+                        part.oid.short, exc)
+            self._settle(key, ObjectMissing(f"bytes {part.first}-{part.last} of block {part.oid.short} "
+                                            f"arrived damaged: {exc}"))
+            return
+        self.node.parts.put(part.oid, part.first, part.data)
+        self._settle(key, None)
+
+    def _settle(self, key: tuple[ObjectId, int, int], error: Exception | None) -> None:
+        """The leaves asked for as ``key`` are here (``error`` None) or will not come."""
+        asked = self._parts.pop(key, None)
+        if asked is None or asked.done.done():
+            return
+        if error is None:
+            asked.done.set_result(None)
+        else:
+            asked.done.set_exception(error)
+
     def _give_up(self, oids: list[ObjectId], site: str | None, why: str) -> None:
         """Fail the readers of objects a link cannot bring now with Pending (the node
         records what they earned as wants)."""
         held = site or "another site"
         error = Pending(f"pending: held at {held}, {why}, queued", held, RETRY_AFTER)
+        for key in [k for k in self._parts if k[0] in oids]:
+            self._settle(key, error)
         for oid in oids:
             self._asked.pop(oid, None)
             self._spans.pop(oid, None)
@@ -95,12 +173,13 @@ class Reads:
 
     async def arrived(self, session: Session, oid: ObjectId, data: bytes) -> None:
         """After ``oid`` (its bytes ``data``) arrived from ``session``: if it is a record
-        asked for with a byte span, its peer sends that span's blocks along; readers
-        wait for them rather than ask again."""
+        asked for with a byte span, its peer sends that span's blocks along (those not
+        read in parts, to a peer that takes ranges); readers wait for them rather than
+        ask again."""
         span = self._spans.pop(oid, None)
         if span is None:
             return
-        blocks = [block for block, _ in children(data, span)]
+        blocks = [block for block, _ in children(data, span, session.core.ranges)]
         lacking = set(await offloop.call(self.node.store.objects.missing, blocks))
         loop = asyncio.get_running_loop()
         for block in blocks:
@@ -114,7 +193,8 @@ class Reads:
         return oid in self._waiters
 
     def stored(self, oid: ObjectId) -> None:
-        """``oid`` is held now: its readers go on."""
+        """``oid`` is held now: its readers go on (its parts held are no longer needed)."""
+        self.node.parts.drop(oid)
         self._asked.pop(oid, None)
         waiter = self._waiters.pop(oid, None)
         if waiter is not None and not waiter.done():
@@ -129,6 +209,9 @@ class Reads:
 
     def lacking(self, session: Session, oids: list[ObjectId], held_at: str, pending: bool) -> None:
         """The peer does not hold ``oids``; with ``pending``, it is waiting for them itself."""
+        lacked = set(oids)
+        for key in [k for k, asked in self._parts.items() if k[0] in lacked and asked.session is session]:
+            self._settle(key, ObjectMissing(f"{session.peer} does not hold block {key[0]}"))
         for oid in oids:
             self._asked.pop(oid, None)
             waiter = self._waiters.pop(oid, None)
@@ -143,10 +226,14 @@ class Reads:
     def session_ended(self, session: Session) -> None:
         """Fail reads waiting on a dropped session at once (their wants are recorded)."""
         lost = [oid for oid, asked in self._asked.items() if asked is session]
+        lost += [key[0] for key, asked in self._parts.items() if asked.session is session]
         if lost:
             self._give_up(lost, session.peer, "the link dropped")
 
     def stop(self) -> None:
+        for asked in self._parts.values():
+            if not asked.done.done():
+                asked.done.set_exception(Pending("the site server is stopping"))
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.set_exception(Pending("the site server is stopping"))

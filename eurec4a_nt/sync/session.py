@@ -25,12 +25,13 @@ from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
 from . import answers
-from .actions import Action, Say
+from .actions import Action, KeepPart, Say
 from .budget import TokenBucket
 from .core import Peer
 from .handles import Handles
 from .outbox import Priority, SendItem
 from .pacing import Pacer
+from .ranges import read_answer
 from .wire import BATCH_PIECE, PIECE, Piece, ack, batch, batch_size, read_ack, squeeze, unbatch, unsqueeze
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class Session:
         self.peer = peer.peer
         self.link = peer.link
         self.name = peer.link.name if peer.link else f"{peer.peer} (dialled in)"
-        self.control: asyncio.Queue[str | bytes] = asyncio.Queue()
+        #: Messages to send before any further piece; an answer to a range goes with the
+        #: future its sender awaits (see :meth:`answer`).
+        self.control: asyncio.Queue[str | bytes | tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
         self.wake = asyncio.Event()
         self.sent_bytes = self.received_bytes = 0
         #: Objects the peer sent that nobody asked for (dropped).
@@ -76,12 +79,13 @@ class Session:
         self._batch_bytes = 0  #: their full size (:attr:`.wire.Piece.size`)
         #: Numbers naming objects sent in several pieces, each way (see :mod:`.handles`).
         self._sending, self._receiving = Handles(), Handles()
+        self._writing: asyncio.Task[None] | None = None
 
     # -- life cycle --------------------------------------------------------------------
 
     async def run(self) -> None:
         """Pump until the connection ends (the writer runs alongside)."""
-        writer = asyncio.create_task(self._writer())
+        writer = self._writing = asyncio.create_task(self._writer())
         writer.add_done_callback(self._writer_done)
         try:
             async for msg in self.ws:
@@ -98,6 +102,9 @@ class Session:
                 elif msg.type == WSMsgType.BINARY and msg.data[:1] == b"M":
                     self._count(received=len(msg.data))
                     await self._guarded("batch of pieces", self._on_batch(msg.data))
+                elif msg.type == WSMsgType.BINARY and msg.data[:1] == b"R":
+                    self._count(received=len(msg.data))
+                    await self._guarded("range answer", self._on_part(msg.data))
                 elif msg.type == WSMsgType.BINARY:
                     self._count(received=len(msg.data))
                     await self._guarded("piece", self._on_message(msg.data))
@@ -122,6 +129,17 @@ class Session:
             else:
                 await self._act(self, action)
         self.wake.set()
+
+    async def answer(self, message: bytes) -> None:
+        """Send the answer to a range (see :mod:`.ranges`) before any further piece, and
+        return once it went out; ConnectionError if the connection ends first."""
+        sent = asyncio.get_running_loop().create_future()
+        self.control.put_nowait((message, sent))
+        self.wake.set()
+        writing = [self._writing] if self._writing is not None else []
+        await asyncio.wait([sent, *writing], return_when=asyncio.FIRST_COMPLETED)
+        if not sent.done():
+            raise ConnectionError("the link ended before a range answer went out")
 
     def tell(self, messages: Iterable[Say]) -> None:
         """Queue control messages (sent before any further object piece)."""
@@ -196,6 +214,9 @@ class Session:
         self._acknowledge(piece.size)  # at its full size, however it travelled
         await self._on_piece(piece)
 
+    async def _on_part(self, message: bytes) -> None:
+        await self.perform([KeepPart(read_answer(message))])
+
     async def _on_piece(self, piece: Piece) -> None:
         held = await offloop.call(self.store.has, piece.oid)
         await self.perform(self.core.piece(piece, held))
@@ -208,6 +229,12 @@ class Session:
                 await self._send_batch()  # in the order they were taken
             while not self.control.empty():
                 out = self.control.get_nowait()
+                if isinstance(out, tuple):  # an answer to a range, awaited by its sender
+                    await self.ws.send_bytes(out[0])
+                    self._count(sent=len(out[0]))
+                    if not out[1].done():
+                        out[1].set_result(None)
+                    continue
                 out = squeeze(out) if isinstance(out, str) else out
                 await (self.ws.send_str(out) if isinstance(out, str) else self.ws.send_bytes(out))
                 self._count(sent=len(out))

@@ -47,13 +47,15 @@ class Want:
     site: Any
 
 
-def read_want(body: Mapping[str, Any]) -> Want:
-    """Parse a ``want`` message; raises KeyError, ValueError or TypeError (or
+def read_want(body: Mapping[str, Any], parts: bool = False) -> Want:
+    """Parse a ``want`` message; with ``parts`` (from a peer that reads parts of blocks),
+    a record wanted with a span is followed only by the blocks the peer does not read
+    in parts. Raises KeyError, ValueError or TypeError (or
     :class:`~eurec4a_nt.errors.BadInput`) if it is malformed."""
     ids = [ObjectId.parse(i) for i in body.get("ids") or []]
     follow = {ObjectId.parse(i): Follow.ALL for i in body.get("deep") or []}
     spans = {ObjectId.parse(k): (int(v[0]), int(v[1])) for k, v in (body.get("spans") or {}).items()}
-    follow.update((oid, Follow.within(span)) for oid, span in spans.items())
+    follow.update((oid, Follow.within(span, parts)) for oid, span in spans.items())
     bases = {ObjectId.parse(k): ObjectId.parse(v) for k, v in (body.get("bases") or {}).items()}
     resume = parse_resume(body.get("resume") or {})
     priority = Priority.from_wire(body.get("class"))
