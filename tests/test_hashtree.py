@@ -18,6 +18,8 @@ from eurec4a_nt import hashtree
 from eurec4a_nt.chunking import FileRecord
 from eurec4a_nt.errors import Corrupt
 from eurec4a_nt.fs import NTFileSystem
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.parts import Parts
 from eurec4a_nt.sitestore import SiteStore
 
 SITE = "RV-Meteor"
@@ -82,3 +84,30 @@ def test_lazy_netcdf_reads_through_a_server_move_only_verified_leaves(tmp_path: 
             hashtree.verify(bytes(part), block.length, 16384, proof, str(block.tree))
     finally:
         proc.stop()
+
+
+def test_parts_held_answer_reads_of_them_and_stay_bounded() -> None:
+    block, other = ObjectId.of(b"a"), ObjectId.of(b"b")
+    data = os.urandom(10 * hashtree.LEAF + 100)
+    parts = Parts(limit=4 * hashtree.LEAF)
+    assert parts.lacking(block, 0, 2 * hashtree.LEAF) == (0, 2 * hashtree.LEAF)
+    parts.put(block, 2 * hashtree.LEAF, data[2 * hashtree.LEAF:4 * hashtree.LEAF])
+    assert parts.get(block, 2 * hashtree.LEAF + 5, 3 * hashtree.LEAF + 7) == data[2 * hashtree.LEAF + 5:
+                                                                                  3 * hashtree.LEAF + 7]
+    assert parts.get(block, hashtree.LEAF, 3 * hashtree.LEAF) is None
+    assert parts.lacking(block, hashtree.LEAF, 5 * hashtree.LEAF) == (hashtree.LEAF, 5 * hashtree.LEAF)
+    assert parts.lacking(block, 2 * hashtree.LEAF, 4 * hashtree.LEAF) is None
+    last = 10 * hashtree.LEAF
+    parts.put(block, last, data[last:])  # the short last leaf
+    assert parts.get(block, last + 10, len(data)) == data[last + 10:]
+    parts.put(other, 0, data[:3 * hashtree.LEAF])  # over the limit: the oldest leaves go
+    assert parts.get(block, 2 * hashtree.LEAF, 3 * hashtree.LEAF) is None
+    assert parts.get(other, 0, 3 * hashtree.LEAF) == data[:3 * hashtree.LEAF]
+    parts.drop(other)
+    assert parts.lacking(other, 0, hashtree.LEAF) == (0, hashtree.LEAF)
+
+
+def test_a_read_needing_most_of_a_block_fetches_it_whole() -> None:
+    size = 1 << 20
+    assert hashtree.in_part(size, 1000, 2000) and hashtree.in_part(size, 0, size // 2)
+    assert not hashtree.in_part(size, 100, size // 2 + 100) and not hashtree.in_part(size, 0, size)

@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 from wire_kit import pieces
 
+from eurec4a_nt.chunking import Block, FileRecord
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadInput
 from eurec4a_nt.ids import ObjectId
@@ -21,7 +22,7 @@ from eurec4a_nt.logstate import CheckpointRef
 from eurec4a_nt.manifests import Manifest, Ref
 from eurec4a_nt.schema import link_message
 from eurec4a_nt.sync import handshake
-from eurec4a_nt.sync.actions import CatchUp, Join, Keep, Lacking, Receive, Relay, Say
+from eurec4a_nt.sync.actions import CatchUp, Join, Keep, Lacking, Prove, Receive, Relay, Say
 from eurec4a_nt.sync.budget import FLUSH_BYTES, PIECE_ROOM, STOP_MARGIN, TokenBucket, Traffic, bulk_allowed
 from eurec4a_nt.sync.config import LinkConfig
 from eurec4a_nt.sync.core import Peer
@@ -328,6 +329,26 @@ def test_a_span_want_follows_the_blocks_of_that_span() -> None:
     core.receive({"type": "want", "ids": [record], "spans": {record: [10, 20]}, "class": "read"}, {record})
     follow = core.outbox.queued[record].follow
     assert follow.kind is FollowKind.SPAN and follow.span == (10, 20)
+
+
+def test_to_a_peer_taking_ranges_a_span_follows_only_the_blocks_it_needs_most_of() -> None:
+    """A block with a tree root of which the span needs little is left to the peer to ask
+    in parts; a block without one, or needed mostly, follows whole. A peer that did not
+    say it takes ranges is sent every block, and may not ask for ranges."""
+    blocks = (Block(oid("a"), 0, 1 << 20, "ab" * 32), Block(oid("b"), 1 << 20, 1 << 20, "cd" * 32),
+              Block(oid("c"), 2 << 20, 1 << 20))
+    record = FileRecord(3 << 20, blocks).to_bytes()
+    span = ((1 << 20) - 100, (3 << 20) - 100)  # a's end, b's whole, most of c
+    want = {"type": "want", "ids": [oid("record")], "spans": {oid("record"): list(span)}, "class": "read"}
+    for ranges, followed in ((True, [oid("b"), oid("c")]), (False, [oid("a"), oid("b"), oid("c")])):
+        core = Peer("OPS", None, {"heads": {}}, Partials(), ranges=ranges)
+        core.receive(want, {oid("record")})
+        assert [o for o, _ in core.outbox.queued[oid("record")].follow.after(record)] == followed
+    asked = link_message(Say("ranges", {"ranges": [[oid("a"), 5, 10]]}).text())
+    assert peer().ask_ranges([(oid("a"), 5, 10)]) == [Say("ranges", {"ranges": [[oid("a"), 5, 10]]})]
+    assert Peer("OPS", None, {}, Partials(), ranges=True).receive(asked) == [Prove([(oid("a"), 5, 10)])]
+    with pytest.raises(ValueError, match="did not say it takes them"):
+        peer().receive(asked)
 
 
 def test_what_follows_an_object_is_found_from_its_bytes() -> None:

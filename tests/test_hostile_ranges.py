@@ -1,0 +1,207 @@
+"""A hostile peer and verified parts of blocks, against a real hub (the test plays site
+BCO): ranges asked beyond a block, of a block not held, too many at once, or by a peer
+that did not say it takes them; answers nobody asked for, malformed ones (cut, unaligned,
+beyond their block, too many proof hashes, a zstd bomb), and one with a wrong proof. Each
+is refused or dropped with a log line; a reader never gets a byte that did not check,
+and the hub stays up with its memory bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import requests
+import xarray as xr
+import zstandard
+from server_kit import TIMEOUT, start, state
+from test_hostile_link import MEMORY_LIMIT, Dialler, PeakMemory, bco, log_since, zstd_bomb
+
+import eurec4a_nt as nt
+from eurec4a_nt import hashtree
+from eurec4a_nt.chunking import FileRecord, cut_bytes
+from eurec4a_nt.demokit.sites import SiteProcess
+from eurec4a_nt.entries import Entry
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.log import Change, make_commit
+from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.sync.ranges import answer, read_answer
+from eurec4a_nt.sync.wire import PIECE, RAW, Piece
+
+Message = aiohttp.WSMessage
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SiteProcess, bytes, str]]:
+    """The hub OPS holding a netCDF file of its own (its largest block and that block's
+    tree root are given), in a campaign with RV-Meteor and BCO (played by the tests)."""
+    root = tmp_path_factory.mktemp("hostile-ranges")
+    proc = start(root / "sites", "OPS", sites=["OPS", "RV-Meteor", "BCO"])
+    try:
+        path = root / "held.nc"
+        xr.Dataset({"v": (("t", "x"), np.random.default_rng(1).random((2000, 300)))}).to_netcdf(
+            path, engine="h5netcdf")
+        entry = nt.publish(path, name="held.nc", server=proc.url, token=proc.token, progress=False)
+        store = SiteStore(root / "sites" / "OPS")
+        block = max(FileRecord.from_bytes(store.objects.get(entry.root)).blocks, key=lambda b: b.length)
+        yield proc, store.objects.get(block.id), str(block.tree)
+        assert "Traceback" not in proc.log_path.read_text(), proc.log_path.read_text()[-3000:]
+    finally:
+        proc.stop()
+
+
+async def next_message(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 10) -> Message | None:
+    """The next message from the hub of ``kind`` (a control message's type, or a binary
+    message's first letter), skipping others; None if none comes within ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await ws.receive()
+                if message.type == aiohttp.WSMsgType.BINARY and message.data[:1] == kind.encode():
+                    return message
+                if message.type == aiohttp.WSMsgType.TEXT and json.loads(message.data).get("type") == kind:
+                    return message
+                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    return None
+    except TimeoutError:
+        return None
+
+
+def ranges(*items: list[Any]) -> str:
+    return json.dumps({"type": "ranges", "ranges": list(items)})
+
+
+@pytest.mark.timeout(120)
+def test_ranges_a_peer_asks_for(hub: tuple[SiteProcess, bytes, str]) -> None:
+    """A range of a block held is answered with leaves that check against its tree root;
+    one beyond the block, or of a block not held, with a lack; too many ranges, an empty
+    one, or any from a peer that did not say it takes ranges, with nothing."""
+    proc, block, tree = hub
+    oid = ObjectId.of(block)
+    before = proc.log_path.read_text()
+
+    async def run() -> None:
+        dialler = Dialler(proc)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            await ws.send_str(ranges([oid, 20000, 21000]))
+            got = await next_message(ws, "R")
+            assert got is not None
+            part = read_answer(got.data)
+            assert (part.oid, part.size, part.first, part.last) == (oid, len(block), 16384, 32768)
+            hashtree.verify(part.data, part.size, part.first, part.proof, tree)
+            for asked in ([oid, 0, len(block) + 1], [ObjectId.of(b"not held"), 0, 10]):
+                await ws.send_str(ranges(asked))
+                lack = await next_message(ws, "lack")
+                assert lack is not None and json.loads(lack.data)["ids"] == [asked[0]]
+            for junk in (ranges(*[[oid, 0, 10]] * 65), ranges([oid, 10, 10]), ranges([oid, -1, 10]),
+                         json.dumps({"type": "ranges", "ranges": []})):
+                await ws.send_str(junk)
+            assert await next_message(ws, "R", timeout=2) is None
+            await ws.close()
+            ws, _ = await dialler.open(http, takes="checkpoints tickets batches refusals")  # an older peer
+            await ws.send_str(ranges([oid, 20000, 21000]))
+            assert await next_message(ws, "R", timeout=2) is None and not ws.closed
+            await ws.close()
+
+    asyncio.run(run())
+    added = log_since(proc, before)
+    assert added.count("ignoring a malformed") == 5, added
+    assert f"of block {oid.short} of {len(block)} bytes: refused" in added, added
+    assert "ERROR" not in added, added
+
+
+def bad_answers(oid: ObjectId, block: bytes) -> list[bytes]:
+    """Range answers malformed in each way the receiver checks."""
+    good = answer(oid, block, 20000, 21000)
+    head = b"R\x00" + bytes.fromhex(oid)
+    return [good[:20], b"R\x07" + good[2:], head + b"\x80\x80",  # cut
+            head + b"\x80\x80\x40\x10\x80\x80\x01\x00",  # unaligned
+            head + b"\x80\x80\x01\x00\x80\x80\x02\x00",  # beyond its block
+            head + b"\x80\x80\x40\x00\x80\x80\x01\xc8" + os.urandom(64),  # 200 proof hashes
+            b"R\x01" + good[2:34] + b"\x80\x80\x40\x00\x80\x80\x01\x00" + zstd_bomb(64 << 20),
+            b"R\x01" + good[2:34] + b"\x80\x80\x40\x00\x80\x01\x00" + zstandard.ZstdCompressor().compress(
+                bytes(PIECE))]  # decompresses to more than it says
+
+
+@pytest.mark.timeout(120)
+def test_answers_a_peer_should_not_send(hub: tuple[SiteProcess, bytes, str]) -> None:
+    """Malformed answers, and a well-formed one nobody asked for, are dropped with a log
+    line each; the hub stores nothing, stays up and under 200 MB, the session goes on."""
+    proc, block, _ = hub
+    before_state, before = state(proc), proc.log_path.read_text()
+    other = os.urandom(1 << 20)
+
+    async def run() -> None:
+        dialler = Dialler(proc)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            for junk in [*bad_answers(ObjectId.of(block), block), answer(ObjectId.of(other), other, 0, 5000)]:
+                await ws.send_bytes(junk)
+            await asyncio.sleep(2)
+            assert not ws.closed
+            await ws.close()
+
+    with PeakMemory(proc.proc.pid) as memory:  # type: ignore[union-attr]
+        asyncio.run(run())
+        assert requests.get(proc.url + "/health", timeout=TIMEOUT).ok
+    assert memory.peak < MEMORY_LIMIT, f"peak RSS {memory.peak >> 20} MB"
+    assert state(proc) == before_state
+    added = log_since(proc, before)
+    assert "not asked for" in added and added.count("BCO (dialled in): ") == 9, added
+    assert "ERROR" not in added, added
+
+
+@pytest.mark.timeout(120)
+def test_leaves_with_a_wrong_proof_are_never_served(hub: tuple[SiteProcess, bytes, str]) -> None:
+    """A reader at the hub reads an entry of BCO's: the hub asks BCO for the record, then
+    for the leaves the read needs. Leaves with a wrong proof fail the read (no byte of them
+    is served); asked again, leaves that check are served."""
+    proc, _, _ = hub
+    data = os.urandom(3 << 20)
+    cut = list(cut_bytes(data, trees=True))
+    record = FileRecord(len(data), tuple(b for b, _ in cut)).to_bytes()
+    block, content = cut[0]
+    root = ObjectId.of(record)
+    entry = Entry("sonde.nc", "file", root, len(data), "netcdf")
+    commit = make_commit(bco(proc).key, "BCO", 1, None, [Change("put", entry.name, entry)])
+    start, url = block.length // 2, f"{proc.url}/data/BCO/sonde.nc"
+
+    async def read() -> requests.Response:
+        return await asyncio.to_thread(requests.get, url, headers={"Range": f"bytes={start}-{start + 999}"},
+                                       timeout=TIMEOUT)
+
+    async def run() -> list[requests.Response]:
+        dialler = Dialler(proc)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            await ws.send_str(json.dumps({"type": "commits", "raws": [commit.raw.decode()]}))
+            assert await next_message(ws, "heads") is not None
+            out = []
+            for damaged in (True, False):
+                reading = asyncio.create_task(read())
+                if damaged:
+                    assert await next_message(ws, "want") is not None
+                    await ws.send_bytes(Piece(root, RAW, None, 0, len(record), record).pack())
+                asked = await next_message(ws, "ranges")
+                assert asked is not None
+                (oid, first, last), = json.loads(asked.data)["ranges"]
+                assert (oid, first, last) == (block.id, *hashtree.span(block.length, start, start + 1000))
+                message = bytearray(answer(block.id, content, first, last))
+                if damaged:
+                    message[-5] ^= 0xFF
+                await ws.send_bytes(bytes(message))
+                out.append(await reading)
+            await ws.close()
+            return out
+
+    before = proc.log_path.read_text()
+    damaged, good = asyncio.run(run())
+    assert damaged.status_code >= 400 and content[start:start + 1000] not in damaged.content
+    assert good.status_code == 206 and good.content == data[start:start + 1000]
+    assert "does not match the block's tree root" in log_since(proc, before)
