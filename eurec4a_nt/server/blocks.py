@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from aiohttp import web
 
@@ -89,27 +89,47 @@ class LinkFetches:
                  spans: dict[ObjectId, Span] | None = None, parts: dict[int, Part] | None = None) -> None:
         self.node = node
         self.parts = parts or {}
-        self.got: dict[int, bytes] = {}  #: parts read ahead of sending (the first)
+        self.got: dict[int, bytes] = {}  #: the first block's part, brought before sending
         self.reader = reader
         self.site = site
         self.ids = ids
         self.spans = spans
         self.missing: set[ObjectId] | None = None
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.part_tasks: dict[int, asyncio.Task[bytes | None]] = {}
 
-    async def ready(self, i: int) -> None:
-        """Return once block ``i`` is held here (raise as :meth:`Node.ensure` does)."""
+    async def _lacks(self, i: int, lacking: bool) -> None:
+        """Learn which blocks this site lacks (``lacking``: only that block ``i`` is)."""
+        if lacking:
+            self.missing = (self.missing or set()) | {self.ids[i]}
+        elif self.missing is None:
+            self.missing = set(await asyncio.to_thread(self.node.store.objects.missing, self.ids))
+
+    def _ahead(self, i: int) -> None:
+        """Start fetching the blocks lacking here from ``i`` on, :data:`AHEAD` of them,
+        all at once: in parts those in :attr:`parts`, the others whole."""
+        for j in range(i, min(i + self.AHEAD, len(self.ids))):
+            if j in self.tasks or j in self.part_tasks or self.ids[j] not in (self.missing or ()):
+                continue
+            task: asyncio.Task[Any]
+            if j in self.parts:
+                start, end, size, tree = self.parts[j]
+                task = self.part_tasks[j] = asyncio.create_task(
+                    self.node.part(self.ids[j], start, end, size, tree, self.site, self.reader))
+            else:
+                task = self.tasks[j] = asyncio.create_task(
+                    self.node.ensure([self.ids[j]], self.site, spans=self.spans, reader=self.reader))
+            task.add_done_callback(consume)  # a read given up leaves fetches to finish
+
+    async def ready(self, i: int, lacking: bool = False) -> None:
+        """Return once block ``i`` is held here (raise as :meth:`Node.ensure` does);
+        ``lacking``: the store just said it lacks block ``i`` (it is not asked which of
+        the others it lacks: on S3 a request each)."""
         store = self.node.store.objects
-        if self.missing is None:
-            self.missing = set(await asyncio.to_thread(store.missing, self.ids))
+        await self._lacks(i, lacking)
         if not self.missing:
             return
-        for j in range(i, min(i + self.AHEAD, len(self.ids))):
-            if j not in self.tasks and j not in self.parts and self.ids[j] in self.missing:
-                task = asyncio.create_task(self.node.ensure([self.ids[j]], self.site, spans=self.spans,
-                                                             reader=self.reader))
-                task.add_done_callback(consume)  # a read given up leaves fetches to finish
-                self.tasks[j] = task
+        self._ahead(i)
         pending = self.tasks.get(i)
         while pending is not None and not pending.done():  # never cancelled: others share fetches
             await asyncio.wait([pending], timeout=self.RECHECK)
@@ -121,36 +141,29 @@ class LinkFetches:
     async def part(self, i: int, lacking: bool = False) -> bytes | None:
         """The bytes the read needs of block ``i`` if it is read in parts and this site
         lacks it (``lacking``: the store just said so), from its verified leaves; None
-        if it is held, not read in parts, or no link brings parts (then :meth:`ready`)."""
+        if it is held, not read in parts, or no link brings parts (then :meth:`ready`
+        brings it whole)."""
         if i in self.got:
             return self.got.pop(i)
         if i not in self.parts:
             return None
-        if lacking:
-            self.missing = (self.missing or set()) | {self.ids[i]}
-        elif self.missing is None:
-            self.missing = set(await asyncio.to_thread(self.node.store.objects.missing, self.ids))
-        if self.ids[i] not in self.missing:
+        await self._lacks(i, lacking)
+        if self.ids[i] not in (self.missing or ()):
             return None
-        start, end, size, tree = self.parts[i]
-        return await self.node.part(self.ids[i], start, end, size, tree, self.site, self.reader)
+        self._ahead(i)
+        got = await self.part_tasks.pop(i)
+        if got is None:
+            del self.parts[i]
+        return got
 
     async def start(self) -> None:
-        """Bring the first block (or the part of it the read needs): a missing one is an
-        error before any byte goes out."""
+        """Bring the first block (or the part of it the read needs), the next ones being
+        fetched meanwhile: a missing one is an error before any byte goes out."""
         first = await self.part(0)
         if first is None:
             await self.ready(0)
         else:
             self.got[0] = first
-
-    async def lacking(self, i: int) -> None:
-        """:meth:`ready` for block ``i`` that the store just said it lacks, without
-        asking the store which of the other blocks it lacks (on S3 a request each)."""
-        if self.missing is None:
-            self.missing = set()
-        self.missing.add(self.ids[i])
-        await self.ready(i)
 
 
 class FetchedBlocks:
@@ -199,7 +212,7 @@ class FetchedBlocks:
             part = await self.links.part(i, lacking=True)
             if part is not None:
                 return part
-            await self.links.lacking(i)
+            await self.links.ready(i, lacking=True)
             data = await self.store.fetch(oid)
         return memoryview(data)[lo:hi]
 
