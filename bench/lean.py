@@ -234,7 +234,9 @@ def bench_first_reads(ctx: Context, days: int, nc_days: int) -> list[Result]:
                           tool, answer["wall"], up, down,
                           goal=f"<= 1.2x bytes read: {verdict(ratio <= 1.2)}" if how == "view" else "",
                           value=ratio, note=f"{human(up + down)} over the link for {human(read)} the reader read "
-                                            f"at the hub; whole blocks (~1 MiB) cross the link"))
+                                            "at the hub; where a read needs at most half of a block, only "
+                                            "the 16 KiB leaves holding it cross the link, verified at the hub "
+                                            "against the block's tree root (whole blocks otherwise)"))
     link.stop()
     sites.stop()
     return out
