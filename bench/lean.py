@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata
 
-from .common import Result
+from .common import Result, table
 from .lan import _fresh_site, _hash_tool, publish_measured
 from .peers import Processes, wait_for
 from .wan import HUB, SAT, SETTLE, SHIP, Context, Settings, Sites, entries, holds, human, tiny_files, verdict
@@ -323,3 +324,20 @@ def headline(results: list[Result]) -> list[str]:
             lines.append(f"| {r.scenario.removeprefix(GROUP + ': ')} ({r.tool}) | "
                          f"{r.wall:.2f} s, value {r.value:.3g} | {ref_text} | {r.goal} |")
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The first reads alone (rows 3 and 4: a zarr's first open, lazy netCDF reads),
+    printed as a table; results.md is left as it is."""
+    parser = argparse.ArgumentParser(prog="python -m bench.lean", description=main.__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller data")
+    args = parser.parse_args(argv)
+    days, nc_days = (8, 8) if args.quick else (30, 34)  # as in run()
+    with tempfile.TemporaryDirectory(prefix="eurec4a-nt-lean-") as tmp, Processes() as procs:
+        results = bench_first_reads(Context(Settings.make(args.quick), Path(tmp), procs), days, nc_days)
+    print("\n".join(table(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
