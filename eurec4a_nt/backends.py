@@ -1,14 +1,15 @@
 """Which backend a call talks to: the local site store or a site server (with its
-mirrors), as the settings of :mod:`eurec4a_nt.config` say."""
+mirrors), as the settings of :mod:`eurec4a_nt.config` say.
+
+The HTTP client is imported only when a server is asked, so a call on the local store
+(a publish from a script, say) does not pay for loading it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
-from .client import SiteClient
 from .config import settings
-from .mirrors import Mirrors
 from .sitestore import SiteStore
 from .types import Backend
 
@@ -19,8 +20,12 @@ def open_backend(store: str | os.PathLike[str] | None = None, server: str | None
     """The local site store or the site-server client the settings point to; with
     ``mirrors``, the server and then each mirror in turn (see :mod:`eurec4a_nt.mirrors`)."""
     s = settings(store, server, token, cache)
-    if s.server and mirrors:
+    if not s.server:
+        return SiteStore(s.store)  # type: ignore[arg-type]
+    if mirrors:
+        from .mirrors import Mirrors
+
         return Mirrors([s.server, *mirrors], token=s.token, cache=s.cache, cache_cap=s.cache_cap)
-    if s.server:
-        return SiteClient(s.server, token=s.token, cache=s.cache, cache_cap=s.cache_cap)
-    return SiteStore(s.store)  # type: ignore[arg-type]
+    from .client import SiteClient
+
+    return SiteClient(s.server, token=s.token, cache=s.cache, cache_cap=s.cache_cap)

@@ -35,7 +35,6 @@ from .manifests import children
 from .series import Product
 from .settings import ProductRule, StoreFile, load
 from .stores.base import ObjectStore
-from .stores.fsspec import FsspecStore
 from .stores.local import LocalStore
 from .summaries import SiteFolders
 from .versions import At, Version, history, index_at, position, time_at
@@ -65,6 +64,13 @@ def local_folder(store: str, local: str | os.PathLike[str] | None, default: str)
     return folder
 
 
+def _fsspec_store(config: StoreFile) -> ObjectStore:
+    """The objects of a store kept on a URL (fsspec is imported only for such a store)."""
+    from .stores.fsspec import FsspecStore
+
+    return FsspecStore(config.objects or "", **config.storage_options)
+
+
 class SiteStore:
     """Everything one site stores. ``site`` is None for a store that only caches."""
 
@@ -77,9 +83,7 @@ class SiteStore:
         self.site: str | None = config.site
         #: The product maps of this store's site and of others (see :mod:`eurec4a_nt.products`).
         self.products = {**config.products_of, **({config.site: config.products} if config.site else {})}
-        self.objects: ObjectStore = (
-            FsspecStore(config.objects, **config.storage_options) if config.objects else LocalStore(self.path)
-        )
+        self.objects: ObjectStore = _fsspec_store(config) if config.objects else LocalStore(self.path)
         self.logs: LogFiles = (ObjectLogs(config.logs, **config.storage_options) if config.logs
                                else FolderLogs(self.path / "logs"))
         self.db = LogState(self.path / "state" / "logs.sqlite")
