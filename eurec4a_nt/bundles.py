@@ -146,7 +146,7 @@ def _read_start(f: BinaryIO) -> tuple[BundleManifest, list[Commit], Iterator[Has
     oid, data = next(blocks, (None, b""))
     if oid != root:
         raise BadInput("not a bundle: the first block is not the manifest its header names")
-    manifest = decode(data, BundleManifest, "not a bundle: bad manifest")
+    manifest = decode(bytes(data), BundleManifest, "not a bundle: bad manifest")
     if manifest.format != FORMAT or manifest.version != 1:
         raise BadInput(f"not a bundle of this version: {manifest.format} {manifest.version}")
     commits = []
@@ -154,7 +154,7 @@ def _read_start(f: BinaryIO) -> tuple[BundleManifest, list[Commit], Iterator[Has
         oid, data = next(blocks, (None, b""))
         if oid != expected:
             raise Corrupt("the bundle's commits are not those its manifest lists: truncated or damaged")
-        commits.append(parse_commit(data))
+        commits.append(parse_commit(bytes(data)))
     return manifest, commits, blocks
 
 

@@ -20,7 +20,7 @@ import msgspec
 from .chunking import record_bytes
 from .entries import Entry
 from .errors import BadCommit
-from .ids import ObjectId
+from .ids import Item
 from .keyring import Keyring, SiteKey
 from .logstate import CheckpointRef, Head, LogState
 from .manifests import Ref, RefReader
@@ -88,7 +88,7 @@ def parse_checkpoint(raw: bytes, keyring: Keyring | None) -> Checkpoint:
 
 def store_checkpoint(raw: bytes, seq: int, sink: ObjectStore) -> CheckpointRef:
     """Store a checkpoint as a file record of blocks; return what a commit names."""
-    objects: list[tuple[ObjectId, bytes]] = []
+    objects: list[Item] = []
     record = record_bytes(raw, objects.extend)
     sink.put_many(objects)
     root = sink.put(record.to_bytes())

@@ -27,7 +27,8 @@ from .schema import FileRecordBody, decode
 AVG_BLOCK = 1 << 20
 MIN_BLOCK = 128 << 10
 MAX_BLOCK = 4 << 20
-_READ_SIZE = 8 << 20
+#: Bytes read at once for cutting (at least a few blocks of the largest size).
+_SEGMENT = 8 << 20
 #: Bytes of blocks cut and hashed ahead of the one being stored or uploaded.
 _READ_AHEAD = 16 << 20
 
@@ -110,7 +111,7 @@ class FileRecord:
         return cls(body.size, blocks, body.sha256, refs)
 
 
-def _hashes(data: bytes, trees: bool) -> tuple[ObjectId, str | None]:
+def _hashes(data: bytes | memoryview, trees: bool) -> tuple[ObjectId, str | None]:
     """A block's id and, with ``trees``, its hash tree root."""
     return ObjectId.of(data), hashtree.root(data) if trees else None
 
@@ -125,13 +126,38 @@ def cut_bytes(data: bytes, trees: bool = False) -> Iterator[tuple[Block, bytes]]
         yield Block(oid, chunk.offset, chunk.length, tree), piece
 
 
+def _cut_segments(path: str | os.PathLike[str]) -> Iterator[tuple[int, memoryview]]:
+    """The offset and bytes of each block of the file, the blocks :func:`cut_bytes` cuts
+    from all of it, read :data:`_SEGMENT` bytes at a time.
+
+    Each block is a read-only view of the segment read, which stays immutable: no block
+    is copied, and the bytes hashed are the bytes stored. FastCDC cuts a block from its
+    start alone, so every block that ends before its segment does is final; the one that
+    reaches the segment's end is cut again from the start of the next segment, which is
+    read from that block's offset (a few percent of the file read twice from the page
+    cache, instead of every byte moved once more in memory)."""
+    with open(path, "rb") as f:  # buffered: read(n) returns n bytes unless the file ends
+        offset = 0
+        while segment := f.read(_SEGMENT):
+            view = memoryview(segment)
+            last = len(segment) < _SEGMENT
+            for chunk in _chunker().cut_buf(view):
+                if not last and chunk.offset + chunk.length == len(segment):
+                    break  # may go on in the next segment
+                yield offset + chunk.offset, chunk.data
+            else:
+                return
+            offset += chunk.offset
+            f.seek(offset)
+
+
 @functools.cache
 def _hashers() -> ThreadPoolExecutor:
     """Threads that hash blocks while the cutting thread (which holds the GIL) cuts on."""
     return ThreadPoolExecutor(2, thread_name_prefix="eurec4a-nt-hash")
 
 
-_Cut = tuple["Future[tuple[ObjectId, str | None]]", int, int, bytes]
+_Cut = tuple["Future[tuple[ObjectId, str | None]]", int, int, memoryview]
 
 
 class _CutAhead:
@@ -139,7 +165,8 @@ class _CutAhead:
     consumer, so that reading, cutting, hashing (in :func:`_hashers`) and storing or
     uploading overlap.
 
-    Iterate over it once. Memory stays bounded by ``limit`` plus one block; an error of
+    Iterate over it once. Memory stays bounded by ``limit`` plus the segments (see
+    :func:`_cut_segments`) that blocks still held by the consumer lie in; an error of
     the reader is raised to the consumer; a consumer that stops early (``close()``)
     stops the thread.
     """
@@ -154,18 +181,16 @@ class _CutAhead:
 
     def _read(self) -> None:
         try:
-            with open(self.path, "rb", buffering=0) as f:
-                for chunk in _chunker().cut_stream(f):
-                    data = bytes(chunk.data)
-                    item = (_hashers().submit(_hashes, data, self.trees), chunk.offset, chunk.length, data)
-                    with self.changed:  # when full, wait until half is taken (fewer wake-ups)
-                        if self.held >= self.limit:
-                            self.changed.wait_for(lambda: self.held <= self.limit // 2 or self.stop)
-                        if self.stop:
-                            return
-                        self.ready.append(item)
-                        self.held += chunk.length
-                        self.changed.notify_all()
+            for offset, data in _cut_segments(self.path):
+                item = (_hashers().submit(_hashes, data, self.trees), offset, len(data), data)
+                with self.changed:  # when full, wait until half is taken (fewer wake-ups)
+                    if self.held >= self.limit:
+                        self.changed.wait_for(lambda: self.held <= self.limit // 2 or self.stop)
+                    if self.stop:
+                        return
+                    self.ready.append(item)
+                    self.held += len(data)
+                    self.changed.notify_all()
         except BaseException as exc:  # noqa: BLE001 - raised in the consumer's thread
             self.error = exc
         finally:
@@ -173,7 +198,7 @@ class _CutAhead:
                 self.done = True
                 self.changed.notify_all()
 
-    def __iter__(self) -> Iterator[tuple[Block, bytes]]:
+    def __iter__(self) -> Iterator[tuple[Block, memoryview]]:
         reader = threading.Thread(target=self._read, name="eurec4a-nt-cut", daemon=True)
         reader.start()
         try:

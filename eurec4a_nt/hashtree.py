@@ -21,14 +21,16 @@ LEAF = 16 << 10
 
 
 def _leaf(data: bytes | memoryview) -> bytes:
-    return hashlib.sha256(b"\x00" + bytes(data)).digest()
+    h = hashlib.sha256(b"\x00")
+    h.update(data)
+    return h.digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def leaves(data: bytes) -> list[bytes]:
+def leaves(data: bytes | memoryview) -> list[bytes]:
     """The leaf hashes of a block (one for an empty block)."""
     view = memoryview(data)
     return [_leaf(view[i:i + LEAF]) for i in range(0, len(data), LEAF)] or [_leaf(b"")]
@@ -38,7 +40,7 @@ def _up(level: list[bytes]) -> list[bytes]:
     return [_node(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
 
 
-def root(data: bytes) -> str:
+def root(data: bytes | memoryview) -> str:
     """The tree root of a block, as 64 hex digits."""
     level = leaves(data)
     while len(level) > 1:

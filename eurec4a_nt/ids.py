@@ -45,16 +45,22 @@ class ObjectId(str):
         return f"objects/{self[:2]}/{self}"
 
 
+#: An object to store: its id and its bytes (``bytes``, or a read-only view of ``bytes``).
+Item = tuple[ObjectId, "bytes | memoryview"]
+
+
 class Hashed(NamedTuple):
     """Bytes together with the id computed from them while they were in hand.
 
     Made by :meth:`Hashed.of`, which hashes, or right after the bytes were checked
     against the id; a store takes the id as the verification of the write, so every
-    byte of a publish or a fetch is hashed once.
+    byte of a publish or a fetch is hashed once. ``data`` is immutable: ``bytes``, or a
+    read-only view of ``bytes`` (a block of a file being published, see
+    :mod:`eurec4a_nt.chunking`), which is written as it is, never copied first.
     """
 
     id: ObjectId
-    data: bytes
+    data: bytes | memoryview
 
     @classmethod
     def of(cls, data: bytes) -> Hashed:

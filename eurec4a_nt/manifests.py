@@ -215,24 +215,27 @@ def clip(offset: int, length: int, span: Span) -> Span:
     return max(span[0] - offset, 0), min(span[1] - offset, length)
 
 
-def kind_of(data: bytes) -> str | None:
+def kind_of(data: bytes | memoryview) -> str | None:
     """``file``, ``zarr`` or ``directory`` for a record or manifest (from its first
     bytes), else None."""
-    if not data.startswith(b'{"type":'):
+    if data[:8] != b'{"type":':
         return None
     try:
-        return json.loads(data[:40].decode().split(",", 1)[0] + "}").get("type")
+        return json.loads(bytes(data[:40]).decode().split(",", 1)[0] + "}").get("type")
     except (ValueError, UnicodeDecodeError):
         return None
 
 
-def children(data: bytes, span: Span | None = None, parts: bool = False) -> list[tuple[ObjectId, bool]]:
+def children(data: bytes | memoryview, span: Span | None = None, parts: bool = False) -> list[tuple[ObjectId, bool]]:
     """The objects a record or manifest points to, as ``(id, has children)``; with
     ``span``, only the blocks of a record holding bytes ``[start, end)``, and with
     ``parts`` of those only the ones not read in verified parts (a block with a tree
     root of which the span needs little, see :func:`~eurec4a_nt.hashtree.in_part`).
-    Any other object has none."""
+    Any other object (a block, which may be a view of a file being published) has none."""
     kind = kind_of(data)
+    if kind is None:
+        return []
+    data = bytes(data)
     if kind == "file":
         blocks = FileRecord.from_bytes(data).blocks
         if span is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from . import hashtree
 from .checkpoint import start_at
 from .entries import Entry
 from .errors import Corrupt, ObjectMissing, Pending
-from .ids import ObjectId
+from .ids import Item, ObjectId
 from .index import Index, Rule
 from .log import Change, Commit
 from .logstate import CheckpointRef
@@ -132,7 +132,7 @@ class Node:
 
     # -- objects -----------------------------------------------------------------------
 
-    async def put_objects(self, items: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    async def put_objects(self, items: Sequence[Item]) -> list[ObjectId]:
         """Verify and store objects; return those new here."""
         try:
             new = await offloop.call(self.store.objects.put_many, items)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..entries import Entry
-from ..ids import Hashed, ObjectId
+from ..ids import Hashed, Item, ObjectId
 from ..log import Change, Commit
 from ..node import Node
 from ..stores.base import ObjectStore, batches, verified
@@ -56,12 +56,12 @@ class NodeSink(ObjectStore):
         self.put_many([(oid, data)])
         return oid
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def put_many(self, items: Iterable[Item]) -> list[ObjectId]:
         # bytes of their own (a Hashed item stays one, so it is not hashed again)
         owned = (item if isinstance(item, Hashed) else (item[0], bytes(item[1])) for item in items)
         return [oid for batch in batches(owned, _BATCH_BYTES) for oid in self._send(batch)]
 
-    def _send(self, batch: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def _send(self, batch: Sequence[Item]) -> list[ObjectId]:
         return asyncio.run_coroutine_threadsafe(self.node.put_objects(batch), self.loop).result()
 
 

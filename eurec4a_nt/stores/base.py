@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..errors import BadInput, Corrupt, ObjectMissing
-from ..ids import Hashed, ObjectId
+from ..ids import Hashed, Item, ObjectId
 from . import offloop
 
 
@@ -33,7 +33,7 @@ def verified(data: bytes | memoryview, oid: ObjectId | None = None) -> ObjectId:
     return actual
 
 
-def checked(item: tuple[ObjectId, bytes]) -> ObjectId:
+def checked(item: Item) -> ObjectId:
     """The id of an ``(id, bytes)`` item to store; raise :class:`Corrupt` unless the
     bytes hash to it. A :class:`Hashed` item was hashed when made and is taken as is."""
     if isinstance(item, Hashed):
@@ -46,14 +46,17 @@ class Sink(Protocol):
 
     def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId: ...
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> object: ...
+    def put_many(self, items: Iterable[Item]) -> object: ...
 
 
-def batches(items: Iterable[tuple[ObjectId, bytes]], max_bytes: int,
-            max_count: int | None = None) -> Iterator[list[tuple[ObjectId, bytes]]]:
+_Items = TypeVar("_Items", bound=Item)
+
+
+def batches(items: Iterable[_Items], max_bytes: int,
+            max_count: int | None = None) -> Iterator[list[_Items]]:
     """``items`` in lists of about ``max_bytes`` (and at most ``max_count`` items) each,
     for stores that send many objects per request."""
-    batch: list[tuple[ObjectId, bytes]] = []
+    batch: list[_Items] = []
     size = 0
     for item in items:
         batch.append(item)
@@ -163,13 +166,13 @@ class ObjectStore(ABC):
             self._flush([oid])
         return oid
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def put_many(self, items: Iterable[Item]) -> list[ObjectId]:
         """Store many objects, each verified, made durable together; returns the ids new here."""
         new = [item[0] for item in items if self._put_new(item)]
         self._flush(new)
         return new
 
-    def _put_new(self, item: tuple[ObjectId, bytes]) -> bool:
+    def _put_new(self, item: Item) -> bool:
         """Verify and write one object unless it is here; return whether it was written."""
         if self.has(item[0]):
             return False

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from ..errors import NTError, ObjectMissing
-from ..ids import Hashed, ObjectId
+from ..ids import Hashed, Item, ObjectId
 from .base import ObjectStore, checked, verified
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class CachingStore(ObjectStore):
     def _write(self, oid: ObjectId, data: bytes) -> None:
         self.origin.put_many([Hashed(oid, data)])
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def put_many(self, items: Iterable[Item]) -> list[ObjectId]:
         return self.origin.put_many(items)
 
     def has(self, oid: ObjectId) -> bool:

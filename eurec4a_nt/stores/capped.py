@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import ObjectMissing
-from ..ids import ObjectId
+from ..ids import Item, ObjectId
 from .base import ObjectStore
 from .local import LocalStore
 
@@ -91,10 +91,10 @@ class CappedStore(ObjectStore):
     def _write(self, oid: ObjectId, data: bytes) -> None:
         self.put_many([(oid, data)])
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def put_many(self, items: Iterable[Item]) -> list[ObjectId]:
         sizes: dict[ObjectId, int] = {}
 
-        def counted() -> Iterator[tuple[ObjectId, bytes]]:
+        def counted() -> Iterator[Item]:
             for item in items:  # passed on as they are: a Hashed item is not hashed again
                 sizes[item[0]] = len(item[1])
                 yield item

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
-from ..ids import Hashed, ObjectId
+from ..ids import Hashed, Item, ObjectId
 from .base import ObjectStore, checked, verified
 
 #: A group is handed on when it holds this many bytes or objects.
@@ -57,7 +57,7 @@ class GroupCommit:
         self._add(Hashed(oid, data))
         return oid
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> None:
+    def put_many(self, items: Iterable[Item]) -> None:
         """Queue every item, each verified; raise :class:`Corrupt` at the first wrong one."""
         for item in items:
             self._add(Hashed(checked(item), item[1]))

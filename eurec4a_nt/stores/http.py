@@ -16,7 +16,7 @@ import requests
 from .. import hashtree
 from ..errors import BadInput, ObjectMissing, Unreachable, from_json
 from ..frames import header
-from ..ids import ObjectId
+from ..ids import Item, ObjectId
 from .base import ObjectStore, batches, verified
 from .direct import DirectReads
 
@@ -172,15 +172,15 @@ class HTTPStore(ObjectStore):
         self.put_many([(oid, data)])
         return oid
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def put_many(self, items: Iterable[Item]) -> list[ObjectId]:
         """Upload what the server lacks, in batches; each batch is durable when sent."""
         return [oid for batch in batches(items, BATCH_BYTES, _BATCH_COUNT) for oid in self._upload(batch)]
 
-    def _upload(self, batch: list[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def _upload(self, batch: list[Item]) -> list[ObjectId]:
         lacking = set(self.missing(oid for oid, _ in batch))
         send = [(oid, data) for oid, data in dict(batch).items() if oid in lacking]
         if send:
-            def body() -> Iterator[bytes]:
+            def body() -> Iterator[bytes | memoryview]:
                 for oid, data in send:
                     yield header(oid, len(data))
                     yield data

@@ -21,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import ObjectMissing, StoreFull
-from ..ids import ObjectId
-from .base import ObjectStore
+from ..ids import Item, ObjectId
+from .base import ObjectStore, checked
 
 #: Age after which a temporary file or folder counts as left behind by a killed writer.
 _STALE_TMP_SECONDS = 3600
@@ -44,16 +44,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, tmp_dir: Path) -> None:
-    """Write ``data`` to ``path`` through a fsynced temporary file and a rename."""
+def write_atomic(path: Path, data: bytes | memoryview, tmp_dir: Path) -> None:
+    """Write ``data`` to ``path`` through a fsynced temporary file and a rename (the
+    folder of ``path`` is made on the first write into it)."""
     tmp = tmp_dir / f"{path.name}.{uuid.uuid4().hex}"
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            view, written = memoryview(data), 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -111,10 +119,18 @@ class LocalStore(ObjectStore):
         except FileNotFoundError:
             raise ObjectMissing(f"object {oid} is not in {self.root}") from None
 
-    def _write(self, oid: ObjectId, data: bytes) -> None:
+    def _write(self, oid: ObjectId, data: bytes | memoryview) -> None:
         write_atomic(self._path(oid), data, self.tmp)
 
-    def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> list[ObjectId]:
+    def _put_new(self, item: Item) -> bool:
+        """Like :meth:`ObjectStore._put_new`, writing the bytes as they are: a block of a
+        file being published is a view of what was read and hashed, never copied."""
+        if self.has(item[0]):
+            return False
+        self._write(checked(item), item[1])
+        return True
+
+    def put_many(self, items: Iterable[Item]) -> list[ObjectId]:
         """Like :meth:`ObjectStore.put_many`, with up to ``_WRITERS`` objects verified and
         written (each fsynced) at once: one at a time, a store writes far below what the
         disk takes. At most ``2 * _WRITERS`` objects are held; on an error the objects
