@@ -121,7 +121,7 @@ def cut_bytes(data: bytes, trees: bool = False) -> Iterator[tuple[Block, bytes]]
     its hash tree root)."""
     view = memoryview(data)
     for chunk in _chunker().cut_buf(view):
-        piece = bytes(chunk.data)
+        piece = data if chunk.length == len(data) else bytes(chunk.data)  # one block: no copy
         oid, tree = _hashes(piece, trees)
         yield Block(oid, chunk.offset, chunk.length, tree), piece
 
