@@ -190,8 +190,10 @@ def nginx(root: Path, files: dict[str, Path]) -> Iterator[tuple[str, subprocess.
 
 def worker(argv: list[str]) -> int:
     """``python -m bench.lan worker PATH NAME (--store DIR | --server URL --token T)``:
-    publish, print JSON with the seconds publish() took and this process's peak RSS
-    (``VmHWM``; ``ru_maxrss`` of a child can count the parent's memory before ``exec``)."""
+    publish, print JSON with the seconds publish() took, the seconds importing it took
+    before (``import_seconds``: not counted, like the interpreter's start) and this
+    process's peak RSS (``VmHWM``; ``ru_maxrss`` of a child can count the parent's
+    memory before ``exec``)."""
     parser = argparse.ArgumentParser(prog="python -m bench.lan worker")
     parser.add_argument("path")
     parser.add_argument("name")
@@ -199,13 +201,15 @@ def worker(argv: list[str]) -> int:
     parser.add_argument("--server")
     parser.add_argument("--token")
     args = parser.parse_args(argv)
-    import eurec4a_nt
-
     start = time.monotonic()
-    entry = eurec4a_nt.publish(args.path, name=args.name, store=args.store, server=args.server,
-                               token=args.token, progress=False)
+    from eurec4a_nt import publish
+
+    imported = time.monotonic() - start
+    start = time.monotonic()
+    entry = publish(args.path, name=args.name, store=args.store, server=args.server, token=args.token,
+                    progress=False)
     seconds = time.monotonic() - start
-    print(json.dumps({"seconds": seconds, "root": entry.root, "size": entry.size,
+    print(json.dumps({"seconds": seconds, "import_seconds": imported, "root": entry.root, "size": entry.size,
                       "maxrss": high_water_mark("self")}))
     return 0
 
