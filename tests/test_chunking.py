@@ -79,6 +79,25 @@ def test_record_bytes_matches_record_file(tmp_path: Path) -> None:
     assert [b.id for b, _ in cut_bytes(path.read_bytes())] == [b.id for b in from_file.blocks]
 
 
+@pytest.mark.parametrize("segment", [MAX_BLOCK + 1, 5 << 20])
+def test_a_file_read_in_segments_gets_the_blocks_of_cutting_it_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, segment: int) -> None:
+    """Blocks that reach a segment's end are cut again from the next one; a run of zeros
+    (blocks of the largest size) crosses segment ends too."""
+    import eurec4a_nt.chunking as chunking
+
+    monkeypatch.setattr(chunking, "_SEGMENT", segment)
+    data = sd.raw_file(tmp_path / "raw.bin", size=24 << 20, seed=7).read_bytes()
+    data = data[:7 << 20] + bytes(9 << 20) + data[16 << 20:]
+    (tmp_path / "mixed.bin").write_bytes(data)
+    got: list[tuple[ObjectId, bytes]] = []
+    record = record_file(tmp_path / "mixed.bin", got.extend)
+    assert [b.id for b in record.blocks] == [b.id for b, _ in cut_bytes(data)]
+    assert MAX_BLOCK in {b.length for b in record.blocks}
+    assert b"".join(piece for _, piece in got) == data
+    assert all(ObjectId.of(piece) == oid for oid, piece in got)
+
+
 def test_empty_and_tiny_files(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     (tmp_path / "empty").write_bytes(b"")
