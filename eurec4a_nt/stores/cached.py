@@ -72,12 +72,13 @@ class CachingStore(ObjectStore):
                 held[oid] = self.cache.get(oid)
             except ObjectMissing:
                 pass
-        fetched = [Hashed(checked(item), item[1]) for item in self.origin.get_many([o for o in oids if o not in held])]
+        got = self.origin.get_many([o for o in oids if o not in held])
+        fetched = [Hashed(checked(item), item[1]) for item in got]
         try:
             self.cache.put_many(fetched)
         except (NTError, OSError) as exc:
             log.warning("could not keep %d objects in the cache: %s", len(fetched), exc)
-        held.update(fetched)
+        held.update(got)
         return [(oid, held[oid]) for oid in oids]
 
     def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:

@@ -131,7 +131,8 @@ class HTTPStore(ObjectStore):
         ids = list(dict.fromkeys(oids))
         out: list[tuple[ObjectId, bytes]] = []
         for i in range(0, len(ids), URLS_AT_ONCE):
-            out += self.direct.get_many(ids[i:i + URLS_AT_ONCE], self.signed_urls, self._read)
+            out += [(oid, bytes(data))  # bytes already: not copied
+                    for oid, data in self.direct.get_many(ids[i:i + URLS_AT_ONCE], self.signed_urls, self._read)]
         return out
 
     def signed_urls(self, oids: list[ObjectId]) -> tuple[dict[ObjectId, str], int]:
