@@ -23,6 +23,7 @@ import msgspec
 import yaml
 
 from .catalog import dump, site_catalog, top_catalog, write_atomic
+from .config import DEFAULT_STORE
 from .entries import Entry, check_name, check_site
 from .errors import BadCommit, BadInput, Corrupt, NotFound, ObjectMissing
 from .folders import Folder
@@ -59,8 +60,9 @@ def local_folder(store: str, local: str | os.PathLike[str] | None, default: str)
     config = load(folder / "config.yaml", StoreFile, "store config", missing_ok=True)
     if config.logs != store:
         raise BadInput(f"the local folder {folder} is not that of {store} (its site log is "
-                       f"{config.logs or 'in the folder'}): give --local FOLDER, the folder "
-                       f"'eurec4a-nt init SITE --store {store}' made, or run that first")
+                       f"{config.logs or 'in the folder'}): name the folder 'eurec4a-nt init SITE "
+                       f"--store {store}' made (--store FOLDER, or --local FOLDER beside the URL "
+                       "for init and serve), or run that first")
     return folder
 
 
@@ -75,7 +77,10 @@ class SiteStore:
     """Everything one site stores. ``site`` is None for a store that only caches."""
 
     def __init__(self, path: str | os.PathLike[str], keyring: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path)
+        """The store in the folder ``path``; a store on object storage is named by its
+        URL with its local folder in :data:`~eurec4a_nt.config.DEFAULT_STORE`, or by that
+        folder."""
+        self.path = local_folder(os.fspath(path), None, DEFAULT_STORE)
         if not self.path.is_dir():
             raise NotFound(f"no store at {self.path}: create one with "
                            f"'eurec4a-nt init SITE --store {self.path}'")

@@ -138,6 +138,32 @@ def test_servers_on_one_bucket_serve_and_push_each_others_commits(aws: dict[str,
     assert store.log(HUB).verify(store.keyring) == []
 
 
+def test_commands_name_a_store_on_s3_by_its_url_or_its_folder(aws: dict[str, str], s3_endpoint: str,
+                                                                tmp_path: Path) -> None:
+    """``init --store s3://...`` without ``--local`` makes ``site-cache`` in the working
+    folder; ``publish`` and ``ls`` then take the URL, or the folder; elsewhere the URL
+    is refused saying which folder to name, not taken for a folder called ``s3:``."""
+    url = f"s3://{new_bucket(s3_endpoint)}/hub"
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    note = small(work, "a.txt")
+
+    def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "eurec4a_nt", *args], capture_output=True, text=True,
+                              env={**os.environ, **aws}, timeout=60, check=False, cwd=folder)
+
+    assert run(work, "init", HUB, "--store", url).returncode == 0
+    for store in (url, "site-cache"):
+        done = run(work, "publish", str(note), "--name", f"ql/{store[:2]}.txt", "--store", store, "-q")
+        assert done.returncode == 0, done.stderr
+    listed = run(work, "ls", HUB, "--store", url)
+    assert listed.returncode == 0 and "ql/s3.txt" in listed.stdout and "ql/si.txt" in listed.stdout, listed
+    refused = run(elsewhere, "ls", "--store", url)
+    assert refused.returncode != 0 and "is not that of " + url in refused.stderr, refused.stderr
+    assert "init" in refused.stderr and not (elsewhere / "s3:").exists()
+
+
 def test_a_forked_log_is_refused_and_shown(tmp_path: Path) -> None:
     """One key in two stores (a copied folder) writes two histories; a hub that holds one
     refuses the other loudly: in its answer, its status, its page and its log."""
