@@ -17,6 +17,7 @@ from . import hashtree
 from .checkpoint import start_at
 from .entries import Entry
 from .errors import Corrupt, ObjectMissing, Pending
+from .eviction import evict
 from .ids import Item, ObjectId
 from .index import Index, Rule
 from .log import Change, Commit
@@ -286,56 +287,25 @@ class Node:
                 needed += 1
                 held += present
         except Corrupt as exc:
-            self._report_damaged(entry, exc)
+            self.report_damaged(entry, exc)
             needed += 1
         return held, needed
 
-    def _report_damaged(self, entry: Entry, exc: Corrupt) -> None:
-        if entry.root not in self._damaged:
-            self._damaged.add(entry.root)
-            log.warning("entry %s cannot be served: %s", entry.path, exc)
-
     # -- cache eviction ----------------------------------------------------------------
 
-    def protected(self) -> set[ObjectId]:
-        """Objects never evicted: this site's own entries and entries of pinned topics
-        or prefetch rules."""
-        keep: set[ObjectId] = set()
-        for entry in self.entries():
-            if (entry.site == self.site or set(entry.topics) & self.pinned_topics
-                    or self.wanted_here(entry)):
-                try:
-                    keep.update(n.id for n in walk(entry, self.store.objects) if n.held)
-                except Corrupt as exc:
-                    self._report_damaged(entry, exc)
-        return keep
-
     async def evict_if_needed(self) -> int:
-        """Evict least recently used objects until the store is under 90% of the cap."""
+        """Evict least recently used objects until the store is under 90% of the cap
+        (see :mod:`eurec4a_nt.eviction`); the bytes freed."""
         if not self.cache_cap or self._evicting or self.index.total_size() <= self.cache_cap:
             return 0
         self._evicting = True
         try:
-            return await asyncio.to_thread(self._evict)
+            return await asyncio.to_thread(evict, self, self.cache_cap)
         finally:
             self._evicting = False
 
-    def _evict(self) -> int:
-        assert self.cache_cap
-        self.index.flush_access()
-        keep = self.protected()
-        total, target, freed = self.index.total_size(), int(self.cache_cap * 0.9), 0
-        removed: list[ObjectId] = []
-        for oid, size in self.index.least_recent(limit=1_000_000):
-            if total - freed <= target:
-                break
-            if oid in keep:
-                continue
-            self.store.objects.delete(oid)
-            removed.append(oid)
-            freed += size
-        self.index.removed(removed)
-        if total - freed > self.cache_cap:
-            log.warning("cache over its cap (%d bytes) with only protected data left", self.cache_cap)
-        log.info("evicted %d objects (%d bytes)", len(removed), freed)
-        return freed
+    def report_damaged(self, entry: Entry, exc: Corrupt) -> None:
+        """Log once per entry that it cannot be served, and why."""
+        if entry.root not in self._damaged:
+            self._damaged.add(entry.root)
+            log.warning("entry %s cannot be served: %s", entry.path, exc)
