@@ -260,6 +260,12 @@ class SiteLog:
         """Like :meth:`raws_after`, parsed."""
         return [parse_commit(raw) for raw in self.raws_after(seq, limit)]
 
+    def changing(self, name: str) -> list[Commit]:
+        """The commits held that changed ``name``, oldest first (an indexed query: the
+        cost of its own commits, not of the log)."""
+        self._head()
+        return [parse_commit(raw) for raw in self.db.changed(self.site, name)]
+
     def __iter__(self) -> Iterator[Commit]:
         """Every commit held, oldest first, read in pages."""
         seq = 0

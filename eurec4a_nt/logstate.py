@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import summaries
+from . import namechanges, summaries
 from .entries import Entry
 from .ids import ObjectId
 from .schema import canonical
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (site TEXT NOT NULL, seq INTEGER NOT NULL
     size INTEGER NOT NULL, PRIMARY KEY (site, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS forks (site TEXT NOT NULL, seq INTEGER NOT NULL, held TEXT NOT NULL,
     other TEXT NOT NULL, raw BLOB NOT NULL, seen TEXT NOT NULL, PRIMARY KEY (site, seq, other));
-""" + summaries.SCHEMA
+""" + summaries.SCHEMA + namechanges.SCHEMA
 
 #: Names are ASCII (see :func:`~eurec4a_nt.entries.check_name`): this sorts after any.
 _AFTER_ALL = "\x7f"
@@ -148,6 +148,7 @@ class LogState(SQLiteFile):
             for table in ("heads", "commits", "entries", "previous", "checkpoints"):
                 db.execute(f"DELETE FROM {table} WHERE site=?", (site,))
             summaries.forget(db, site)
+            namechanges.forget(db, site)
             if base is None:
                 return True
             rows = [(site, e.name, e.root, _body(e)) for e in entries]
@@ -157,6 +158,7 @@ class LogState(SQLiteFile):
             db.execute("INSERT INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (site, base.seq, base.head, base.time, len(rows), base.seq, base.position, 0))
             summaries.rebuild(db, site)
+            namechanges.mark(db, site, base.seq)
         return True
 
     def apply(self, batch: list[tuple[Commit, int, int]]) -> None:
@@ -171,13 +173,16 @@ class LogState(SQLiteFile):
             site = batch[0][0].site
             row = db.execute("SELECT seq, entries, base FROM heads WHERE site=?", (site,)).fetchone()
             seq, count, base = row if row else (0, 0, 0)
-            summarize = summaries.summarized(db, site)  # else they are made again when next read
+            # else they are made again when next read
+            summarize, versioned = summaries.summarized(db, site), namechanges.current(db, site)
             for commit, position, last_at in batch:
                 if commit.seq <= seq:
                     continue
                 if commit.seq != seq + 1:
                     break  # never jump a gap: the next refresh reads what is missing from the log
                 count += self._apply_changes(db, commit, summarize)
+                if versioned:
+                    namechanges.add(db, site, commit.seq, (c.name for c in commit.changes))
                 db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            (site, commit.seq, commit.id, commit.time, count, base, position, last_at))
                 db.execute("INSERT INTO commits VALUES (?, ?, ?)", (site, commit.seq, commit.raw))
@@ -187,6 +192,8 @@ class LogState(SQLiteFile):
                 seq = commit.seq
             if summarize:
                 summaries.mark(db, site, seq)
+            if versioned:
+                namechanges.mark(db, site, seq)
 
     @staticmethod
     def _apply_changes(db: sqlite3.Connection, commit: Commit, summarize: bool) -> int:
@@ -254,6 +261,24 @@ class LogState(SQLiteFile):
             self.summarize(site)
             with self._reading() as db:
                 yield Summary(db, site)
+
+    def index_changes(self, site: str) -> None:
+        """Make the rows of which commits changed each name of ``site`` (see
+        :mod:`eurec4a_nt.namechanges`) again if they are not of the state's seq: once for
+        a state an earlier version wrote (about a second at 100,000 commits)."""
+        with self._lock:
+            if not namechanges.current(self._db, site):
+                with self._tx() as db:
+                    if not namechanges.current(db, site):
+                        namechanges.rebuild(db, site)
+
+    def changed(self, site: str, name: str) -> list[bytes]:
+        """The raw commits of ``site`` that changed ``name``, oldest first."""
+        with self._lock:
+            self.index_changes(site)
+            with self._reading() as db:
+                return [bytes(raw) for seq in namechanges.seqs(db, site, name)
+                        for (raw,) in db.execute("SELECT raw FROM commits WHERE site=? AND seq=?", (site, seq))]
 
     def checkpoint(self, site: str) -> CheckpointRef | None:
         """The newest checkpoint the log of ``site`` names, as far as it is held here."""

@@ -273,7 +273,8 @@ class SiteStore:
     def versions(self, site: str, name: str) -> list[Version]:
         """Every version of ``site``'s entry ``name``, removed ones included, oldest first."""
         self.entries(site)  # NotFound for an unknown site
-        return history(self.log(site), site, check_name(name))
+        name = check_name(name)
+        return history(self.log(site).changing(name), site, name)
 
     def folders(self, site: str, at: At | None = None) -> SiteFolders | SiteIndex:
         """``site``'s folders and series (``folder``, ``product``, ``members``, ``days``):
@@ -288,9 +289,10 @@ class SiteStore:
     def warm(self) -> None:
         """Make ready what readers ask first (a server does this as it starts): every
         site's folder summaries (made again once where an earlier version wrote the
-        state), then every site's index."""
+        state), which commits changed each name (likewise), then every site's index."""
         for site in self.sites():
             self.db.summarize(site)
+            self.db.index_changes(site)
         self.listings.warm()
 
     def folder(self, site: str, prefix: str = "", at: At | None = None) -> Folder:

@@ -4,6 +4,8 @@ lists what it listed then; conditional requests; purge with a retention rule."""
 
 from __future__ import annotations
 
+import random
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,11 +19,16 @@ from server_kit import TIMEOUT, start
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata as sd
+from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import NotFound, ObjectMissing
+from eurec4a_nt.ids import ObjectId
+from eurec4a_nt.log import Change
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.versions import Version, history
 
 pytestmark = pytest.mark.timeout(240)
 NAME = "sondes/latest.nc"
+SITE = "RV-Meteor"
 
 
 def nt_cmd(*args: str) -> subprocess.CompletedProcess[str]:
@@ -130,3 +137,38 @@ def test_purge_keeps_what_the_retention_rule_keeps(store: SiteStore, tmp_path: P
     assert source.read() == files[3].read_bytes()
     with pytest.raises((ObjectMissing, FileNotFoundError)):
         source.at(2).read()
+
+
+def test_versions_of_a_name_are_those_of_a_walk_of_the_log_also_for_an_earlier_state(store: SiteStore) -> None:
+    """The rows of which commits changed each name give the same versions as a walk of
+    every commit: kept as commits apply, and made again for a state written without them."""
+    rng = random.Random(5)
+    pool = [f"d{i % 3}/n{i}.nc" for i in range(30)]
+    held: set[str] = set()
+    for _ in range(60):
+        changes = []
+        for name in rng.sample(pool, rng.randint(1, 8)):
+            if name in held and rng.random() < 0.3:
+                changes.append(Change("remove", name))
+                held.discard(name)
+            else:
+                entry = Entry(name=name, kind="file", root=ObjectId.of(f"{name}{rng.random()}".encode()),
+                              size=1, format="netcdf")
+                changes.append(Change("put", name, entry))
+                held.add(name)
+        store.commit(changes)
+
+    def walked(name: str) -> list[Version]:
+        return history(list(store.log(SITE)), SITE, name)
+
+    for name in pool:
+        assert store.versions(SITE, name) == walked(name)
+    with sqlite3.connect(store.path / "state" / "logs.sqlite") as db:  # as an earlier version left it
+        db.execute("DELETE FROM name_changes")
+        db.execute("DELETE FROM versioned")
+    store.commit([Change("remove", next(iter(held)))])  # applied while the rows are not current
+    again = SiteStore(store.path)
+    for name in pool:
+        assert again.versions(SITE, name) == walked(name)
+    with pytest.raises(NotFound):
+        again.versions(SITE, "never/there.nc")
