@@ -3,7 +3,7 @@
 A site log never forgets: each ``put`` of a name is a version, each ``remove`` ends
 one. A point in a log is a position (a seq: the state after that commit) or a time
 (the state after the last commit made at or before it); :func:`index_at` replays the
-log up to it, so a catalog pinned to a point lists the same entries, with the same
+log up to it (read in pages, never all of it at once), so a catalog pinned to a point lists the same entries, with the same
 bytes, however often they were republished since.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
 from .entries import Entry
@@ -82,11 +83,10 @@ def index_at(log: SiteLog, at: At, products: Mapping[str, ProductRule] | None = 
     seq = position(log, at)
     if not seq:
         return SiteIndex(log.site, products=products)
-    commits = log.commits_after(0, limit=seq)
-    if commits[0].seq != 1:
-        raise NotFound(f"the log of {log.site} held here starts at #{commits[0].seq}: "
-                       "earlier points cannot be shown")
-    return SiteIndex(log.site, products=products).advance(commits)
+    first = log.commits_after(0, limit=1)[0].seq
+    if first != 1:
+        raise NotFound(f"the log of {log.site} held here starts at #{first}: earlier points cannot be shown")
+    return SiteIndex(log.site, products=products).advance(takewhile(lambda c: c.seq <= seq, log))
 
 
 def time_at(log: SiteLog, seq: int) -> str:
