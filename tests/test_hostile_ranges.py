@@ -30,6 +30,7 @@ from eurec4a_nt.entries import Entry
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.sync.arrivals import MAX_ASKED_RANGES
 from eurec4a_nt.sync.ranges import answer, read_answer
 from eurec4a_nt.sync.wire import PIECE, RAW, Piece
 
@@ -200,3 +201,26 @@ def test_leaves_with_a_wrong_proof_are_never_served(hub: tuple[SiteProcess, byte
     assert damaged.status_code >= 400 and content[start:start + 1000] not in damaged.content
     assert good.status_code == 206 and good.content == data[start:start + 1000]
     assert "does not match the block's tree root" in log_since(proc, before)
+
+
+@pytest.mark.timeout(120)
+def test_ranges_beyond_what_may_wait_are_refused(hub: tuple[SiteProcess, bytes, str]) -> None:
+    """A peer asking for far more ranges than it acknowledges answers to: those beyond
+    :data:`~eurec4a_nt.sync.arrivals.MAX_ASKED_RANGES` waiting are refused with a lack
+    and a log line; the hub stays up with its memory bounded."""
+    proc, block, _ = hub
+    oid = ObjectId.of(block)
+    before = proc.log_path.read_text()
+
+    async def run() -> None:
+        dialler = Dialler(proc)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            for _ in range(MAX_ASKED_RANGES // 64 + 2):
+                await ws.send_str(ranges(*[[oid, 0, 1000]] * 64))
+            lack = await next_message(ws, "lack")
+            assert lack is not None and json.loads(lack.data)["ids"] == [oid]
+            await ws.close()
+
+    added = weathers(proc, run, before)
+    assert "ranges asked beyond 1024 waiting: refused" in added, added

@@ -187,6 +187,11 @@ class Outbox:
         self._unacked.append((self.taken, item))
         return piece, transfer.after
 
+    def took(self, size: int) -> None:
+        """``size`` bytes beside the queue went out as a piece (an answer to a range, see
+        :mod:`.ranges`): the peer's acknowledgements count them too."""
+        self.taken += size
+
     def acked(self, total: int) -> None:
         """The peer acknowledged the first ``total`` piece bytes: the items sent whole
         within them arrived."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -61,9 +62,10 @@ class Session:
         self.peer = peer.peer
         self.link = peer.link
         self.name = peer.link.name if peer.link else f"{peer.peer} (dialled in)"
-        #: Messages to send before any further piece; an answer to a range goes with the
-        #: future its sender awaits (see :meth:`answer`).
-        self.control: asyncio.Queue[str | bytes | tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
+        #: Messages to send before any further piece.
+        self.control: asyncio.Queue[str | bytes] = asyncio.Queue()
+        #: Answers to ranges, each with the future its sender awaits (see :meth:`answer`).
+        self._answers: deque[tuple[bytes, asyncio.Future[None]]] = deque()
         self.wake = asyncio.Event()
         self.sent_bytes = self.received_bytes = 0
         #: Objects the peer sent that nobody asked for (dropped).
@@ -131,10 +133,11 @@ class Session:
         self.wake.set()
 
     async def answer(self, message: bytes) -> None:
-        """Send the answer to a range (see :mod:`.ranges`) before any further piece, and
-        return once it went out; ConnectionError if the connection ends first."""
+        """Send the answer to a range (see :mod:`.ranges`) as a piece of a read: paced,
+        ahead of any object piece, counted in flight until the peer acknowledges it; return
+        once it went out. ConnectionError if the connection ends first."""
         sent = asyncio.get_running_loop().create_future()
-        self.control.put_nowait((message, sent))
+        self._answers.append((message, sent))
         self.wake.set()
         writing = [self._writing] if self._writing is not None else []
         await asyncio.wait([sent, *writing], return_when=asyncio.FIRST_COMPLETED)
@@ -215,6 +218,7 @@ class Session:
         await self._on_piece(piece)
 
     async def _on_part(self, message: bytes) -> None:
+        self._acknowledge(len(message))  # counted in flight by its sender, as pieces are
         await self.perform([KeepPart(read_answer(message))])
 
     async def _on_piece(self, piece: Piece) -> None:
@@ -229,15 +233,13 @@ class Session:
                 await self._send_batch()  # in the order they were taken
             while not self.control.empty():
                 out = self.control.get_nowait()
-                if isinstance(out, tuple):  # an answer to a range, awaited by its sender
-                    await self.ws.send_bytes(out[0])
-                    self._count(sent=len(out[0]))
-                    if not out[1].done():
-                        out[1].set_result(None)
-                    continue
                 out = squeeze(out) if isinstance(out, str) else out
                 await (self.ws.send_str(out) if isinstance(out, str) else self.ws.send_bytes(out))
                 self._count(sent=len(out))
+            if self._answers:  # a reader waits for them: before any object, as urgent as a read
+                if await self._paced(urgent=True):
+                    await self._send_answer()
+                continue
             item = self.core.next_item()
             if item is None:
                 await self._send_batch()
@@ -247,11 +249,8 @@ class Session:
                 continue
             if self.core.outbox.transfer(item) is None and not await self._encode(item):
                 continue
-            urgent = item.priority is not Priority.BULK
-            if self.pacer is not None and not self.pacer.may_send(time.monotonic(), urgent):
-                await self._send_batch()
-                await self._await_ack()  # then the most urgent item again: it may have changed
-                continue
+            if not await self._paced(urgent=item.priority is not Priority.BULK):
+                continue  # then the most urgent item again: it may have changed
             size = self.pacer.piece_size() if self.pacer is not None else PIECE
             piece, after = self.core.outbox.take_piece(item, size)
             if self.core.batches and len(piece.data) == piece.total and piece.size <= BATCH_PIECE:
@@ -262,13 +261,38 @@ class Session:
             else:
                 await self._send_batch()
                 await self._send_piece(self._sending.pack(piece) if self.core.batches else piece.pack())
-            if self.pacer is not None:
-                self.pacer.on_sent(piece.size, time.monotonic())
-            else:  # a peer that acknowledges nothing: what went out counts as arrived
-                self.core.outbox.acked(self.core.outbox.taken)
+            self._in_flight(piece.size)
             if after:
                 here = await offloop.call(answers.held, self.store, [oid for oid, _ in after])
                 self.core.outbox.follow(item, [(o, f) for o, f in after if o in here])
+
+    async def _paced(self, urgent: bool) -> bool:
+        """Whether a piece (of an ``urgent`` item: more urgent than bulk) may go now; if
+        not, the pieces batched so far go and this returns once an acknowledgement (or a
+        control message) came."""
+        if self.pacer is None or self.pacer.may_send(time.monotonic(), urgent):
+            return True
+        await self._send_batch()
+        await self._await_ack()
+        return False
+
+    def _in_flight(self, size: int) -> None:
+        """Count ``size`` bytes of a piece or range answer just taken as sent, until the
+        peer acknowledges them."""
+        if self.pacer is not None:
+            self.pacer.on_sent(size, time.monotonic())
+        else:  # a peer that acknowledges nothing: what went out counts as arrived
+            self.core.outbox.acked(self.core.outbox.taken)
+
+    async def _send_answer(self) -> None:
+        """Send the first answer to a range, within the link's cap, counted in flight."""
+        message, sent = self._answers.popleft()
+        await self._send_batch()
+        self.core.outbox.took(len(message))
+        await self._send_piece(message)
+        self._in_flight(len(message))
+        if not sent.done():
+            sent.set_result(None)
 
     async def _send_piece(self, message: bytes) -> None:
         if self._bucket is not None:
