@@ -52,6 +52,15 @@ class BlockIndex:
         start = self.offsets[i]
         return ObjectId.parse(self.ids[32 * i:32 * i + 32].hex()), start, self.offsets[i + 1] - start
 
+    def tree_of(self, oid: ObjectId) -> tuple[int, str] | None:
+        """The length and hash tree root of block ``oid`` of this file, if it is one of
+        its blocks and has a root."""
+        tree, raw = self.trees.get(oid), bytes.fromhex(oid)
+        at = self.ids.find(raw) if tree else -1
+        while at > 0 and at % 32:  # the id must start at a block's place
+            at = self.ids.find(raw, at + 1)
+        return None if tree is None or at < 0 else (self.block(at // 32)[2], tree)
+
     def span(self, start: int, end: int) -> list[tuple[ObjectId, int, int]]:
         """The blocks overlapping bytes ``[start, end)``, in order."""
         if end <= start or not len(self):

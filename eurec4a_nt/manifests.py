@@ -200,7 +200,7 @@ class RefReader:
             if oid in held:
                 parts.append(held[oid])
             elif tree:
-                parts.append(self.store.get_part(oid, lo, hi, length, tree))
+                parts.append(self.store.get_part(oid, lo, hi, length, tree, self.ref.id))
             else:
                 parts.append(self.store.get_range(oid, lo, hi))
         return b"".join(parts)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import hashtree
+from .blockindex import block_index
 from .checkpoint import start_at
+from .chunking import FileRecord
 from .entries import Entry
 from .errors import Corrupt, ObjectMissing, Pending
 from .eviction import evict
@@ -23,7 +25,7 @@ from .index import Index, Rule
 from .log import Change, Commit
 from .logstate import CheckpointRef
 from .manifests import Span, children
-from .parts import Parts
+from .parts import Part, Parts
 from .sitestore import SiteStore
 from .stores import offloop
 from .tree import walk
@@ -58,10 +60,12 @@ class Fetcher(Protocol):
         ...
 
     async def fetch_part(self, oid: ObjectId, site: str | None, size: int, tree: str, first: int,
-                         last: int) -> bool:
+                         last: int, record: ObjectId | None = None) -> Part | None:
         """Bring the leaves ``[first, last)`` of block ``oid`` (of ``size`` bytes, tree
-        root ``tree``) of ``site`` here into :attr:`Node.parts`, verified; False (nothing
-        asked) when no link to ``site`` carries parts of blocks. Raises as :meth:`fetch`."""
+        root ``tree``) of ``site`` here into :attr:`Node.parts`, verified, and return
+        them with their proof; None (nothing asked) when no link to ``site`` carries parts
+        of blocks (given the file ``record`` naming the block, a hub between may relay
+        them). Raises as :meth:`fetch`."""
         ...
 
 
@@ -172,24 +176,46 @@ class Node:
             raise
 
     async def part(self, oid: ObjectId, start: int, end: int, size: int, tree: str, site: str | None,
-                   reader: Reader | None = None) -> bytes | None:
-        """Bytes ``[start, end)`` of block ``oid`` (``size`` bytes, tree root ``tree``),
-        not held here, from its verified parts: those held, and the leaves lacking
-        fetched over the link to ``site``. None when no link brings parts of blocks
-        (then fetch the block whole). Raises as :meth:`ensure` does."""
+                   reader: Reader | None = None, record: ObjectId | None = None) -> bytes | None:
+        """Bytes ``[start, end)`` of block ``oid`` (``size`` bytes, tree root ``tree``, named
+        by file ``record``), not held here, from its verified parts: those held, and the
+        leaves lacking fetched over the link to ``site``. None when no link brings parts
+        of blocks (then fetch the block whole). Raises as :meth:`ensure` does."""
         first, last = hashtree.span(size, start, end)
         lacking = self.parts.lacking(oid, first, last)
-        if lacking is not None:
-            if self.fetcher is None:
-                return None
-            try:
-                if not await self.fetcher.fetch_part(oid, site, size, tree, *lacking):
-                    return None
-            except Pending:
-                if reader is not None and site:
-                    await asyncio.to_thread(self.want, [oid], site, reader, None)
-                raise
+        if lacking is not None and await self._fetch_part(oid, site, size, tree, *lacking, record, reader) is None:
+            return None
         return self.parts.get(oid, start, end)
+
+    async def proven(self, oid: ObjectId, start: int, end: int, record: ObjectId, site: str | None,
+                     reader: Reader | None = None) -> Part | None:
+        """The leaves holding bytes ``[start, end)`` of block ``oid``, not held here, with
+        their proof, fetched from ``site`` and verified against the block's tree root in
+        file ``record`` (fetched first if not held here): what a hub relays to a reader
+        elsewhere. None when no link to ``site`` brings parts of blocks (then fetch the
+        block whole); ObjectMissing if the record names no such block with a tree root
+        or the range runs beyond it."""
+        await self.ensure([record], site, reader=reader)
+        index = await asyncio.to_thread(
+            block_index, record, lambda: FileRecord.from_bytes(self.store.objects.get(record)))
+        found = index.tree_of(oid)
+        if found is None or end > found[0]:
+            raise ObjectMissing(f"file record {record.short} names no block {oid.short} of a tree root "
+                                f"holding bytes {start}-{end}")
+        size, tree = found
+        return await self._fetch_part(oid, site, size, tree, *hashtree.span(size, start, end), None, reader)
+
+    async def _fetch_part(self, oid: ObjectId, site: str | None, size: int, tree: str, first: int, last: int,
+                          record: ObjectId | None, reader: Reader | None) -> Part | None:
+        """:meth:`Fetcher.fetch_part`; on Pending, what ``reader`` earned is recorded as wants."""
+        if self.fetcher is None:
+            return None
+        try:
+            return await self.fetcher.fetch_part(oid, site, size, tree, first, last, record)
+        except Pending:
+            if reader is not None and site:
+                await asyncio.to_thread(self.want, [oid], site, reader, None)
+            raise
 
     def want(self, oids: list[ObjectId], site: str, reader: Reader, spans: dict[ObjectId, Span] | None) -> int:
         """Record wants of ``reader`` for objects of ``site`` it earned, sent to the site

@@ -7,12 +7,28 @@ block's leaves go once the block is held whole."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from .hashtree import LEAF
 from .ids import ObjectId
 
 #: Bytes of leaves held at most.
 MAX_HELD = 64 << 20
+
+
+@dataclass(frozen=True)
+class Part:
+    """A run of leaves of a block as received, with the hashes proving it."""
+
+    oid: ObjectId
+    size: int  #: of the whole block
+    first: int
+    proof: list[bytes]
+    data: bytes
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.data)
 
 
 class Parts:

@@ -289,17 +289,21 @@ class WantMessage(_Message, tag="want"):
 
 
 class RangeBody(Struct, array_like=True, forbid_unknown_fields=True):
-    """``[id, start, end)`` of a block's bytes."""
+    """``[id, start, end)`` of a block's bytes, and for a block of a third site the file
+    record naming it (``[id, start, end, record]``)."""
 
     id: IdText
     start: Size
     end: Size
+    record: IdText | None = None
 
 
 class RangesMessage(_Message, tag="ranges"):
-    """The peer asks for verified parts of blocks (see :mod:`eurec4a_nt.sync.ranges`)."""
+    """The peer asks for verified parts of blocks (see :mod:`eurec4a_nt.sync.ranges`);
+    with ``site``, of that third site's blocks, relayed from it."""
 
     ranges: Annotated[list[RangeBody], Meta(min_length=1, max_length=MAX_RANGES)]
+    site: SiteName | None = None
 
 
 class LackMessage(_Message, tag="lack"):

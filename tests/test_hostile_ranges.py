@@ -19,7 +19,7 @@ import pytest
 import requests
 import xarray as xr
 import zstandard
-from server_kit import TIMEOUT, start, state
+from server_kit import TIMEOUT, start, state, wait_for
 from test_hostile_link import Dialler, bco, log_since, weathers, zstd_bomb
 
 import eurec4a_nt as nt
@@ -30,7 +30,7 @@ from eurec4a_nt.entries import Entry
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.log import Change, make_commit
 from eurec4a_nt.sitestore import SiteStore
-from eurec4a_nt.sync.arrivals import MAX_ASKED_RANGES
+from eurec4a_nt.sync.prover import MAX_ASKED_RANGES
 from eurec4a_nt.sync.ranges import answer, read_answer
 from eurec4a_nt.sync.wire import PIECE, RAW, Piece
 
@@ -206,7 +206,7 @@ def test_leaves_with_a_wrong_proof_are_never_served(hub: tuple[SiteProcess, byte
 @pytest.mark.timeout(120)
 def test_ranges_beyond_what_may_wait_are_refused(hub: tuple[SiteProcess, bytes, str]) -> None:
     """A peer asking for far more ranges than it acknowledges answers to: those beyond
-    :data:`~eurec4a_nt.sync.arrivals.MAX_ASKED_RANGES` waiting are refused with a lack
+    :data:`~eurec4a_nt.sync.prover.MAX_ASKED_RANGES` waiting are refused with a lack
     and a log line; the hub stays up with its memory bounded."""
     proc, block, _ = hub
     oid = ObjectId.of(block)
@@ -224,3 +224,66 @@ def test_ranges_beyond_what_may_wait_are_refused(hub: tuple[SiteProcess, bytes, 
 
     added = weathers(proc, run, before)
     assert "ranges asked beyond 1024 waiting: refused" in added, added
+
+
+@pytest.mark.timeout(180)
+def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProcess, bytes, str],
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A reader at RV-Meteor (a real server linked to the hub) reads an entry of BCO's
+    through the hub: RV-Meteor asks the hub for the leaves, naming the file record; the
+    hub, lacking the block, asks BCO for them and checks them against the tree root in
+    the record it holds before passing anything on. Leaves with a wrong proof never leave
+    the hub (the read fails); leaves that check reach the reader, verified again there."""
+    proc, _, _ = hub
+    data = os.urandom(3 << 20)
+    cut = list(cut_bytes(data, trees=True))
+    record = FileRecord(len(data), tuple(b for b, _ in cut)).to_bytes()
+    block, content = cut[0]
+    root = ObjectId.of(record)
+    entry = Entry("relayed.nc", "file", root, len(data), "netcdf")
+    last = ([None, *SiteStore(proc.store).log("BCO")])[-1]  # after the commits of other tests, if any
+    commit = make_commit(bco(proc).key, "BCO", last.seq + 1 if last else 1, last.id if last else None,
+                         [Change("put", entry.name, entry)])
+    ship = start(proc.store.parent, "RV-Meteor", args=["--upstream", proc.url])
+    start_, url = block.length // 2, f"{ship.url}/data/BCO/relayed.nc"
+
+    async def read() -> requests.Response:
+        return await asyncio.to_thread(requests.get, url, headers={"Range": f"bytes={start_}-{start_ + 999}"},
+                                       timeout=TIMEOUT)
+
+    async def run() -> list[requests.Response]:
+        dialler = Dialler(proc)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            await ws.send_str(json.dumps({"type": "commits", "raws": [commit.raw.decode()]}))
+            known = f"{ship.url}/api/sites/BCO/entries"
+            await asyncio.to_thread(wait_for, lambda: any(e["name"] == entry.name for e in requests.get(
+                known, timeout=TIMEOUT).json()["entries"]), 30, "BCO's entry at RV-Meteor")
+            out = []
+            for damaged in (True, False):
+                reading = asyncio.create_task(read())
+                if damaged:
+                    assert await next_message(ws, "want", timeout=30) is not None
+                    await ws.send_bytes(Piece(root, RAW, None, 0, len(record), record).pack())
+                asked = await next_message(ws, "ranges", timeout=30)
+                assert asked is not None
+                (oid, first, last), = json.loads(asked.data)["ranges"]
+                assert (oid, first, last) == (block.id, *hashtree.span(block.length, start_, start_ + 1000))
+                message = bytearray(answer(block.id, content, first, last))
+                if damaged:
+                    message[-5] ^= 0xFF
+                await ws.send_bytes(bytes(message))
+                out.append(await reading)
+            await ws.close()
+            return out
+
+    before = proc.log_path.read_text()
+    try:
+        damaged, good = asyncio.run(run())
+        assert damaged.status_code >= 400 and content[start_:start_ + 1000] not in damaged.content
+        assert good.status_code == 206 and good.content == data[start_:start_ + 1000]
+        assert "does not match the block's tree root" in log_since(proc, before)
+        assert "does not match" not in ship.log_path.read_text()  # nothing damaged got past the hub
+        assert not SiteStore(proc.store).objects.has(block.id)  # only its leaves crossed, not the block
+    finally:
+        ship.stop()

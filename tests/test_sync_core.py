@@ -346,7 +346,11 @@ def test_to_a_peer_taking_ranges_a_span_follows_only_the_blocks_it_needs_most_of
         assert [o for o, _ in core.outbox.queued[oid("record")].follow.after(record)] == followed
     asked = link_message(Say("ranges", {"ranges": [[oid("a"), 5, 10]]}).text())
     assert peer().ask_ranges([(oid("a"), 5, 10)]) == [Say("ranges", {"ranges": [[oid("a"), 5, 10]]})]
-    assert Peer("OPS", None, {}, Partials(), ranges=True).receive(asked) == [Prove([(oid("a"), 5, 10)])]
+    assert Peer("OPS", None, {}, Partials(), ranges=True).receive(asked) == [Prove([(oid("a"), 5, 10, None)])]
+    relayed = peer().ask_ranges([(oid("a"), 5, 10)], "BCO", oid("record"))  # of a third site's block
+    assert relayed == [Say("ranges", {"ranges": [[oid("a"), 5, 10, oid("record")]], "site": "BCO"})]
+    assert Peer("OPS", None, {}, Partials(), ranges=True).receive(link_message(relayed[0].text())) == [
+        Prove([(oid("a"), 5, 10, oid("record"))], "BCO")]
     with pytest.raises(ValueError, match="did not say it takes them"):
         peer().receive(asked)
 

@@ -48,13 +48,14 @@ class BlockSender(Protocol):
 
 
 def sender(node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
-           read_ahead: int, trees: dict[str, str]) -> BlockSender:
+           read_ahead: int, trees: dict[str, str], record: ObjectId | None = None) -> BlockSender:
     """The sender of bytes ``span`` of the file made of ``blocks`` (with tree roots
-    ``trees``, by block id) for this node's store; from a store without local files,
-    ``read_ahead`` bytes of blocks are fetched ahead."""
+    ``trees``, by block id, in file ``record``) for this node's store; from a store
+    without local files, ``read_ahead`` bytes of blocks are fetched ahead."""
+    parts = in_parts(blocks, span, trees)
     if node.store.objects.supports_local_paths:
-        return LocalBlocks(node, site, reader, blocks, span, trees)
-    return FetchedBlocks(node, site, reader, blocks, span, read_ahead, trees)
+        return LocalBlocks(node, site, reader, blocks, span, parts, record)
+    return FetchedBlocks(node, site, reader, blocks, span, read_ahead, parts, record)
 
 
 def in_parts(blocks: list[Block], span: Span, trees: dict[str, str]) -> dict[int, Part]:
@@ -86,9 +87,11 @@ class LinkFetches:
     RECHECK = 1.0
 
     def __init__(self, node: Node, site: str | None, ids: list[ObjectId], reader: Reader,
-                 spans: dict[ObjectId, Span] | None = None, parts: dict[int, Part] | None = None) -> None:
+                 spans: dict[ObjectId, Span] | None = None, parts: dict[int, Part] | None = None,
+                 record: ObjectId | None = None) -> None:
         self.node = node
         self.parts = parts or {}
+        self.record = record  #: the file record naming the blocks read in parts (a hub may relay them)
         self.got: dict[int, bytes] = {}  #: the first block's part, brought before sending
         self.reader = reader
         self.site = site
@@ -115,7 +118,7 @@ class LinkFetches:
             if j in self.parts:
                 start, end, size, tree = self.parts[j]
                 task = self.part_tasks[j] = asyncio.create_task(
-                    self.node.part(self.ids[j], start, end, size, tree, self.site, self.reader))
+                    self.node.part(self.ids[j], start, end, size, tree, self.site, self.reader, self.record))
             else:
                 task = self.tasks[j] = asyncio.create_task(
                     self.node.ensure([self.ids[j]], self.site, spans=self.spans, reader=self.reader))
@@ -180,12 +183,12 @@ class FetchedBlocks:
     HANGUP_CHECK = 0.5
 
     def __init__(self, node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
-                 read_ahead: int, trees: dict[str, str]) -> None:
+                 read_ahead: int, parts: dict[int, Part], record: ObjectId | None) -> None:
         self.store = node.store.objects
         self.blocks = blocks
         self.span = span
         self.read_ahead = read_ahead
-        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader, parts=in_parts(blocks, span, trees))
+        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader, parts=parts, record=record)
         self.window: deque[asyncio.Task[bytes | memoryview]] = deque()
         self.window_bytes = 0
         self.queued = 0
@@ -246,11 +249,11 @@ class LocalBlocks:
     meanwhile) is read from the store."""
 
     def __init__(self, node: Node, site: str | None, reader: Reader, blocks: list[Block], span: Span,
-                 trees: dict[str, str]) -> None:
+                 parts: dict[int, Part], record: ObjectId | None) -> None:
         self.node, self.site, self.reader = node, site, reader
         self.blocks = blocks
         self.span = span
-        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader, parts=in_parts(blocks, span, trees))
+        self.links = LinkFetches(node, site, [b[0] for b in blocks], reader, parts=parts, record=record)
         self.opened: dict[int, BinaryIO | None] = {}
 
     async def first(self) -> None:

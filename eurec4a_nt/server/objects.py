@@ -8,12 +8,14 @@ import logging
 from aiohttp import web
 
 from .. import hashtree
+from ..chunking import MAX_BLOCK
 from ..entries import check_site
 from ..errors import BadInput, ObjectMissing, Pending
 from ..frames import header, read_frames
 from ..ids import ObjectId
 from ..manifests import Ref
 from ..node import Node
+from ..parts import Part
 from ..schema import IdsBody, decode
 from .context import CONFIG, node, read_body, reader, require_write
 from .respond import IMMUTABLE, parse_range, serve_ref
@@ -47,6 +49,10 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     site = site_hint(request)
     if f'"{oid}"' in request.headers.get("If-None-Match", ""):  # the client holds it already
         return web.Response(status=304, headers={"ETag": f'"{oid}"', "Cache-Control": IMMUTABLE})
+    if request.query.get("proof") and request.query.get("record"):
+        relayed = await _relayed(request, n, oid, site)
+        if relayed is not None:
+            return relayed
     await n.ensure([oid], site, reader=reader(request))
     size = await asyncio.to_thread(n.store.objects.size, oid)
     if request.query.get("proof"):
@@ -61,10 +67,28 @@ async def _proven(request: web.Request, n: Node, oid: ObjectId, size: int) -> we
     first, last = hashtree.span(size, start, end)
     data = await asyncio.to_thread(n.store.objects.get, oid)
     proof = await asyncio.to_thread(hashtree.prove, data, first, last)
-    n.traffic.served += last - first
-    return web.Response(status=206, body=b"".join(proof) + data[first:last], headers={
-        "Content-Type": "application/octet-stream", "X-Proof-Hashes": str(len(proof)),
-        "Content-Range": f"bytes {first}-{last - 1}/{size}", "Cache-Control": IMMUTABLE})
+    return _with_proof(n, Part(oid, size, first, proof, data[first:last]))
+
+
+async def _relayed(request: web.Request, n: Node, oid: ObjectId, site: str | None) -> web.Response | None:
+    """``?proof=1&record=<id>`` for a range of a block this site lacks: the leaves holding
+    it, fetched from the block's site and verified here against the tree root in file
+    ``record`` (see :meth:`Node.proven`), with their proof. None where the block is held
+    here, the whole is asked, or no link brings parts (then the block is fetched whole)."""
+    record = ObjectId.parse(request.query["record"])
+    span = parse_range(request.headers.get("Range"), MAX_BLOCK)
+    if span is None or await asyncio.to_thread(n.store.objects.has, oid):
+        return None
+    part = await n.proven(oid, *span, record, site, reader(request))
+    return None if part is None else _with_proof(n, part)
+
+
+def _with_proof(n: Node, part: Part) -> web.Response:
+    """The answer carrying ``part``: its proof hashes, then its leaves."""
+    n.traffic.served += len(part.data)
+    return web.Response(status=206, body=b"".join(part.proof) + part.data, headers={
+        "Content-Type": "application/octet-stream", "X-Proof-Hashes": str(len(part.proof)),
+        "Content-Range": f"bytes {part.first}-{part.last - 1}/{part.size}", "Cache-Control": IMMUTABLE})
 
 
 @routes.post("/objects/missing")

@@ -105,7 +105,8 @@ async def serve_ref(request: web.Request, node: Node, ref: Ref, *, site: str | N
     refs = RefReader(ref, node.store.objects)
     blocks = await asyncio.to_thread(refs.blocks_for, start, end) if ref.size else []
     trees = await asyncio.to_thread(refs.trees) if blocks else {}
-    blocks_out = sender(node, site, who, blocks, (start, end), request.app[CONFIG].read_ahead, trees)
+    blocks_out = sender(node, site, who, blocks, (start, end), request.app[CONFIG].read_ahead, trees,
+                        ref.id if ref.record else None)
     try:
         await blocks_out.first()
         if blocks and not ref.record and await asyncio.to_thread(node.store.objects.size, ref.id) != ref.size:

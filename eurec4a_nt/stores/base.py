@@ -147,11 +147,14 @@ class ObjectStore(ABC):
         """Bytes ``[start, end)`` of the object."""
         return self._read(oid)[start:end]
 
-    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
+    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str,
+                 record: ObjectId | None = None) -> bytes:
         """Bytes ``[start, end)`` of an object of ``size`` whose hash tree root is ``tree``
-        (see :mod:`eurec4a_nt.hashtree`). A store that holds objects whole (verified when
-        written) reads the range; one that fetches parts from elsewhere checks them
-        against ``tree`` and raises :class:`Corrupt` on a mismatch."""
+        (see :mod:`eurec4a_nt.hashtree`), a block of file ``record``. A store that holds
+        objects whole (verified when written) reads the range; one that fetches parts
+        from elsewhere checks them against ``tree`` and raises :class:`Corrupt` on a
+        mismatch (naming ``record`` lets a server that lacks the block bring only its
+        leaves holding the range)."""
         return self.get_range(oid, start, end)
 
     def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:

@@ -88,7 +88,8 @@ class CachingStore(ObjectStore):
                 return data[start:end]
         return self.cache.get_range(oid, start, end)
 
-    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
+    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str,
+                 record: ObjectId | None = None) -> bytes:
         """A verified part from the origin when the cache lacks the object: the rest of it
         is not fetched (nor cached)."""
         if self.cache.has(oid):
@@ -96,7 +97,7 @@ class CachingStore(ObjectStore):
                 return self.cache.get_range(oid, start, end)
             except ObjectMissing:  # evicted meanwhile
                 pass
-        return self.origin.get_part(oid, start, end, size, tree)
+        return self.origin.get_part(oid, start, end, size, tree, record)
 
     def put(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
         """Store ``data`` in the origin (verified there, once)."""

@@ -70,8 +70,9 @@ class FallbackStore(ObjectStore):
     def get_range(self, oid: ObjectId, start: int, end: int) -> bytes:
         return self._first(lambda s: s.get_range(oid, start, end))
 
-    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
-        return self._first(lambda store: store.get_part(oid, start, end, size, tree))
+    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str,
+                 record: ObjectId | None = None) -> bytes:
+        return self._first(lambda store: store.get_part(oid, start, end, size, tree, record))
 
     def has(self, oid: ObjectId) -> bool:
         return any(_has(store, oid) for _, store in self.sources)

@@ -109,12 +109,15 @@ class HTTPStore(ObjectStore):
             return b""
         return response.content
 
-    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str) -> bytes:
+    def get_part(self, oid: ObjectId, start: int, end: int, size: int, tree: str,
+                 record: ObjectId | None = None) -> bytes:
         """The leaves holding bytes ``[start, end)`` with their proof in one request
-        (``GET /objects/<id>?proof=1``), checked against ``tree``; raise :class:`Corrupt`
-        if they do not match."""
+        (``GET /objects/<id>?proof=1``, naming ``record``: a server lacking the block
+        brings only those leaves), checked against ``tree``; raise :class:`Corrupt` if
+        they do not match."""
         first, last = hashtree.span(size, start, end)
-        response = self._request("GET", f"/objects/{oid}", params={**self._params(), "proof": "1"},
+        named = {"record": record} if record else {}
+        response = self._request("GET", f"/objects/{oid}", params={**self._params(), "proof": "1", **named},
                                  headers={"Range": f"bytes={first}-{last - 1}"})
         count, body = int(response.headers.get("X-Proof-Hashes", "0")), response.content
         proof = [body[i * 32:(i + 1) * 32] for i in range(count)]

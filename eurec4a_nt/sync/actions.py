@@ -11,8 +11,8 @@ from typing import Any
 
 from ..ids import ObjectId
 from ..logstate import CheckpointRef
+from ..parts import Part
 from .outbox import Follow, Priority
-from .ranges import Part
 from .wire import message
 
 
@@ -111,10 +111,13 @@ class Join:
 
 @dataclass(frozen=True)
 class Prove:
-    """The peer asks for verified parts of blocks, ``(id, start, end)`` each: answer each
-    with its leaves and their proof (see :mod:`.ranges`), or a ``lack``."""
+    """The peer asks for verified parts of blocks, ``(id, start, end, record)`` each:
+    answer each with its leaves and their proof (see :mod:`.ranges`), or a ``lack``.
+    ``record`` (else None) is the file record naming a block of the third ``site``: one
+    this site does not hold is relayed from there."""
 
-    ranges: list[tuple[ObjectId, int, int]]
+    ranges: list[tuple[ObjectId, int, int, ObjectId | None]]
+    site: str | None = None
 
 
 @dataclass(frozen=True)

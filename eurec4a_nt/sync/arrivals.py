@@ -6,14 +6,13 @@ held back in the :class:`~.pen.Pen` until something names them), commits to keep
 checkpoint to start a log from, the answer to one offered (the commits after it go out),
 wants to relay from the site holding the objects (or to refuse, saying why: see
 :mod:`.refusals`), refusals the peer sent, lacks to report to waiting reads, and
-ranges of blocks asked and answered (see :mod:`.ranges`).
+ranges of blocks answered (by the :class:`~.prover.Prover`) and received (see :mod:`.ranges`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -25,18 +24,17 @@ from ..node import Node
 from ..stores import offloop
 from ..tasks import spawn
 from ..tree import held_below
-from . import answers, ranges
+from . import answers
 from .actions import Action, CatchUp, Join, Keep, KeepPart, Lacking, Limits, Prove, Receive, Refused, Relay, Say
 from .outbox import Follow, Priority
 from .pen import Pen
+from .prover import Prover
 from .reads import Reads
 from .refusals import Refusals
 from .session import Session
 
 log = logging.getLogger(__name__)
 
-#: Ranges a peer may have waiting for their answers (a few hundred KB of memory at most).
-MAX_ASKED_RANGES = 1024
 
 #: Asks a peer for what this site lacks of some entries (the exchange's completing).
 Complete = Callable[[Session, list[Entry]], Awaitable[None]]
@@ -72,8 +70,7 @@ class Arrivals:
         self._on_limits = on_limits
         #: What peers refuse to fetch for this site, and what this site refuses its peers.
         self.refused, self.refusing = Refusals(by_peer=True), Refusals(by_peer=False)
-        #: Ranges each peer asked for, not answered yet.
-        self._proving: dict[Session, deque[tuple[ObjectId, int, int]]] = {}
+        self.prover = Prover(node)
 
     async def act(self, session: Session, action: Action) -> None:
         """Carry out one action of ``session``'s core."""
@@ -96,55 +93,13 @@ class Arrivals:
         elif isinstance(action, Limits):
             self._on_limits(session)
         elif isinstance(action, Prove):
-            self._to_prove(session, action)
+            self.prover.ask(session, action)
         elif isinstance(action, KeepPart):
             await self.reads.part_arrived(session, action.part)
         elif isinstance(action, Lacking):
             self.reads.lacking(session, action.ids, action.held_at, action.pending)
             if not action.pending:  # the holder has none: nothing to ask it again for
                 await asyncio.to_thread(self.node.index.forget_wants, action.ids, session.peer)
-
-    def _to_prove(self, session: Session, prove: Prove) -> None:
-        """Queue the peer's ranges for answering (at most :data:`MAX_ASKED_RANGES`; a
-        ``lack`` for the others), answered by one task per session while the session
-        goes on reading (its acknowledgements pace the answers)."""
-        queued = self._proving.get(session)
-        if queued is None:
-            queued = self._proving[session] = deque()
-            spawn(self._prove(session, queued))
-        room = max(MAX_ASKED_RANGES - len(queued), 0)
-        queued.extend(prove.ranges[:room])
-        if prove.ranges[room:]:
-            log.warning("%s: %d ranges asked beyond %d waiting: refused", session.name, len(prove.ranges) - room,
-                        MAX_ASKED_RANGES)
-            session.tell([Say("lack", {"ids": list(dict.fromkeys(r[0] for r in prove.ranges[room:])),
-                                       "held_at": ""})])
-
-    async def _prove(self, session: Session, queued: deque[tuple[ObjectId, int, int]]) -> None:
-        """Answer the ranges ``queued`` for the peer one at a time, each sent before the
-        next block is read (so a peer asking for many holds at most one block here): the
-        leaves holding it and their proof, or a ``lack`` for a block not held here or a
-        range beyond it."""
-        try:
-            while queued:
-                await self._prove_one(session, *queued.popleft())
-        except ConnectionError:
-            pass  # the link ended: the peer asks again on the next one
-        finally:
-            del self._proving[session]
-
-    async def _prove_one(self, session: Session, oid: ObjectId, start: int, end: int) -> None:
-        try:
-            block = await offloop.call(self.node.store.objects.get, oid)
-        except ObjectMissing:
-            session.tell([Say("lack", {"ids": [oid], "held_at": ""})])
-            return
-        if end > len(block):
-            log.warning("%s: asked for bytes %d-%d of block %s of %d bytes: refused", session.name, start, end,
-                        oid.short, len(block))
-            session.tell([Say("lack", {"ids": [oid], "held_at": ""})])
-            return
-        await session.answer(await asyncio.to_thread(ranges.answer, oid, block, start, end))
 
     async def _keep(self, session: Session, keep: Keep) -> None:
         """Decode and verify an object that arrived; store it if something asked for it

@@ -34,6 +34,13 @@ from .wire import DELTA, Outgoing, Piece
 _COMMIT_BATCH = 256 << 10
 
 
+def _prove(body: Mapping[str, Any]) -> Prove:
+    """The ranges a ``ranges`` message asks for (see :class:`~.actions.Prove`)."""
+    asked = [(ObjectId.parse(oid), int(start), int(end), ObjectId.parse(rest[0]) if rest and rest[0] else None)
+             for oid, start, end, *rest in body["ranges"]]
+    return Prove(asked, str(body["site"]) if body.get("site") else None)
+
+
 class Peer:
     """One connected peer, the same on both ends of a link.
 
@@ -154,11 +161,14 @@ class Peer:
         self.deep_incoming.update(wants.deep)
         return want_messages(wants, self.partials.specs(wants.shallow + wants.deep), priority, site, hops)
 
-    def ask_ranges(self, ranges: list[tuple[ObjectId, int, int]]) -> list[Say]:
+    def ask_ranges(self, ranges: list[tuple[ObjectId, int, int]], site: str | None = None,
+                   record: ObjectId | None = None) -> list[Say]:
         """Ask the peer (one that takes ranges) for verified parts of blocks, ``(id,
-        start, end)`` each (see :mod:`.ranges`)."""
-        return [Say("ranges", {"ranges": [list(r) for r in ranges[i:i + MAX_RANGES]]})
-                for i in range(0, len(ranges), MAX_RANGES)]
+        start, end)`` each (see :mod:`.ranges`); with ``site`` and ``record``, of blocks
+        of that third site named by that file record (the peer relays them)."""
+        items = [[*r, record] if record else list(r) for r in ranges]
+        extra = {"site": site} if record else {}
+        return [Say("ranges", {"ranges": items[i:i + MAX_RANGES], **extra}) for i in range(0, len(items), MAX_RANGES)]
 
     # -- messages from the peer --------------------------------------------------------
 
@@ -201,7 +211,7 @@ class Peer:
         elif kind == "ranges":
             if not self.ranges:
                 raise ValueError("ranges asked by a peer that did not say it takes them")
-            return [Prove([(ObjectId.parse(i), int(start), int(end)) for i, start, end in body["ranges"]])]
+            return [_prove(body)]
         else:
             raise ValueError(f"unknown message type {kind!r}")
         return []

@@ -15,13 +15,18 @@ binary message::
 zstd-compressed where ``flags`` is 1 (:data:`~.wire.ZSTD`). The asking side keeps a run only if it asked for
 exactly that run of that block, and only once it checks against the block's tree root
 in the file record it holds (:func:`eurec4a_nt.hashtree.verify`); a range the other side
-does not hold, or that runs beyond the block, is answered with a ``lack``.
+does not hold, or that runs beyond the block, is answered with a ``lack``. Answers are
+paced and acknowledged like pieces (see :mod:`.pacing`).
+
+A range of a third site's block names the file record holding it and the site
+(``[id, start, end, record]`` and ``"site"``): a hub that lacks the block asks that site
+for the same run, checks it against the tree root in that record, and passes it on with
+its proof (:mod:`.prover`).
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 import zstandard
 
@@ -30,6 +35,7 @@ from ..car import varint
 from ..chunking import MAX_BLOCK
 from ..errors import BadInput
 from ..ids import ObjectId
+from ..parts import Part
 from .wire import RAW, ZSTD, encode, read_varint
 
 _HEAD = struct.Struct(">cB32s")
@@ -37,29 +43,19 @@ _HEAD = struct.Struct(">cB32s")
 MAX_PROOF = 32
 
 
-@dataclass(frozen=True)
-class Part:
-    """A run of leaves of a block as received, with the hashes proving it."""
-
-    oid: ObjectId
-    size: int  #: of the whole block
-    first: int
-    proof: list[bytes]
-    data: bytes
-
-    @property
-    def last(self) -> int:
-        return self.first + len(self.data)
-
-
 def answer(oid: ObjectId, block: bytes, start: int, end: int) -> bytes:
     """The answer to a range ``[start, end)`` of ``block`` (within it): the leaves
     holding it and their proof, compressed where that pays."""
     first, last = hashtree.span(len(block), start, end)
-    proof = hashtree.prove(block, first, last)
-    encoding, payload = encode(block[first:last])  # raw or zstd: no base
-    return b"".join((_HEAD.pack(b"R", encoding, bytes.fromhex(oid)), varint(len(block)), varint(first),
-                     varint(last - first), bytes((len(proof),)), *proof, payload))
+    return packed(Part(oid, len(block), first, hashtree.prove(block, first, last), block[first:last]))
+
+
+def packed(part: Part) -> bytes:
+    """The answer carrying ``part`` (leaves and their proof, as received from the site
+    holding the block, for a range relayed)."""
+    encoding, payload = encode(part.data)  # raw or zstd: no base
+    return b"".join((_HEAD.pack(b"R", encoding, bytes.fromhex(part.oid)), varint(part.size), varint(part.first),
+                     varint(len(part.data)), bytes((len(part.proof),)), *part.proof, payload))
 
 
 def read_answer(message: bytes) -> Part:

@@ -25,11 +25,11 @@ from ..errors import Corrupt, ObjectMissing, Pending
 from ..ids import ObjectId
 from ..manifests import Span, children
 from ..node import Node
+from ..parts import Part
 from ..stores import offloop
 from ..tasks import consume
 from . import plan
 from .outbox import Priority
-from .ranges import Part
 from .session import Session
 
 #: A read gives up (pending) when the peer sent nothing for this long.
@@ -47,7 +47,7 @@ class _Asked:
     session: Session
     size: int
     tree: str
-    done: asyncio.Future[None]
+    done: asyncio.Future[Part]
 
 
 class Reads:
@@ -105,26 +105,30 @@ class Reads:
                 self._give_up(stalled, site, "not sending now")
 
     async def fetch_part(self, oid: ObjectId, site: str | None, size: int, tree: str, first: int,
-                         last: int) -> bool:
+                         last: int, record: ObjectId | None = None) -> Part | None:
         """Bring the leaves ``[first, last)`` of block ``oid`` of ``site`` into the node's
-        parts, from the link to ``site`` itself if it takes ranges (else False: nothing
-        asked). Raises Pending (the link dropped or stalls) or ObjectMissing (the peer
-        lacks the block, or sent leaves that do not check)."""
+        parts and return them with their proof, verified: from the link to ``site`` if it
+        takes ranges, or, given the file ``record`` naming the block (held at the peer),
+        relayed by the peer that reaches ``site`` if it takes ranges (else None: nothing
+        asked). Raises Pending (the link dropped or stalls, or the peer cannot reach
+        ``site`` now) or ObjectMissing (the peer lacks the block, or sent leaves that do
+        not check)."""
         session = self.route(site)
-        if session is None or session.peer != site or not session.core.ranges:
-            return False
+        if session is None or not session.core.ranges or (session.peer != site and record is None):
+            return None
         key = (oid, first, last)
         asked = self._parts.get(key)
         if asked is None:
             asked = self._parts[key] = _Asked(session, size, tree, asyncio.get_running_loop().create_future())
             asked.done.add_done_callback(consume)
-            await session.perform(session.core.ask_ranges([key]))
+            relayed = session.peer != site
+            await session.perform(session.core.ask_ranges([key], site if relayed else None,
+                                                          record if relayed else None))
         while not asked.done.done():
             await asyncio.wait([asked.done], timeout=STALL_TIMEOUT)
             if not asked.done.done() and time.time() - asked.session.last_contact > STALL_TIMEOUT:
-                self._settle(key, Pending(f"pending: held at {site}, not sending now, queued", site, RETRY_AFTER))
-        asked.done.result()
-        return True
+                self._settle(key, Pending(f"pending: held at {site}, not sending now, queued", site or "", RETRY_AFTER))
+        return asked.done.result()
 
     async def part_arrived(self, session: Session, part: Part) -> None:
         """Leaves of a block arrived from ``session``: kept if asked for from it, exactly
@@ -145,17 +149,18 @@ class Reads:
                                             f"arrived damaged: {exc}"))
             return
         self.node.parts.put(part.oid, part.first, part.data)
-        self._settle(key, None)
+        self._settle(key, part)
 
-    def _settle(self, key: tuple[ObjectId, int, int], error: Exception | None) -> None:
-        """The leaves asked for as ``key`` are here (``error`` None) or will not come."""
+    def _settle(self, key: tuple[ObjectId, int, int], outcome: Part | Exception) -> None:
+        """The leaves asked for as ``key`` are here (``outcome`` the part) or will not
+        come (the error)."""
         asked = self._parts.pop(key, None)
         if asked is None or asked.done.done():
             return
-        if error is None:
-            asked.done.set_result(None)
+        if isinstance(outcome, Exception):
+            asked.done.set_exception(outcome)
         else:
-            asked.done.set_exception(error)
+            asked.done.set_result(outcome)
 
     def _give_up(self, oids: list[ObjectId], site: str | None, why: str) -> None:
         """Fail the readers of objects a link cannot bring now with Pending (the node
@@ -209,19 +214,20 @@ class Reads:
 
     def lacking(self, session: Session, oids: list[ObjectId], held_at: str, pending: bool) -> None:
         """The peer does not hold ``oids``; with ``pending``, it is waiting for them itself."""
+        def error(oid: ObjectId) -> Exception:
+            if pending:
+                return Pending(f"pending: held at {held_at or 'another site'}, not reachable now, queued", held_at,
+                               RETRY_AFTER)
+            return ObjectMissing(f"{session.peer} does not hold object {oid}")
+
         lacked = set(oids)
         for key in [k for k, asked in self._parts.items() if k[0] in lacked and asked.session is session]:
-            self._settle(key, ObjectMissing(f"{session.peer} does not hold block {key[0]}"))
+            self._settle(key, error(key[0]))
         for oid in oids:
             self._asked.pop(oid, None)
             waiter = self._waiters.pop(oid, None)
-            if waiter is None or waiter.done():
-                continue
-            if pending:
-                waiter.set_exception(Pending(f"pending: held at {held_at or 'another site'}, not reachable "
-                                             "now, queued", held_at, RETRY_AFTER))
-            else:
-                waiter.set_exception(ObjectMissing(f"{session.peer} does not hold object {oid}"))
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error(oid))
 
     def session_ended(self, session: Session) -> None:
         """Fail reads waiting on a dropped session at once (their wants are recorded)."""
