@@ -97,3 +97,20 @@ def test_an_nt_reader_at_the_hub_gets_the_leaves_it_reads(campaign: Setup, tmp_p
     assert moved <= 1.2 * read + 8000, (moved, read)  # what the reader read, not whole blocks
     assert moved < max(b.length for b in record.blocks) / 4, moved
     assert blocks_at_hub(c, record) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_read_across_two_blocks_is_relayed_in_leaves_of_both(campaign: Setup) -> None:
+    """A read at BCO from the end of one block into the start of the next: the hub relays
+    the leaves of both (at once), and the bytes are right."""
+    c, path, record, _ = campaign
+    left, right = record.blocks[5], record.blocks[6]
+    start, end = left.end - 20_000, right.offset + 20_000
+    before = sent_up(c)
+    r = requests.get(f"{c.sites[OPS].url}/data/{SHIP}/{NAME}", headers={"Range": f"bytes={start}-{end - 1}"},
+                     timeout=TIMEOUT)
+    assert r.status_code == 206 and r.content == path.read_bytes()[start:end]
+    time.sleep(0.3)
+    moved = sent_up(c) - before
+    assert moved < 6 * hashtree.LEAF, moved  # two leaves or so of each block, not the blocks
+    assert not SiteStore(c.hub.store).objects.has(left.id) and not SiteStore(c.hub.store).objects.has(right.id)

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Ranges a peer may have waiting for their answers (a few hundred KB of memory at most).
 MAX_ASKED_RANGES = 1024
+#: Ranges of third sites' blocks relayed at once for one peer (each holds at most half
+#: a block here while it is under way).
+RELAYS_AT_ONCE = 4
 #: A range a peer asked for: ``(block, start, end, file record, site)`` (see :class:`~.actions.Prove`).
 Asked = tuple[ObjectId, int, int, ObjectId | None, str | None]
 
@@ -58,24 +61,27 @@ class Prover:
         next block is read (so a peer asking for many holds at most one block here): the
         leaves holding it and their proof, or a ``lack`` for a block not held here or a
         range beyond it. Leaves of a third site's block not held here are relayed from
-        that site (:meth:`_relay`)."""
+        that site (:meth:`_relay`), :data:`RELAYS_AT_ONCE` at a time, each sent when it
+        came."""
+        relays = asyncio.Semaphore(RELAYS_AT_ONCE)
         try:
             while queued:
-                await self._answer(session, *queued.popleft())
+                await self._answer(session, relays, *queued.popleft())
         except ConnectionError:
             pass  # the link ended: the peer asks again on the next one
         finally:
             del self._proving[session]
 
-    async def _answer(self, session: Session, oid: ObjectId, start: int, end: int, record: ObjectId | None,
-                      site: str | None) -> None:
+    async def _answer(self, session: Session, relays: asyncio.Semaphore, oid: ObjectId, start: int, end: int,
+                      record: ObjectId | None, site: str | None) -> None:
         try:
             block = await offloop.call(self.node.store.objects.get, oid)
         except ObjectMissing:
             if record is None or site in (None, session.peer, self.node.site):
                 session.tell([Say("lack", {"ids": [oid], "held_at": ""})])
             else:
-                await self._relay(session, oid, start, end, record, site)
+                await relays.acquire()  # released once relayed
+                spawn(self._relay(session, relays, oid, start, end, record, site))
             return
         if end > len(block):
             log.warning("%s: asked for bytes %d-%d of block %s of %d bytes: refused", session.name, start, end,
@@ -84,12 +90,23 @@ class Prover:
             return
         await session.answer(await asyncio.to_thread(ranges.answer, oid, block, start, end))
 
-    async def _relay(self, session: Session, oid: ObjectId, start: int, end: int, record: ObjectId,
-                     site: str) -> None:
+    async def _relay(self, session: Session, relays: asyncio.Semaphore, oid: ObjectId, start: int, end: int,
+                     record: ObjectId, site: str) -> None:
         """Answer a range of ``site``'s block ``oid`` not held here with the leaves and
         proof fetched from ``site``, verified here first against the tree root in file
         ``record`` (see :meth:`Node.proven`); where no link brings parts, from the block
-        fetched whole. A ``lack`` (pending, if ``site`` is out of reach now) otherwise."""
+        fetched whole. A ``lack`` (pending, if ``site`` is out of reach now) otherwise.
+        Releases a place in ``relays`` when done."""
+        try:
+            await self._relayed(session, oid, start, end, record, site)
+        except ConnectionError:
+            pass  # the link ended: the peer asks again on the next one
+        finally:
+            relays.release()
+
+    async def _relayed(self, session: Session, oid: ObjectId, start: int, end: int, record: ObjectId,
+                       site: str) -> None:
+        """The answer to one range relayed, or a lack (see :meth:`_relay`)."""
         try:
             part = await self.node.proven(oid, start, end, record, site)
             if part is None:
