@@ -3,8 +3,8 @@
 A site log never forgets: each ``put`` of a name is a version, each ``remove`` ends
 one. A point in a log is a position (a seq: the state after that commit) or a time
 (the state after the last commit made at or before it); :func:`index_at` replays the
-log up to it (read in pages, never all of it at once), so a catalog pinned to a point lists the same entries, with the same
-bytes, however often they were republished since.
+log up to it (read in pages, never all of it at once), so a catalog pinned to a point
+lists the same entries, with the same bytes, however often they were republished since.
 """
 
 from __future__ import annotations
