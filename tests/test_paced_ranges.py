@@ -102,18 +102,18 @@ def test_range_answers_are_paced_counted_and_go_ahead_of_bulk(tmp_path: Path) ->
         await asyncio.sleep(1.0)  # the pacer learns the link; bulk fills the window
         asked = asyncio.get_running_loop().time()
         bulk_behind, link.peak = link.free - asked, 0
-        await asyncio.gather(*(session.answer(message) for message in answers))
+        await asyncio.gather(*(session.sender.answer(message) for message in answers))
         first = min(link.arrived.values()) - asked
         link.acks.put_nowait(None)
         await running
         return link, session, first, bulk_behind
 
     link, session, first, bulk_behind = asyncio.run(run())
-    assert session.pacer is not None
+    assert session.sender.pacer is not None
     assert len(link.arrived) == len(answers)
-    assert session.pacer.sent == link.sent  # the answers are counted in flight like pieces
+    assert session.sender.pacer.sent == link.sent  # the answers are counted in flight like pieces
     assert session.core.outbox.taken == link.sent
-    window = session.pacer.window(time.monotonic())
+    window = session.sender.pacer.window(time.monotonic())
     assert link.peak <= 2 * window + 100_000, (link.peak, window)  # urgent: two windows at most
     assert link.peak < 1_500_000  # not the answers all at once on top of the bulk
     assert first < bulk_behind + 2 * DELAY + 0.5, (first, bulk_behind)  # behind what is on the link only

@@ -155,10 +155,10 @@ def test_a_sender_waiting_for_acknowledgements_stops_when_its_link_drops(tmp_pat
         core.outbox.begin(item, Outgoing(item.oid, RAW, None, data), [])
         session = Session(core, _LastAck(2 * PIECE), LocalStore(tmp_path), nothing_to_act_on,
                           lambda session, sent, received: None)
-        assert session.pacer is not None
-        session.pacer.on_sent(20 * PIECE, 0.0)  # a full window in flight, a first part acknowledged
-        session.pacer.on_ack(PIECE, 0.1)
-        assert not session.pacer.may_send(0.1)
+        assert session.sender.pacer is not None
+        session.sender.pacer.on_sent(20 * PIECE, 0.0)  # a full window in flight, a first part acknowledged
+        session.sender.pacer.on_ack(PIECE, 0.1)
+        assert not session.sender.pacer.may_send(0.1)
         try:
             async with asyncio.timeout(10):
                 await session.run()

@@ -62,10 +62,10 @@ def send_all(tmp_path: Path, objects: list[bytes], batches: bool) -> list[bytes 
         core.outbox.queue(oids, Priority.BULK)
         ws = Recorder()
         session = Session(core, ws, store, nothing_to_act_on, lambda session, sent, received: None)  # type: ignore[arg-type]
-        session.pacer = None  # nothing acknowledges here
-        writer = asyncio.create_task(session._writer())
+        session.sender.pacer = None  # nothing acknowledges here
+        writer = asyncio.create_task(session.sender.run())
         async with asyncio.timeout(10):
-            while core.outbox.queued or session._batch:
+            while core.outbox.queued or session.sender.batched:
                 await asyncio.sleep(0.01)
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
@@ -120,7 +120,7 @@ def test_a_receiver_acknowledges_pieces_at_their_full_size(tmp_path: Path) -> No
         await session._on_batch(batch(pieces[:3]))
         for piece in pieces[3:]:
             await session._on_message(piece.pack(compact=True))
-        return [session.control.get_nowait() for _ in range(session.control.qsize())]
+        return [session.sender.control.get_nowait() for _ in range(session.sender.control.qsize())]
 
     acks = [read_ack(a) for a in asyncio.run(run()) if isinstance(a, bytes)]
     assert acks == [sum(map(len, full[:3])), sum(map(len, full[:4])), sum(map(len, full))]

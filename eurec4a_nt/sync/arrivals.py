@@ -232,4 +232,4 @@ class Arrivals:
         if through is not None:
             self.tell_refusal(session, through, None)  # fetched: whatever held it back is gone
         session.core.relayed(relay)
-        session.wake.set()
+        session.sender.wake.set()

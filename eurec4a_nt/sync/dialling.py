@@ -21,7 +21,7 @@ from .config import LinkConfig
 from .core import Peer
 from .meter import Meter
 from .partials import Partials
-from .session import WebSocket
+from .sender import WebSocket
 from .tickets import TTL, Held
 
 log = logging.getLogger(__name__)

@@ -121,7 +121,7 @@ class Exchange:
             self._backlog[session.peer] = items
         elif current is not None:
             current.core.outbox.take(items)
-            current.wake.set()
+            current.sender.wake.set()
         else:
             self._backlog[session.peer] = items
         self.reads.session_ended(session)
@@ -234,7 +234,7 @@ class Exchange:
             for requester in self.node.index.wanted_by(oid):
                 if requester in self.sessions:
                     self.sessions[requester].core.outbox.queue([oid], Priority.READ)
-                    self.sessions[requester].wake.set()
+                    self.sessions[requester].sender.wake.set()
         unblocked = self._waits.unblocked(oids)
         if unblocked:
             spawn(self._push_unblocked(unblocked))

@@ -29,7 +29,8 @@ from .exchange import Exchange
 from .partials import Partials
 from .policy import route
 from .reads import Reads
-from .session import Session, WebSocket
+from .sender import WebSocket
+from .session import Session
 from .tickets import Tickets
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Answering the ranges a peer asks for (see :mod:`.ranges`): one task per session
-answers them in turn, each answer sent (paced, see :meth:`.session.Session.answer`)
+answers them in turn, each answer sent (paced, see :meth:`.sender.Sender.answer`)
 before the next block is read, while the session goes on reading the peer's
 acknowledgements. A range of a third site's block not held here is relayed: its leaves
 are fetched from that site and checked here against the tree root in the file record
@@ -88,7 +88,7 @@ class Prover:
                         oid.short, len(block))
             session.tell([Say("lack", {"ids": [oid], "held_at": ""})])
             return
-        await session.answer(await asyncio.to_thread(ranges.answer, oid, block, start, end))
+        await session.sender.answer(await asyncio.to_thread(ranges.answer, oid, block, start, end))
 
     async def _relay(self, session: Session, relays: asyncio.Semaphore, oid: ObjectId, start: int, end: int,
                      record: ObjectId, site: str) -> None:
@@ -123,4 +123,4 @@ class Prover:
                      site, exc)
             session.tell([Say("lack", {"ids": [oid], "held_at": ""})])
             return
-        await session.answer(message)
+        await session.sender.answer(message)

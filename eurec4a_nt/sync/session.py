@@ -2,8 +2,8 @@
 
 The session reads messages and pieces off the socket, asks the store what the core
 needs to know (off the event loop), feeds the core and carries out its actions: it
-sends control messages, and object pieces in the order the core's outbox gives,
-within the link's bandwidth cap. What it cannot do alone (storing objects, keeping
+sends control messages, and object pieces in the order the core's outbox gives, by
+its :class:`~.sender.Sender`. What it cannot do alone (storing objects, keeping
 commits, relaying wants) goes to the site's :class:`~.arrivals.Arrivals`, and the bytes
 moved to its :class:`~.meter.Meter`.
 """
@@ -13,41 +13,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiohttp import WSMsgType, web
-from aiohttp.client_ws import ClientWebSocketResponse
+from aiohttp import WSMsgType
 
-from ..errors import BadInput, NTError, ObjectMissing
+from ..errors import BadInput, NTError
 from ..schema import link_message
 from ..stores import offloop
 from ..stores.base import ObjectStore
 from ..tasks import spawn
 from . import answers
 from .actions import Action, KeepPart, Say
-from .budget import TokenBucket
 from .core import Peer
 from .handles import Handles
-from .outbox import Priority, SendItem
-from .pacing import Pacer
+from .outbox import Priority
 from .ranges import read_answer
-from .wire import BATCH_PIECE, PIECE, Piece, ack, batch, batch_size, read_ack, squeeze, unbatch, unsqueeze
+from .sender import Sender, WebSocket
+from .wire import Piece, ack, batch_size, read_ack, unbatch, unsqueeze
 
 log = logging.getLogger(__name__)
-
-WebSocket = web.WebSocketResponse | ClientWebSocketResponse
-
 
 #: Carries out an action of a session's core beyond a message.
 Act = Callable[["Session", Action], Awaitable[None]]
 #: Counts the bytes a session sent and received.
 Count = Callable[["Session", int, int], None]
-
-
-#: Seconds a sender waits for a first acknowledgement before it stops pacing.
-ACK_PATIENCE = 5.0
 
 
 class Session:
@@ -62,32 +52,20 @@ class Session:
         self.peer = peer.peer
         self.link = peer.link
         self.name = peer.link.name if peer.link else f"{peer.peer} (dialled in)"
-        #: Messages to send before any further piece.
-        self.control: asyncio.Queue[str | bytes] = asyncio.Queue()
-        #: Answers to ranges, each with the future its sender awaits (see :meth:`answer`).
-        self._answers: deque[tuple[bytes, asyncio.Future[None]]] = deque()
-        self.wake = asyncio.Event()
         self.sent_bytes = self.received_bytes = 0
         #: Objects the peer sent that nobody asked for (dropped).
         self.unsolicited = 0
         self.connected = self.last_contact = time.time()
-        self._bucket = TokenBucket(peer.rate, time.monotonic()) if peer.rate else None
-        #: In flight kept near the link's bandwidth-delay product (None: a peer that does
-        #: not acknowledge pieces is sent to unpaced).
-        self.pacer: Pacer | None = Pacer()
         self._pieces_received = 0
-        #: Pieces of small whole objects waiting to go as one batch (see :mod:`.wire`).
-        self._batch: list[Piece] = []
-        self._batch_bytes = 0  #: their full size (:attr:`.wire.Piece.size`)
-        #: Numbers naming objects sent in several pieces, each way (see :mod:`.handles`).
-        self._sending, self._receiving = Handles(), Handles()
-        self._writing: asyncio.Task[None] | None = None
+        #: Numbers naming objects the peer sent in several pieces (see :mod:`.handles`).
+        self._receiving = Handles()
+        self.sender = Sender(peer, ws, store, self.name, self.perform, lambda sent: self._count(sent=sent))
 
     # -- life cycle --------------------------------------------------------------------
 
     async def run(self) -> None:
         """Pump until the connection ends (the writer runs alongside)."""
-        writer = self._writing = asyncio.create_task(self._writer())
+        writer = self.sender.task = asyncio.create_task(self.sender.run())
         writer.add_done_callback(self._writer_done)
         try:
             async for msg in self.ws:
@@ -127,28 +105,15 @@ class Session:
         """Carry out the core's actions: messages here, the rest by ``act``."""
         for action in actions:
             if isinstance(action, Say):
-                self.control.put_nowait(action.text())
+                self.sender.say(action.text())
             else:
                 await self._act(self, action)
-        self.wake.set()
-
-    async def answer(self, message: bytes) -> None:
-        """Send the answer to a range (see :mod:`.ranges`) as a piece of a read: paced,
-        ahead of any object piece, counted in flight until the peer acknowledges it; return
-        once it went out. ConnectionError if the connection ends first."""
-        sent = asyncio.get_running_loop().create_future()
-        self._answers.append((message, sent))
-        self.wake.set()
-        writing = [self._writing] if self._writing is not None else []
-        await asyncio.wait([sent, *writing], return_when=asyncio.FIRST_COMPLETED)
-        if not sent.done():
-            raise ConnectionError("the link ended before a range answer went out")
+        self.sender.wake.set()
 
     def tell(self, messages: Iterable[Say]) -> None:
         """Queue control messages (sent before any further object piece)."""
         for say in messages:
-            self.control.put_nowait(say.text())
-        self.wake.set()
+            self.sender.say(say.text())
 
     def _count(self, sent: int = 0, received: int = 0) -> None:
         self.sent_bytes += sent
@@ -173,10 +138,7 @@ class Session:
         except BadInput:
             log.warning("%s: ignoring a malformed acknowledgement", self.name)
             return
-        self.core.outbox.acked(total)
-        if self.pacer is not None:
-            self.pacer.on_ack(total, time.monotonic())
-            self.wake.set()
+        self.sender.acked(total)
 
     async def _on_squeezed(self, message: bytes) -> None:
         await self._on_text(await asyncio.to_thread(unsqueeze, message))
@@ -200,8 +162,7 @@ class Session:
 
     def _acknowledge(self, size: int) -> None:
         self._pieces_received += size
-        self.control.put_nowait(ack(self._pieces_received))  # goes out before any piece
-        self.wake.set()
+        self.sender.say(ack(self._pieces_received))  # goes out before any piece
 
     async def _on_batch(self, message: bytes) -> None:
         self._acknowledge(batch_size(message))  # the pieces it holds count, damaged or not
@@ -224,119 +185,6 @@ class Session:
     async def _on_piece(self, piece: Piece) -> None:
         held = await offloop.call(self.store.has, piece.oid)
         await self.perform(self.core.piece(piece, held))
-
-    # -- sending -----------------------------------------------------------------------
-
-    async def _writer(self) -> None:
-        while True:
-            if not self.control.empty():
-                await self._send_batch()  # in the order they were taken
-            while not self.control.empty():
-                out = self.control.get_nowait()
-                out = squeeze(out) if isinstance(out, str) else out
-                await (self.ws.send_str(out) if isinstance(out, str) else self.ws.send_bytes(out))
-                self._count(sent=len(out))
-            if self._answers:  # a reader waits for them: before any object, as urgent as a read
-                if await self._paced(urgent=True):
-                    await self._send_answer()
-                continue
-            item = self.core.next_item()
-            if item is None:
-                await self._send_batch()
-                self.wake.clear()
-                if self.control.empty():
-                    await self.wake.wait()
-                continue
-            if self.core.outbox.transfer(item) is None and not await self._encode(item):
-                continue
-            if not await self._paced(urgent=item.priority is not Priority.BULK):
-                continue  # then the most urgent item again: it may have changed
-            size = self.pacer.piece_size() if self.pacer is not None else PIECE
-            piece, after = self.core.outbox.take_piece(item, size)
-            if self.core.batches and len(piece.data) == piece.total and piece.size <= BATCH_PIECE:
-                self._batch.append(piece)
-                self._batch_bytes += piece.size
-                if self._batch_bytes >= size:  # a batch is as long as a piece
-                    await self._send_batch()
-            else:
-                await self._send_batch()
-                await self._send_piece(self._sending.pack(piece) if self.core.batches else piece.pack())
-            self._in_flight(piece.size)
-            if after:
-                here = await offloop.call(answers.held, self.store, [oid for oid, _ in after])
-                self.core.outbox.follow(item, [(o, f) for o, f in after if o in here])
-
-    async def _paced(self, urgent: bool) -> bool:
-        """Whether a piece (of an ``urgent`` item: more urgent than bulk) may go now; if
-        not, the pieces batched so far go and this returns once an acknowledgement (or a
-        control message) came."""
-        if self.pacer is None or self.pacer.may_send(time.monotonic(), urgent):
-            return True
-        await self._send_batch()
-        await self._await_ack()
-        return False
-
-    def _in_flight(self, size: int) -> None:
-        """Count ``size`` bytes of a piece or range answer just taken as sent, until the
-        peer acknowledges them."""
-        if self.pacer is not None:
-            self.pacer.on_sent(size, time.monotonic())
-        else:  # a peer that acknowledges nothing: what went out counts as arrived
-            self.core.outbox.acked(self.core.outbox.taken)
-
-    async def _send_answer(self) -> None:
-        """Send the first answer to a range, within the link's cap, counted in flight."""
-        message, sent = self._answers.popleft()
-        await self._send_batch()
-        self.core.outbox.took(len(message))
-        await self._send_piece(message)
-        self._in_flight(len(message))
-        if not sent.done():
-            sent.set_result(None)
-
-    async def _send_piece(self, message: bytes) -> None:
-        if self._bucket is not None:
-            await asyncio.sleep(self._bucket.delay(len(message), time.monotonic()))
-        await self.ws.send_bytes(message)
-        self._count(sent=len(message))
-
-    async def _send_batch(self) -> None:
-        """Send the pieces waiting to go together (one alone as it is)."""
-        if self._batch:
-            waiting, self._batch, self._batch_bytes = self._batch, [], 0
-            await self._send_piece(waiting[0].pack(compact=True) if len(waiting) == 1 else batch(waiting))
-
-    async def _await_ack(self) -> None:
-        """Wait for an acknowledgement (or a control message to send). A peer that has
-        acknowledged nothing within :data:`ACK_PATIENCE` seconds does not acknowledge:
-        it is sent to unpaced."""
-        assert self.pacer is not None
-        self.wake.clear()
-        if not self.control.empty():
-            return
-        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes in the
-        # same turn of the loop as the wake-up (the last acknowledgement before a drop), and
-        # the session, which ends once this writer has, would never end.
-        try:
-            async with asyncio.timeout(ACK_PATIENCE):
-                await self.wake.wait()
-        except TimeoutError:
-            if self.pacer.acked == 0:
-                log.info("%s: the peer acknowledges no pieces; sending unpaced", self.name)
-                self.pacer = None
-
-    async def _encode(self, item: SendItem) -> bool:
-        """Read and encode ``item`` off the loop and cut it into pieces; False if it
-        is not held here (the peer is told)."""
-        base, resume = self.core.encoding_of(item)
-        try:
-            data, based, encoding, payload = await offloop.call(
-                answers.encoded, self.store, item.oid, base, self.core.compress)
-        except ObjectMissing:
-            await self.perform(self.core.missing(item))
-            return False
-        self.core.cut(item, data, base if based else None, encoding, payload, resume)
-        return True
 
     # -- state -------------------------------------------------------------------------
 
