@@ -142,6 +142,12 @@ class Keyring:
         else:
             self.sites[site.name] = site
 
+    def site_at(self, url: str) -> str:
+        """The one site whose ``urls`` list ``url`` (a trailing ``/`` aside), ``""`` if
+        none or several do."""
+        names = [s.name for s in self.sites.values() if url.rstrip("/") in (u.rstrip("/") for u in s.urls)]
+        return names[0] if len(names) == 1 else ""
+
     def merge(self, other: Keyring) -> None:
         for site in other.sites.values():
             self.add(KeyringSite(site.name, site.public_key, list(site.urls)))

@@ -40,7 +40,9 @@ SITE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TOPIC_PATTERN = "^[a-z0-9-]{1,64}$"
 ID_PATTERN = "^[0-9a-f]{64}$"
 NONCE_PATTERN = "^[0-9a-f]{32}$"
-#: Longest ``X-NT-Hello`` header a dial on a ticket may carry (within common 8 KiB header limits).
+#: A dial's clock (``X-NT-Clock``): milliseconds since the epoch (UTC), 13 digits.
+CLOCK_PATTERN = "^[1-9][0-9]{12}$"
+#: Longest ``X-NT-Hello`` header a dial on a ticket or clock may carry (within common 8 KiB header limits).
 MAX_HELLO_HEADER = 6144
 #: A relative path inside a manifest: no empty, ``.`` or ``..`` parts, no control characters.
 KEY_PATTERN = r"^(?!\.\.?(?:/|$))[^/\x00-\x1f]+(?:/(?!\.\.?(?:/|$))[^/\x00-\x1f]+)*$"
@@ -53,6 +55,8 @@ Short = Annotated[str, Meta(max_length=256)]
 Key = Annotated[str, Meta(pattern=KEY_PATTERN, max_length=1024)]
 #: A nonce, challenge or resume ticket: 32 hex digits.
 Nonce = Annotated[str, Meta(pattern=NONCE_PATTERN)]
+#: A dialler's ``hello`` sent in a header (``X-NT-Hello``).
+HelloHeader = Annotated[str, Meta(min_length=1, max_length=MAX_HELLO_HEADER)]
 
 
 class EntryBody(Struct):
@@ -249,7 +253,15 @@ class TicketDial(Struct, forbid_unknown_fields=True):
     dialler's ``hello`` signing it (``X-NT-Hello``, checked by the handshake)."""
 
     ticket: Nonce
-    hello: Annotated[str, Meta(min_length=1, max_length=MAX_HELLO_HEADER)]
+    hello: HelloHeader
+
+
+class ClockDial(Struct, forbid_unknown_fields=True):
+    """A first dial that proves its site at once: the dialler's clock (``X-NT-Clock``) and
+    its ``hello`` signing it (``X-NT-Hello``, checked by the handshake)."""
+
+    clock: Annotated[str, Meta(pattern=CLOCK_PATTERN)]
+    hello: HelloHeader
 
 
 class _Message(Struct, tag_field="type", forbid_unknown_fields=True):

@@ -159,7 +159,7 @@ async def dial_on_ticket(dialler: Dialler, http: aiohttp.ClientSession, headers:
                          ) -> tuple[tuple[str, str], aiohttp.WSMessage]:
     """Dial with ``headers``; the hub's site and challenge, and its first message."""
     async with http.ws_connect(dialler.hub.url + "/link", headers=headers, max_msg_size=0) as ws:
-        answered = handshake.peer_site(dialler.replies[headers["X-NT-Nonce"]], headers[handshake.TICKET])
+        answered = handshake.peer_site(dialler.replies[headers["X-NT-Nonce"]], "OPS")
         if answered[1]:  # the ticket was refused: the hub asks for a proof on its challenge
             await ws.send_str(headers[handshake.HELLO])
         return answered, await ws.receive(timeout=20)
@@ -169,7 +169,7 @@ def signed_on_ticket(store: SiteStore, ticket: str, key: Any = None) -> dict[str
     nonce = handshake.nonce()
     signed = handshake.hello(handshake.DIAL_ON_TICKET, key or store.key, "BCO", "OPS", nonce, ticket,
                              {"heads": {}, "subscribe": {"any": []}})
-    return handshake.dial_headers("BCO", nonce, ticket, signed)
+    return handshake.dial_headers("BCO", nonce, handshake.TICKET, ticket, signed)
 
 
 @pytest.mark.timeout(60)

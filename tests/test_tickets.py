@@ -60,20 +60,20 @@ def test_tickets_held_per_site_are_bounded_oldest_first() -> None:
 def dial(ticket: str, key: SiteKey = SHIP, kind: str = handshake.DIAL_ON_TICKET,
          nonce: str = "a" * 32) -> dict[str, str]:
     signed = handshake.hello(kind, key, "RV-Meteor", "OPS", nonce, ticket, OPTIONS)
-    return handshake.dial_headers("RV-Meteor", nonce, ticket, signed)
+    return handshake.dial_headers("RV-Meteor", nonce, handshake.TICKET, ticket, signed)
 
 
 def test_a_dial_on_a_ticket_proves_its_site_and_the_reply_proves_the_listeners() -> None:
     ticket = Tickets().issue("RV-Meteor", 0.0)
     headers = dial(ticket)
     assert handshake.takes_tickets(headers) and handshake.takes_checkpoints(headers)
-    resume = handshake.ticket_dial(headers)
+    resume = handshake.quick_dial(headers)
     assert resume is not None and resume.ticket == ticket
     site, nonce = handshake.check_dial(KEYRING, "OPS", headers)
     options = handshake.check_hello(handshake.DIAL_ON_TICKET, KEYRING, site, "OPS", nonce, ticket, resume.hello)
     assert options["heads"] == {"RV-Meteor": 3}
     # the listener upgrades without a challenge; the dialler then expects its hello on the ticket
-    assert handshake.peer_site(handshake.reply_headers("OPS", ""), ticket) == ("OPS", "")
+    assert handshake.peer_site(handshake.reply_headers("OPS", ""), "OPS") == ("OPS", "")
     with pytest.raises(handshake.HandshakeError, match="another version"):
         handshake.peer_site(handshake.reply_headers("OPS", ""))
     reply = handshake.hello(handshake.REPLY_ON_TICKET, HUB, "OPS", "RV-Meteor", nonce, ticket,
@@ -90,7 +90,7 @@ def test_a_forged_dial_on_a_ticket_is_refused(forged: str) -> None:
                "another nonce": lambda: {**dial(ticket), "X-NT-Nonce": "d" * 32},
                "another ticket": lambda: {**dial(ticket), "X-NT-Ticket": "e" * 32}}[forged]()
     site, nonce = handshake.check_dial(KEYRING, "OPS", headers)
-    resume = handshake.ticket_dial(headers)
+    resume = handshake.quick_dial(headers)
     assert resume is not None
     with pytest.raises(handshake.HandshakeError, match="did not prove"):
         handshake.check_hello(handshake.DIAL_ON_TICKET, KEYRING, site, "OPS", nonce, resume.ticket, resume.hello)
@@ -105,8 +105,8 @@ def test_a_forged_dial_on_a_ticket_is_refused(forged: str) -> None:
 ])
 def test_a_malformed_ticket_dial_is_bad_input(headers: dict[str, str]) -> None:
     with pytest.raises(BadInput, match="X-NT-Ticket"):
-        handshake.ticket_dial(headers)
-    assert handshake.ticket_dial({"X-NT-Site": "RV-Meteor"}) is None
+        handshake.quick_dial(headers)
+    assert handshake.quick_dial({"X-NT-Site": "RV-Meteor"}) is None
 
 
 def test_a_ticket_option_is_checked_strictly() -> None:

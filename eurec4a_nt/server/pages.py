@@ -44,6 +44,7 @@ async def status(request: web.Request) -> dict[str, Any]:
                     "cache_cap": request.app[CONFIG].cache_cap},
         "traffic": {"served": n.traffic.served, "uploaded": n.traffic.uploaded},
         "sites": sites, "links": request.app[LINKS].status(), "tickets": request.app[LINKS].tickets.status(),
+        "clocks": request.app[LINKS].clocks.status(),
         "wants": len(n.index.wants()), "prefetch": [r.to_json() for r in n.rules()],
         "forks": [f.to_json() for f in forks],
     }

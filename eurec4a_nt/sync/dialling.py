@@ -17,6 +17,7 @@ from ..errors import Forbidden
 from ..node import Node
 from ..schema import MAX_HELLO_HEADER
 from . import handshake
+from .clocks import stamp
 from .config import LinkConfig
 from .core import Peer
 from .meter import Meter
@@ -56,6 +57,8 @@ class Dialler:
         self._replies: dict[str, Any] = {}
         #: Per configured link: the resume ticket its listener gave for the next dial.
         self.tickets: dict[str, Held] = {}
+        #: Configured links whose listener does not take dials on clock (another version).
+        self.no_clock: set[str] = set()
 
     async def dial(self, config: LinkConfig) -> None:
         """Keep one session to ``config.url`` up, backing off (with jitter) while it fails.
@@ -104,43 +107,48 @@ class Dialler:
         """One session over the link; True once it was established.
 
         Opens on the resume ticket the listener gave last time, if one is held and
-        good: the ``hello`` goes with the dial, and the listener's comes back with the
-        upgrade. The ticket is kept until a dial carrying it gets an answer (a dial
-        lost in an outage did not spend it). Raises :class:`~.handshake.HandshakeError`
-        if the listener does not prove its site on this connection's nonce (the
-        connection is closed with :data:`~.handshake.UNTRUSTED`).
+        good, else on this site's clock if the site answering is known (reached before,
+        or listing the link's URL in the keyring): the ``hello`` goes with the dial, and
+        the listener's comes back with the upgrade. The ticket is kept until a dial
+        carrying it gets an answer (a dial lost in an outage did not spend it). Raises
+        :class:`~.handshake.HandshakeError` if the listener does not prove its site on
+        this connection's nonce (the connection is closed with
+        :data:`~.handshake.UNTRUSTED`).
         """
         site, nonce = self.node.site, handshake.nonce()
         options = {"priority": list(config.priority), "essential": list(config.essential),
                    "rate": config.down_rate, "bulk": self.meter.bulk_allowed(config),
                    "push": list(config.push), **self.state(config, "", ())}
-        held, ticket, signed = self.tickets.get(config.name), "", ""
-        if held is not None and held.good(time.time()):
-            signed = handshake.hello(handshake.DIAL_ON_TICKET, self.node.store.key, site, held.peer, nonce,
-                                     held.ticket, options)
-            ticket = held.ticket if len(signed) <= MAX_HELLO_HEADER else ""
+        on, proof, peer = self._quick(config)
+        signed = handshake.hello(handshake.KINDS[on][0], self.node.store.key, site, peer, nonce, proof,
+                                 options) if on else ""
+        if len(signed) > MAX_HELLO_HEADER:
+            on, signed = "", ""
         try:
             try:
-                headers = handshake.dial_headers(site, nonce, ticket, signed)
+                headers = handshake.dial_headers(site, nonce, on, proof, signed)
                 ws = await http.ws_connect(config.url + "/link", headers=headers, heartbeat=handshake.HEARTBEAT,
                                            max_msg_size=handshake.MAX_MESSAGE, compress=0)
-            except aiohttp.WSServerHandshakeError:
+            except aiohttp.WSServerHandshakeError as exc:
                 self.tickets.pop(config.name, None)  # answered: the listener took the ticket, or refused it
+                if on == handshake.CLOCK and exc.status == 400:
+                    self.no_clock.add(config.name)  # a version that reads X-NT-Hello only with a ticket
                 raise
             self.tickets.pop(config.name, None)
             async with ws:
                 try:
                     reply = self._replies.pop(nonce, {})
-                    peer, challenge = handshake.peer_site(reply, ticket)
+                    peer, challenge = handshake.peer_site(reply, peer if on else "")
                     if challenge:
                         await ws.send_str(handshake.hello(handshake.DIAL, self.node.store.key, site, peer, nonce,
                                                           challenge, options))
-                    kind = handshake.REPLY if challenge else handshake.REPLY_ON_TICKET
+                    kind = handshake.REPLY if challenge else handshake.KINDS[on][1]
                     theirs = handshake.check_hello(kind, self.node.store.keyring, peer, site, nonce,
-                                                   challenge or ticket, await handshake.receive_hello(ws))
+                                                   challenge or proof, await handshake.receive_hello(ws))
                 except handshake.HandshakeError as exc:
                     await ws.close(code=handshake.UNTRUSTED, message=str(exc).encode()[:120])
                     raise
+                (self.no_clock.discard if handshake.takes_clock(reply) else self.no_clock.add)(config.name)
                 given = theirs.pop("ticket", None)
                 if given:
                     self.tickets[config.name] = Held(peer, given, time.time() + TTL - _MARGIN)
@@ -153,6 +161,19 @@ class Dialler:
         finally:
             self._replies.pop(nonce, None)
         return True
+
+    def _quick(self, config: LinkConfig) -> tuple[str, str, str]:
+        """How the next dial of ``config`` proves this site at once, what it signs and
+        the site it signs for: the resume ticket held (:data:`~.handshake.TICKET`),
+        else this site's clock (:data:`~.handshake.CLOCK`) if the site answering is
+        known and takes dials on clock; ``("", "", "")`` if neither."""
+        now, held = time.time(), self.tickets.get(config.name)
+        if held is not None and held.good(now):
+            return handshake.TICKET, held.ticket, held.peer
+        peer = self.dialed.get(config.name) or self.node.store.keyring.site_at(config.url)
+        if peer and config.name not in self.no_clock:
+            return handshake.CLOCK, stamp(now), peer
+        return "", "", ""
 
 
 def describe(exc: BaseException) -> str:

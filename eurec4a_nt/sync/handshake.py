@@ -9,36 +9,54 @@ and what each says about itself.
 3. The listener checks it and answers with its own ``hello``, signing the same with
    its key, and its options. The dialler checks that, and the session begins.
 
-That costs two round trips before data flows. A reconnection costs one, on a resume
-ticket (:mod:`.tickets`): a listener gives a dialler that proved its site a fresh
-random ticket in its ``hello`` (option ``ticket``), good once, for that site only, for
-10 minutes. The next dial carries it (``X-NT-Ticket``) and the dialler's ``hello``
-signing it in place of a challenge (``X-NT-Hello``, kind ``dial on ticket``). The
-listener takes the ticket back for good, checks the signature, upgrades without a
-challenge and sends its ``hello`` (kind ``reply on ticket``, signing the dialler's
-nonce) followed at once by data. A ticket it does not hold (used already, another
-site's, expired, or issued before a restart) is refused with one log line, and the
-dial goes on as one without a ticket: the upgrade carries a challenge, and the
-dialler, seeing it, proves its site on it as in step 2. A dial whose ticket is good
-but whose signature is not is refused (``403``).
+That costs two round trips before data flows. A quick dial costs one: the dialler's
+``hello`` goes in the dial itself (``X-NT-Hello``), signing in place of a challenge
+either a resume ticket (:mod:`.tickets`) or its clock (:mod:`.clocks`), and the
+listener upgrades without a challenge and sends its ``hello`` followed at once by data.
+
+- On a ticket: a listener gives a dialler that proved its site a fresh random ticket in
+  its ``hello`` (option ``ticket``), good once, for that site only, for 10 minutes. The
+  next dial carries it (``X-NT-Ticket``) and the ``hello`` of kind ``dial on ticket``;
+  the listener takes the ticket back for good and answers ``reply on ticket``.
+- On clock, when the dialler holds no ticket but knows the site it dials (reached
+  before, or listing the link's URL in its keyring): the dial carries the dialler's
+  clock (``X-NT-Clock``, milliseconds since the epoch) and the ``hello`` of kind ``dial
+  on clock`` signing it with both site names and the dial's nonce. The listener takes
+  it if the clock is within a minute of its own and not before the listener started,
+  and it took no dial of that site with that nonce within the window (a memory of at
+  most 4,096, refusing rather than growing), and answers ``reply on clock``.
+
+A ticket a listener does not hold (used already, another site's, expired, or issued
+before a restart) or a clock it does not take (off by more than the window, before its
+start, a nonce used already, its memory full) is refused with one log line, and the
+dial goes on as one without: the upgrade carries a challenge, and the dialler, seeing
+it, proves its site on it as in step 2. A dial whose ticket or clock is good but whose
+signature is not is refused (``403``). A dialler prefers a ticket to its clock.
 
 Both sides also name, in a header of the upgrade (``X-NT-Takes``), what they take
 beyond the first release of this protocol: ``checkpoints`` (a log it lacks started
 from a checkpoint the other offers), ``tickets``, ``batches`` (small objects sent
 together in one compressed message, see :mod:`.wire`), ``refusals`` (it reads a
 ``refused`` message: why the other side cannot fetch a third site's data on its
-behalf, see :mod:`.refusals`) and ``ranges`` (it answers a ``ranges`` message with
+behalf, see :mod:`.refusals`), ``ranges`` (it answers a ``ranges`` message with
 verified parts of blocks, and is sent only the blocks of a read span it does not read
-in parts, see :mod:`.ranges`). A side naming nothing is sent only what every side of
-"link 2" reads, so both versions keep linking.
+in parts, see :mod:`.ranges`) and ``clock`` (it takes dials on clock; a dialler stops
+sending them to a listener whose upgrade does not say so, or that refuses one as
+malformed). A side naming nothing is sent only what every side of "link 2" reads, so
+both versions keep linking.
 
-Each side signs a challenge the other made up for this connection, or a ticket it
-made up for exactly one later connection, so a recorded handshake proves nothing on
-another connection (replaying one is refused), and no clock is needed but the
-tickets' expiry. Nothing but the two site names crosses before the dialler's proof;
-headers and options are parsed strictly (:class:`~eurec4a_nt.schema.LinkOptions`,
-:class:`~eurec4a_nt.schema.TicketDial`). Over plain HTTP a man in the middle could
-still relay a whole session; TLS (``https://`` links) closes that (docs/security.md).
+Each side signs a challenge the other made up for this connection, a ticket it made up
+for exactly one later connection, or, from a dialler, its clock and fresh nonce for
+this listener: a recorded dial replayed is refused by the listener's memory of nonces
+within the window and by its clock outside it (and after a restart, since dials signed
+before it are refused), so a recorded handshake proves nothing on another connection.
+Signing the listener's name keeps a dial made to one site from opening a link at
+another that trusts the same dialler. Nothing but the two site names crosses before the
+dialler's proof; headers and options are parsed strictly
+(:class:`~eurec4a_nt.schema.LinkOptions`, :class:`~eurec4a_nt.schema.TicketDial`,
+:class:`~eurec4a_nt.schema.ClockDial`). Over plain HTTP a man in the middle could still
+relay a whole session; TLS (``https://`` links) closes that, and a dial cannot be
+recorded there (docs/security.md).
 """
 
 from __future__ import annotations
@@ -57,7 +75,7 @@ from aiohttp import WSMsgType
 from ..entries import check_site
 from ..errors import BadInput, Forbidden, NTError, Unauthorized
 from ..keyring import Keyring, SiteKey, verify_signature
-from ..schema import LinkOptions, TicketDial, convert, decode
+from ..schema import ClockDial, LinkOptions, TicketDial, convert, decode
 
 #: Seconds a side waits for the other's ``hello``.
 HELLO_TIMEOUT = 30.0
@@ -71,15 +89,23 @@ UNTRUSTED = 4403
 REFUSED = "X-NT-Refused"
 #: Header of a dial and its upgrade: what the side takes beyond the first release.
 TAKES = "X-NT-Takes"
-#: Headers of a dial on a resume ticket: the ticket, and the dialler's ``hello`` signing it.
-TICKET, HELLO = "X-NT-Ticket", "X-NT-Hello"
+#: Headers of a dial on a resume ticket or on clock: the ticket or the dialler's clock,
+#: and the dialler's ``hello`` signing it.
+TICKET, CLOCK, HELLO = "X-NT-Ticket", "X-NT-Clock", "X-NT-Hello"
 #: What a ``hello`` proves: kinds of the signed text (see :func:`hello`).
 DIAL, REPLY, DIAL_ON_TICKET, REPLY_ON_TICKET = "dial", "reply", "dial on ticket", "reply on ticket"
+DIAL_ON_CLOCK, REPLY_ON_CLOCK = "dial on clock", "reply on clock"
 #: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), resume
 #: tickets (see :func:`takes_tickets`), batches of pieces (see :func:`takes_batches`),
-#: refusals (see :func:`takes_refusals`) and ranges (see :func:`takes_ranges`).
-_CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS, _RANGES = "checkpoints", "tickets", "batches", "refusals", "ranges"
-_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS} {_RANGES}"
+#: refusals (see :func:`takes_refusals`), ranges (see :func:`takes_ranges`) and dials on
+#: clock (see :func:`takes_clock`).
+_CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS, _RANGES, _CLOCK = (
+    "checkpoints", "tickets", "batches", "refusals", "ranges", "clock")
+_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS} {_RANGES} {_CLOCK}"
+#: A dial that proves the dialler's site at once: on a resume ticket or on its clock.
+QuickDial = TicketDial | ClockDial
+#: Per way of a quick dial: the kinds of the dialler's and of the listener's ``hello``.
+KINDS = {TICKET: (DIAL_ON_TICKET, REPLY_ON_TICKET), CLOCK: (DIAL_ON_CLOCK, REPLY_ON_CLOCK)}
 _NOTSENT_LOWAT = 128 << 10
 
 
@@ -111,12 +137,13 @@ async def receive_hello(ws: Any) -> str | None:
     return message.data if message.type == WSMsgType.TEXT else None
 
 
-def dial_headers(site: str, dial_nonce: str, ticket: str = "", signed: str = "") -> dict[str, str]:
+def dial_headers(site: str, dial_nonce: str, on: str = "", proof: str = "", signed: str = "") -> dict[str, str]:
     """The headers a dialling site opens with: who it is and its fresh nonce; on a
-    resume ticket also the ticket and its ``hello`` signing it (``signed``)."""
+    quick dial (``on`` :data:`TICKET` or :data:`CLOCK`) also the ticket or clock
+    (``proof``) and its ``hello`` signing it (``signed``)."""
     headers = {"X-NT-Site": site, "X-NT-Nonce": dial_nonce, TAKES: _TAKES}
-    if ticket:
-        headers |= {TICKET: ticket, HELLO: signed}
+    if on:
+        headers |= {on: proof, HELLO: signed}
     return headers
 
 
@@ -137,20 +164,33 @@ def check_dial(keyring: Keyring, own: str, headers: Mapping[str, str]) -> tuple[
     return site, dial_nonce
 
 
-def ticket_dial(headers: Mapping[str, str]) -> TicketDial | None:
-    """The ticket and signed ``hello`` a dial opens on, None for a dial without.
+def quick_dial(headers: Mapping[str, str]) -> QuickDial | None:
+    """The ticket or clock and the signed ``hello`` a dial opens on, None for a dial
+    without.
 
-    Raises :class:`BadInput` if either header is malformed or comes without the other.
+    Raises :class:`BadInput` if a header is malformed or comes without the other, or
+    if a dial carries both a ticket and a clock.
     """
+    if CLOCK in headers:
+        if TICKET in headers:
+            raise BadInput("a dial opens on a ticket (X-NT-Ticket) or on clock (X-NT-Clock), not both")
+        return convert({"clock": headers[CLOCK], "hello": headers.get(HELLO, "")}, ClockDial,
+                       "a dial on clock (X-NT-Clock, X-NT-Hello)")
     if TICKET not in headers and HELLO not in headers:
         return None
     return convert({"ticket": headers.get(TICKET, ""), "hello": headers.get(HELLO, "")}, TicketDial,
                    "a dial on a ticket (X-NT-Ticket, X-NT-Hello)")
 
 
+def proof_of(dial: QuickDial) -> tuple[str, str]:
+    """How a quick dial proves its site (:data:`TICKET` or :data:`CLOCK`, a key of
+    :data:`KINDS`) and what its ``hello`` signs in place of a challenge."""
+    return (TICKET, dial.ticket) if isinstance(dial, TicketDial) else (CLOCK, dial.clock)
+
+
 def reply_headers(site: str, challenge: str) -> dict[str, str]:
     """The headers a listening site upgrades with: who it is and its fresh challenge
-    (none, ``""``, when it took the dial's ticket)."""
+    (none, ``""``, when it took the dial's ticket or clock)."""
     return {"X-NT-Site": site, TAKES: _TAKES, **({"X-NT-Challenge": challenge} if challenge else {})}
 
 
@@ -190,11 +230,16 @@ def takes_ranges(headers: Mapping[str, str]) -> bool:
     return _takes(headers, _RANGES)
 
 
+def takes_clock(headers: Mapping[str, str]) -> bool:
+    """Whether the other side's upgrade says it takes dials on clock (an older version
+    says nothing: it is dialled with a challenge)."""
+    return _takes(headers, _CLOCK)
+
+
 def hello(kind: str, key: SiteKey, me: str, peer: str, dial_nonce: str, challenge: str,
           options: Mapping[str, Any]) -> str:
     """A ``hello`` message: ``kind`` is :data:`DIAL` or :data:`REPLY` (``challenge``
-    the listener's), or :data:`DIAL_ON_TICKET` or :data:`REPLY_ON_TICKET` (``challenge``
-    the ticket)."""
+    the listener's), or one of :data:`KINDS` (``challenge`` the ticket or clock)."""
     signature = key.sign(_proof_text(kind, me, peer, dial_nonce, challenge))
     return json.dumps({"type": "hello", "signature": signature, "options": dict(options)}, separators=(",", ":"))
 
@@ -227,18 +272,21 @@ def check_hello(kind: str, keyring: Keyring, signer: str, me: str, dial_nonce: s
     return {k: v for k, v in msgspec.to_builtins(body.options).items() if v is not None}
 
 
-def peer_site(headers: Mapping[str, str], ticket: str = "") -> tuple[str, str]:
+def peer_site(headers: Mapping[str, str], signed_for: str = "") -> tuple[str, str]:
     """The listener's site and challenge from its upgrade answer. The challenge is
-    ``""`` when the dial carried a ``ticket`` and the listener took it (its ``hello``
-    follows unasked). :class:`HandshakeError` if it sent no challenge otherwise
-    (another version, or not a site server)."""
+    ``""`` when the dial was a quick one signed for site ``signed_for`` and the
+    listener took it (its ``hello`` follows unasked). :class:`HandshakeError` if it
+    sent no challenge otherwise (another version, not a site server, or another site
+    than the dial was signed for)."""
     site, challenge = headers.get("X-NT-Site", ""), headers.get("X-NT-Challenge", "")
     try:
         check_site(site)
     except BadInput:
         raise HandshakeError("the server answering is not a site server of this version "
                              "(no X-NT-Site in its answer)") from None
-    if len(challenge) != 32 and not (ticket and not challenge):
+    if not challenge and signed_for and site != signed_for:
+        raise HandshakeError(f"the server answering is site {site}, not {signed_for}")
+    if len(challenge) != 32 and not (signed_for and not challenge):
         raise HandshakeError(f"site {site} sent no challenge: it runs another version of eurec4a-nt")
     return site, challenge
 

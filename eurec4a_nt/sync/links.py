@@ -22,6 +22,7 @@ from ..node import Node
 from ..tasks import spawn
 from ..tls import client_context
 from . import handshake
+from .clocks import Clocks
 from .config import LinkConfig
 from .core import Peer
 from .dialling import Dialler, describe
@@ -58,6 +59,8 @@ class Links:
         tls = client_context(ca_file) if ca_file else None
         #: Resume tickets given to sites that dialled in (:mod:`.tickets`).
         self.tickets = Tickets()
+        #: Dials on clock taken here since this server started (:mod:`.clocks`).
+        self.clocks = Clocks(time.time())
         self.dialler = Dialler(node, self.partials, self.exchange.meter, self._state, self._run, tls)
 
     @property
@@ -113,19 +116,22 @@ class Links:
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
         """Take a peer's dialled connection: refuse a site not in the keyring at once,
-        else run a session once the peer proved its site: on the resume ticket its dial
-        carries (upgrading without a challenge), or on a fresh challenge (a dial without
-        a ticket, or whose ticket is not held here: one log line). A proof that fails
-        closes the connection, or refuses the dial, with one log line."""
+        else run a session once the peer proved its site: on the resume ticket or the
+        clock its dial carries (upgrading without a challenge), or on a fresh challenge
+        (a dial without either, or whose ticket or clock is not taken here: one log
+        line). A proof that fails closes the connection, or refuses the dial, with one
+        log line."""
         store, own = self.node.store, self.node.site
         try:
             site, nonce = handshake.check_dial(store.keyring, own, request.headers)
-            resume = handshake.ticket_dial(request.headers)
-            ticket = self._redeem(site, request, resume.ticket) if resume else ""
-            options = (handshake.check_hello(handshake.DIAL_ON_TICKET, store.keyring, site, own, nonce, ticket,
-                                             resume.hello) if resume and ticket else None)
+            quick = handshake.quick_dial(request.headers)
+            on, proof = self._admit(site, nonce, request, quick) if quick else ("", "")
+            options = (handshake.check_hello(handshake.KINDS[on][0], store.keyring, site, own, nonce, proof,
+                                             quick.hello) if quick and proof else None)
         except NTError as exc:
             return self._refuse(request.headers.get("X-NT-Site") or request.remote or "?", request, exc)
+        if on == handshake.CLOCK and options is not None:
+            self.clocks.remember(site, nonce, proof)
         challenge = "" if options is not None else handshake.nonce()
         ws = web.WebSocketResponse(heartbeat=handshake.HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=False)
         ws.headers.update(handshake.reply_headers(own, challenge))
@@ -141,8 +147,8 @@ class Links:
         mine = self._state(None, site, check_topics(options.get("push") or []))
         if handshake.takes_tickets(request.headers):
             mine["ticket"] = self.tickets.issue(site, time.time())
-        kind = handshake.REPLY_ON_TICKET if ticket else handshake.REPLY
-        await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, ticket or challenge, mine))
+        kind = handshake.KINDS[on][1] if proof else handshake.REPLY
+        await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, proof or challenge, mine))
         await self._run(Peer(site, None, options, self.partials,
                              checkpoints=handshake.takes_checkpoints(request.headers),
                              batches=handshake.takes_batches(request.headers),
@@ -150,15 +156,20 @@ class Links:
                              ranges=handshake.takes_ranges(request.headers)), ws)
         return ws
 
-    def _redeem(self, site: str, request: web.Request, ticket: str) -> str:
-        """``ticket`` if ``site`` may open this link on it (it is used up either way),
-        else ``""`` with one log line: the dial goes on as one without a ticket."""
-        why = self.tickets.redeem(site, ticket, time.time())
+    def _admit(self, site: str, nonce: str, request: web.Request, quick: handshake.QuickDial) -> tuple[str, str]:
+        """How ``site`` may open this link at once (:data:`~.handshake.TICKET` or
+        :data:`~.handshake.CLOCK`) and the ticket (used up either way) or clock its
+        ``hello`` signs, or ``("", "")`` with one log line: the dial goes on as one
+        without either, on a fresh challenge."""
+        on, proof = handshake.proof_of(quick)
+        now = time.time()
+        why = (self.tickets.redeem(site, proof, now) if on == handshake.TICKET else
+               self.clocks.check(site, nonce, proof, now))
         if why:
-            log.warning("refused a resume ticket from %s (%s): %s; asking for a proof on a fresh challenge",
-                        site, request.remote, why)
-            return ""
-        return ticket
+            log.warning("refused a %s from %s (%s): %s; asking for a proof on a fresh challenge",
+                        "resume ticket" if on == handshake.TICKET else "dial on clock", site, request.remote, why)
+            return "", ""
+        return on, proof
 
     def _refuse(self, who: str, request: web.Request, exc: BaseException) -> web.Response:
         """Log and list a refused dial; the answer that says why (before an upgrade)."""
