@@ -37,6 +37,8 @@ import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata
 from eurec4a_nt.demokit.emulator import LinkProfile, Outages
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
+from eurec4a_nt.keyring import Keyring, KeyringSite
+from eurec4a_nt.sitestore import SiteStore
 
 from .common import PLOTS, Result
 from .peers import (
@@ -209,6 +211,10 @@ class Sites:
         return ship
 
     def start_ship(self, link: Link, push: tuple[str, ...] = (), prefetch: tuple[str, ...] = ()) -> SiteProcess:
+        """Start the ship dialling the hub over ``link``; its keyring lists the hub at the
+        link's URL, as a campaign keyring lists the hub's, so its first dial is on clock."""
+        hub = Keyring.load(self.root / "keyring.yaml").sites[HUB]
+        SiteStore(self.root / SHIP).trust(Keyring({HUB: KeyringSite(HUB, hub.public_key, [link.url])}))
         args = ["--link", link.url]
         for topic in push:
             args += ["--push", topic]
