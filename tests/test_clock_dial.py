@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from server_kit import start, start_with_sonde, status
-from test_hostile_link import Dialler, bco, log_since
+from test_hostile_link import Dialler, FakeHub, bco, log_since
 
 from eurec4a_nt.demokit.campaign import wait_until
 from eurec4a_nt.demokit.emulator import EmulatorThread, LinkProfile
@@ -190,6 +190,20 @@ def test_a_dialler_not_naming_clock_links_on_a_challenge(hub: SiteProcess) -> No
 
     answer = asyncio.run(run())
     assert answer.type == aiohttp.WSMsgType.TEXT and "heads" in json.loads(answer.data)["options"]
+
+
+@pytest.mark.timeout(120)
+def test_a_dialler_sends_no_clock_to_a_listener_refusing_it_as_malformed(hub: SiteProcess, tmp_path: Path) -> None:
+    with FakeHub("no-clock") as fake:
+        url, root = f"http://127.0.0.1:{fake.port}", hub.store.parent
+        SiteStore(root / "RV-Meteor").trust(Keyring({"OPS": KeyringSite("OPS", SiteStore(hub.store).key.public_key,
+                                                                        [url])}))
+        ship = SiteProcess(root / "RV-Meteor", args=["--link", url], log=tmp_path / "ship.log").start()
+        try:
+            wait_until(lambda: fake.dials >= 3, 60, "three dials")
+        finally:
+            ship.stop()
+    assert fake.on_clock[:3] == [True, False, False]
 
 
 @pytest.mark.timeout(120)

@@ -438,11 +438,14 @@ def test_a_flood_of_made_up_ids_records_no_wants(hub: SiteProcess) -> None:
 
 
 class FakeHub:
-    """A server at /link that answers dials with a nonsense handshake, counting them."""
+    """A server at /link that answers dials with a nonsense handshake, counting them
+    and noting which were on clock (``no-clock``: one on clock is ``400``, as from a
+    version that reads ``X-NT-Hello`` only with a ticket)."""
 
     def __init__(self, behaviour: str, recorded: str = "") -> None:
         self.behaviour, self.recorded = behaviour, recorded
         self.dials = 0
+        self.on_clock: list[bool] = []
         self.port = free_port()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -450,8 +453,11 @@ class FakeHub:
 
     async def link(self, request: web.Request) -> web.StreamResponse:
         self.dials += 1
+        self.on_clock.append(handshake.CLOCK in request.headers)
         if self.behaviour == "plain":
             return web.Response(text="hello")
+        if self.behaviour == "no-clock" and self.on_clock[-1]:
+            return web.json_response({"error": "bad-input"}, status=400)
         ws = web.WebSocketResponse()
         challenge = "c" * 32 if self.behaviour != "no-challenge" else ""
         ws.headers.update({"X-NT-Site": "OPS", "X-NT-Challenge": challenge})
