@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,7 @@ from test_hostile_link import Dialler, bco, log_since, weathers, zstd_bomb
 
 import eurec4a_nt as nt
 from eurec4a_nt import hashtree
-from eurec4a_nt.chunking import FileRecord, cut_bytes
+from eurec4a_nt.chunking import Block, FileRecord, cut_bytes
 from eurec4a_nt.demokit.sites import SiteProcess
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.ids import ObjectId
@@ -71,6 +72,67 @@ async def next_message(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: 
                     return None
     except TimeoutError:
         return None
+
+
+@dataclass(frozen=True)
+class BcoFile:
+    """3 MiB of random bytes of BCO's (played by the tests): its file record, the record's
+    id, and its first block with that block's bytes."""
+
+    data: bytes
+    record: bytes
+    root: ObjectId
+    block: Block
+    content: bytes
+
+    @classmethod
+    def make(cls) -> BcoFile:
+        data = os.urandom(3 << 20)
+        cut = list(cut_bytes(data, trees=True))
+        record = FileRecord(len(data), tuple(b for b, _ in cut)).to_bytes()
+        block, content = cut[0]
+        return cls(data, record, ObjectId.of(record), block, bytes(content))
+
+    @property
+    def start(self) -> int:
+        """Where the tests read 1,000 bytes: the middle of the first block."""
+        return self.block.length // 2
+
+    def assert_only_right_served(self, damaged: requests.Response, good: requests.Response) -> None:
+        """The read answered with a wrong proof failed with none of the bytes; the other
+        got them."""
+        wanted = self.data[self.start:self.start + 1000]
+        assert damaged.status_code >= 400 and wanted not in damaged.content
+        assert good.status_code == 206 and good.content == wanted
+
+
+async def _wrong_then_right(ws: aiohttp.ClientWebSocketResponse, url: str, bco_file: BcoFile,
+                            timeout: float) -> list[requests.Response]:
+    """Two reads at ``url`` of 1,000 bytes in the middle of ``bco_file``'s first block,
+    each answered as the hub asks over ``ws`` (the file record the first time, then the
+    leaves holding the bytes): the first with leaves whose proof is wrong, the second with
+    leaves that check."""
+    start = bco_file.start
+    out = []
+    for damaged in (True, False):
+        reading = asyncio.create_task(asyncio.to_thread(
+            requests.get, url, headers={"Range": f"bytes={start}-{start + 999}"}, timeout=TIMEOUT))
+        if damaged:
+            assert await next_message(ws, "want", timeout=timeout) is not None
+            record = bco_file.record
+            await ws.send_bytes(Piece(bco_file.root, RAW, None, 0, len(record), record).pack())
+        asked = await next_message(ws, "ranges", timeout=timeout)
+        assert asked is not None
+        block = bco_file.block
+        (oid, first, last), = json.loads(asked.data)["ranges"]
+        assert (oid, first, last) == (block.id, *hashtree.span(block.length, start, start + 1000))
+        message = bytearray(answer(block.id, bco_file.content, first, last))
+        if damaged:
+            message[-5] ^= 0xFF
+        await ws.send_bytes(bytes(message))
+        out.append(await reading)
+    await ws.close()
+    return out
 
 
 def ranges(*items: list[Any]) -> str:
@@ -159,18 +221,9 @@ def test_leaves_with_a_wrong_proof_are_never_served(hub: tuple[SiteProcess, byte
     for the leaves the read needs. Leaves with a wrong proof fail the read (no byte of them
     is served); asked again, leaves that check are served."""
     proc, _, _ = hub
-    data = os.urandom(3 << 20)
-    cut = list(cut_bytes(data, trees=True))
-    record = FileRecord(len(data), tuple(b for b, _ in cut)).to_bytes()
-    block, content = cut[0]
-    root = ObjectId.of(record)
-    entry = Entry("sonde.nc", "file", root, len(data), "netcdf")
+    bco_file = BcoFile.make()
+    entry = Entry("sonde.nc", "file", bco_file.root, len(bco_file.data), "netcdf")
     commit = make_commit(bco(proc).key, "BCO", 1, None, [Change("put", entry.name, entry)])
-    start, url = block.length // 2, f"{proc.url}/data/BCO/sonde.nc"
-
-    async def read() -> requests.Response:
-        return await asyncio.to_thread(requests.get, url, headers={"Range": f"bytes={start}-{start + 999}"},
-                                       timeout=TIMEOUT)
 
     async def run() -> list[requests.Response]:
         dialler = Dialler(proc)
@@ -178,28 +231,10 @@ def test_leaves_with_a_wrong_proof_are_never_served(hub: tuple[SiteProcess, byte
             ws, _ = await dialler.open(http)
             await ws.send_str(json.dumps({"type": "commits", "raws": [commit.raw.decode()]}))
             assert await next_message(ws, "heads") is not None
-            out = []
-            for damaged in (True, False):
-                reading = asyncio.create_task(read())
-                if damaged:
-                    assert await next_message(ws, "want") is not None
-                    await ws.send_bytes(Piece(root, RAW, None, 0, len(record), record).pack())
-                asked = await next_message(ws, "ranges")
-                assert asked is not None
-                (oid, first, last), = json.loads(asked.data)["ranges"]
-                assert (oid, first, last) == (block.id, *hashtree.span(block.length, start, start + 1000))
-                message = bytearray(answer(block.id, content, first, last))
-                if damaged:
-                    message[-5] ^= 0xFF
-                await ws.send_bytes(bytes(message))
-                out.append(await reading)
-            await ws.close()
-            return out
+            return await _wrong_then_right(ws, f"{proc.url}/data/BCO/sonde.nc", bco_file, timeout=10)
 
     before = proc.log_path.read_text()
-    damaged, good = asyncio.run(run())
-    assert damaged.status_code >= 400 and content[start:start + 1000] not in damaged.content
-    assert good.status_code == 206 and good.content == data[start:start + 1000]
+    bco_file.assert_only_right_served(*asyncio.run(run()))
     assert "does not match the block's tree root" in log_since(proc, before)
 
 
@@ -235,21 +270,12 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
     the record it holds before passing anything on. Leaves with a wrong proof never leave
     the hub (the read fails); leaves that check reach the reader, verified again there."""
     proc, _, _ = hub
-    data = os.urandom(3 << 20)
-    cut = list(cut_bytes(data, trees=True))
-    record = FileRecord(len(data), tuple(b for b, _ in cut)).to_bytes()
-    block, content = cut[0]
-    root = ObjectId.of(record)
-    entry = Entry("relayed.nc", "file", root, len(data), "netcdf")
+    bco_file = BcoFile.make()
+    entry = Entry("relayed.nc", "file", bco_file.root, len(bco_file.data), "netcdf")
     last = ([None, *SiteStore(proc.store).log("BCO")])[-1]  # after the commits of other tests, if any
     commit = make_commit(bco(proc).key, "BCO", last.seq + 1 if last else 1, last.id if last else None,
                          [Change("put", entry.name, entry)])
     ship = start(proc.store.parent, "RV-Meteor", args=["--upstream", proc.url])
-    start_, url = block.length // 2, f"{ship.url}/data/BCO/relayed.nc"
-
-    async def read() -> requests.Response:
-        return await asyncio.to_thread(requests.get, url, headers={"Range": f"bytes={start_}-{start_ + 999}"},
-                                       timeout=TIMEOUT)
 
     async def run() -> list[requests.Response]:
         dialler = Dialler(proc)
@@ -259,31 +285,13 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
             known = f"{ship.url}/api/sites/BCO/entries"
             await asyncio.to_thread(wait_for, lambda: any(e["name"] == entry.name for e in requests.get(
                 known, timeout=TIMEOUT).json()["entries"]), 30, "BCO's entry at RV-Meteor")
-            out = []
-            for damaged in (True, False):
-                reading = asyncio.create_task(read())
-                if damaged:
-                    assert await next_message(ws, "want", timeout=30) is not None
-                    await ws.send_bytes(Piece(root, RAW, None, 0, len(record), record).pack())
-                asked = await next_message(ws, "ranges", timeout=30)
-                assert asked is not None
-                (oid, first, last), = json.loads(asked.data)["ranges"]
-                assert (oid, first, last) == (block.id, *hashtree.span(block.length, start_, start_ + 1000))
-                message = bytearray(answer(block.id, content, first, last))
-                if damaged:
-                    message[-5] ^= 0xFF
-                await ws.send_bytes(bytes(message))
-                out.append(await reading)
-            await ws.close()
-            return out
+            return await _wrong_then_right(ws, f"{ship.url}/data/BCO/relayed.nc", bco_file, timeout=30)
 
     before = proc.log_path.read_text()
     try:
-        damaged, good = asyncio.run(run())
-        assert damaged.status_code >= 400 and content[start_:start_ + 1000] not in damaged.content
-        assert good.status_code == 206 and good.content == data[start_:start_ + 1000]
+        bco_file.assert_only_right_served(*asyncio.run(run()))
         assert "does not match the block's tree root" in log_since(proc, before)
         assert "does not match" not in ship.log_path.read_text()  # nothing damaged got past the hub
-        assert not SiteStore(proc.store).objects.has(block.id)  # only its leaves crossed, not the block
+        assert not SiteStore(proc.store).objects.has(bco_file.block.id)  # only its leaves crossed, not the block
     finally:
         ship.stop()
