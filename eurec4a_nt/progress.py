@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass
+class _Hidden:
+    """A bar nobody sees (``enabled=False``): it counts, so tqdm is not even imported."""
+
+    total: int | None = None
+    n: int = 0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def refresh(self) -> None:
+        """Nothing to draw."""
 
 
 @contextmanager
@@ -19,6 +34,9 @@ def progress_bar(total: int, description: str, enabled: bool | None = None, unit
     an error or a timeout, is red. ``enabled=None`` shows it only where someone watches
     (a terminal or a notebook).
     """
+    if enabled is False:
+        yield _Hidden(total or None)
+        return
     from tqdm.auto import tqdm
 
     sizes = {"unit_scale": True, "unit_divisor": 1000} if unit == "B" else {}

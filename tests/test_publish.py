@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import filecmp
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -311,6 +313,18 @@ def test_many_small_files_are_written_in_groups(store: SiteStore, tmp_path: Path
     assert len(calls) == 1  # 300 blocks and 300 records made durable together
     assert store.log(SITE).seq == 1
     assert nt.open_catalog(store=store.path)[SITE]["notes/note-007.txt"].read() == b"note 7\n"
+
+
+def test_publishing_without_a_progress_bar_does_not_load_one(store: SiteStore, tmp_path: Path) -> None:
+    """``progress=False`` costs nothing: tqdm (tens of milliseconds to import) stays unloaded."""
+    (tmp_path / "a.txt").write_text("a\n")
+    script = ("import sys, eurec4a_nt as nt\n"
+              "nt.publish(sys.argv[1], 'a.txt', store=sys.argv[2], progress=False)\n"
+              "print('tqdm' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.txt"), str(store.path)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["False"]
+    assert store.log(SITE).seq == 1
 
 
 def test_a_failed_publish_of_many_paths_commits_nothing(store: SiteStore, tmp_path: Path) -> None:
