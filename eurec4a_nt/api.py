@@ -97,8 +97,8 @@ def publish(obj: Any, name: str | None = None, topics: str | Sequence[str] = (),
     names = [check_name(f"{name}/{Path(os.fspath(p)).name}") for p in items] if many or into else [name]
     target = _target(store, server, token)
     tmp_dir = getattr(target, "tmp_dir", None)
-    with (progress_bar(sum(total_size(o) for o in items), f"publish {name}", progress,
-                       estimated=True) as bar,
+    total = 0 if progress is False else sum(total_size(o) for o in items)  # a stat or more per path
+    with (progress_bar(total, f"publish {name}", progress, estimated=True) as bar,
           GroupCommit(target.sink) as sink):
         batches = Batches(target, len(items), durable=sink.flush, prefix=posixpath.commonpath(names))
         for item, item_name in zip(items, names, strict=True):

@@ -241,9 +241,10 @@ def record_file(
     storing or uploading. ``progress`` is called with byte counts. Raise
     :class:`Corrupt` if the file changes size while it is read.
     """
-    if os.path.getsize(path) <= MAX_BLOCK:
-        with open(path, "rb", buffering=0) as f:
-            data = f.read()
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(size + 1) if size <= MAX_BLOCK else None  # one more: a file that grew
+    if data is not None:
         record = record_bytes(data, put_blocks, trees)
         if progress and data:
             progress(len(data))

@@ -45,13 +45,17 @@ def _put_record(record: FileRecord, sink: Sink) -> ObjectId:
     return sink.put(record.to_bytes())
 
 
-def store_file(path: Path, sink: Sink, progress: Progress | None = None) -> tuple[ObjectId, int]:
+def store_file(path: Path, sink: Sink, progress: Progress | None = None,
+               head: bytes | None = None) -> tuple[ObjectId, int]:
     """Store a file as blocks plus a file record; return the record's id and the size.
 
     The record of a netCDF4/HDF5 file carries its zarr view (see :mod:`.references`)
-    and the hash tree root of each block, so its chunks can be read in verified parts."""
-    with open(path, "rb") as f:
-        hdf5 = f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    and the hash tree root of each block, so its chunks can be read in verified parts.
+    ``head`` is the file's first bytes where the caller has read them already."""
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(len(HDF5_SIGNATURE))
+    hdf5 = head.startswith(HDF5_SIGNATURE)
     record = record_file(path, sink.put_many, progress, trees=hdf5)  # its chunks are read in parts
     refs = hdf5_references(path) if hdf5 else None
     if refs is not None:
@@ -163,7 +167,7 @@ def build_entry(obj: Any, name: str, sink: Sink, *, topics: Any = (), descriptio
         return Entry(name, kind, root, manifest.size, format or kind, **common)
     with open(path, "rb") as f:
         head = f.read(16)
-    root, size = store_file(path, sink, progress)
+    root, size = store_file(path, sink, progress, head)
     return Entry(name, "file", root, size, format or guess_format(path.name, head), **common)
 
 

@@ -6,6 +6,7 @@ reached through s3fs exactly as a hub's store would be.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
@@ -28,6 +29,7 @@ from eurec4a_nt.errors import Corrupt, ObjectMissing, StoreFull
 from eurec4a_nt.fsck import fsck
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.sitestore import SiteStore
+from eurec4a_nt.stores import local
 from eurec4a_nt.stores.base import ObjectStore
 from eurec4a_nt.stores.cached import CachingStore
 from eurec4a_nt.stores.capped import CappedStore
@@ -250,8 +252,8 @@ def test_local_disk_full_is_store_full(tmp_path: Path, monkeypatch: pytest.Monke
     data = sample(100, seed=5)
     oid = ObjectId.of(data)
     # The temporary name is made a link to /dev/full, where every write fails with ENOSPC.
-    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=0))
-    os.symlink("/dev/full", store.tmp / f"{oid}.{uuid.UUID(int=0).hex}")
+    monkeypatch.setattr(local, "_tmp_count", itertools.count())
+    os.symlink("/dev/full", store.tmp / f"{oid}.{local._TMP_TAG}-{os.getpid()}-0")
     with pytest.raises(StoreFull) as info:
         store.put(data)
     assert "no space left" in str(info.value)

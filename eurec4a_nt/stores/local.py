@@ -9,8 +9,10 @@ the filesystem's journal take their fsyncs together.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import itertools
 import os
 import shutil
 import time
@@ -26,6 +28,10 @@ from .base import ObjectStore, checked
 
 #: Age after which a temporary file or folder counts as left behind by a killed writer.
 _STALE_TMP_SECONDS = 3600
+#: Temporary names: a tag drawn once, the process id (a forked child shares the tag) and a
+#: count, rather than random bytes asked for at every write.
+_TMP_TAG = uuid.uuid4().hex[:16]
+_tmp_count = itertools.count()
 #: Objects :meth:`LocalStore.put_many` verifies and writes at once (threads shared by
 #: every store of the process).
 _WRITERS = 4
@@ -44,10 +50,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes | memoryview, tmp_dir: Path) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes | memoryview, tmp_dir: str | os.PathLike[str]) -> None:
     """Write ``data`` to ``path`` through a fsynced temporary file and a rename (the
     folder of ``path`` is made on the first write into it)."""
-    tmp = tmp_dir / f"{path.name}.{uuid.uuid4().hex}"
+    path, tmp_dir = os.fspath(path), os.fspath(tmp_dir)
+    tmp = f"{tmp_dir}/{os.path.basename(path)}.{_TMP_TAG}-{os.getpid()}-{next(_tmp_count)}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         try:
@@ -60,13 +67,14 @@ def write_atomic(path: Path, data: bytes | memoryview, tmp_dir: Path) -> None:
         try:
             os.replace(tmp, path)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StoreFull(f"no space left to write {path.name} under {tmp_dir.parent}: "
-                            "free disk space or lower the cache cap") from None
+            raise StoreFull(f"no space left to write {os.path.basename(path)} under "
+                            f"{os.path.dirname(tmp_dir)}: free disk space or lower the cache cap") from None
         raise
 
 
@@ -81,6 +89,7 @@ class LocalStore(ObjectStore):
         self.tmp = self.root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._objects, self._tmp = os.fspath(self.objects), os.fspath(self.tmp)  # for many writes
         self._clean_tmp()
 
     def __repr__(self) -> str:
@@ -119,8 +128,12 @@ class LocalStore(ObjectStore):
         except FileNotFoundError:
             raise ObjectMissing(f"object {oid} is not in {self.root}") from None
 
+    def _name(self, oid: ObjectId) -> str:
+        """:meth:`_path` as a string, cheaper where every object pays for it."""
+        return f"{self._objects}/{oid[:2]}/{oid}"
+
     def _write(self, oid: ObjectId, data: bytes | memoryview) -> None:
-        write_atomic(self._path(oid), data, self.tmp)
+        write_atomic(self._name(oid), data, self._tmp)
 
     def _put_new(self, item: Item) -> bool:
         """Like :meth:`ObjectStore._put_new`, writing the bytes as they are: a block of a
@@ -175,7 +188,7 @@ class LocalStore(ObjectStore):
             _fsync_dir(folders[0])
 
     def has(self, oid: ObjectId) -> bool:
-        return self._path(oid).exists()
+        return os.path.exists(self._name(oid))
 
     def size(self, oid: ObjectId) -> int:
         try:
