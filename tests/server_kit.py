@@ -67,6 +67,11 @@ def status(url: str) -> dict[str, Any]:
     return requests.get(url + "/api/status", timeout=TIMEOUT).json()
 
 
+def listed(url: str, site: str) -> list[dict[str, Any]]:
+    """The entries ``url`` lists for ``site``; none while it does not know the site yet (404)."""
+    return requests.get(f"{url}/api/sites/{site}/entries", timeout=TIMEOUT).json().get("entries", [])
+
+
 def auth(proc: SiteProcess) -> dict[str, str]:
     return {"Authorization": f"Bearer {proc.token}"}
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import xarray as xr
-from server_kit import TIMEOUT, start, status, wait_for
+from server_kit import TIMEOUT, listed, start, status, wait_for
 
 import eurec4a_nt as nt
 from eurec4a_nt import hashtree
@@ -48,9 +48,7 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linked]:
             chunked, engine="h5netcdf", encoding={"spectra": {"chunksizes": (50, 500)}})
         nt.publish(chunked, name=VIEWED, server=ship.url, token=ship.token, progress=False)
         hub = start(root / "sites", HUB, args=["--upstream", ship.url])
-        wait_for(lambda: {NAME, VIEWED} <= {e["name"] for e in requests.get(
-            f"{hub.url}/api/sites/{SHIP}/entries", timeout=TIMEOUT).json().get("entries", [])},
-                 what="the entries at OPS")
+        wait_for(lambda: {NAME, VIEWED} <= {e["name"] for e in listed(hub.url, SHIP)}, what="the entries at OPS")
         yield ship, hub, path, record
     finally:
         if hub is not None:

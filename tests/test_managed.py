@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from server_kit import TIMEOUT, assert_error, auth, start, wait_for
+from server_kit import TIMEOUT, assert_error, auth, listed, start, wait_for
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata
@@ -44,8 +44,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campaign]:
                        server=ship.url, token=ship.token, progress=False)
         nt.publish(sampledata.quicklook_png(root / "ql.png", seed=9, target_bytes=5_000), name="ql.png",
                    topics=["quicklook"], server=ship.url, token=ship.token, progress=False)
-        wait_for(lambda: len(requests.get(f"{c.hub.url}/api/sites/RV-Meteor/entries", timeout=TIMEOUT)
-                             .json()["entries"]) == 4, 30, "the ship's entries at OPS")
+        wait_for(lambda: len(listed(c.hub.url, "RV-Meteor")) == 4, 30, "the ship's entries at OPS")
         yield c
 
 

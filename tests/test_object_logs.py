@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from server_kit import listed
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit.campaign import wait_until
@@ -125,8 +126,7 @@ def test_servers_on_one_bucket_serve_and_push_each_others_commits(aws: dict[str,
         answer = requests.get(f"{b.url}/data/{HUB}/ql/1.txt", timeout=10)
         assert answer.status_code == 200 and answer.content == files[1].read_bytes()
         # the ship, linked to B only, gets the entries published through A too
-        wait_until(lambda: len(requests.get(f"{meteor.url}/api/sites/{HUB}/entries", timeout=10)
-                               .json()["entries"]) == 16, 60, "every entry at the ship")
+        wait_until(lambda: len(listed(meteor.url, HUB)) == 16, 60, "every entry at the ship")
         wait_until(lambda: requests.get(f"{meteor.url}/data/{HUB}/ql/3.txt", timeout=10).content
                    == files[3].read_bytes(), 30, "data of an entry published through A at the ship")
         assert a.status()["forks"] == [] and b.status()["forks"] == []

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 import xarray as xr
-from server_kit import TIMEOUT, status
+from server_kit import TIMEOUT, listed, status
 
 import eurec4a_nt as nt
 from eurec4a_nt import hashtree
@@ -44,8 +44,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         entry = nt.publish(path, name=NAME, server=ship.url, token=ship.token, progress=False)
         record = FileRecord.from_bytes(SiteStore(root / "c" / SHIP).objects.get(entry.root))
         for site in (c.hub, c.sites[OPS]):
-            wait_until(lambda s=site: NAME in {e["name"] for e in requests.get(
-                f"{s.url}/api/sites/{SHIP}/entries", timeout=TIMEOUT).json().get("entries", [])}, 30, "the entry known")
+            wait_until(lambda s=site: NAME in {e["name"] for e in listed(s.url, SHIP)}, 30, "the entry known")
         yield c, path, record, values
 
 
