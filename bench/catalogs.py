@@ -186,6 +186,9 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
             figures["search q= over all (ms)"] = statistics.median(
                 timed_get(f"{url}/api/sites/{SITE}/entries?q=lidar&limit=100&n={i}")[0]
                 for i in range(3)) * 1000
+            name = names(n)[0][0]
+            figures["an entry's versions (ms)"] = statistics.median(
+                timed_get(f"{url}/api/sites/{SITE}/versions/{name}")[0] for _ in range(5)) * 1000
             figures["newest page (ms)"] = statistics.median(
                 timed_get(f"{url}/api/sites/{SITE}/entries?order=newest&limit=100")[0] for _ in range(5)) * 1000
         figures["/health slowest meanwhile, warm (ms)"] = probe.peak * 1000
