@@ -69,6 +69,16 @@ def test_quicklook_reaches_other_ship_via_hub_and_raw_stays(campaign: Campaign, 
 
 
 @pytest.mark.timeout(90)
+def test_a_hub_with_ships_linked_stops_cleanly_on_sigterm_and_they_link_again(campaign: Campaign) -> None:
+    hub = campaign.hub
+    hub.stop()  # SIGTERM; SIGKILL if still running after 10 s
+    assert hub.proc is not None and hub.proc.returncode == 0, "the hub had to be killed: its links held it"
+    hub.start()
+    campaign.wait_connected()
+    assert "did not stop cleanly" not in hub.log_path.read_text()
+
+
+@pytest.mark.timeout(90)
 def test_lazy_read_moves_only_blocks_read_and_once(campaign: Campaign, tmp_path: Path) -> None:
     meteor, hub = campaign.sites["RV-Meteor"], campaign.hub
     raw = sampledata.raw_file(tmp_path / "raw.bin", size=12_000_000, seed=3)

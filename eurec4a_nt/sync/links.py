@@ -75,6 +75,8 @@ class Links:
         self._tasks = [asyncio.create_task(self.dialler.dial(c)) for c in self.configs]
 
     async def stop(self) -> None:
+        """Stop dialling, close every session (dialled or dialled in) and fail the reads
+        waiting on them; calling it again does nothing more."""
         for task in self._tasks:
             task.cancel()
         for session in list(self.sessions.values()):
