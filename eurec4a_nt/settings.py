@@ -94,6 +94,16 @@ MIN_READ_AHEAD, MAX_READ_AHEAD = 1 << 20, 1 << 30
 #: Seconds a URL for a direct read is good for (``direct-reads-expiry``), by default and
 #: at most (S3 signs for at most 7 days).
 DIRECT_READS_EXPIRY, MAX_DIRECT_READS_EXPIRY = 900, 7 * 24 * 3600
+#: Seconds a connection may take to send a whole request head, and stay idle between
+#: requests (``head-timeout``): a client sending its head a byte at a time (slowloris)
+#: is closed after it. Streamed uploads, long polls and links, once their head is in,
+#: are not bound.
+HEAD_TIMEOUT = 60
+#: Seconds a body read whole (JSON, a form, one object) may take to arrive
+#: (``body-timeout``): a client sending it a byte at a time is answered 408 after it.
+BODY_TIMEOUT = 120
+#: The longest either timeout may be set to.
+MAX_TIMEOUT = 3600
 
 
 class ServerSettings(Strict):
@@ -117,8 +127,13 @@ class ServerSettings(Strict):
     read_ahead: Size | None = None
     direct_reads: bool = False
     direct_reads_expiry: int = DIRECT_READS_EXPIRY
+    head_timeout: int = HEAD_TIMEOUT
+    body_timeout: int = BODY_TIMEOUT
 
     def __post_init__(self) -> None:
+        for name, seconds in (("head-timeout", self.head_timeout), ("body-timeout", self.body_timeout)):
+            if not 1 <= seconds <= MAX_TIMEOUT:
+                raise ValueError(f"{name} {seconds} s is out of range: use 1 to {MAX_TIMEOUT} seconds")
         if self.read_ahead is not None and not MIN_READ_AHEAD <= self.read_ahead <= MAX_READ_AHEAD:
             raise ValueError(f"read-ahead {self.read_ahead} bytes is out of range: use 1MiB to 1GiB")
         if not 1 <= self.direct_reads_expiry <= MAX_DIRECT_READS_EXPIRY:

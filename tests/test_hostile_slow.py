@@ -1,7 +1,10 @@
 """Slow clients against a real server: hundreds of connections that send a request head
-a few bytes at a time (slowloris). The server has more file descriptors than the usual
-soft limit of 1024 allows, closes each such connection once its head is overdue, and
-/health answers throughout."""
+a few bytes at a time (slowloris), and bodies sent a byte at a time. The server has more
+file descriptors than the usual soft limit of 1024 allows, closes each such connection
+once its head is overdue (``--head-timeout``), answers an overdue body 408
+(``--body-timeout``), and /health answers throughout. The servers here run with
+timeouts of :data:`HEAD_TIMEOUT` and :data:`BODY_TIMEOUT` seconds, the defaults being a
+minute and two."""
 
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ import requests
 from server_kit import TIMEOUT, start
 
 from eurec4a_nt.demokit.sites import SiteProcess
-from eurec4a_nt.server.context import BODY_TIMEOUT
-from eurec4a_nt.server.run import REQUEST_HEAD_TIMEOUT
 
 SOFT_LIMIT = 256
 SLOW = 400
+HEAD_TIMEOUT = BODY_TIMEOUT = 10
+TIMEOUTS = ("--head-timeout", str(HEAD_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT))
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ def cramped(tmp_path: Path) -> Iterator[SiteProcess]:
         pytest.skip(f"hard limit of open files {hard} too low for this test")
     resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT_LIMIT, hard))
     try:
-        proc = start(tmp_path / "sites", "RV-Meteor")
+        proc = start(tmp_path / "sites", "RV-Meteor", args=TIMEOUTS)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     try:
@@ -44,7 +47,7 @@ def health(proc: SiteProcess) -> bool:
     return requests.get(proc.url + "/health", timeout=TIMEOUT).ok
 
 
-@pytest.mark.timeout(REQUEST_HEAD_TIMEOUT + 90)
+@pytest.mark.timeout(HEAD_TIMEOUT + 90)
 def test_slow_request_heads_lock_nobody_out(cramped: SiteProcess) -> None:
     slow = []
     try:
@@ -53,7 +56,7 @@ def test_slow_request_heads_lock_nobody_out(cramped: SiteProcess) -> None:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
             slow.append(s)
         assert health(cramped)  # past the soft limit the server started with
-        deadline = time.monotonic() + REQUEST_HEAD_TIMEOUT + 30
+        deadline = time.monotonic() + HEAD_TIMEOUT + 30
         open_ = list(slow)
         while open_ and time.monotonic() < deadline:
             for s in list(open_):
@@ -79,7 +82,7 @@ def test_slow_request_heads_lock_nobody_out(cramped: SiteProcess) -> None:
 @pytest.mark.timeout(BODY_TIMEOUT + 90)
 def test_a_body_sent_a_byte_at_a_time_is_408_after_its_time(tmp_path: Path) -> None:
     """No token needed to try it: /objects/missing reads its body open, as /login does."""
-    site = start(tmp_path / "sites", "RV-Meteor")
+    site = start(tmp_path / "sites", "RV-Meteor", args=TIMEOUTS)
     slow = [socket.create_connection(("127.0.0.1", site.port), timeout=TIMEOUT) for _ in range(2)]
     try:
         for s, path in zip(slow, (b"/objects/missing", b"/login"), strict=True):

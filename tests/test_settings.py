@@ -16,7 +16,7 @@ from server_kit import TIMEOUT, assert_error, start
 from eurec4a_nt.errors import BadInput
 from eurec4a_nt.server.blocks import READ_AHEAD
 from eurec4a_nt.server.run import add_arguments, config_from
-from eurec4a_nt.settings import LinksFile, ServerSettings, load, parse
+from eurec4a_nt.settings import BODY_TIMEOUT, HEAD_TIMEOUT, LinksFile, ServerSettings, load, parse
 from eurec4a_nt.sitestore import SiteStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,6 +62,9 @@ MISTYPED = [
     (None, "", ["serve", "--link", "http://ops:8047", "--push", "Sondes"], "push: bad topic 'Sondes'"),
     (None, "", ["serve", "--pin", "Raw Data"], "bad topic 'Raw Data'"),
     (None, "", ["serve", "--read-ahead", "100KB"], "read-ahead 100000 bytes is out of range: use 1MiB to 1GiB"),
+    (None, "", ["serve", "--head-timeout", "0"], "head-timeout 0 s is out of range: use 1 to 3600 seconds"),
+    ("c.yaml", "body-timeout: 86400\n", ["serve", "--config", "c.yaml"],
+     "body-timeout 86400 s is out of range: use 1 to 3600 seconds"),
 ]
 
 
@@ -118,14 +121,16 @@ def test_options_override_the_file_and_sizes_parse(tmp_path: Path) -> None:
         parse({"cache-cap": True}, ServerSettings, "--config")
 
 
-def test_read_ahead_and_direct_reads_from_options_and_the_file(tmp_path: Path) -> None:
+def test_read_ahead_direct_reads_and_timeouts_from_options_and_the_file(tmp_path: Path) -> None:
     store = tmp_path / "site-cache"
     SiteStore.init(store, "OPS")
-    (tmp_path / "c.yaml").write_text("read-ahead: 64MiB\ndirect-reads: true\ncache-cap: 2GB\n")
+    (tmp_path / "c.yaml").write_text("read-ahead: 64MiB\ndirect-reads: true\ncache-cap: 2GB\nbody-timeout: 300\n")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     default = config_from(parser.parse_args(["--store", str(store)]))
     assert (default.read_ahead, default.direct_reads) == (READ_AHEAD, None)
+    assert (default.head_timeout, default.body_timeout) == (HEAD_TIMEOUT, BODY_TIMEOUT)
     config = config_from(parser.parse_args(["--store", str(store), "--config", str(tmp_path / "c.yaml"),
-                                            "--direct-reads-expiry", "60"]))
+                                            "--direct-reads-expiry", "60", "--head-timeout", "30"]))
     assert (config.read_ahead, config.direct_reads, config.cache_cap) == (64 << 20, 60, 2_000_000_000)
+    assert (config.head_timeout, config.body_timeout) == (30, 300)

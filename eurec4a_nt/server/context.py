@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..errors import BadInput, TooSlow
 from ..node import Node, Reader
+from ..settings import BODY_TIMEOUT, HEAD_TIMEOUT
 from ..sync.config import LinkConfig
 from ..versions import At, parse_at
 from ..watch.rules import WatchRule
@@ -20,9 +21,6 @@ from .auth import Tokens
 from .blocks import READ_AHEAD
 
 MAX_JSON_BODY = 16 << 20
-#: Seconds a body read whole (JSON, a form, one object) may take to arrive: a client
-#: sending it a byte at a time is answered 408 after it (heads: REQUEST_HEAD_TIMEOUT).
-BODY_TIMEOUT = 120.0
 
 
 @dataclass
@@ -49,6 +47,10 @@ class ServerConfig:
     read_ahead: int = READ_AHEAD
     #: Seconds the URLs of direct reads are good for (``POST /objects/urls``); None: not offered.
     direct_reads: int | None = None
+    #: Seconds a client may take to send a request head, or stay idle between requests.
+    head_timeout: int = HEAD_TIMEOUT
+    #: Seconds a body read whole may take to arrive (else 408).
+    body_timeout: int = BODY_TIMEOUT
 
 
 NODE = web.AppKey("node", Node)
@@ -62,12 +64,13 @@ def node(request: web.Request) -> Node:
 
 async def read_body(request: web.Request) -> bytes:
     """The whole body of ``request`` (413 past :data:`MAX_JSON_BODY`); :class:`TooSlow`
-    (408) if it has not all arrived within :data:`BODY_TIMEOUT` seconds."""
+    (408) if it has not all arrived within the server's ``body-timeout``."""
+    seconds = request.app[CONFIG].body_timeout
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with asyncio.timeout(seconds):
             return await request.read()
     except TimeoutError:
-        raise TooSlow(f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
+        raise TooSlow(f"the request body did not arrive within {seconds} s") from None
 
 
 #: A Host header: a DNS name or IPv4 address, or an IPv6 address in brackets; a port.

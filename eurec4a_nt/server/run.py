@@ -60,13 +60,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "object store (S3), each checked by its id (default: off)")
     p.add_argument("--direct-reads-expiry", type=int, metavar="SECONDS",
                    help="seconds a URL of --direct-reads is good for (default 900)")
+    p.add_argument("--head-timeout", type=int, metavar="SECONDS",
+                   help="seconds a client may take to send a request head, or stay idle between "
+                   "requests, before it is closed (default 60)")
+    p.add_argument("--body-timeout", type=int, metavar="SECONDS",
+                   help="seconds a request body read whole (JSON, a form, one object) may take "
+                   "to arrive before it is answered 408 (default 120)")
     p.add_argument("--ca-file", metavar="PEM", help="verify the https:// servers this one dials against "
                    "these CA certificates (e.g. the campaign's own CA) instead of the system's")
 
 
 #: Options that are settings of :class:`ServerSettings` (the rest build links).
 _SETTINGS = ("site", "store", "local", "host", "port", "read_token", "cache_cap", "pin", "keyring", "public_url",
-             "tls_cert", "tls_key", "ca_file", "read_ahead", "direct_reads", "direct_reads_expiry")
+             "tls_cert", "tls_key", "ca_file", "read_ahead", "direct_reads", "direct_reads_expiry", "head_timeout",
+             "body_timeout")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
@@ -107,6 +114,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         ca_file=_file(settings.ca_file, "--ca-file"),
         read_ahead=settings.read_ahead or READ_AHEAD,
         direct_reads=settings.direct_reads_expiry if settings.direct_reads else None,
+        head_timeout=settings.head_timeout, body_timeout=settings.body_timeout,
     )
 
 
@@ -132,13 +140,6 @@ class MalformedRequests(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         return True
-
-
-#: Seconds a connection may take to send a whole request head, and stay idle between
-#: requests: a client sending its head a byte at a time (slowloris) is closed after it.
-#: Bodies read whole have their own time (context.BODY_TIMEOUT); streamed uploads, long
-#: polls and links, once their head is in, are not bound.
-REQUEST_HEAD_TIMEOUT = 60.0
 
 
 def _more_files() -> None:
@@ -200,7 +201,7 @@ async def _run(app: web.Application, config: ServerConfig, port_file: Path | Non
     tls = server_context(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     asyncio.get_running_loop().set_exception_handler(_out_of_files)
     # bodies are taken as sent, a Content-Encoding never undone: no decompression bombs
-    runner = web.AppRunner(app, access_log=None, auto_decompress=False, keepalive_timeout=REQUEST_HEAD_TIMEOUT)
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False, keepalive_timeout=config.head_timeout)
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, config.port, ssl_context=tls).start()
