@@ -302,6 +302,29 @@ def test_a_silent_dialler_is_closed_though_it_answers_pings(hub: SiteProcess) ->
     assert "Traceback" not in added, added
 
 
+@pytest.mark.timeout(60)
+def test_a_site_stops_at_once_though_diallers_hold_it(tmp_path: Path) -> None:
+    """A dialler that never sends its hello, and one in session that reads nothing more,
+    do not hold a stopping hub: SIGTERM ends it (exit 0, not killed after 10 s), and the
+    silent one is not logged as refused."""
+    proc = start(tmp_path / "sites", "OPS", sites=["OPS", "BCO"])
+    try:
+        async def run() -> None:
+            dialler = Dialler(proc)
+            async with dialler.session() as http:
+                await http.ws_connect(proc.url + "/link", headers=handshake.dial_headers("BCO", handshake.nonce()))
+                await dialler.open(http)
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(proc.stop)  # SIGTERM; SIGKILL if still running after 10 s
+
+        asyncio.run(run())
+        assert proc.proc is not None and proc.proc.returncode == 0, "the hub had to be killed"
+        log = proc.log_path.read_text()
+        assert "refused a link from BCO" not in log and "Traceback" not in log, log[-3000:]
+    finally:
+        proc.stop()
+
+
 def zstd_bomb(size: int = 1 << 30) -> bytes:
     """``size`` zero bytes compressed with zstd (about 32 KB for 1 GiB), made in pieces."""
     out = zstandard.ZstdCompressor(level=3).compressobj(size=size)

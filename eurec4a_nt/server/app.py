@@ -129,9 +129,10 @@ def make_app(config: ServerConfig) -> web.Application:
 
 
 async def _close_links(app: web.Application) -> None:
-    """Close every link as the server begins to stop, before it waits for the requests
-    still open: a link dialled in, or a read waiting on a link, would otherwise hold
-    the stopping server for a minute (its requests' grace time)."""
+    """Stop the links (started in :func:`_lifecycle`) as the server begins to stop, before
+    it waits for the requests still open: a link dialled in, or a read waiting on a
+    link, would otherwise hold the stopping server for a minute (its requests' grace
+    time)."""
     await app[LINKS].stop()
 
 
@@ -167,7 +168,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(thread.join, 10)
         flusher.cancel()
         follower.cancel()
-        await links.stop()
         await asyncio.gather(warming, return_exceptions=True)
         index.close()
         answers.close()

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
+#: Seconds a stopping site gives its peers to answer the close of their links; those
+#: that do not (a stalled link, a dialler that never sends its hello) are cut off.
+CLOSE_GRACE = 2.0
+
 
 class Links:
     """Every link of one site, and the sessions currently connected."""
@@ -51,6 +55,9 @@ class Links:
         #: Per site (or address) refused at a handshake here: when and why.
         self.refused: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: Connections dialled in, from their upgrade until they end (proving their
+        #: site or in session): what :meth:`stop` closes beside the links dialled.
+        self._accepted: set[web.WebSocketResponse] = set()
         self.partials = Partials()
         self.reads = Reads(node, self.route)
         self.exchange = Exchange(node, self.reads, self._linked)
@@ -75,13 +82,17 @@ class Links:
         self._tasks = [asyncio.create_task(self.dialler.dial(c)) for c in self.configs]
 
     async def stop(self) -> None:
-        """Stop dialling, close every session (dialled or dialled in) and fail the reads
-        waiting on them; calling it again does nothing more."""
+        """Stop dialling, close every connection dialled in (in session or still proving
+        its site) and fail the reads waiting on them, all at once; peers that do not
+        answer the close within :data:`CLOSE_GRACE` seconds are cut off."""
         for task in self._tasks:
             task.cancel()
-        for session in list(self.sessions.values()):
-            await session.ws.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        closing = [ws.close(code=WSCloseCode.GOING_AWAY) for ws in self._accepted]
+        try:
+            async with asyncio.timeout(CLOSE_GRACE):
+                await asyncio.gather(*closing, *self._tasks, return_exceptions=True)
+        except TimeoutError:
+            log.info("links not closed within %.0f s were cut off", CLOSE_GRACE)
         self.reads.stop()
 
     async def _run(self, peer: Peer, ws: WebSocket) -> None:
@@ -138,24 +149,29 @@ class Links:
         ws = web.WebSocketResponse(heartbeat=handshake.HEARTBEAT, max_msg_size=handshake.MAX_MESSAGE, compress=False)
         ws.headers.update(handshake.reply_headers(own, challenge))
         await ws.prepare(request)
-        if options is None:
-            try:
-                options = handshake.check_hello(handshake.DIAL, store.keyring, site, own, nonce, challenge,
-                                                await handshake.receive_hello(ws))
-            except (handshake.HandshakeError, TimeoutError) as exc:
-                self._refuse(site, request, exc)
-                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"handshake refused")
-                return ws
-        mine = self._state(None, site, check_topics(options.get("push") or []))
-        if handshake.takes_tickets(request.headers):
-            mine["ticket"] = self.tickets.issue(site, time.time())
-        kind = handshake.KINDS[on][1] if proof else handshake.REPLY
-        await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, proof or challenge, mine))
-        await self._run(Peer(site, None, options, self.partials,
-                             checkpoints=handshake.takes_checkpoints(request.headers),
-                             batches=handshake.takes_batches(request.headers),
-                             refusals=handshake.takes_refusals(request.headers),
-                             ranges=handshake.takes_ranges(request.headers)), ws)
+        self._accepted.add(ws)
+        try:
+            if options is None:
+                try:
+                    options = handshake.check_hello(handshake.DIAL, store.keyring, site, own, nonce, challenge,
+                                                    await handshake.receive_hello(ws))
+                except (handshake.HandshakeError, TimeoutError) as exc:
+                    if not ws.closed:  # closed here: this site is stopping
+                        self._refuse(site, request, exc)
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"handshake refused")
+                    return ws
+            mine = self._state(None, site, check_topics(options.get("push") or []))
+            if handshake.takes_tickets(request.headers):
+                mine["ticket"] = self.tickets.issue(site, time.time())
+            kind = handshake.KINDS[on][1] if proof else handshake.REPLY
+            await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, proof or challenge, mine))
+            await self._run(Peer(site, None, options, self.partials,
+                                 checkpoints=handshake.takes_checkpoints(request.headers),
+                                 batches=handshake.takes_batches(request.headers),
+                                 refusals=handshake.takes_refusals(request.headers),
+                                 ranges=handshake.takes_ranges(request.headers)), ws)
+        finally:
+            self._accepted.discard(ws)
         return ws
 
     def _admit(self, site: str, nonce: str, request: web.Request, quick: handshake.QuickDial) -> tuple[str, str]:
