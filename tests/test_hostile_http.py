@@ -4,6 +4,7 @@ log, stores nothing, and the server stays up with a clean fsck."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import struct
@@ -17,6 +18,7 @@ from server_kit import TIMEOUT, assert_consistent, auth, raw, start, start_with_
 
 import eurec4a_nt
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
+from eurec4a_nt.server.blocks import _send_file
 
 DEEP = 100_000
 
@@ -220,6 +222,36 @@ def hang_up(proc: SiteProcess, head: bytes, body: bytes = b"", read: int = 0) ->
         else:
             time.sleep(0.2)  # the server is reading the body
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.timeout(30)
+def test_a_reader_reset_while_a_block_is_sent_is_a_reader_gone(tmp_path: Path) -> None:
+    """A reset in the middle of ``sendfile`` (the socket's error, not asyncio's "Transport
+    is closing") is the reader gone, with its connection closed: the server logs it as
+    one line, not as a bug."""
+    async def main() -> tuple[BaseException | None, bool]:
+        loop = asyncio.get_running_loop()
+        connected: asyncio.Future[asyncio.Transport] = loop.create_future()
+
+        class Accept(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                connected.set_result(transport)  # type: ignore[arg-type]
+
+        server = await loop.create_server(Accept, "127.0.0.1", 0)
+        reader = socket.create_connection(server.sockets[0].getsockname()[:2])
+        transport = await connected
+        with (tmp_path / "block").open("w+b") as file:
+            file.truncate(64 << 20)
+            sending = asyncio.ensure_future(_send_file(loop, transport, file, 0, 64 << 20))
+            await asyncio.sleep(0.2)  # the buffers are full: sendfile waits for the reader
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reader.close()
+            error = (await asyncio.gather(sending, return_exceptions=True))[0]
+        server.close()
+        return error, transport.is_closing()
+
+    error, closed = asyncio.run(main())
+    assert isinstance(error, ConnectionResetError) and str(error) == "the reader hung up" and closed
 
 
 @pytest.mark.timeout(60)

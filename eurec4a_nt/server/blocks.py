@@ -294,13 +294,17 @@ class LocalBlocks:
 
 async def _send_file(loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport, file: BinaryIO,
                      offset: int, count: int) -> None:
-    """``count`` bytes of ``file`` from ``offset`` to the reader; ConnectionResetError if
-    the reader hung up meanwhile (sendfile says "Transport is closing")."""
+    """``count`` bytes of ``file`` from ``offset`` to the reader; ConnectionResetError, with
+    the transport closed, if the reader hung up meanwhile (sendfile says "Transport is
+    closing", or the socket's own error comes first: a broken pipe, a reset)."""
     try:
         await loop.sendfile(transport, file, offset, count)
     except RuntimeError:
         if not transport.is_closing():
             raise
+        raise ConnectionResetError("the reader hung up") from None
+    except ConnectionError:
+        transport.abort()  # the socket is gone: asyncio's sendfile leaves the transport open
         raise ConnectionResetError("the reader hung up") from None
 
 
