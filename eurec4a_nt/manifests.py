@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .blockindex import BlockIndex, block_index
-from .chunking import MAX_BLOCK, FileRecord
+from .chunking import MAX_BLOCK, Block, FileRecord
 from .entries import Entry
 from .errors import BadInput, Corrupt, NotFound
 from .hashtree import in_part
+from .hashtree import span as leaf_span
 from .ids import ObjectId
 from .schema import ManifestBody, decode
 from .stores.base import ObjectStore
@@ -240,11 +241,28 @@ def children(data: bytes | memoryview, span: Span | None = None, parts: bool = F
         blocks = FileRecord.from_bytes(data).blocks
         if span is not None:
             blocks = tuple(b for b in blocks if b.offset < span[1] and b.end > span[0]
-                           and not (parts and b.tree and in_part(b.length, *clip(b.offset, b.length, span))))
+                           and not (parts and _in_parts(b, span)))
         return [(b.id, False) for b in blocks]
     if kind in ("zarr", "directory"):
         return [(ref.id, ref.record) for ref in Manifest.from_bytes(data).items.values()]
     return []
+
+
+def _in_parts(block: Block, span: Span) -> bool:
+    """Whether a reader of bytes ``span`` of a file reads ``block`` of it in verified parts."""
+    return block.tree is not None and in_part(block.length, *clip(block.offset, block.length, span))
+
+
+def leaf_runs(data: bytes | memoryview, span: Span) -> list[tuple[ObjectId, int, int, int, str]]:
+    """Of the blocks of a file record holding bytes ``span``, those read in verified parts
+    (the others :func:`children` names with ``parts``), as ``(id, block size, first,
+    last, tree root)``: ``[first, last)`` the run of its leaves holding its share of the
+    span, as a reader asks for it; [] for any other object."""
+    if kind_of(data) != "file":
+        return []
+    return [(b.id, b.length, *leaf_span(b.length, *clip(b.offset, b.length, span)), b.tree)
+            for b in FileRecord.from_bytes(bytes(data)).blocks
+            if b.tree is not None and b.offset < span[1] and b.end > span[0] and _in_parts(b, span)]
 
 
 def zarr_metadata(data: bytes) -> list[ObjectId]:

@@ -49,10 +49,12 @@ class Fetcher(Protocol):
     """Gets objects this site lacks from other sites (the links)."""
 
     async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
-                    spans: dict[ObjectId, Span] | None = None, priority: Any = None) -> None:
+                    spans: dict[ObjectId, Span] | None = None, priority: Any = None, *,
+                    leaves: bool = False) -> None:
         """Return once every object is stored here (for a record in ``spans``, the
-        holder also sends the blocks of that byte span along), asked at ``priority``
-        (a link's priority class; None: a reader's, the most urgent).
+        holder also sends the blocks of that byte span along, and with ``leaves`` the
+        leaves of those a reader here reads in parts), asked at ``priority`` (a link's
+        priority class; None: a reader's, the most urgent).
 
         Raises :class:`~eurec4a_nt.errors.Pending` when the site holding them cannot
         be reached now (the want is recorded), or ObjectMissing when nobody has them.
@@ -161,7 +163,8 @@ class Node:
                      priority: Any = None) -> None:
         """Make sure the objects are here, fetching missing ones over links (once, however
         many readers ask). Raises Pending or ObjectMissing as :class:`Fetcher` does; on
-        Pending, what ``reader`` earned is recorded as wants (see :meth:`want`)."""
+        Pending, what ``reader`` earned is recorded as wants (see :meth:`want`). The
+        ``spans`` of a ``reader`` here are read at once: their leaves come along."""
         missing = await offloop.call(self.store.objects.missing, oids)
         if not missing:
             return
@@ -169,7 +172,7 @@ class Node:
             raise ObjectMissing(f"{len(missing)} object(s) of {site or 'this site'} are not held "
                                 f"here (first: {missing[0]}) and no link can supply them")
         try:
-            await self.fetcher.fetch(missing, site, hops, spans, priority)
+            await self.fetcher.fetch(missing, site, hops, spans, priority, leaves=reader is not None)
         except Pending:
             if reader is not None and site:
                 await asyncio.to_thread(self.want, missing, site, reader, spans)

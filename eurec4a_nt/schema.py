@@ -296,6 +296,7 @@ class WantMessage(_Message, tag="want"):
     bases: Annotated[dict[IdText, IdText], Meta(max_length=MAX_IDS)] = {}
     spans: Annotated[dict[IdText, SpanBody], Meta(max_length=MAX_IDS)] = {}
     resume: Partials = {}
+    leaves: bool = False
     # "class": Python keeps the field as klass
     klass: Literal["read", "essential", "bulk"] = msgspec.field(default="bulk", name="class")
 

@@ -13,10 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import requests
+import xarray as xr
 from aiohttp import web
 
 import eurec4a_nt
+from eurec4a_nt.chunking import FileRecord
 from eurec4a_nt.demokit.sites import SiteProcess, make_sites
 from eurec4a_nt.ids import ObjectId
 from eurec4a_nt.server.app import make_app
@@ -177,3 +180,13 @@ def damage(store: SiteStore, endpoint: str, oid: ObjectId) -> None:
     path = store.objects._path(oid)
     good = fs.cat_file(path)
     fs.pipe_file(path, bytes([good[0] ^ 0xFF]) + good[1:])
+
+
+def publish_spectra(site: SiteProcess, path: Path, name: str, seed: int, topics: Sequence[str] = ()) -> FileRecord:
+    """Write a netCDF4 file of 2000 x 500 random values to ``path``, publish it at ``site``
+    as ``name`` and return its file record (blocks with tree roots: read in parts)."""
+    values = np.random.default_rng(seed).random((2000, 500))
+    xr.Dataset({"spectra": (("time", "bin"), values)}).to_netcdf(path, engine="h5netcdf")
+    entry = eurec4a_nt.publish(path, name=name, topics=list(topics), server=site.url, token=site.token,
+                               progress=False)
+    return FileRecord.from_bytes(SiteStore(site.store).objects.get(entry.root))

@@ -107,32 +107,42 @@ class BcoFile:
 
 
 async def _wrong_then_right(ws: aiohttp.ClientWebSocketResponse, url: str, bco_file: BcoFile,
-                            timeout: float) -> list[requests.Response]:
+                            timeout: float) -> tuple[list[requests.Response], bool]:
     """Two reads at ``url`` of 1,000 bytes in the middle of ``bco_file``'s first block,
     each answered as the hub asks over ``ws`` (the file record the first time, then the
-    leaves holding the bytes): the first with leaves whose proof is wrong, the second with
-    leaves that check."""
-    start = bco_file.start
-    out = []
+    leaves holding the bytes: right after the record if the hub's want asks for them
+    along, and whenever it asks for them): the first with leaves whose proof is wrong,
+    the second with leaves that check. Also whether the hub asked for the leaves along."""
+    start, block = bco_file.start, bco_file.block
+    run = hashtree.span(block.length, start, start + 1000)
+    out, along = [], False
     for damaged in (True, False):
-        reading = asyncio.create_task(asyncio.to_thread(
-            requests.get, url, headers={"Range": f"bytes={start}-{start + 999}"}, timeout=TIMEOUT))
-        if damaged:
-            assert await next_message(ws, "want", timeout=timeout) is not None
-            record = bco_file.record
-            await ws.send_bytes(Piece(bco_file.root, RAW, None, 0, len(record), record).pack())
-        asked = await next_message(ws, "ranges", timeout=timeout)
-        assert asked is not None
-        block = bco_file.block
-        (oid, first, last), = json.loads(asked.data)["ranges"]
-        assert (oid, first, last) == (block.id, *hashtree.span(block.length, start, start + 1000))
-        message = bytearray(answer(block.id, bco_file.content, first, last))
+        message = bytearray(answer(block.id, bco_file.content, *run))
         if damaged:
             message[-5] ^= 0xFF
-        await ws.send_bytes(bytes(message))
+        reading = asyncio.create_task(asyncio.to_thread(
+            requests.get, url, headers={"Range": f"bytes={start}-{start + 999}"}, timeout=TIMEOUT))
+        answered = False
+        if damaged:
+            want = await next_message(ws, "want", timeout=timeout)
+            assert want is not None
+            along = json.loads(want.data).get("leaves", False)
+            record = bco_file.record
+            await ws.send_bytes(Piece(bco_file.root, RAW, None, 0, len(record), record).pack())
+            if along:
+                await ws.send_bytes(bytes(message))
+                answered = True
+        while not reading.done():  # a reader coming after leaves were dropped asks again
+            asked = await next_message(ws, "ranges", timeout=0.2)
+            if asked is not None:
+                (oid, first, last), = json.loads(asked.data)["ranges"]
+                assert (oid, first, last) == (block.id, *run)
+                await ws.send_bytes(bytes(message))
+                answered = True
+        assert answered
         out.append(await reading)
     await ws.close()
-    return out
+    return out, along
 
 
 def ranges(*items: list[Any]) -> str:
@@ -217,15 +227,15 @@ def test_answers_a_peer_should_not_send(hub: tuple[SiteProcess, bytes, str]) -> 
 
 @pytest.mark.timeout(120)
 def test_leaves_with_a_wrong_proof_are_never_served(hub: tuple[SiteProcess, bytes, str]) -> None:
-    """A reader at the hub reads an entry of BCO's: the hub asks BCO for the record, then
-    for the leaves the read needs. Leaves with a wrong proof fail the read (no byte of them
-    is served); asked again, leaves that check are served."""
+    """A reader at the hub reads an entry of BCO's: the hub asks BCO for the record and
+    the leaves the read needs along. Leaves with a wrong proof fail the read (no byte of
+    them is served); asked again, leaves that check are served."""
     proc, _, _ = hub
     bco_file = BcoFile.make()
     entry = Entry("sonde.nc", "file", bco_file.root, len(bco_file.data), "netcdf")
     commit = make_commit(bco(proc).key, "BCO", 1, None, [Change("put", entry.name, entry)])
 
-    async def run() -> list[requests.Response]:
+    async def run() -> tuple[list[requests.Response], bool]:
         dialler = Dialler(proc)
         async with dialler.session() as http:
             ws, _ = await dialler.open(http)
@@ -234,7 +244,9 @@ def test_leaves_with_a_wrong_proof_are_never_served(hub: tuple[SiteProcess, byte
             return await _wrong_then_right(ws, f"{proc.url}/data/BCO/sonde.nc", bco_file, timeout=10)
 
     before = proc.log_path.read_text()
-    bco_file.assert_only_right_served(*asyncio.run(run()))
+    served, along = asyncio.run(run())
+    bco_file.assert_only_right_served(*served)
+    assert along  # its reader is here: the leaves come with the record
     assert "does not match the block's tree root" in log_since(proc, before)
 
 
@@ -277,7 +289,7 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
                          [Change("put", entry.name, entry)])
     ship = start(proc.store.parent, "RV-Meteor", args=["--upstream", proc.url])
 
-    async def run() -> list[requests.Response]:
+    async def run() -> tuple[list[requests.Response], bool]:
         dialler = Dialler(proc)
         async with dialler.session() as http:
             ws, _ = await dialler.open(http)
@@ -289,7 +301,9 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
 
     before = proc.log_path.read_text()
     try:
-        bco_file.assert_only_right_served(*asyncio.run(run()))
+        served, along = asyncio.run(run())
+        bco_file.assert_only_right_served(*served)
+        assert not along  # its reader is at RV-Meteor: the hub asks for the leaves it relays
         assert "does not match the block's tree root" in log_since(proc, before)
         assert "does not match" not in ship.log_path.read_text()  # nothing damaged got past the hub
         assert not SiteStore(proc.store).objects.has(bco_file.block.id)  # only its leaves crossed, not the block

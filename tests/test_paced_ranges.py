@@ -11,20 +11,16 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
-import xarray as xr
 from aiohttp import WSMessage, WSMsgType
-from server_kit import TIMEOUT
+from server_kit import TIMEOUT, publish_spectra
 
 import eurec4a_nt as nt
-from eurec4a_nt.chunking import FileRecord
 from eurec4a_nt.demokit import sampledata
 from eurec4a_nt.demokit.campaign import Campaign, Remote, wait_until
 from eurec4a_nt.demokit.emulator import LinkProfile
 from eurec4a_nt.ids import ObjectId
-from eurec4a_nt.sitestore import SiteStore
 from eurec4a_nt.stores.local import LocalStore
 from eurec4a_nt.sync.core import Peer
 from eurec4a_nt.sync.outbox import Priority
@@ -129,11 +125,7 @@ def test_a_range_read_at_the_hub_is_not_held_behind_a_bulk_push(tmp_path: Path) 
         c.wait_connected()
         ship, hub = c.sites["RV-Meteor"], c.hub
         path = tmp_path / "spectra.nc"
-        values = np.random.default_rng(3).random((2000, 500))
-        xr.Dataset({"spectra": (("time", "bin"), values)}).to_netcdf(path, engine="h5netcdf")
-        entry = nt.publish(path, name="lidar/spectra.nc", topics=["lidar"], server=ship.url, token=ship.token,
-                           progress=False)
-        record = FileRecord.from_bytes(SiteStore(tmp_path / "c" / "RV-Meteor").objects.get(entry.root))
+        record = publish_spectra(ship, path, "lidar/spectra.nc", 3, topics=["lidar"])
         url = f"{hub.url}/data/RV-Meteor/lidar/spectra.nc"
         wait_until(lambda: requests.get(url, headers={"Range": "bytes=0-99"}, timeout=TIMEOUT).ok, 30,
                    "the record at the hub")

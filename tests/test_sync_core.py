@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 from wire_kit import pieces
 
+from eurec4a_nt import hashtree
 from eurec4a_nt.chunking import Block, FileRecord
 from eurec4a_nt.entries import Entry
 from eurec4a_nt.errors import BadInput
@@ -353,6 +354,31 @@ def test_to_a_peer_taking_ranges_a_span_follows_only_the_blocks_it_needs_most_of
         Prove([(oid("a"), 5, 10, oid("record"))], "BCO")]
     with pytest.raises(ValueError, match="did not say it takes them"):
         peer().receive(asked)
+
+
+def test_a_want_asking_for_leaves_along_is_followed_by_the_runs_its_span_reads_in_parts() -> None:
+    """A reader's want naming ``leaves`` (sent only to a peer that takes them, and only with
+    spans) gets, after the record, the blocks it needs most of whole and the leaf runs of
+    the others, as the reader would ask for them, naming the site to relay them from; a
+    want without it gets the blocks only, as before."""
+    blocks = (Block(oid("a"), 0, 1 << 20, "ab" * 32), Block(oid("b"), 1 << 20, 1 << 20, "cd" * 32),
+              Block(oid("c"), 2 << 20, 1 << 20, "ef" * 32))
+    record = FileRecord(3 << 20, blocks).to_bytes()
+    span = ((1 << 20) - 100, (2 << 20) + 40_000)  # a's last leaf, b whole, c's first three leaves
+    wants = Wants(shallow=[oid("record")], spans={oid("record"): span})
+    for takes, along in ((True, True), (False, False)):
+        asker = Peer("OPS", None, {"heads": {}}, Partials(), ranges=True, leaves=takes)
+        (said,) = asker.want(wants, Priority.READ, "RV-Meteor", leaves=True)
+        assert said.body.get("leaves", False) is along
+        assert "leaves" not in asker.want(Wants(shallow=[oid("x")]), Priority.READ, leaves=True)[0].body
+        holder = Peer("RV-Meteor", None, {"heads": {}}, Partials(), ranges=True, leaves=True)
+        holder.receive(link_message(said.text()), {oid("record")})
+        after = holder.outbox.queued[oid("record")].follow.after(record)
+        runs = [(o, f.span, f.site) for o, f in after if f.kind is FollowKind.LEAVES]
+        assert [o for o, f in after if f.kind is not FollowKind.LEAVES] == [oid("b")]
+        leaf = hashtree.LEAF
+        assert runs == ([(oid("a"), ((1 << 20) - leaf, 1 << 20), "RV-Meteor"), (oid("c"), (0, 3 * leaf), "RV-Meteor")]
+                        if along else [])
 
 
 def test_what_follows_an_object_is_found_from_its_bytes() -> None:

@@ -123,6 +123,7 @@ class Arrivals:
     async def _store(self, session: Session, oid: ObjectId, data: bytes) -> None:
         """Store an object that arrived (and what it names that arrived before it), then
         follow up on it."""
+        self.reads.expect(session, oid, data)  # before its readers wake
         try:
             await self.node.put_objects([(oid, data)])
         except (Corrupt, BadInput) as exc:

@@ -52,16 +52,20 @@ class Peer:
     (it said so when the link opened, see :mod:`.handshake`); ``batches``: it reads
     small objects sent together in one message; ``refusals``: it reads why this side
     cannot fetch a third site's data on its behalf (:mod:`.refusals`); ``ranges``: it
-    answers for verified parts of blocks and reads them (:mod:`.ranges`).
+    answers for verified parts of blocks and reads them (:mod:`.ranges`); ``leaves``:
+    it sends the leaves a read span needs right after the record asked for with that
+    span, when asked to, and takes them so.
     """
 
     def __init__(self, peer: str, link: LinkConfig | None, options: Mapping[str, Any],
                  partials: Partials, bulk: bool = True, checkpoints: bool = False,
-                 batches: bool = False, refusals: bool = False, ranges: bool = False) -> None:
+                 batches: bool = False, refusals: bool = False, ranges: bool = False,
+                 leaves: bool = False) -> None:
         self.peer = peer
         self.checkpoints = checkpoints
         self.batches = batches
         self.ranges = ranges
+        self.leaves = ranges and leaves
         #: What the peer was told about fetching third sites' data on its behalf.
         self.told = Told(refusals)
         #: Logs whose checkpoint the peer was offered (once per session), and those of
@@ -156,10 +160,13 @@ class Peer:
         self.outbox.queue([entry.root], priority, key, follow=Follow.ALL if new else Follow.NOTHING)
         return [Say("pushing", {"roots": [entry.root]})] if new else []
 
-    def want(self, wants: Wants, priority: Priority, site: str | None = None, hops: int = 1) -> list[Action]:
-        """Ask the peer for objects (in batches), resuming partial transfers."""
+    def want(self, wants: Wants, priority: Priority, site: str | None = None, hops: int = 1,
+             leaves: bool = False) -> list[Action]:
+        """Ask the peer for objects (in batches), resuming partial transfers; with
+        ``leaves``, if the peer takes them, for the leaves of the spans read in parts too."""
         self.deep_incoming.update(wants.deep)
-        return want_messages(wants, self.partials.specs(wants.shallow + wants.deep), priority, site, hops)
+        return want_messages(wants, self.partials.specs(wants.shallow + wants.deep), priority, site, hops,
+                             leaves and self.leaves)
 
     def ask_ranges(self, ranges: list[tuple[ObjectId, int, int]], site: str | None = None,
                    record: ObjectId | None = None) -> list[Say]:

@@ -156,7 +156,8 @@ class Dialler:
                 self.last_error.pop(config.name, None)
                 core = Peer(peer, config, theirs, self.partials, bulk=self.meter.bulk_allowed(config),
                             checkpoints=handshake.takes_checkpoints(reply), batches=handshake.takes_batches(reply),
-                            refusals=handshake.takes_refusals(reply), ranges=handshake.takes_ranges(reply))
+                            refusals=handshake.takes_refusals(reply), ranges=handshake.takes_ranges(reply),
+                            leaves=handshake.takes_leaves(reply))
                 await self.run(core, ws)
         finally:
             self._replies.pop(nonce, None)

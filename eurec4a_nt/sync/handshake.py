@@ -40,8 +40,10 @@ together in one compressed message, see :mod:`.wire`), ``refusals`` (it reads a
 ``refused`` message: why the other side cannot fetch a third site's data on its
 behalf, see :mod:`.refusals`), ``ranges`` (it answers a ``ranges`` message with
 verified parts of blocks, and is sent only the blocks of a read span it does not read
-in parts, see :mod:`.ranges`) and ``clock`` (it takes dials on clock; a dialler stops
-sending them to a listener whose upgrade does not say so, or that refuses one as
+in parts, see :mod:`.ranges`), ``leaves`` (with ``ranges``: asked to, it sends the
+leaves a read span needs right after the file record asked for with that span, and
+takes them so, a round trip less) and ``clock`` (it takes dials on clock; a dialler
+stops sending them to a listener whose upgrade does not say so, or that refuses one as
 malformed). A side naming nothing is sent only what every side of "link 2" reads, so
 both versions keep linking.
 
@@ -97,11 +99,11 @@ DIAL, REPLY, DIAL_ON_TICKET, REPLY_ON_TICKET = "dial", "reply", "dial on ticket"
 DIAL_ON_CLOCK, REPLY_ON_CLOCK = "dial on clock", "reply on clock"
 #: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), resume
 #: tickets (see :func:`takes_tickets`), batches of pieces (see :func:`takes_batches`),
-#: refusals (see :func:`takes_refusals`), ranges (see :func:`takes_ranges`) and dials on
-#: clock (see :func:`takes_clock`).
-_CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS, _RANGES, _CLOCK = (
-    "checkpoints", "tickets", "batches", "refusals", "ranges", "clock")
-_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS} {_RANGES} {_CLOCK}"
+#: refusals (see :func:`takes_refusals`), ranges (see :func:`takes_ranges`), leaves along
+#: (see :func:`takes_leaves`) and dials on clock (see :func:`takes_clock`).
+_CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS, _RANGES, _LEAVES, _CLOCK = (
+    "checkpoints", "tickets", "batches", "refusals", "ranges", "leaves", "clock")
+_TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS} {_RANGES} {_LEAVES} {_CLOCK}"
 #: A dial that proves the dialler's site at once: on a resume ticket or on its clock.
 QuickDial = TicketDial | ClockDial
 #: Per way of a quick dial: the kinds of the dialler's and of the listener's ``hello``.
@@ -228,6 +230,13 @@ def takes_ranges(headers: Mapping[str, str]) -> bool:
     reads parts of blocks (an older version says nothing: it is asked for whole blocks,
     and sent them whole)."""
     return _takes(headers, _RANGES)
+
+
+def takes_leaves(headers: Mapping[str, str]) -> bool:
+    """Whether the other side's dial or upgrade says it sends, when a want asks, the
+    leaves a read span needs right after the record (and takes them so); an older
+    version says nothing: it is asked for them once the record is here."""
+    return _takes(headers, _LEAVES)
 
 
 def takes_clock(headers: Mapping[str, str]) -> bool:

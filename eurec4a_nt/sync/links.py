@@ -169,7 +169,8 @@ class Links:
                                  checkpoints=handshake.takes_checkpoints(request.headers),
                                  batches=handshake.takes_batches(request.headers),
                                  refusals=handshake.takes_refusals(request.headers),
-                                 ranges=handshake.takes_ranges(request.headers)), ws)
+                                 ranges=handshake.takes_ranges(request.headers),
+                                 leaves=handshake.takes_leaves(request.headers)), ws)
         finally:
             self._accepted.discard(ws)
         return ws

@@ -21,7 +21,7 @@ from enum import Enum, IntEnum
 from typing import Any, ClassVar
 
 from ..ids import ObjectId
-from ..manifests import Span, children, zarr_metadata
+from ..manifests import Span, children, leaf_runs, zarr_metadata
 from .wire import PIECE, Outgoing, Piece
 
 
@@ -48,6 +48,7 @@ class FollowKind(Enum):
     ALL = "all"  #: everything below the object
     METADATA = "metadata"  #: the metadata documents of a zarr manifest
     SPAN = "span"  #: the blocks of a file record holding a byte span
+    LEAVES = "leaves"  #: not an object: a run of leaves of a block, answered as a range
 
 
 @dataclass(frozen=True)
@@ -57,25 +58,35 @@ class Follow:
     kind: FollowKind = FollowKind.NOTHING
     span: Span | None = None
     parts: bool = False  #: leave out the blocks of a span read in verified parts
+    #: send the leaves of those blocks that hold the span along (see :mod:`.ranges`),
+    #: relayed from ``site`` where not held here
+    leaves: bool = False
+    site: str | None = None
 
     NOTHING: ClassVar[Follow]
     ALL: ClassVar[Follow]
     METADATA: ClassVar[Follow]
 
     @classmethod
-    def within(cls, span: Span, parts: bool = False) -> Follow:
+    def within(cls, span: Span, parts: bool = False, leaves: bool = False, site: str | None = None) -> Follow:
         """The blocks of a record holding bytes ``[start, end)`` (with ``parts``, those
-        not read in verified parts, see :func:`~eurec4a_nt.manifests.children`)."""
-        return cls(FollowKind.SPAN, (int(span[0]), int(span[1])), parts)
+        not read in verified parts, see :func:`~eurec4a_nt.manifests.children`; with
+        ``leaves`` too, the leaves of those read in parts, of ``site``'s blocks)."""
+        return cls(FollowKind.SPAN, (int(span[0]), int(span[1])), parts, parts and leaves, site)
 
     def after(self, data: bytes) -> list[tuple[ObjectId, Follow]]:
-        """What follows the object whose bytes are ``data``, as ``(id, follow)``."""
+        """What follows the object whose bytes are ``data``, as ``(id, follow)``: objects,
+        and (:attr:`FollowKind.LEAVES`, their runs as spans) leaves of blocks."""
         if self.kind is FollowKind.METADATA:
             return [(oid, Follow.NOTHING) for oid in zarr_metadata(data)]
-        if self.kind is FollowKind.NOTHING:
+        if self.kind in (FollowKind.NOTHING, FollowKind.LEAVES):
             return []
         span = self.span if self.kind is FollowKind.SPAN else None
-        return [(oid, Follow.ALL if deep else Follow.NOTHING) for oid, deep in children(data, span, self.parts)]
+        out = [(oid, Follow.ALL if deep else Follow.NOTHING) for oid, deep in children(data, span, self.parts)]
+        if self.leaves and span is not None:
+            out += [(oid, Follow(FollowKind.LEAVES, (first, last), site=self.site))
+                    for oid, _, first, last, _ in leaf_runs(data, span)]
+        return out
 
     def for_reader(self) -> Follow:
         """A reader's want follows the object as asked, else brings a zarr manifest's

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from .. import hashtree
 from ..errors import Corrupt, ObjectMissing, Pending
 from ..ids import ObjectId
-from ..manifests import Span, children
+from ..manifests import Span, children, leaf_runs
 from ..node import Node
 from ..parts import Part
 from ..stores import offloop
@@ -59,14 +59,18 @@ class Reads:
         self._waiters: dict[ObjectId, asyncio.Future[None]] = {}
         self._asked: dict[ObjectId, Session] = {}
         self._spans: dict[ObjectId, Span] = {}
+        #: Of those records, the ones whose peer sends the leaves read in parts along.
+        self._along: set[ObjectId] = set()
         #: Runs of leaves asked for, by ``(block, first, last)``.
         self._parts: dict[tuple[ObjectId, int, int], _Asked] = {}
 
     async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
                     spans: Mapping[ObjectId, Span] | None = None, priority: Priority | None = None,
-                    via: Session | None = None) -> None:
+                    via: Session | None = None, *, leaves: bool = False) -> None:
         """Bring ``oids`` of ``site`` here over the link that reaches it (or over ``via``),
-        once however many ask; asked at ``priority`` (default: a reader's). Raises
+        once however many ask; asked at ``priority`` (default: a reader's); with
+        ``leaves`` (a reader here reads the ``spans``), a peer that takes them sends the
+        leaves read in parts right after each record (see :meth:`expect`). Raises
         Pending or ObjectMissing."""
         loop = asyncio.get_running_loop()
         futures, ask = [], []
@@ -89,9 +93,12 @@ class Reads:
                 self._give_up(ask, site, "not reachable now")
             else:
                 self._asked.update((oid, session) for oid in ask)
-                self._spans.update((oid, span) for oid, span in (spans or {}).items() if oid in ask)
+                asked_spans = {oid: span for oid, span in (spans or {}).items() if oid in ask}
+                self._spans.update(asked_spans)
+                along = leaves and session.core.leaves
+                (self._along.update if along else self._along.difference_update)(asked_spans)
                 wants = plan.Wants(shallow=ask, spans=dict(spans or {}))
-                await session.perform(session.core.want(wants, priority or Priority.READ, site, hops))
+                await session.perform(session.core.want(wants, priority or Priority.READ, site, hops, along))
         while True:  # as long as the peer keeps sending
             done, pending = await asyncio.wait(futures, timeout=STALL_TIMEOUT)
             if not pending:
@@ -129,6 +136,21 @@ class Reads:
             if not asked.done.done() and time.time() - asked.session.last_contact > STALL_TIMEOUT:
                 self._settle(key, Pending(f"pending: held at {site}, not sending now, queued", site or "", RETRY_AFTER))
         return asked.done.result()
+
+    def expect(self, session: Session, oid: ObjectId, data: bytes) -> None:
+        """Before record ``oid`` (its bytes ``data``), asked for with its span's leaves,
+        is stored: wait for those leaves from ``session`` as if asked for, so the
+        readers it wakes find them on their way rather than ask (the peer sends them
+        right after the record)."""
+        span = self._spans.get(oid)
+        if span is None or oid not in self._along:
+            return
+        self._along.discard(oid)
+        loop = asyncio.get_running_loop()
+        for block, size, first, last, tree in leaf_runs(data, span):
+            if (block, first, last) not in self._parts:
+                asked = self._parts[block, first, last] = _Asked(session, size, tree, loop.create_future())
+                asked.done.add_done_callback(consume)
 
     async def part_arrived(self, session: Session, part: Part) -> None:
         """Leaves of a block arrived from ``session``: kept if asked for from it, exactly
@@ -172,6 +194,7 @@ class Reads:
         for oid in oids:
             self._asked.pop(oid, None)
             self._spans.pop(oid, None)
+            self._along.discard(oid)
             waiter = self._waiters.pop(oid, None)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
@@ -208,6 +231,7 @@ class Reads:
     def failed(self, oid: ObjectId, exc: Exception) -> None:
         """``oid`` arrived damaged; its readers get an error (a later read asks again)."""
         self._asked.pop(oid, None)
+        self._along.discard(oid)
         waiter = self._waiters.pop(oid, None)
         if waiter is not None and not waiter.done():
             waiter.set_exception(ObjectMissing(f"object {oid.short} arrived damaged: {exc}"))
@@ -221,6 +245,7 @@ class Reads:
             return ObjectMissing(f"{session.peer} does not hold object {oid}")
 
         lacked = set(oids)
+        self._along -= lacked
         for key in [k for k, asked in self._parts.items() if k[0] in lacked and asked.session is session]:
             self._settle(key, error(key[0]))
         for oid in oids:

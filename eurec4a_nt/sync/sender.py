@@ -16,14 +16,15 @@ from aiohttp import web
 from aiohttp.client_ws import ClientWebSocketResponse
 
 from ..errors import ObjectMissing
+from ..ids import ObjectId
 from ..stores import offloop
 from ..stores.base import ObjectStore
 from . import answers
-from .actions import Action
+from .actions import Action, Prove
 from .budget import TokenBucket
 from .core import Peer
 from .handles import Handles
-from .outbox import Priority, SendItem
+from .outbox import Follow, FollowKind, Priority, SendItem
 from .pacing import Pacer
 from .wire import BATCH_PIECE, PIECE, Piece, batch, squeeze
 
@@ -119,8 +120,19 @@ class Sender:
                 await self._send_piece(self._sending.pack(piece) if self.core.batches else piece.pack())
             self._in_flight(piece.size)
             if after:
-                here = await offloop.call(answers.held, self.store, [oid for oid, _ in after])
-                self.core.outbox.follow(item, [(o, f) for o, f in after if o in here])
+                await self._follow(item, after)
+
+    async def _follow(self, item: SendItem, after: list[tuple[ObjectId, Follow]]) -> None:
+        """Queue what follows ``item``, just sent: the objects held here, and leaves of
+        blocks to answer as ranges (so they go after it, see :mod:`.ranges`)."""
+        runs: list[tuple[ObjectId, int, int, ObjectId | None]] = [
+            (oid, *f.span, item.oid) for oid, f in after if f.kind is FollowKind.LEAVES and f.span]
+        if runs:
+            site = next(f.site for _, f in after if f.kind is FollowKind.LEAVES)
+            await self._perform([Prove(runs, site)])
+        objects = [(oid, f) for oid, f in after if f.kind is not FollowKind.LEAVES]
+        here = await offloop.call(answers.held, self.store, [oid for oid, _ in objects])
+        self.core.outbox.follow(item, [(o, f) for o, f in objects if o in here])
 
     async def _paced(self, urgent: bool) -> bool:
         """Whether a piece (of an ``urgent`` item: more urgent than bulk) may go now; if
