@@ -40,6 +40,6 @@ def test_a_first_read_at_the_hub_takes_one_round_trip(tmp_path: Path) -> None:
         assert r.status_code == 206 and r.content == path.read_bytes()[start:start + 1000]
         moved = c.links["RV-Meteor"].stats["sent_up"] - sent_before
         assert moved < 2 * hashtree.LEAF + 8000, moved  # the record and a leaf or two, not a block
-        assert took < 1.5 * 2 * DELAY, took  # the record and its leaves in one round trip, not two
+        assert took < 1.6 * 2 * DELAY, took  # the record and its leaves in one round trip (2.1 s), not two
         log = hub.log_path.read_text()
         assert "not asked for" not in log and "Traceback" not in log
