@@ -185,19 +185,20 @@ class Node:
         leaves lacking fetched over the link to ``site``. None when no link brings parts
         of blocks (then fetch the block whole). Raises as :meth:`ensure` does."""
         first, last = hashtree.span(size, start, end)
-        lacking = self.parts.lacking(oid, first, last)
+        lacking = self.parts.lacking(oid, tree, first, last)
         if lacking is not None and await self._fetch_part(oid, site, size, tree, *lacking, record, reader) is None:
             return None
-        return self.parts.get(oid, start, end)
+        return self.parts.get(oid, tree, start, end)
 
     async def proven(self, oid: ObjectId, start: int, end: int, record: ObjectId, site: str | None,
                      reader: Reader | None = None) -> Part | None:
         """The leaves holding bytes ``[start, end)`` of block ``oid``, not held here, with
         their proof, fetched from ``site`` and verified against the block's tree root in
         file ``record`` (fetched first if not held here): what a hub relays to a reader
-        elsewhere. None when no link to ``site`` brings parts of blocks (then fetch the
-        block whole); ObjectMissing if the record names no such block with a tree root
-        or the range runs beyond it."""
+        elsewhere. Those relayed before (with their proof, see :class:`~.parts.Parts`)
+        cross no link again. None when no link to ``site`` brings parts of blocks (then
+        fetch the block whole); ObjectMissing if the record names no such block with a
+        tree root or the range runs beyond it."""
         await self.ensure([record], site, reader=reader)
         index = await asyncio.to_thread(
             block_index, record, lambda: FileRecord.from_bytes(self.store.objects.get(record)))
@@ -206,7 +207,9 @@ class Node:
             raise ObjectMissing(f"file record {record.short} names no block {oid.short} of a tree root "
                                 f"holding bytes {start}-{end}")
         size, tree = found
-        return await self._fetch_part(oid, site, size, tree, *hashtree.span(size, start, end), None, reader)
+        first, last = hashtree.span(size, start, end)
+        return self.parts.proven(oid, tree, first, last) or await self._fetch_part(
+            oid, site, size, tree, first, last, None, reader)
 
     async def _fetch_part(self, oid: ObjectId, site: str | None, size: int, tree: str, first: int, last: int,
                           record: ObjectId | None, reader: Reader | None) -> Part | None:

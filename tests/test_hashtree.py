@@ -19,7 +19,7 @@ from eurec4a_nt.chunking import FileRecord
 from eurec4a_nt.errors import Corrupt
 from eurec4a_nt.fs import NTFileSystem
 from eurec4a_nt.ids import ObjectId
-from eurec4a_nt.parts import Parts
+from eurec4a_nt.parts import Part, Parts
 from eurec4a_nt.sitestore import SiteStore
 
 SITE = "RV-Meteor"
@@ -87,24 +87,43 @@ def test_lazy_netcdf_reads_through_a_server_move_only_verified_leaves(tmp_path: 
 
 
 def test_parts_held_answer_reads_of_them_and_stay_bounded() -> None:
-    block, other = ObjectId.of(b"a"), ObjectId.of(b"b")
-    data = os.urandom(10 * hashtree.LEAF + 100)
-    parts = Parts(limit=4 * hashtree.LEAF)
-    assert parts.lacking(block, 0, 2 * hashtree.LEAF) == (0, 2 * hashtree.LEAF)
-    parts.put(block, 2 * hashtree.LEAF, data[2 * hashtree.LEAF:4 * hashtree.LEAF])
-    assert parts.get(block, 2 * hashtree.LEAF + 5, 3 * hashtree.LEAF + 7) == data[2 * hashtree.LEAF + 5:
-                                                                                  3 * hashtree.LEAF + 7]
-    assert parts.get(block, hashtree.LEAF, 3 * hashtree.LEAF) is None
-    assert parts.lacking(block, hashtree.LEAF, 5 * hashtree.LEAF) == (hashtree.LEAF, 5 * hashtree.LEAF)
-    assert parts.lacking(block, 2 * hashtree.LEAF, 4 * hashtree.LEAF) is None
-    last = 10 * hashtree.LEAF
-    parts.put(block, last, data[last:])  # the short last leaf
-    assert parts.get(block, last + 10, len(data)) == data[last + 10:]
-    parts.put(other, 0, data[:3 * hashtree.LEAF])  # over the limit: the oldest leaves go
-    assert parts.get(block, 2 * hashtree.LEAF, 3 * hashtree.LEAF) is None
-    assert parts.get(other, 0, 3 * hashtree.LEAF) == data[:3 * hashtree.LEAF]
+    block, other, leaf = ObjectId.of(b"a"), ObjectId.of(b"b"), hashtree.LEAF
+    data = os.urandom(10 * leaf + 100)
+    root = hashtree.root(data)
+    parts = Parts(limit=4 * leaf)
+    assert parts.lacking(block, root, 0, 2 * leaf) == (0, 2 * leaf)
+    parts.put(block, root, 2 * leaf, data[2 * leaf:4 * leaf])
+    assert parts.get(block, root, 2 * leaf + 5, 3 * leaf + 7) == data[2 * leaf + 5:3 * leaf + 7]
+    assert parts.get(block, root, leaf, 3 * leaf) is None
+    assert parts.lacking(block, root, leaf, 5 * leaf) == (leaf, 5 * leaf)
+    assert parts.lacking(block, root, 2 * leaf, 4 * leaf) is None
+    last = 10 * leaf
+    parts.put(block, root, last, data[last:])  # the short last leaf
+    assert parts.get(block, root, last + 10, len(data)) == data[last + 10:]
+    parts.put(other, root, 0, data[:3 * leaf])  # over the limit: the oldest leaves go
+    assert parts.get(block, root, 2 * leaf, 3 * leaf) is None
+    assert parts.get(other, root, 0, 3 * leaf) == data[:3 * leaf]
     parts.drop(other)
-    assert parts.lacking(other, 0, hashtree.LEAF) == (0, hashtree.LEAF)
+    assert parts.lacking(other, root, 0, leaf) == (0, leaf)
+
+
+def test_parts_are_served_only_to_reads_naming_the_root_they_were_checked_against() -> None:
+    """Leaves kept under one tree root (say one a forged record gave, with leaves made to
+    fit it) are not served to a read of the same block by another root; a run kept with
+    its proof is passed on as it came, while its leaves are here."""
+    block, leaf = ObjectId.of(b"a"), hashtree.LEAF
+    data = os.urandom(4 * leaf)
+    root, forged = hashtree.root(data), "00" * 32
+    parts = Parts()
+    run = Part(block, len(data), leaf, hashtree.prove(data, leaf, 2 * leaf), data[leaf:2 * leaf])
+    parts.keep(Part(block, len(data), leaf, run.proof, os.urandom(leaf)), forged)
+    assert parts.get(block, root, leaf, 2 * leaf) is None and parts.proven(block, root, leaf, 2 * leaf) is None
+    assert parts.lacking(block, root, leaf, 2 * leaf) == (leaf, 2 * leaf)
+    parts.keep(run, root)
+    assert parts.proven(block, root, leaf, 2 * leaf) == run and parts.get(block, root, leaf, 2 * leaf) == run.data
+    assert parts.proven(block, root, 0, 2 * leaf) is None  # kept as another run
+    parts.drop(block)
+    assert parts.proven(block, root, leaf, 2 * leaf) is None
 
 
 def test_a_read_needing_most_of_a_block_fetches_it_whole() -> None:

@@ -309,3 +309,53 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
         assert not SiteStore(proc.store).objects.has(bco_file.block.id)  # only its leaves crossed, not the block
     finally:
         ship.stop()
+
+
+@pytest.mark.timeout(120)
+def test_leaves_fitted_to_a_forged_record_never_reach_a_reader_of_the_true_one(
+        hub: tuple[SiteProcess, bytes, str]) -> None:
+    """A forged file record names a real block with a made-up tree root; an HTTP reader
+    asks the hub for leaves of that block by the forged record, and BCO sends leaves made
+    to fit it: they check, and that reader gets them. Then a reader at the hub reads the
+    same bytes of BCO's true entry: it waits for the leaves that check against the true
+    root, and never gets the forged ones the hub holds."""
+    proc, _, _ = hub
+    bco_file = BcoFile.make()
+    block, start = bco_file.block, bco_file.start
+    run = hashtree.span(block.length, start, start + 1000)
+    fitted = os.urandom(block.length)  # the forger's "block": leaves that fit its own root
+    forged = FileRecord(block.length, (Block(block.id, 0, block.length, hashtree.root(fitted)),)).to_bytes()
+    last = ([None, *SiteStore(proc.store).log("BCO")])[-1]  # after the commits of other tests, if any
+    entry = Entry("true.nc", "file", bco_file.root, len(bco_file.data), "netcdf")
+    commit = make_commit(bco(proc).key, "BCO", last.seq + 1 if last else 1, last.id if last else None,
+                         [Change("put", entry.name, entry)])
+
+    def get(url: str, **params: str) -> requests.Response:
+        return requests.get(url, params=params, headers={"Range": f"bytes={start}-{start + 999}"}, timeout=TIMEOUT)
+
+    async def run_as_bco() -> tuple[requests.Response, requests.Response]:
+        dialler = Dialler(proc)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            await ws.send_str(json.dumps({"type": "commits", "raws": [commit.raw.decode()]}))
+            assert await next_message(ws, "heads") is not None
+            forger = asyncio.create_task(asyncio.to_thread(
+                get, f"{proc.url}/objects/{block.id}", proof="1", record=ObjectId.of(forged), site="BCO"))
+            assert await next_message(ws, "want") is not None
+            await ws.send_bytes(Piece(ObjectId.of(forged), RAW, None, 0, len(forged), forged).pack())
+            assert await next_message(ws, "ranges") is not None
+            await ws.send_bytes(answer(block.id, fitted, *run))
+            took_forged = await forger
+            reading = asyncio.create_task(asyncio.to_thread(get, f"{proc.url}/data/BCO/true.nc"))
+            assert await next_message(ws, "want") is not None
+            record = bco_file.record
+            await ws.send_bytes(Piece(bco_file.root, RAW, None, 0, len(record), record).pack())
+            await asyncio.sleep(1)  # long enough for the hub to serve what it holds of that run
+            await ws.send_bytes(answer(block.id, bco_file.content, *run))
+            got = await reading
+            await ws.close()
+            return took_forged, got
+
+    took_forged, got = asyncio.run(run_as_bco())
+    assert took_forged.status_code == 206  # the forger's own reader gets what fits its record
+    assert got.status_code == 206 and got.content == bco_file.data[start:start + 1000]

@@ -99,6 +99,26 @@ def test_an_nt_reader_at_the_hub_gets_the_leaves_it_reads(campaign: Setup, tmp_p
 
 
 @pytest.mark.timeout(120)
+def test_leaves_the_hub_relayed_cross_the_ship_link_once(campaign: Setup, tmp_path: Path) -> None:
+    """Two ``nt://`` readers at the hub, one after the other (each with a cache of its
+    own), read the same 100 values: the second moves nothing over the ship's link, for the
+    hub keeps the leaves it relayed with their proof."""
+    c, _, _, values = campaign
+
+    def read(cache: Path) -> np.ndarray:
+        fs = NTFileSystem(server=c.hub.url, cache=str(cache), skip_instance_cache=True)
+        with fs.open(f"nt://{SHIP}/{NAME}", block_size=64 << 10) as f, xr.open_dataset(f, engine="h5netcdf") as ds:
+            return ds["spectra"].isel(time=3210, bin=slice(100, 200)).values
+
+    np.testing.assert_array_equal(read(tmp_path / "first"), values[3210, 100:200])
+    time.sleep(0.3)
+    before = sent_up(c)
+    np.testing.assert_array_equal(read(tmp_path / "second"), values[3210, 100:200])
+    time.sleep(0.3)
+    assert sent_up(c) - before < 1000, sent_up(c) - before  # acknowledgements at most
+
+
+@pytest.mark.timeout(120)
 def test_a_read_across_two_blocks_is_relayed_in_leaves_of_both(campaign: Setup) -> None:
     """A read at BCO from the end of one block into the start of the next: the hub relays
     the leaves of both (at once), and the bytes are right."""

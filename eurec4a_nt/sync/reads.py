@@ -170,7 +170,7 @@ class Reads:
             self._settle(key, ObjectMissing(f"bytes {part.first}-{part.last} of block {part.oid.short} "
                                             f"arrived damaged: {exc}"))
             return
-        self.node.parts.put(part.oid, part.first, part.data)
+        self.node.parts.keep(part, asked.tree)
         self._settle(key, part)
 
     def _settle(self, key: tuple[ObjectId, int, int], outcome: Part | Exception) -> None:
