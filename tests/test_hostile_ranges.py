@@ -20,7 +20,7 @@ import pytest
 import requests
 import xarray as xr
 import zstandard
-from server_kit import TIMEOUT, start, state, wait_for
+from server_kit import TIMEOUT, listed, start, state, wait_for
 from test_hostile_link import Dialler, bco, log_since, weathers, zstd_bomb
 
 import eurec4a_nt as nt
@@ -294,9 +294,8 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
         async with dialler.session() as http:
             ws, _ = await dialler.open(http)
             await ws.send_str(json.dumps({"type": "commits", "raws": [commit.raw.decode()]}))
-            known = f"{ship.url}/api/sites/BCO/entries"
-            await asyncio.to_thread(wait_for, lambda: any(e["name"] == entry.name for e in requests.get(
-                known, timeout=TIMEOUT).json()["entries"]), 30, "BCO's entry at RV-Meteor")
+            await asyncio.to_thread(wait_for, lambda: any(e["name"] == entry.name for e in listed(ship.url, "BCO")),
+                                    30, "BCO's entry at RV-Meteor")
             return await _wrong_then_right(ws, f"{ship.url}/data/BCO/relayed.nc", bco_file, timeout=30)
 
     before = proc.log_path.read_text()
@@ -311,6 +310,58 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
         ship.stop()
 
 
+@dataclass(frozen=True)
+class Forgery:
+    """A file of BCO's, its entry committed as ``name``, and a forged file record naming its
+    first block with a made-up tree root, with leaves made to fit that root."""
+
+    bco_file: BcoFile
+    commit: Any
+    forged: bytes
+    fitted: bytes
+
+    @classmethod
+    def make(cls, proc: SiteProcess, name: str) -> Forgery:
+        bco_file = BcoFile.make()
+        block = bco_file.block
+        fitted = os.urandom(block.length)  # the forger's "block": leaves that fit its own root
+        forged = FileRecord(block.length, (Block(block.id, 0, block.length, hashtree.root(fitted)),)).to_bytes()
+        last = ([None, *SiteStore(proc.store).log("BCO")])[-1]  # after the commits of other tests, if any
+        entry = Entry(name, "file", bco_file.root, len(bco_file.data), "netcdf")
+        commit = make_commit(bco(proc).key, "BCO", last.seq + 1 if last else 1, last.id if last else None,
+                             [Change("put", entry.name, entry)])
+        return cls(bco_file, commit, forged, fitted)
+
+    @property
+    def run(self) -> tuple[int, int]:
+        """The leaves both readers read."""
+        return hashtree.span(self.bco_file.block.length, self.bco_file.start, self.bco_file.start + 1000)
+
+    def get(self, url: str, **params: str) -> requests.Response:
+        start = self.bco_file.start
+        return requests.get(url, params=params, headers={"Range": f"bytes={start}-{start + 999}"}, timeout=TIMEOUT)
+
+    async def begin(self, ws: aiohttp.ClientWebSocketResponse, proc: SiteProcess) -> asyncio.Task[requests.Response]:
+        """As BCO over ``ws``: commit the entry, then start an HTTP reader asking the hub for
+        the leaves by the forged record, from BCO; send the hub that record and return
+        once it asks for the leaves (the answer is left to the test)."""
+        await ws.send_str(json.dumps({"type": "commits", "raws": [self.commit.raw.decode()]}))
+        assert await next_message(ws, "heads") is not None
+        forger = asyncio.create_task(asyncio.to_thread(self.get, f"{proc.url}/objects/{self.bco_file.block.id}",
+                                                       proof="1", record=ObjectId.of(self.forged), site="BCO"))
+        assert await next_message(ws, "want") is not None
+        await self.send_record(ws, self.forged)
+        assert await next_message(ws, "ranges") is not None
+        return forger
+
+    async def send_record(self, ws: aiohttp.ClientWebSocketResponse, record: bytes) -> None:
+        await ws.send_bytes(Piece(ObjectId.of(record), RAW, None, 0, len(record), record).pack())
+
+    async def send_leaves(self, ws: aiohttp.ClientWebSocketResponse, true: bool) -> None:
+        content = self.bco_file.content if true else self.fitted
+        await ws.send_bytes(answer(self.bco_file.block.id, content, *self.run))
+
+
 @pytest.mark.timeout(120)
 def test_leaves_fitted_to_a_forged_record_never_reach_a_reader_of_the_true_one(
         hub: tuple[SiteProcess, bytes, str]) -> None:
@@ -320,42 +371,56 @@ def test_leaves_fitted_to_a_forged_record_never_reach_a_reader_of_the_true_one(
     same bytes of BCO's true entry: it waits for the leaves that check against the true
     root, and never gets the forged ones the hub holds."""
     proc, _, _ = hub
-    bco_file = BcoFile.make()
-    block, start = bco_file.block, bco_file.start
-    run = hashtree.span(block.length, start, start + 1000)
-    fitted = os.urandom(block.length)  # the forger's "block": leaves that fit its own root
-    forged = FileRecord(block.length, (Block(block.id, 0, block.length, hashtree.root(fitted)),)).to_bytes()
-    last = ([None, *SiteStore(proc.store).log("BCO")])[-1]  # after the commits of other tests, if any
-    entry = Entry("true.nc", "file", bco_file.root, len(bco_file.data), "netcdf")
-    commit = make_commit(bco(proc).key, "BCO", last.seq + 1 if last else 1, last.id if last else None,
-                         [Change("put", entry.name, entry)])
-
-    def get(url: str, **params: str) -> requests.Response:
-        return requests.get(url, params=params, headers={"Range": f"bytes={start}-{start + 999}"}, timeout=TIMEOUT)
+    forgery = Forgery.make(proc, "true.nc")
 
     async def run_as_bco() -> tuple[requests.Response, requests.Response]:
         dialler = Dialler(proc)
         async with dialler.session() as http:
             ws, _ = await dialler.open(http)
-            await ws.send_str(json.dumps({"type": "commits", "raws": [commit.raw.decode()]}))
-            assert await next_message(ws, "heads") is not None
-            forger = asyncio.create_task(asyncio.to_thread(
-                get, f"{proc.url}/objects/{block.id}", proof="1", record=ObjectId.of(forged), site="BCO"))
-            assert await next_message(ws, "want") is not None
-            await ws.send_bytes(Piece(ObjectId.of(forged), RAW, None, 0, len(forged), forged).pack())
-            assert await next_message(ws, "ranges") is not None
-            await ws.send_bytes(answer(block.id, fitted, *run))
+            forger = await forgery.begin(ws, proc)
+            await forgery.send_leaves(ws, true=False)
             took_forged = await forger
-            reading = asyncio.create_task(asyncio.to_thread(get, f"{proc.url}/data/BCO/true.nc"))
+            reading = asyncio.create_task(asyncio.to_thread(forgery.get, f"{proc.url}/data/BCO/true.nc"))
             assert await next_message(ws, "want") is not None
-            record = bco_file.record
-            await ws.send_bytes(Piece(bco_file.root, RAW, None, 0, len(record), record).pack())
+            await forgery.send_record(ws, forgery.bco_file.record)
             await asyncio.sleep(1)  # long enough for the hub to serve what it holds of that run
-            await ws.send_bytes(answer(block.id, bco_file.content, *run))
+            await forgery.send_leaves(ws, true=True)
             got = await reading
             await ws.close()
             return took_forged, got
 
     took_forged, got = asyncio.run(run_as_bco())
+    start = forgery.bco_file.start
     assert took_forged.status_code == 206  # the forger's own reader gets what fits its record
-    assert got.status_code == 206 and got.content == bco_file.data[start:start + 1000]
+    assert got.status_code == 206 and got.content == forgery.bco_file.data[start:start + 1000]
+
+
+@pytest.mark.timeout(120)
+def test_a_forger_asking_for_the_same_leaves_at_once_fails_no_true_read(hub: tuple[SiteProcess, bytes, str]) -> None:
+    """The forger's ask for leaves of a real block by its forged root is still unanswered
+    when a reader at the hub reads the same bytes of BCO's true entry: the two asks are
+    answered each on its own (true leaves do not fail the forger's, nor fitted ones the
+    true one), and each reader gets the bytes that check against its own root."""
+    proc, _, _ = hub
+    forgery = Forgery.make(proc, "both.nc")
+
+    async def run_as_bco() -> tuple[requests.Response, requests.Response]:
+        dialler = Dialler(proc)
+        async with dialler.session() as http:
+            ws, _ = await dialler.open(http)
+            forger = await forgery.begin(ws, proc)  # its ask left unanswered for now
+            reading = asyncio.create_task(asyncio.to_thread(forgery.get, f"{proc.url}/data/BCO/both.nc"))
+            want = await next_message(ws, "want")
+            assert want is not None and json.loads(want.data).get("leaves")
+            await forgery.send_record(ws, forgery.bco_file.record)
+            await forgery.send_leaves(ws, true=True)  # the leaves along
+            got = await reading
+            await forgery.send_leaves(ws, true=False)  # the forger's answer
+            took_forged = await forger
+            await ws.close()
+            return took_forged, got
+
+    took_forged, got = asyncio.run(run_as_bco())
+    start = forgery.bco_file.start
+    assert got.status_code == 206 and got.content == forgery.bco_file.data[start:start + 1000]
+    assert took_forged.status_code == 206

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 import xarray as xr
+from server_kit import listed
 
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata
@@ -240,8 +241,7 @@ def test_forged_commit_injected_at_hub_is_rejected_at_ships(campaign: Campaign, 
     publish(hub, sampledata.quicklook_png(tmp_path / "b.png", seed=6, target_bytes=10_000),
             "quicklooks/b.png", ["quicklook"])
     wait_until(lambda: held(merian, "OPS/quicklooks/b.png"), 40, "genuine commit after the forged one")
-    entries = requests.get(f"{merian.url}/api/sites/RV-Meteor/entries", timeout=10).json()["entries"]
-    assert "quicklooks/evil.png" not in {e["name"] for e in entries}
+    assert "quicklooks/evil.png" not in {e["name"] for e in listed(merian.url, "RV-Meteor")}
     assert "rejected" in (merian.store.parent / "RV-Merian.log").read_text()
 
 

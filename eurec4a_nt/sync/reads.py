@@ -40,13 +40,30 @@ RETRY_AFTER = 30
 log = logging.getLogger(__name__)
 
 
+#: A run of leaves asked for: ``(block, tree root, first, last)``.
+Run = tuple[ObjectId, str, int, int]
+
+
+def _checked(part: Part, trees: set[str]) -> tuple[set[str], Corrupt | None]:
+    """Of ``trees``, the tree roots ``part`` checks against, and why it failed the last
+    it did not (blocking: call it in a thread)."""
+    checked, error = set(), None
+    for tree in trees:
+        try:
+            hashtree.verify(part.data, part.size, part.first, part.proof, tree)
+            checked.add(tree)
+        except Corrupt as exc:
+            error = exc
+    return checked, error
+
+
 @dataclass
 class _Asked:
-    """Leaves of a block asked for: from whom, and what they must check against."""
+    """Leaves of a block asked for (by a tree root, see :data:`Run`): from whom, the
+    block's size, and who waits."""
 
     session: Session
     size: int
-    tree: str
     done: asyncio.Future[Part]
 
 
@@ -61,8 +78,9 @@ class Reads:
         self._spans: dict[ObjectId, Span] = {}
         #: Of those records, the ones whose peer sends the leaves read in parts along.
         self._along: set[ObjectId] = set()
-        #: Runs of leaves asked for, by ``(block, first, last)``.
-        self._parts: dict[tuple[ObjectId, int, int], _Asked] = {}
+        #: Runs of leaves asked for, by ``(block, tree root, first, last)``: asks for one
+        #: run by different roots (one a forged record gave) are answered each on its own.
+        self._parts: dict[Run, _Asked] = {}
 
     async def fetch(self, oids: list[ObjectId], site: str | None, hops: int,
                     spans: Mapping[ObjectId, Span] | None = None, priority: Priority | None = None,
@@ -123,13 +141,13 @@ class Reads:
         session = self.route(site)
         if session is None or not session.core.ranges or (session.peer != site and record is None):
             return None
-        key = (oid, first, last)
+        key = (oid, tree, first, last)
         asked = self._parts.get(key)
         if asked is None:
-            asked = self._parts[key] = _Asked(session, size, tree, asyncio.get_running_loop().create_future())
+            asked = self._parts[key] = _Asked(session, size, asyncio.get_running_loop().create_future())
             asked.done.add_done_callback(consume)
             relayed = session.peer != site
-            await session.perform(session.core.ask_ranges([key], site if relayed else None,
+            await session.perform(session.core.ask_ranges([(oid, first, last)], site if relayed else None,
                                                           record if relayed else None))
         while not asked.done.done():
             await asyncio.wait([asked.done], timeout=STALL_TIMEOUT)
@@ -148,32 +166,37 @@ class Reads:
         self._along.discard(oid)
         loop = asyncio.get_running_loop()
         for block, size, first, last, tree in leaf_runs(data, span):
-            if (block, first, last) not in self._parts:
-                asked = self._parts[block, first, last] = _Asked(session, size, tree, loop.create_future())
+            if (block, tree, first, last) not in self._parts:
+                asked = self._parts[block, tree, first, last] = _Asked(session, size, loop.create_future())
                 asked.done.add_done_callback(consume)
 
     async def part_arrived(self, session: Session, part: Part) -> None:
         """Leaves of a block arrived from ``session``: kept if asked for from it, exactly
-        that run of a block of that size, once they check against its tree root."""
-        key = (part.oid, part.first, part.last)
-        asked = self._parts.get(key)
-        if asked is None or asked.session is not session or asked.size != part.size:
+        that run of a block of that size, once they check against a tree root it was
+        asked by (each ask they check against is answered; if they check against none,
+        every one of them fails)."""
+        run = (part.oid, part.first, part.last)
+        keys = [key for key, asked in self._parts.items()
+                if (key[0], *key[2:]) == run and asked.session is session and asked.size == part.size]
+        if not keys:
             session.unsolicited += 1
             log.warning("%s: dropped bytes %d-%d of block %s: not asked for", session.name, part.first,
                         part.last, part.oid.short)
             return
-        try:
-            await asyncio.to_thread(hashtree.verify, part.data, part.size, part.first, part.proof, asked.tree)
-        except Corrupt as exc:
+        checked, error = await asyncio.to_thread(_checked, part, {key[1] for key in keys})
+        if not checked:
             log.warning("%s: dropped bytes %d-%d of block %s: %s", session.name, part.first, part.last,
-                        part.oid.short, exc)
-            self._settle(key, ObjectMissing(f"bytes {part.first}-{part.last} of block {part.oid.short} "
-                                            f"arrived damaged: {exc}"))
+                        part.oid.short, error)
+            for key in keys:
+                self._settle(key, ObjectMissing(f"bytes {part.first}-{part.last} of block {part.oid.short} "
+                                                f"arrived damaged: {error}"))
             return
-        self.node.parts.keep(part, asked.tree)
-        self._settle(key, part)
+        for key in keys:
+            if key[1] in checked:
+                self.node.parts.keep(part, key[1])
+                self._settle(key, part)
 
-    def _settle(self, key: tuple[ObjectId, int, int], outcome: Part | Exception) -> None:
+    def _settle(self, key: Run, outcome: Part | Exception) -> None:
         """The leaves asked for as ``key`` are here (``outcome`` the part) or will not
         come (the error)."""
         asked = self._parts.pop(key, None)
