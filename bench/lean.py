@@ -8,7 +8,9 @@
    link (goal: <= 2 round trips plus the transfer of what is read);
 4. a lazy read of 100 values from a ~40 MB netCDF entry at the ship, by a reader at the hub:
    bytes over the link against the bytes the reader read, through the entry's zarr view
-   and, as before, with h5netcdf over ``/data`` (goal <= 1.2x);
+   and, as before, with h5netcdf over ``/data`` (goal <= 1.2x); and a first read of 1,000
+   bytes of another such entry over ``/data``, in round trips (the record and the leaves
+   holding them come together: one);
 5. a 200 KB quicklook published during an 8 MB bulk push, both ways, without a
    configured rate, against the same quicklook alone (goal <= 1.3x).
 """
@@ -25,12 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import requests
+
 import eurec4a_nt as nt
 from eurec4a_nt.demokit import sampledata
 
 from .common import Result, table
 from .lan import _fresh_site, _hash_tool, _runs, publish_measured
-from .peers import Processes, wait_for
+from .peers import Link, Processes, wait_for
 from .wan import HUB, SAT, SETTLE, SHIP, Context, Settings, Sites, entries, holds, human, tiny_files, verdict
 
 GROUP = "lean"
@@ -198,7 +202,7 @@ def bench_first_reads(ctx: Context, days: int, nc_days: int) -> list[Result]:
     nt.publish(sampledata.timeseries(seed=11, hours=24 * days), name=zarr_name, topics=["raw"],
                server=ship.url, token=ship.token, progress=False)
     files = {}  # one file per reader, so that neither finds blocks the other brought
-    for how, seed in (("view", 12), ("h5netcdf", 13)):
+    for how, seed in (("view", 12), ("h5netcdf", 13), ("range", 14)):
         files[how] = sampledata.grow_netcdf(root / f"cloud-radar-{seed}.nc", seed=seed, days=nc_days)
         nt.publish(files[how], name=f"raw/{files[how].name}", topics=["raw"], server=ship.url, token=ship.token,
                    progress=False)
@@ -222,7 +226,8 @@ def bench_first_reads(ctx: Context, days: int, nc_days: int) -> list[Result]:
                                          f"({human(up + down)} over the link: the manifest, with consolidated "
                                          "metadata and coordinates inline)"))
 
-    for how, nc in files.items():
+    for how in ("view", "h5netcdf"):
+        nc = files[how]
         url = f"{hub.url}/{'zarr' if how == 'view' else 'data'}/{SHIP}/raw/{nc.name}"
         link.reset_counters()
         served = _served(hub)
@@ -239,6 +244,7 @@ def bench_first_reads(ctx: Context, days: int, nc_days: int) -> list[Result]:
                                             "at the hub; where a read needs at most half of a block, only "
                                             "the 16 KiB leaves holding it cross the link, verified at the hub "
                                             "against the block's tree root (whole blocks otherwise)"))
+    out.append(_first_range_read(hub.url, files["range"], link))
     link.stop()
     sites.stop()
     return out
@@ -252,6 +258,29 @@ def _quicklook_time(site: object, other: object, owner: str, path: Path) -> floa
                progress=False)
     wait_for(lambda: holds(other, owner, name), 120, "quicklook at the other side", 0.02)  # type: ignore[arg-type]
     return time.monotonic() - start
+
+
+def _first_range_read(hub_url: str, nc: Path, link: Link) -> Result:
+    """1,000 bytes from the middle of ``nc`` (a ship's entry the hub holds nothing of) read
+    at the hub over ``/data``, in round trips of the emulated link beyond the transfer."""
+    start = nc.stat().st_size // 2
+    link.reset_counters()
+    began = time.monotonic()
+    answer = requests.get(f"{hub_url}/data/{SHIP}/raw/{nc.name}", headers={"Range": f"bytes={start}-{start + 999}"},
+                          timeout=120)
+    wall = time.monotonic() - began
+    with nc.open("rb") as f:
+        f.seek(start)
+        if answer.status_code != 206 or answer.content != f.read(1000):
+            raise RuntimeError(f"the range read gave {answer.status_code} and other bytes")
+    time.sleep(SETTLE)
+    up, down = link.bytes()
+    rounds = (wall - up / (SAT.up or 1e12) - down / (SAT.down or 1e12)) / RTT
+    return Result(f"{GROUP}: first read of 1,000 bytes of a {nc.stat().st_size / MB:.0f} MB netCDF at the ship over "
+                  "/data", "eurec4a-nt", wall, up, down, goal=f"1 round trip + transfer: {verdict(rounds < 1.5)}",
+                  value=rounds, note=f"{human(up + down)} over the link: the file record, and the leaves holding "
+                                     "the bytes sent right after it, unasked (a want naming \"leaves\"); "
+                                     f"{rounds:.2f} round trips of {RTT:.1f} s beyond the transfer")
 
 
 def bench_quicklook_during_bulk(ctx: Context, bulk_size: int) -> list[Result]:
