@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,12 +310,18 @@ def test_leaves_relayed_by_the_hub_are_checked_there_first(hub: tuple[SiteProces
         ship.stop()
 
 
+#: What BCO does once the forger's reader waits (see :meth:`Forgery.play`).
+Script = Callable[[aiohttp.ClientWebSocketResponse, "asyncio.Task[requests.Response]"],
+                  Awaitable[tuple[requests.Response, requests.Response]]]
+
+
 @dataclass(frozen=True)
 class Forgery:
     """A file of BCO's, its entry committed as ``name``, and a forged file record naming its
     first block with a made-up tree root, with leaves made to fit that root."""
 
     bco_file: BcoFile
+    name: str
     commit: Any
     forged: bytes
     fitted: bytes
@@ -330,7 +336,7 @@ class Forgery:
         entry = Entry(name, "file", bco_file.root, len(bco_file.data), "netcdf")
         commit = make_commit(bco(proc).key, "BCO", last.seq + 1 if last else 1, last.id if last else None,
                              [Change("put", entry.name, entry)])
-        return cls(bco_file, commit, forged, fitted)
+        return cls(bco_file, name, commit, forged, fitted)
 
     @property
     def run(self) -> tuple[int, int]:
@@ -354,6 +360,24 @@ class Forgery:
         assert await next_message(ws, "ranges") is not None
         return forger
 
+    def play(self, proc: SiteProcess, script: Script) -> tuple[requests.Response, requests.Response]:
+        """Play BCO: dial the hub, :meth:`begin`, then ``script(ws, forger)``; the answers
+        to the forger's reader and to the true one, as the script gives them."""
+        async def main() -> tuple[requests.Response, requests.Response]:
+            dialler = Dialler(proc)
+            async with dialler.session() as http:
+                ws, _ = await dialler.open(http)
+                try:
+                    return await script(ws, await self.begin(ws, proc))
+                finally:
+                    await ws.close()
+
+        return asyncio.run(main())
+
+    def read_true(self, proc: SiteProcess) -> asyncio.Task[requests.Response]:
+        """A reader at the hub reading the same bytes of the true entry."""
+        return asyncio.create_task(asyncio.to_thread(self.get, f"{proc.url}/data/BCO/{self.name}"))
+
     async def send_record(self, ws: aiohttp.ClientWebSocketResponse, record: bytes) -> None:
         await ws.send_bytes(Piece(ObjectId.of(record), RAW, None, 0, len(record), record).pack())
 
@@ -373,23 +397,18 @@ def test_leaves_fitted_to_a_forged_record_never_reach_a_reader_of_the_true_one(
     proc, _, _ = hub
     forgery = Forgery.make(proc, "true.nc")
 
-    async def run_as_bco() -> tuple[requests.Response, requests.Response]:
-        dialler = Dialler(proc)
-        async with dialler.session() as http:
-            ws, _ = await dialler.open(http)
-            forger = await forgery.begin(ws, proc)
-            await forgery.send_leaves(ws, true=False)
-            took_forged = await forger
-            reading = asyncio.create_task(asyncio.to_thread(forgery.get, f"{proc.url}/data/BCO/true.nc"))
-            assert await next_message(ws, "want") is not None
-            await forgery.send_record(ws, forgery.bco_file.record)
-            await asyncio.sleep(1)  # long enough for the hub to serve what it holds of that run
-            await forgery.send_leaves(ws, true=True)
-            got = await reading
-            await ws.close()
-            return took_forged, got
+    async def script(ws: aiohttp.ClientWebSocketResponse,
+                     forger: asyncio.Task[requests.Response]) -> tuple[requests.Response, requests.Response]:
+        await forgery.send_leaves(ws, true=False)
+        took_forged = await forger
+        reading = forgery.read_true(proc)
+        assert await next_message(ws, "want") is not None
+        await forgery.send_record(ws, forgery.bco_file.record)
+        await asyncio.sleep(1)  # long enough for the hub to serve what it holds of that run
+        await forgery.send_leaves(ws, true=True)
+        return took_forged, await reading
 
-    took_forged, got = asyncio.run(run_as_bco())
+    took_forged, got = forgery.play(proc, script)
     start = forgery.bco_file.start
     assert took_forged.status_code == 206  # the forger's own reader gets what fits its record
     assert got.status_code == 206 and got.content == forgery.bco_file.data[start:start + 1000]
@@ -404,23 +423,18 @@ def test_a_forger_asking_for_the_same_leaves_at_once_fails_no_true_read(hub: tup
     proc, _, _ = hub
     forgery = Forgery.make(proc, "both.nc")
 
-    async def run_as_bco() -> tuple[requests.Response, requests.Response]:
-        dialler = Dialler(proc)
-        async with dialler.session() as http:
-            ws, _ = await dialler.open(http)
-            forger = await forgery.begin(ws, proc)  # its ask left unanswered for now
-            reading = asyncio.create_task(asyncio.to_thread(forgery.get, f"{proc.url}/data/BCO/both.nc"))
-            want = await next_message(ws, "want")
-            assert want is not None and json.loads(want.data).get("leaves")
-            await forgery.send_record(ws, forgery.bco_file.record)
-            await forgery.send_leaves(ws, true=True)  # the leaves along
-            got = await reading
-            await forgery.send_leaves(ws, true=False)  # the forger's answer
-            took_forged = await forger
-            await ws.close()
-            return took_forged, got
+    async def script(ws: aiohttp.ClientWebSocketResponse,
+                     forger: asyncio.Task[requests.Response]) -> tuple[requests.Response, requests.Response]:
+        reading = forgery.read_true(proc)  # the forger's ask left unanswered for now
+        want = await next_message(ws, "want")
+        assert want is not None and json.loads(want.data).get("leaves")
+        await forgery.send_record(ws, forgery.bco_file.record)
+        await forgery.send_leaves(ws, true=True)  # the leaves along
+        got = await reading
+        await forgery.send_leaves(ws, true=False)  # the forger's answer
+        return await forger, got
 
-    took_forged, got = asyncio.run(run_as_bco())
+    took_forged, got = forgery.play(proc, script)
     start = forgery.bco_file.start
     assert got.status_code == 206 and got.content == forgery.bco_file.data[start:start + 1000]
     assert took_forged.status_code == 206

@@ -155,9 +155,7 @@ class Dialler:
                 self.dialed[config.name] = peer
                 self.last_error.pop(config.name, None)
                 core = Peer(peer, config, theirs, self.partials, bulk=self.meter.bulk_allowed(config),
-                            checkpoints=handshake.takes_checkpoints(reply), batches=handshake.takes_batches(reply),
-                            refusals=handshake.takes_refusals(reply), ranges=handshake.takes_ranges(reply),
-                            leaves=handshake.takes_leaves(reply))
+                            **handshake.peer_takes(reply))
                 await self.run(core, ws)
         finally:
             self._replies.pop(nonce, None)

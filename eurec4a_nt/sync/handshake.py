@@ -97,10 +97,8 @@ TICKET, CLOCK, HELLO = "X-NT-Ticket", "X-NT-Clock", "X-NT-Hello"
 #: What a ``hello`` proves: kinds of the signed text (see :func:`hello`).
 DIAL, REPLY, DIAL_ON_TICKET, REPLY_ON_TICKET = "dial", "reply", "dial on ticket", "reply on ticket"
 DIAL_ON_CLOCK, REPLY_ON_CLOCK = "dial on clock", "reply on clock"
-#: What this version takes: checkpoints offered (see :func:`takes_checkpoints`), resume
-#: tickets (see :func:`takes_tickets`), batches of pieces (see :func:`takes_batches`),
-#: refusals (see :func:`takes_refusals`), ranges (see :func:`takes_ranges`), leaves along
-#: (see :func:`takes_leaves`) and dials on clock (see :func:`takes_clock`).
+#: What this version takes: resume tickets (see :func:`takes_tickets`), dials on clock
+#: (see :func:`takes_clock`), and what a session serves by (see :func:`peer_takes`).
 _CHECKPOINTS, _TICKETS, _BATCHES, _REFUSALS, _RANGES, _LEAVES, _CLOCK = (
     "checkpoints", "tickets", "batches", "refusals", "ranges", "leaves", "clock")
 _TAKES = f"{_CHECKPOINTS} {_TICKETS} {_BATCHES} {_REFUSALS} {_RANGES} {_LEAVES} {_CLOCK}"
@@ -207,36 +205,20 @@ def takes_checkpoints(headers: Mapping[str, str]) -> bool:
     return _takes(headers, _CHECKPOINTS)
 
 
-def takes_batches(headers: Mapping[str, str]) -> bool:
-    """Whether the other side reads small objects sent together in one message (an
-    older version says nothing and is sent each object as a piece of its own)."""
-    return _takes(headers, _BATCHES)
-
-
 def takes_tickets(headers: Mapping[str, str]) -> bool:
     """Whether a dial says its side reads a resume ticket in the listener's ``hello``
     (an older version says nothing and is given none: its options are strict)."""
     return _takes(headers, _TICKETS)
 
 
-def takes_refusals(headers: Mapping[str, str]) -> bool:
-    """Whether the other side's dial or upgrade says it reads ``refused`` messages (an
-    older version says nothing and is sent none: it refuses unknown messages)."""
-    return _takes(headers, _REFUSALS)
-
-
-def takes_ranges(headers: Mapping[str, str]) -> bool:
-    """Whether the other side's dial or upgrade says it answers ``ranges`` messages and
-    reads parts of blocks (an older version says nothing: it is asked for whole blocks,
-    and sent them whole)."""
-    return _takes(headers, _RANGES)
-
-
-def takes_leaves(headers: Mapping[str, str]) -> bool:
-    """Whether the other side's dial or upgrade says it sends, when a want asks, the
-    leaves a read span needs right after the record (and takes them so); an older
-    version says nothing: it is asked for them once the record is here."""
-    return _takes(headers, _LEAVES)
+def peer_takes(headers: Mapping[str, str]) -> dict[str, bool]:
+    """What the other side's dial or upgrade says it takes of what this side serves it
+    by, as the flags of :class:`~.core.Peer`: ``checkpoints``, ``batches`` (small objects
+    together in one message), ``refusals`` (``refused`` messages), ``ranges`` (it answers
+    ``ranges`` messages and reads parts of blocks) and ``leaves`` (it sends the leaves a
+    read span needs right after the record, and takes them so). An older version says
+    nothing of some: it is sent each object alone, no refusals, whole blocks, as before."""
+    return {what: _takes(headers, what) for what in (_CHECKPOINTS, _BATCHES, _REFUSALS, _RANGES, _LEAVES)}
 
 
 def takes_clock(headers: Mapping[str, str]) -> bool:

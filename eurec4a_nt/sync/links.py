@@ -165,12 +165,7 @@ class Links:
                 mine["ticket"] = self.tickets.issue(site, time.time())
             kind = handshake.KINDS[on][1] if proof else handshake.REPLY
             await ws.send_str(handshake.hello(kind, store.key, own, site, nonce, proof or challenge, mine))
-            await self._run(Peer(site, None, options, self.partials,
-                                 checkpoints=handshake.takes_checkpoints(request.headers),
-                                 batches=handshake.takes_batches(request.headers),
-                                 refusals=handshake.takes_refusals(request.headers),
-                                 ranges=handshake.takes_ranges(request.headers),
-                                 leaves=handshake.takes_leaves(request.headers)), ws)
+            await self._run(Peer(site, None, options, self.partials, **handshake.peer_takes(request.headers)), ws)
         finally:
             self._accepted.discard(ws)
         return ws
